@@ -1,0 +1,142 @@
+//! Diagnostics: errors that point at a place in a script (`file:line:col`
+//! with the source line and a caret) or, for command-line and system
+//! problems, carry only a message.
+
+use std::fmt;
+
+/// A byte range in a script's source text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+impl Span {
+    /// A span covering `start..end`.
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+
+    /// The smallest span covering both.
+    pub fn join(self, other: Span) -> Span {
+        Span::new(self.start.min(other.start), self.end.max(other.end))
+    }
+}
+
+/// A script source with its display name, used to render diagnostics.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// File name, or `-e` for a one-liner.
+    pub name: String,
+    /// The full text.
+    pub text: String,
+}
+
+impl Source {
+    /// A new source.
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Source { name: name.into(), text: text.into() }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let col = self.text[line_start..offset].chars().count() + 1;
+        (line, col)
+    }
+
+    /// The text of the line containing `offset` (without the newline).
+    pub fn line_text(&self, offset: usize) -> &str {
+        let offset = offset.min(self.text.len());
+        let start = self.text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let end = self.text[offset..].find('\n').map(|i| offset + i).unwrap_or(self.text.len());
+        &self.text[start..end]
+    }
+}
+
+/// An error or warning about a script or about the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    /// One-line description.
+    pub message: String,
+    /// Where in the script, if the problem is in the script.
+    pub span: Option<Span>,
+    /// Extra lines printed after the caret (e.g. the verifier's last lines).
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    /// An error at a place in the script.
+    pub fn at(span: Span, message: impl Into<String>) -> Self {
+        Diagnostic { message: message.into(), span: Some(span), notes: Vec::new() }
+    }
+
+    /// An error not tied to a place in the script.
+    pub fn plain(message: impl Into<String>) -> Self {
+        Diagnostic { message: message.into(), span: None, notes: Vec::new() }
+    }
+
+    /// Adds a note line.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// Renders as `file:line:col: error: msg`, the source line and a caret.
+    pub fn render(&self, source: Option<&Source>) -> String {
+        let mut out = String::new();
+        match (self.span, source) {
+            (Some(span), Some(src)) => {
+                let (line, col) = src.line_col(span.start);
+                out.push_str(&format!("{}:{}:{}: error: {}\n", src.name, line, col, self.message));
+                let text = src.line_text(span.start);
+                out.push_str(&format!("{}\n", text));
+                let line_chars = text.chars().count();
+                let width = src.text[span.start..span.end.min(src.text.len())]
+                    .chars()
+                    .take_while(|c| *c != '\n')
+                    .count()
+                    .clamp(1, line_chars.saturating_sub(col - 1).max(1));
+                out.push_str(&format!("{}{}\n", " ".repeat(col - 1), "^".repeat(width)));
+            }
+            _ => out.push_str(&format!("error: {}\n", self.message)),
+        }
+        for note in &self.notes {
+            out.push_str(note);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+/// Result alias used across the compiler.
+pub type Result<T> = std::result::Result<T, Diagnostic>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_caret_under_span() {
+        let src = Source::new("t.ns", "BEGIN {\n  foo(1);\n}\n");
+        let start = src.text.find("foo").unwrap();
+        let d = Diagnostic::at(Span::new(start, start + 3), "unknown function 'foo'");
+        assert_eq!(
+            d.render(Some(&src)),
+            "t.ns:2:3: error: unknown function 'foo'\n  foo(1);\n  ^^^\n"
+        );
+    }
+}

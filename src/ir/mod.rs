@@ -1,0 +1,334 @@
+//! The intermediate representation: one linear function per BPF program,
+//! over an unlimited supply of 64-bit virtual registers, with labels and
+//! explicit stack slots. Lowering (`ir::lower`) builds it from the checked
+//! AST; the code generator (`codegen`) allocates registers and emits BPF.
+
+use std::fmt;
+
+/// A virtual register holding a 64-bit value (a scalar or a pointer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VReg(pub u32);
+
+/// A jump target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label(pub u32);
+
+/// A stack slot of the function (index into [`Function::slots`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slot(pub u32);
+
+/// A BPF map of the program, by index into the script's map table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MapId(pub u32);
+
+/// A value used by an instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operand {
+    /// A virtual register.
+    Reg(VReg),
+    /// A constant; values outside i32 are materialised with `ld_imm64`.
+    Imm(i64),
+}
+
+/// 64-bit arithmetic operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AluOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// unsigned `/` (BPF yields 0 on division by zero)
+    Div,
+    /// unsigned `%`
+    Mod,
+    /// `&`
+    And,
+    /// `|`
+    Or,
+    /// `^`
+    Xor,
+    /// `<<`
+    Lsh,
+    /// logical `>>`
+    Rsh,
+    /// arithmetic `>>`
+    Arsh,
+}
+
+/// Comparisons for conditional branches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cond {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// unsigned `>`
+    Gt,
+    /// unsigned `>=`
+    Ge,
+    /// unsigned `<`
+    Lt,
+    /// unsigned `<=`
+    Le,
+    /// signed `>`
+    SGt,
+    /// signed `>=`
+    SGe,
+    /// signed `<`
+    SLt,
+    /// signed `<=`
+    SLe,
+    /// `lhs & rhs != 0`
+    Set,
+}
+
+/// Width of a memory access in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    /// 1 byte
+    B1,
+    /// 2 bytes
+    B2,
+    /// 4 bytes
+    B4,
+    /// 8 bytes
+    B8,
+}
+
+impl Width {
+    /// Number of bytes.
+    pub fn bytes(self) -> u32 {
+        match self {
+            Width::B1 => 1,
+            Width::B2 => 2,
+            Width::B4 => 4,
+            Width::B8 => 8,
+        }
+    }
+
+    /// The width for 1, 2, 4 or 8 bytes.
+    pub fn from_bytes(n: u64) -> Option<Width> {
+        match n {
+            1 => Some(Width::B1),
+            2 => Some(Width::B2),
+            4 => Some(Width::B4),
+            8 => Some(Width::B8),
+            _ => None,
+        }
+    }
+}
+
+/// Where a load or store goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addr {
+    /// `reg + off` (a pointer the verifier knows: context, map value, stack, packet).
+    Reg(VReg, i16),
+    /// `slot + off` on the stack.
+    Stack(Slot, i32),
+}
+
+/// One IR instruction. Loads zero-extend; sign extension is explicit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inst {
+    /// `dst = src`
+    Mov {
+        /// Destination.
+        dst: VReg,
+        /// Source.
+        src: Operand,
+    },
+    /// `dst = lhs op rhs` (64-bit).
+    Alu {
+        /// Operation.
+        op: AluOp,
+        /// Destination.
+        dst: VReg,
+        /// Left operand.
+        lhs: Operand,
+        /// Right operand.
+        rhs: Operand,
+    },
+    /// `dst = -src`
+    Neg {
+        /// Destination.
+        dst: VReg,
+        /// Source.
+        src: VReg,
+    },
+    /// `dst = *(width *)addr`, zero-extended.
+    Load {
+        /// Destination.
+        dst: VReg,
+        /// Source address.
+        addr: Addr,
+        /// Access width.
+        width: Width,
+    },
+    /// `*(width *)addr = src`
+    Store {
+        /// Destination address.
+        addr: Addr,
+        /// Access width.
+        width: Width,
+        /// Stored value.
+        src: Operand,
+    },
+    /// `dst = address of slot + off` (a stack pointer).
+    StackAddr {
+        /// Destination.
+        dst: VReg,
+        /// The slot.
+        slot: Slot,
+        /// Byte offset inside the slot.
+        off: i32,
+    },
+    /// `dst = the map's pointer` (an `ld_imm64` relocated against the map).
+    MapPtr {
+        /// Destination.
+        dst: VReg,
+        /// The map.
+        map: MapId,
+    },
+    /// Call a kernel helper; arguments go to r1..r5, the result comes from r0.
+    Call {
+        /// Helper number (see `codegen::insn::helper`).
+        helper: u32,
+        /// Up to five arguments.
+        args: Vec<Operand>,
+        /// Where to put the result, if used.
+        dst: Option<VReg>,
+    },
+    /// Unconditional jump.
+    Jump(Label),
+    /// `if lhs cond rhs goto target` (falls through otherwise).
+    Branch {
+        /// Comparison.
+        cond: Cond,
+        /// Left operand (a register, as BPF requires).
+        lhs: VReg,
+        /// Right operand.
+        rhs: Operand,
+        /// Target when the comparison holds.
+        target: Label,
+    },
+    /// Marks a jump target.
+    Label(Label),
+    /// Return from the program with a value.
+    Exit(Operand),
+}
+
+/// Size and alignment of a stack slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// Size in bytes.
+    pub size: u32,
+    /// Alignment in bytes (1, 2, 4 or 8).
+    pub align: u32,
+}
+
+/// One BPF program in IR form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    /// Program (symbol) name.
+    pub name: String,
+    /// The instructions; execution starts at the first one.
+    pub insts: Vec<Inst>,
+    /// Stack slots used by `Addr::Stack` and `StackAddr`.
+    pub slots: Vec<SlotInfo>,
+    /// The register that holds the program context (r1 at entry).
+    pub ctx: VReg,
+    /// Number of virtual registers used (all are `< vreg_count`).
+    pub vreg_count: u32,
+    /// Number of labels used.
+    pub label_count: u32,
+}
+
+impl Function {
+    /// An empty function whose context register is `VReg(0)`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Function { name: name.into(), insts: Vec::new(), slots: Vec::new(), ctx: VReg(0), vreg_count: 1, label_count: 0 }
+    }
+
+    /// A fresh virtual register.
+    pub fn vreg(&mut self) -> VReg {
+        self.vreg_count += 1;
+        VReg(self.vreg_count - 1)
+    }
+
+    /// A fresh label.
+    pub fn label(&mut self) -> Label {
+        self.label_count += 1;
+        Label(self.label_count - 1)
+    }
+
+    /// A fresh stack slot.
+    pub fn slot(&mut self, size: u32, align: u32) -> Slot {
+        self.slots.push(SlotInfo { size, align });
+        Slot(self.slots.len() as u32 - 1)
+    }
+
+    /// Appends an instruction.
+    pub fn push(&mut self, inst: Inst) {
+        self.insts.push(inst);
+    }
+}
+
+impl fmt::Display for Operand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Operand::Reg(r) => write!(f, "%{}", r.0),
+            Operand::Imm(i) => write!(f, "{}", i),
+        }
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Reg(r, off) => write!(f, "[%{}{:+}]", r.0, off),
+            Addr::Stack(s, off) => write!(f, "[slot{}{:+}]", s.0, off),
+        }
+    }
+}
+
+impl fmt::Display for Inst {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Inst::Mov { dst, src } => write!(f, "  %{} = {}", dst.0, src),
+            Inst::Alu { op, dst, lhs, rhs } => write!(f, "  %{} = {:?} {}, {}", dst.0, op, lhs, rhs),
+            Inst::Neg { dst, src } => write!(f, "  %{} = neg %{}", dst.0, src.0),
+            Inst::Load { dst, addr, width } => write!(f, "  %{} = load{} {}", dst.0, width.bytes() * 8, addr),
+            Inst::Store { addr, width, src } => write!(f, "  store{} {}, {}", width.bytes() * 8, addr, src),
+            Inst::StackAddr { dst, slot, off } => write!(f, "  %{} = &slot{}{:+}", dst.0, slot.0, off),
+            Inst::MapPtr { dst, map } => write!(f, "  %{} = map#{}", dst.0, map.0),
+            Inst::Call { helper, args, dst } => {
+                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                match dst {
+                    Some(d) => write!(f, "  %{} = call {}({})", d.0, helper, args.join(", ")),
+                    None => write!(f, "  call {}({})", helper, args.join(", ")),
+                }
+            }
+            Inst::Jump(l) => write!(f, "  goto L{}", l.0),
+            Inst::Branch { cond, lhs, rhs, target } => {
+                write!(f, "  if %{} {:?} {} goto L{}", lhs.0, cond, rhs, target.0)
+            }
+            Inst::Label(l) => write!(f, "L{}:", l.0),
+            Inst::Exit(v) => write!(f, "  exit {}", v),
+        }
+    }
+}
+
+impl fmt::Display for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "fn {}(ctx=%{}):", self.name, self.ctx.0)?;
+        for (i, s) in self.slots.iter().enumerate() {
+            writeln!(f, "  slot{}: {} bytes, align {}", i, s.size, s.align)?;
+        }
+        for inst in &self.insts {
+            writeln!(f, "{}", inst)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! netscript: a bpftrace-like language for network latency troubleshooting,
+//! compiled straight to BPF bytecode.
+//!
+//! The pipeline, one module per stage:
+//! `syntax` (pest grammar -> AST) -> `sema` (types from kernel BTF and
+//! tracefs) -> `ir` (virtual-register IR) -> `codegen` (register allocation,
+//! BPF instructions) -> `object` (BPF ELF with BTF) -> `runtime` (libbpf-rs
+//! load/attach, ring buffer, maps) -> `output` (bpftrace text, JSON).
+//! Probe types live in `providers`, built-in functions in `builtins`.
+
+pub mod codegen;
+pub mod diag;
+pub mod ir;
+pub mod object;
+pub mod output;
+pub mod syntax;

@@ -1,0 +1,297 @@
+//! The abstract syntax tree produced by the parser. Every node carries the
+//! byte span of the source text it came from so later stages can point at it.
+
+use crate::diag::Span;
+
+/// A whole script: probe blocks (and, later, declarations) in source order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Program {
+    /// Top-level items in source order.
+    pub items: Vec<Item>,
+}
+
+/// One top-level item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// `probe, probe /pred/ { body }`
+    Probe(ProbeBlock),
+}
+
+/// A block of statements attached to one or more probe points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeBlock {
+    /// The probe points sharing this body (`a, b { }`).
+    pub specs: Vec<ProbeSpec>,
+    /// Optional `/predicate/`.
+    pub predicate: Option<Expr>,
+    /// The action block.
+    pub body: Block,
+    /// Span of the whole probe block.
+    pub span: Span,
+}
+
+/// One probe point as written, e.g. `kprobe:tcp_sendmsg`, `t:net:*`,
+/// `interval:s:1`, `BEGIN`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeSpec {
+    /// Provider name as written (`kprobe`, `k`, `tracepoint`, `BEGIN`, ...).
+    pub provider: String,
+    /// The colon-separated parts after the provider (may contain `*`).
+    pub target: Vec<String>,
+    /// Span of the probe spec text.
+    pub span: Span,
+}
+
+/// `{ stmt; stmt; }`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// Statements in order.
+    pub stmts: Vec<Stmt>,
+    /// Span including the braces.
+    pub span: Span,
+}
+
+/// A statement with its span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    /// What the statement is.
+    pub kind: StmtKind,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// Statement kinds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StmtKind {
+    /// An expression evaluated for its effect (`printf(...)`, `exit()`).
+    Expr(Expr),
+    /// `$x = e`, `@m[k] = e`, `$x += e`, `@m[k] += e` (op is `None` for `=`).
+    Assign {
+        /// The assigned variable or map element.
+        target: LValue,
+        /// `Some(op)` for compound assignments such as `+=`.
+        op: Option<BinOp>,
+        /// The right-hand side.
+        value: Expr,
+    },
+    /// `$x++`, `@m[k]--` and the prefix forms used as statements.
+    IncDec {
+        /// The incremented variable or map element.
+        target: LValue,
+        /// True for `++`, false for `--`.
+        increment: bool,
+    },
+    /// `if (c) { } else if (d) { } else { }`; `else if` nests as an else block.
+    If {
+        /// Condition.
+        cond: Expr,
+        /// Taken when the condition is non-zero.
+        then_block: Block,
+        /// Taken otherwise.
+        else_block: Option<Block>,
+    },
+    /// `while (c) { }` (bounded by the verifier).
+    While {
+        /// Loop condition.
+        cond: Expr,
+        /// Loop body.
+        body: Block,
+    },
+    /// `unroll(N) { }`: the body repeated N times at compile time.
+    Unroll {
+        /// Repetition count (1..=100).
+        count: u64,
+        /// The repeated block.
+        body: Block,
+    },
+    /// `return;`: leave the probe.
+    Return,
+}
+
+/// Something that can be assigned to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LValue {
+    /// `$name`
+    Var(String, Span),
+    /// `@name[keys]`
+    Map(MapRef),
+}
+
+/// `@name` or `@name[k1, k2]` (the anonymous map `@` has an empty name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapRef {
+    /// Map name without the `@`.
+    pub name: String,
+    /// Key expressions; empty when the map has no key.
+    pub keys: Vec<Expr>,
+    /// Span of the map reference.
+    pub span: Span,
+}
+
+/// An expression with its span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    /// What the expression is.
+    pub kind: ExprKind,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// Expression kinds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    /// Integer literal (decimal, hex, octal, with optional `_` separators).
+    Int(u64),
+    /// String literal with escapes already decoded.
+    Str(String),
+    /// `$name`
+    Var(String),
+    /// `@name[keys]` read.
+    Map(MapRef),
+    /// A builtin identifier: `pid`, `comm`, `arg0`, `args`, `retval`, ...
+    Builtin(String),
+    /// A bare identifier that is not a builtin (enum constant, etc.).
+    Ident(String),
+    /// `op e`
+    Unary {
+        /// Operator.
+        op: UnOp,
+        /// Operand.
+        expr: Box<Expr>,
+    },
+    /// `l op r`
+    Binary {
+        /// Operator.
+        op: BinOp,
+        /// Left operand.
+        lhs: Box<Expr>,
+        /// Right operand.
+        rhs: Box<Expr>,
+    },
+    /// `c ? a : b`
+    Ternary {
+        /// Condition.
+        cond: Box<Expr>,
+        /// Value when true.
+        then_expr: Box<Expr>,
+        /// Value when false.
+        else_expr: Box<Expr>,
+    },
+    /// `name(args)`
+    Call {
+        /// Function name.
+        name: String,
+        /// Arguments.
+        args: Vec<Expr>,
+    },
+    /// `e.field` or `e->field`.
+    Field {
+        /// The struct (or pointer) expression.
+        expr: Box<Expr>,
+        /// Field name.
+        field: String,
+        /// True when written with `->`.
+        arrow: bool,
+    },
+    /// `e[i]` on an array or pointer.
+    Index {
+        /// The array or pointer.
+        expr: Box<Expr>,
+        /// The index.
+        index: Box<Expr>,
+    },
+    /// `(type)e`
+    Cast {
+        /// Target type.
+        ty: TypeName,
+        /// The converted expression.
+        expr: Box<Expr>,
+    },
+    /// `sizeof(type)` or `sizeof(expr)`.
+    Sizeof(SizeofArg),
+    /// `offsetof(struct name, field)`.
+    Offsetof {
+        /// The struct type.
+        ty: TypeName,
+        /// The field (may be a dotted path `a.b`).
+        field: Vec<String>,
+    },
+    /// `(a, b, ...)` tuple.
+    Tuple(Vec<Expr>),
+}
+
+/// The argument of `sizeof`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SizeofArg {
+    /// `sizeof(struct sk_buff)`
+    Type(TypeName),
+    /// `sizeof(expr)`
+    Expr(Box<Expr>),
+}
+
+/// A type as written in a cast or sizeof: `struct sk_buff *`, `u32`, `int8`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeName {
+    /// Base name including the `struct `/`union `/`enum ` keyword if written.
+    pub base: String,
+    /// Number of `*`.
+    pub pointer_depth: u32,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// Unary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnOp {
+    /// `-e`
+    Neg,
+    /// `!e`
+    Not,
+    /// `~e`
+    BitNot,
+    /// `*e`
+    Deref,
+    /// `&e` (address of a field)
+    AddrOf,
+}
+
+/// Binary operators, C precedence is handled by the parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Mod,
+    /// `&`
+    BitAnd,
+    /// `|`
+    BitOr,
+    /// `^`
+    BitXor,
+    /// `<<`
+    Shl,
+    /// `>>`
+    Shr,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `&&`
+    And,
+    /// `||`
+    Or,
+}
