@@ -14,3 +14,4 @@ pub mod ir;
 pub mod object;
 pub mod output;
 pub mod syntax;
+pub mod testing;
