@@ -1,6 +1,141 @@
-//! The `netscript` command.
+//! The `netscript` command line.
 
-fn main() {
-    eprintln!("netscript: not yet wired");
-    std::process::exit(1);
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use netscript::diag::{Diagnostic, Source};
+use netscript::output::{Format, Printer};
+use netscript::runtime::session::{self, RunOptions};
+use netscript::{codegen, listing, pipeline, runtime, sema};
+
+/// A bpftrace-like language for finding where network latency goes,
+/// compiled straight to BPF.
+#[derive(Parser, Debug)]
+#[command(name = "netscript", version, about)]
+struct Cli {
+    /// Script file to run (or, with -l, the probe pattern to list).
+    file: Option<PathBuf>,
+    /// Run this program text instead of a file.
+    #[arg(short = 'e', value_name = "PROGRAM")]
+    program: Option<String>,
+    /// List probes matching the pattern (`tracepoint:net:*`, `kprobe:tcp_*`).
+    #[arg(short = 'l')]
+    list: bool,
+    /// With -l: show each probe's arguments.
+    #[arg(short = 'v')]
+    verbose: bool,
+    /// Output format.
+    #[arg(short = 'f', value_enum, default_value = "text")]
+    format: OutFormat,
+    /// Write output to this file instead of stdout.
+    #[arg(short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Run this command and stop tracing when it exits.
+    #[arg(short = 'c', value_name = "CMD")]
+    command: Option<String>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Compile and load every program through the kernel verifier, attach nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write the BPF ELF object to this file.
+    #[arg(long, value_name = "FILE")]
+    emit_elf: Option<PathBuf>,
+    /// Print a pipeline stage and exit.
+    #[arg(short = 'd', value_enum, value_name = "STAGE")]
+    debug: Option<Stage>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OutFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Stage {
+    Ast,
+    Ir,
+    Bpf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err((diag, source)) => {
+            eprint!("{}", diag.render(source.as_ref()));
+            ExitCode::from(1)
+        }
+    }
+}
+
+type Failure = (Diagnostic, Option<Source>);
+
+fn run(cli: Cli) -> Result<u8, Failure> {
+    let plain = |d: Diagnostic| (d, None);
+    if cli.list {
+        let pattern = cli.file.as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let lines = listing::list(&pattern, cli.verbose).map_err(plain)?;
+        let mut out = std::io::stdout().lock();
+        for l in lines {
+            let _ = writeln!(out, "{}", l);
+        }
+        return Ok(0);
+    }
+    let source = match (&cli.program, &cli.file) {
+        (Some(text), None) => Source::new("-e", text.clone()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| plain(Diagnostic::plain(format!("cannot read {}: {}", path.display(), e))))?;
+            Source::new(path.display().to_string(), text)
+        }
+        (Some(_), Some(_)) => return Err(plain(Diagnostic::plain("give either -e PROGRAM or a script file, not both"))),
+        (None, None) => return Err(plain(Diagnostic::plain("no program given: use -e 'PROGRAM' or a script file (see --help)"))),
+    };
+    let fail = |d: Diagnostic| (d, Some(source.clone()));
+    let start = runtime::monotonic_ns();
+    let mut options = sema::Options::default();
+    let mut compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
+    if compiled.script.programs.iter().any(|p| p.probe.kprobe_fallback().is_some()) && !runtime::fentry_supported() {
+        eprintln!("netscript: this kernel cannot load fentry/fexit programs; using kprobe/kretprobe instead");
+        options.fentry_as_kprobe = true;
+        compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
+    }
+    if let Some(path) = &cli.emit_elf {
+        std::fs::write(path, &compiled.object)
+            .map_err(|e| plain(Diagnostic::plain(format!("cannot write {}: {}", path.display(), e))))?;
+    }
+    if let Some(stage) = cli.debug {
+        let text = match stage {
+            Stage::Ast => format!("{:#?}\n", compiled.ast),
+            Stage::Ir => compiled.ir.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"),
+            Stage::Bpf => compiled.code.iter().map(|c| format!("{}:\n{}", c.name, codegen::disassemble(c))).collect::<Vec<_>>().join("\n"),
+        };
+        print!("{}", text);
+        return Ok(0);
+    }
+    if cli.dry_run {
+        session::load_checked(&compiled).map_err(fail)?;
+        eprintln!("netscript: {} program(s) passed the kernel verifier", compiled.script.programs.len());
+        return Ok(0);
+    }
+    let writer: Box<dyn Write> = match &cli.output {
+        Some(path) => Box::new(
+            std::fs::File::create(path).map_err(|e| plain(Diagnostic::plain(format!("cannot create {}: {}", path.display(), e))))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let format = match cli.format {
+        OutFormat::Text => Format::Text,
+        OutFormat::Json => Format::Json,
+    };
+    let mut printer = Printer::new(format, writer);
+    let options = RunOptions { duration: cli.duration.map(Duration::from_secs_f64), command: cli.command };
+    let code = session::run(&compiled, &mut printer, &options).map_err(fail)?;
+    Ok(code as u8)
 }

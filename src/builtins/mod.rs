@@ -1,0 +1,161 @@
+//! Built-in functions and variables: one table entry each, with the
+//! argument counts the type checker enforces and the role that decides
+//! where a call may appear.
+
+use crate::sema::types::{Ty, COMM_SIZE};
+
+/// Every built-in function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Func {
+    /// `count()`
+    Count,
+    /// `sum(x)`
+    Sum,
+    /// `avg(x)`
+    Avg,
+    /// `min(x)`
+    Min,
+    /// `max(x)`
+    Max,
+    /// `stats(x)`
+    Stats,
+    /// `hist(x)`
+    Hist,
+    /// `lhist(x, min, max, step)`
+    Lhist,
+    /// `delete(@m[k])`
+    Delete,
+    /// `clear(@m)`
+    Clear,
+    /// `zero(@m)`
+    Zero,
+    /// `print(@m)`
+    Print,
+    /// `printf(fmt, ...)`
+    Printf,
+    /// `str(ptr [, len])`
+    Str,
+    /// `ntop([af,] addr)`
+    Ntop,
+    /// `kstack([limit])`
+    Kstack,
+    /// `ksym(addr)`
+    Ksym,
+    /// `exit()`
+    Exit,
+}
+
+/// Where a call may appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Only as the value assigned to a map element (`@m[k] = count()`).
+    Aggregation,
+    /// As a statement; produces no value.
+    Action,
+    /// Anywhere an expression may appear.
+    Value,
+}
+
+/// A table entry.
+#[derive(Debug)]
+pub struct FunctionDef {
+    /// Name as called.
+    pub name: &'static str,
+    /// Which function.
+    pub func: Func,
+    /// Fewest arguments.
+    pub min_args: usize,
+    /// Most arguments (`usize::MAX` for printf).
+    pub max_args: usize,
+    /// Where it may appear.
+    pub role: Role,
+}
+
+const fn def(name: &'static str, func: Func, min_args: usize, max_args: usize, role: Role) -> FunctionDef {
+    FunctionDef { name, func, min_args, max_args, role }
+}
+
+/// Every built-in function.
+pub static FUNCTIONS: &[FunctionDef] = &[
+    def("count", Func::Count, 0, 0, Role::Aggregation),
+    def("sum", Func::Sum, 1, 1, Role::Aggregation),
+    def("avg", Func::Avg, 1, 1, Role::Aggregation),
+    def("min", Func::Min, 1, 1, Role::Aggregation),
+    def("max", Func::Max, 1, 1, Role::Aggregation),
+    def("stats", Func::Stats, 1, 1, Role::Aggregation),
+    def("hist", Func::Hist, 1, 1, Role::Aggregation),
+    def("lhist", Func::Lhist, 4, 4, Role::Aggregation),
+    def("delete", Func::Delete, 1, 1, Role::Action),
+    def("clear", Func::Clear, 1, 1, Role::Action),
+    def("zero", Func::Zero, 1, 1, Role::Action),
+    def("print", Func::Print, 1, 1, Role::Action),
+    def("printf", Func::Printf, 1, usize::MAX, Role::Action),
+    def("exit", Func::Exit, 0, 0, Role::Action),
+    def("str", Func::Str, 1, 2, Role::Value),
+    def("ntop", Func::Ntop, 1, 2, Role::Value),
+    def("kstack", Func::Kstack, 0, 1, Role::Value),
+    def("ksym", Func::Ksym, 1, 1, Role::Value),
+];
+
+/// Finds a function by name.
+pub fn function(name: &str) -> Option<&'static FunctionDef> {
+    FUNCTIONS.iter().find(|f| f.name == name)
+}
+
+/// Built-in variables that read process or probe context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Var {
+    /// Process id (tgid).
+    Pid,
+    /// Thread id.
+    Tid,
+    /// User id.
+    Uid,
+    /// Group id.
+    Gid,
+    /// Monotonic time in ns.
+    Nsecs,
+    /// ns since netscript started.
+    Elapsed,
+    /// Current CPU.
+    Cpu,
+    /// Current command name.
+    Comm,
+    /// `struct task_struct *` of the current task.
+    Curtask,
+    /// Current cgroup v2 id.
+    Cgroup,
+    /// Kernel stack of the current probe hit.
+    Kstack,
+}
+
+/// A built-in variable's table entry: name, meaning and type.
+pub struct VarDef {
+    /// Name as written.
+    pub name: &'static str,
+    /// Which variable.
+    pub var: Var,
+    /// Its type.
+    pub ty: fn() -> Ty,
+}
+
+/// Every context-free built-in variable (`arg0`, `args`, `retval`, `func`
+/// and `probe` depend on the probe and are resolved by the type checker).
+pub static VARIABLES: &[VarDef] = &[
+    VarDef { name: "pid", var: Var::Pid, ty: || Ty::Int { size: 4, signed: false } },
+    VarDef { name: "tid", var: Var::Tid, ty: || Ty::Int { size: 4, signed: false } },
+    VarDef { name: "uid", var: Var::Uid, ty: || Ty::Int { size: 4, signed: false } },
+    VarDef { name: "gid", var: Var::Gid, ty: || Ty::Int { size: 4, signed: false } },
+    VarDef { name: "nsecs", var: Var::Nsecs, ty: || Ty::U64 },
+    VarDef { name: "elapsed", var: Var::Elapsed, ty: || Ty::U64 },
+    VarDef { name: "cpu", var: Var::Cpu, ty: || Ty::Int { size: 4, signed: false } },
+    VarDef { name: "comm", var: Var::Comm, ty: || Ty::Str(COMM_SIZE) },
+    VarDef { name: "curtask", var: Var::Curtask, ty: || Ty::Ptr(None) },
+    VarDef { name: "cgroup", var: Var::Cgroup, ty: || Ty::U64 },
+    VarDef { name: "kstack", var: Var::Kstack, ty: || Ty::KStack },
+];
+
+/// Finds a context-free built-in variable.
+pub fn variable(name: &str) -> Option<&'static VarDef> {
+    VARIABLES.iter().find(|v| v.name == name)
+}

@@ -1,0 +1,124 @@
+//! Where values live in BPF maps and ring-buffer records. Lowering writes
+//! these layouts and the runtime reads them back, so both use this module.
+
+use crate::object::{map_type, MapSpec};
+use crate::sema::tast::{Agg, MapDecl, MapValue, Script};
+use crate::sema::types::{tuple_layout, Ty};
+
+/// Capacity of user maps.
+pub const MAP_ENTRIES: u32 = 10240;
+/// Size of the event ring buffer in bytes.
+pub const RINGBUF_BYTES: u32 = 1 << 20;
+/// Frames kept per kernel stack.
+pub const STACK_DEPTH: u32 = 127;
+/// Distinct kernel stacks kept.
+pub const STACK_ENTRIES: u32 = 1024;
+
+/// Kinds of ring-buffer records (the first u64 of each record).
+pub mod event {
+    /// `exit()`
+    pub const EXIT: u64 = 0;
+    /// `print(@m)`; followed by the map id.
+    pub const PRINT: u64 = 1;
+    /// `clear(@m)`; followed by the map id.
+    pub const CLEAR: u64 = 2;
+    /// `zero(@m)`; followed by the map id.
+    pub const ZERO: u64 = 3;
+    /// `printf` number n is `PRINTF_BASE + n`; followed by its arguments.
+    pub const PRINTF_BASE: u64 = 16;
+}
+
+/// Layout of a user map's key: the offsets of the key components, the
+/// offset of the histogram bucket (hist/lhist maps) and the total size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLayout {
+    /// Offset of each key component.
+    pub offsets: Vec<u32>,
+    /// Offset of the u64 bucket index for hist/lhist maps.
+    pub bucket: Option<u32>,
+    /// Key size in bytes (at least 8).
+    pub size: u32,
+}
+
+/// The key layout of a user map.
+pub fn key_layout(decl: &MapDecl) -> KeyLayout {
+    let (offsets, size) = tuple_layout(&decl.keys);
+    let size = if decl.keys.is_empty() { 8 } else { size };
+    match decl.value {
+        MapValue::Agg(Agg::Hist | Agg::Lhist { .. }) if !decl.keys.is_empty() => KeyLayout { offsets, bucket: Some(size), size: size + 8 },
+        MapValue::Agg(Agg::Hist | Agg::Lhist { .. }) => KeyLayout { offsets, bucket: Some(0), size: 8 },
+        _ => KeyLayout { offsets, bucket: None, size },
+    }
+}
+
+/// Size of a user map's value. Aggregations: count/sum/hist buckets are one
+/// u64; min/max are (value, set flag); avg/stats are (count, sum).
+pub fn value_size(decl: &MapDecl) -> u32 {
+    match &decl.value {
+        MapValue::Plain(ty) => ty.storage_size().div_ceil(8) * 8,
+        MapValue::Agg(Agg::Count | Agg::Sum | Agg::Hist | Agg::Lhist { .. }) => 8,
+        MapValue::Agg(Agg::Min | Agg::Max | Agg::Avg | Agg::Stats) => 16,
+    }
+}
+
+/// The layout of a printf record's arguments (after the kind word).
+pub fn args_layout(args: &[Ty]) -> (Vec<u32>, u32) {
+    tuple_layout(args)
+}
+
+/// Which BPF maps a script needs: user maps first (same index as their
+/// `MapId`), then the event ring buffer, the lost-event counter and, when
+/// `kstack` is used, the stack-trace map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapTable {
+    /// Every map, in `ir::MapId` order.
+    pub specs: Vec<MapSpec>,
+    /// Index of the ring buffer.
+    pub events: u32,
+    /// Index of the per-CPU lost-event counter.
+    pub lost: u32,
+    /// Index of the stack-trace map, when `kstack` is used.
+    pub stacks: Option<u32>,
+}
+
+impl MapTable {
+    /// The maps of a checked script.
+    pub fn new(script: &Script) -> MapTable {
+        let mut specs: Vec<MapSpec> = script
+            .maps
+            .iter()
+            .enumerate()
+            .map(|(i, m)| MapSpec {
+                name: format!("m{}_{}", i, sanitize(&m.name)),
+                map_type: match m.value {
+                    MapValue::Agg(_) => map_type::PERCPU_HASH,
+                    MapValue::Plain(_) => map_type::HASH,
+                },
+                key_size: key_layout(m).size,
+                value_size: value_size(m),
+                max_entries: MAP_ENTRIES,
+            })
+            .collect();
+        let events = specs.len() as u32;
+        specs.push(MapSpec { name: "events".into(), map_type: map_type::RINGBUF, key_size: 0, value_size: 0, max_entries: RINGBUF_BYTES });
+        let lost = specs.len() as u32;
+        specs.push(MapSpec { name: "lost".into(), map_type: map_type::PERCPU_ARRAY, key_size: 4, value_size: 8, max_entries: 1 });
+        let stacks = script.uses_kstack.then(|| {
+            specs.push(MapSpec {
+                name: "stacks".into(),
+                map_type: map_type::STACK_TRACE,
+                key_size: 4,
+                value_size: 8 * STACK_DEPTH,
+                max_entries: STACK_ENTRIES,
+            });
+            specs.len() as u32 - 1
+        });
+        MapTable { specs, events, lost, stacks }
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    let mut s: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    s.truncate(8);
+    s
+}

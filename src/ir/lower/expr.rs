@@ -1,0 +1,460 @@
+//! Lowering of expressions and conditions.
+
+use super::mem::{Base, Place};
+use super::{Home, Lower, Val};
+use crate::builtins::Var;
+use crate::codegen::insn::helper;
+use crate::diag::Result;
+use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, VReg, Width};
+use crate::providers::{self, ArgAccess};
+use crate::sema::tast::{Agg, Expr, ExprKind as K, MapValue, Space};
+use crate::sema::types::Ty;
+use crate::syntax::ast::{BinOp, UnOp};
+
+/// Offsets of the argument registers in x86-64 `struct pt_regs`.
+const PT_REGS_ARGS: [i16; 6] = [112, 104, 96, 88, 72, 64];
+/// Offset of `ax` (the return value) in `struct pt_regs`.
+const PT_REGS_RET: i16 = 80;
+
+impl Lower<'_> {
+    /// Lowers an expression.
+    pub(super) fn expr(&mut self, e: &Expr) -> Result<Val> {
+        Ok(match &e.kind {
+            K::Int(v) => Val::Reg(self.imm(*v)),
+            K::Str(s) => {
+                let len = e.ty.storage_size();
+                let slot = self.temp(len);
+                let mut bytes = s.as_bytes().to_vec();
+                bytes.resize(len.div_ceil(8) as usize * 8, 0);
+                for (i, chunk) in bytes.chunks(8).enumerate() {
+                    let word = i64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
+                    self.f.push(Inst::Store { addr: Addr::Stack(slot, i as i32 * 8), width: Width::B8, src: Operand::Imm(word) });
+                }
+                Val::Mem(slot, len)
+            }
+            K::Var(id) => match self.vars[id.0 as usize] {
+                Home::Reg(r) => Val::Reg(r),
+                Home::Mem(slot, size) => Val::Mem(slot, size),
+            },
+            K::MapRead { map, keys } => self.map_read(*map, keys, &e.ty)?,
+            K::Builtin(v) => self.builtin(*v),
+            K::Arg(n) => {
+                let off = match providers::of_kind(self.prog.probe.kind).args {
+                    ArgAccess::Regs => PT_REGS_ARGS[*n as usize],
+                    _ => *n as i16 * 8,
+                };
+                Val::Reg(self.ctx_load(off, Width::B8))
+            }
+            K::Retval => {
+                let off = match providers::of_kind(self.prog.probe.kind).args {
+                    ArgAccess::Regs => PT_REGS_RET,
+                    _ => self.prog.param_count as i16 * 8,
+                };
+                Val::Reg(self.ctx_load(off, Width::B8))
+            }
+            K::Load { base, offset, size, bitfield, space } => {
+                let width = Width::from_bytes(*size as u64).unwrap_or(Width::B8);
+                let r = match (space, base) {
+                    (Space::Kernel, Some(b)) => {
+                        let addr = self.address(b, *offset)?;
+                        let slot = self.temp(8);
+                        let dst = self.addr(Place::stack(slot));
+                        self.call(helper::PROBE_READ_KERNEL, vec![dst, Operand::Imm(*size as i64), Operand::Reg(addr)], None);
+                        let r = self.f.vreg();
+                        self.f.push(Inst::Load { dst: r, addr: Addr::Stack(slot, 0), width });
+                        r
+                    }
+                    _ => self.ctx_load(*offset as i16, width),
+                };
+                if let Some((shift, bits)) = bitfield {
+                    self.alu(AluOp::Lsh, r, 64 - *shift as i64 - *bits as i64);
+                    let op = if e.ty.is_signed() { AluOp::Arsh } else { AluOp::Rsh };
+                    self.alu(op, r, 64 - *bits as i64);
+                } else {
+                    self.extend(r, *size, e.ty.is_signed());
+                }
+                Val::Reg(r)
+            }
+            K::LoadStr { base, offset, nul_terminated, space, data_loc } => {
+                let len = e.ty.storage_size();
+                let slot = self.temp(len);
+                self.zero(Place::stack(slot), len);
+                let src = match (space, base) {
+                    (Space::Kernel, Some(b)) => self.address(b, *offset)?,
+                    _ => {
+                        let a = self.f.vreg();
+                        let off = if *data_loc {
+                            let loc = self.ctx_load(*offset as i16, Width::B4);
+                            self.alu(AluOp::And, loc, 0xffff);
+                            Operand::Reg(loc)
+                        } else {
+                            Operand::Imm(*offset as i64)
+                        };
+                        let ctx = self.f.ctx;
+                        self.f.push(Inst::Alu { op: AluOp::Add, dst: a, lhs: Operand::Reg(ctx), rhs: off });
+                        a
+                    }
+                };
+                let h = if *nul_terminated { helper::PROBE_READ_KERNEL_STR } else { helper::PROBE_READ_KERNEL };
+                let dst = self.addr(Place::stack(slot));
+                self.call(h, vec![dst, Operand::Imm(len as i64), Operand::Reg(src)], None);
+                Val::Mem(slot, len)
+            }
+            K::Offset(base, off) => Val::Reg(self.address(base, *off)?),
+            K::Unary(op, x) => {
+                let v = self.expr(x)?;
+                let x = self.scalar_of(v);
+                let r = self.f.vreg();
+                match op {
+                    UnOp::Neg => self.f.push(Inst::Neg { dst: r, src: x }),
+                    UnOp::BitNot => self.f.push(Inst::Alu { op: AluOp::Xor, dst: r, lhs: Operand::Reg(x), rhs: Operand::Imm(-1) }),
+                    _ => {
+                        let done = self.f.label();
+                        self.f.push(Inst::Mov { dst: r, src: Operand::Imm(1) });
+                        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: x, rhs: Operand::Imm(0), target: done });
+                        self.f.push(Inst::Mov { dst: r, src: Operand::Imm(0) });
+                        self.f.push(Inst::Label(done));
+                    }
+                }
+                Val::Reg(r)
+            }
+            K::Binary { op, lhs, rhs, signed } => self.binary(e, *op, lhs, rhs, *signed)?,
+            K::Ternary(c, a, b) => {
+                let (else_l, done) = (self.f.label(), self.f.label());
+                let size = e.ty.storage_size();
+                let out = if e.ty.is_scalar() { Val::Reg(self.f.vreg()) } else { Val::Mem(self.temp(size), size) };
+                if let Val::Mem(slot, size) = out {
+                    self.zero(Place::stack(slot), size);
+                }
+                self.branch_unless(c, else_l)?;
+                self.assign_to(out, a)?;
+                self.f.push(Inst::Jump(done));
+                self.f.push(Inst::Label(else_l));
+                self.assign_to(out, b)?;
+                self.f.push(Inst::Label(done));
+                out
+            }
+            K::Convert(x) => {
+                let v = self.expr(x)?;
+                let src = self.scalar_of(v);
+                let r = self.f.vreg();
+                self.f.push(Inst::Mov { dst: r, src: Operand::Reg(src) });
+                if let Ty::Int { size, signed } = e.ty {
+                    self.extend(r, size, signed);
+                }
+                Val::Reg(r)
+            }
+            K::Ntop { family, addr } => {
+                let slot = self.temp(24);
+                self.zero(Place::stack(slot), 24);
+                self.f.push(Inst::Store { addr: Addr::Stack(slot, 0), width: Width::B4, src: Operand::Imm(*family as i64) });
+                match self.expr(addr)? {
+                    Val::Reg(r) => self.f.push(Inst::Store { addr: Addr::Stack(slot, 4), width: Width::B4, src: Operand::Reg(r) }),
+                    Val::Mem(src, n) => self.copy(Place { base: Base::Stack(slot), off: 4 }, Place::stack(src), n.min(16)),
+                }
+                Val::Mem(slot, 20)
+            }
+            K::Kstack => self.builtin(Var::Kstack),
+            K::Ksym(x) => self.expr(x)?,
+            K::Tuple(items) => {
+                let tys: Vec<Ty> = items.iter().map(|i| i.ty.clone()).collect();
+                let (offsets, size) = crate::sema::types::tuple_layout(&tys);
+                let slot = self.temp(size);
+                self.zero(Place::stack(slot), size);
+                for ((item, off), ty) in items.iter().zip(offsets).zip(&tys) {
+                    let v = self.expr(item)?;
+                    self.store_val(Place { base: Base::Stack(slot), off: off as i32 }, v, ty.storage_size());
+                }
+                Val::Mem(slot, size)
+            }
+        })
+    }
+
+    /// Evaluates `e` into an existing value location (ternary branches).
+    fn assign_to(&mut self, out: Val, e: &Expr) -> Result<()> {
+        let v = self.expr(e)?;
+        match out {
+            Val::Reg(r) => {
+                let s = self.scalar_of(v);
+                self.f.push(Inst::Mov { dst: r, src: Operand::Reg(s) });
+            }
+            Val::Mem(slot, size) => self.store_val(Place::stack(slot), v, size),
+        }
+        Ok(())
+    }
+
+    /// `base + offset` as a register.
+    fn address(&mut self, base: &Expr, offset: u32) -> Result<VReg> {
+        let v = self.expr(base)?;
+        let b = self.scalar_of(v);
+        if offset == 0 {
+            return Ok(b);
+        }
+        let r = self.f.vreg();
+        self.f.push(Inst::Alu { op: AluOp::Add, dst: r, lhs: Operand::Reg(b), rhs: Operand::Imm(offset as i64) });
+        Ok(r)
+    }
+
+    fn imm(&mut self, v: i64) -> VReg {
+        let r = self.f.vreg();
+        self.f.push(Inst::Mov { dst: r, src: Operand::Imm(v) });
+        r
+    }
+
+    fn alu(&mut self, op: AluOp, r: VReg, imm: i64) {
+        self.f.push(Inst::Alu { op, dst: r, lhs: Operand::Reg(r), rhs: Operand::Imm(imm) });
+    }
+
+    /// Truncates `r` to `size` bytes, sign-extending when `signed`.
+    fn extend(&mut self, r: VReg, size: u8, signed: bool) {
+        if size >= 8 {
+            return;
+        }
+        let shift = 64 - size as i64 * 8;
+        self.alu(AluOp::Lsh, r, shift);
+        self.alu(if signed { AluOp::Arsh } else { AluOp::Rsh }, r, shift);
+    }
+
+    fn ctx_load(&mut self, off: i16, width: Width) -> VReg {
+        let r = self.f.vreg();
+        let ctx = self.f.ctx;
+        self.f.push(Inst::Load { dst: r, addr: Addr::Reg(ctx, off), width });
+        r
+    }
+
+    fn builtin(&mut self, v: Var) -> Val {
+        let r = self.f.vreg();
+        let call = |l: &mut Self, h: u32, args: Vec<Operand>| l.call(h, args, Some(r));
+        match v {
+            Var::Pid | Var::Tid => {
+                call(self, helper::GET_CURRENT_PID_TGID, vec![]);
+                self.alu(if v == Var::Pid { AluOp::Rsh } else { AluOp::Lsh }, r, 32);
+                if v == Var::Tid {
+                    self.alu(AluOp::Rsh, r, 32);
+                }
+            }
+            Var::Uid | Var::Gid => {
+                call(self, helper::GET_CURRENT_UID_GID, vec![]);
+                self.alu(if v == Var::Gid { AluOp::Rsh } else { AluOp::Lsh }, r, 32);
+                if v == Var::Uid {
+                    self.alu(AluOp::Rsh, r, 32);
+                }
+            }
+            Var::Nsecs => call(self, helper::KTIME_GET_NS, vec![]),
+            Var::Elapsed => {
+                call(self, helper::KTIME_GET_NS, vec![]);
+                self.alu(AluOp::Sub, r, self.start_ns as i64);
+            }
+            Var::Cpu => call(self, helper::GET_SMP_PROCESSOR_ID, vec![]),
+            Var::Curtask => call(self, helper::GET_CURRENT_TASK, vec![]),
+            Var::Cgroup => call(self, helper::GET_CURRENT_CGROUP_ID, vec![]),
+            Var::Comm => {
+                let size = crate::sema::types::COMM_SIZE;
+                let slot = self.temp(size);
+                let dst = self.addr(Place::stack(slot));
+                self.call(helper::GET_CURRENT_COMM, vec![dst, Operand::Imm(size as i64)], None);
+                return Val::Mem(slot, size);
+            }
+            Var::Kstack => {
+                let stacks = MapId(self.maps.stacks.expect("the checker marks kstack use"));
+                let (ctx, m) = (Operand::Reg(self.f.ctx), self.map_ptr(stacks));
+                call(self, helper::GET_STACKID, vec![ctx, m, Operand::Imm(0)]);
+            }
+        }
+        Val::Reg(r)
+    }
+
+    fn map_read(&mut self, map: MapId, keys: &[Expr], ty: &Ty) -> Result<Val> {
+        let key = self.key(map, keys, None)?;
+        let p = self.f.vreg();
+        let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
+        self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
+        let missing = self.f.label();
+        let agg = match &self.script.maps[map.0 as usize].value {
+            MapValue::Agg(a) => Some(*a),
+            MapValue::Plain(_) => None,
+        };
+        if ty.is_scalar() {
+            let r = self.imm(0);
+            self.f.push(Inst::Branch { cond: Cond::Eq, lhs: p, rhs: Operand::Imm(0), target: missing });
+            self.f.push(Inst::Load { dst: r, addr: Addr::Reg(p, 0), width: Width::B8 });
+            if agg == Some(Agg::Avg) {
+                let sum = self.f.vreg();
+                self.f.push(Inst::Load { dst: sum, addr: Addr::Reg(p, 8), width: Width::B8 });
+                self.f.push(Inst::Alu { op: AluOp::Div, dst: r, lhs: Operand::Reg(sum), rhs: Operand::Reg(r) });
+            }
+            self.f.push(Inst::Label(missing));
+            return Ok(Val::Reg(r));
+        }
+        let size = ty.storage_size();
+        let slot = self.temp(size);
+        self.zero(Place::stack(slot), size);
+        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: p, rhs: Operand::Imm(0), target: missing });
+        self.copy(Place::stack(slot), Place { base: Base::Ptr(p), off: 0 }, size);
+        self.f.push(Inst::Label(missing));
+        Ok(Val::Mem(slot, size))
+    }
+
+    fn binary(&mut self, e: &Expr, op: BinOp, lhs: &Expr, rhs: &Expr, signed: bool) -> Result<Val> {
+        let r = self.f.vreg();
+        if is_condition(op) || matches!(op, BinOp::And | BinOp::Or) {
+            let done = self.f.label();
+            self.f.push(Inst::Mov { dst: r, src: Operand::Imm(0) });
+            self.branch_unless(e, done)?;
+            self.f.push(Inst::Mov { dst: r, src: Operand::Imm(1) });
+            self.f.push(Inst::Label(done));
+            return Ok(Val::Reg(r));
+        }
+        let lv = self.expr(lhs)?;
+        let l = self.scalar_of(lv);
+        let rv = self.expr(rhs)?;
+        let rr = self.scalar_of(rv);
+        let alu = match op {
+            BinOp::Add => AluOp::Add,
+            BinOp::Sub => AluOp::Sub,
+            BinOp::Mul => AluOp::Mul,
+            BinOp::Div | BinOp::Mod if signed => return Ok(Val::Reg(self.signed_div(op == BinOp::Mod, l, rr))),
+            BinOp::Div => AluOp::Div,
+            BinOp::Mod => AluOp::Mod,
+            BinOp::BitAnd => AluOp::And,
+            BinOp::BitOr => AluOp::Or,
+            BinOp::BitXor => AluOp::Xor,
+            BinOp::Shl => AluOp::Lsh,
+            BinOp::Shr if signed => AluOp::Arsh,
+            BinOp::Shr => AluOp::Rsh,
+            _ => unreachable!("conditions are handled above"),
+        };
+        self.f.push(Inst::Alu { op: alu, dst: r, lhs: Operand::Reg(l), rhs: Operand::Reg(rr) });
+        Ok(Val::Reg(r))
+    }
+
+    /// Signed `/` or `%` through unsigned division of the magnitudes.
+    fn signed_div(&mut self, modulo: bool, l: VReg, r: VReg) -> VReg {
+        let (a, b, neg, out) = (self.f.vreg(), self.f.vreg(), self.f.vreg(), self.f.vreg());
+        self.f.push(Inst::Mov { dst: a, src: Operand::Reg(l) });
+        self.f.push(Inst::Mov { dst: b, src: Operand::Reg(r) });
+        self.f.push(Inst::Mov { dst: neg, src: Operand::Imm(0) });
+        for (reg, flips) in [(a, true), (b, !modulo)] {
+            let pos = self.f.label();
+            self.f.push(Inst::Branch { cond: Cond::SGe, lhs: reg, rhs: Operand::Imm(0), target: pos });
+            self.f.push(Inst::Neg { dst: reg, src: reg });
+            if flips {
+                self.alu(AluOp::Xor, neg, 1);
+            }
+            self.f.push(Inst::Label(pos));
+        }
+        let op = if modulo { AluOp::Mod } else { AluOp::Div };
+        self.f.push(Inst::Alu { op, dst: out, lhs: Operand::Reg(a), rhs: Operand::Reg(b) });
+        let done = self.f.label();
+        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: neg, rhs: Operand::Imm(0), target: done });
+        self.f.push(Inst::Neg { dst: out, src: out });
+        self.f.push(Inst::Label(done));
+        out
+    }
+
+    /// Jumps to `target` when `cond` is false (zero).
+    pub(super) fn branch_unless(&mut self, cond: &Expr, target: Label) -> Result<()> {
+        self.branch(cond, false, target)
+    }
+
+    /// Jumps to `target` when `cond` is `when` (true: non-zero).
+    fn branch(&mut self, cond: &Expr, when: bool, target: Label) -> Result<()> {
+        if let K::Binary { op, lhs, rhs, signed } = &cond.kind {
+            match op {
+                BinOp::And | BinOp::Or => {
+                    // `a && b` is false if either is; `a || b` is true if either is.
+                    let short = (*op == BinOp::And) != when;
+                    if short {
+                        self.branch(lhs, when, target)?;
+                        return self.branch(rhs, when, target);
+                    }
+                    let skip = self.f.label();
+                    self.branch(lhs, !when, skip)?;
+                    self.branch(rhs, when, target)?;
+                    self.f.push(Inst::Label(skip));
+                    return Ok(());
+                }
+                _ if is_condition(*op) && matches!(lhs.ty, Ty::Str(_)) => {
+                    let equal = self.strings_equal(lhs, rhs)?;
+                    let jump_when_equal = (*op == BinOp::Eq) == when;
+                    let c = if jump_when_equal { Cond::Ne } else { Cond::Eq };
+                    self.f.push(Inst::Branch { cond: c, lhs: equal, rhs: Operand::Imm(0), target });
+                    return Ok(());
+                }
+                _ if is_condition(*op) => {
+                    let lv = self.expr(lhs)?;
+                    let l = self.scalar_of(lv);
+                    let rv = self.expr(rhs)?;
+                    let r = self.scalar_of(rv);
+                    let c = comparison(*op, *signed);
+                    let c = if when { c } else { negate(c) };
+                    self.f.push(Inst::Branch { cond: c, lhs: l, rhs: Operand::Reg(r), target });
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        let v = self.expr(cond)?;
+        let r = self.scalar_of(v);
+        let c = if when { Cond::Ne } else { Cond::Eq };
+        self.f.push(Inst::Branch { cond: c, lhs: r, rhs: Operand::Imm(0), target });
+        Ok(())
+    }
+
+    /// 1 if two strings are equal up to the first NUL (or the shorter buffer).
+    fn strings_equal(&mut self, a: &Expr, b: &Expr) -> Result<VReg> {
+        let (Val::Mem(sa, la), Val::Mem(sb, lb)) = (self.expr(a)?, self.expr(b)?) else {
+            unreachable!("strings are memory values");
+        };
+        let (eq, ca, cb) = (self.f.vreg(), self.f.vreg(), self.f.vreg());
+        let (differ, done) = (self.f.label(), self.f.label());
+        for i in 0..la.min(lb) as i32 {
+            self.f.push(Inst::Load { dst: ca, addr: Addr::Stack(sa, i), width: Width::B1 });
+            self.f.push(Inst::Load { dst: cb, addr: Addr::Stack(sb, i), width: Width::B1 });
+            self.f.push(Inst::Branch { cond: Cond::Ne, lhs: ca, rhs: Operand::Reg(cb), target: differ });
+            self.f.push(Inst::Mov { dst: eq, src: Operand::Imm(1) });
+            self.f.push(Inst::Branch { cond: Cond::Eq, lhs: ca, rhs: Operand::Imm(0), target: done });
+        }
+        self.f.push(Inst::Mov { dst: eq, src: Operand::Imm(1) });
+        self.f.push(Inst::Jump(done));
+        self.f.push(Inst::Label(differ));
+        self.f.push(Inst::Mov { dst: eq, src: Operand::Imm(0) });
+        self.f.push(Inst::Label(done));
+        Ok(eq)
+    }
+}
+
+fn is_condition(op: BinOp) -> bool {
+    matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
+}
+
+fn comparison(op: BinOp, signed: bool) -> Cond {
+    match (op, signed) {
+        (BinOp::Eq, _) => Cond::Eq,
+        (BinOp::Ne, _) => Cond::Ne,
+        (BinOp::Lt, false) => Cond::Lt,
+        (BinOp::Le, false) => Cond::Le,
+        (BinOp::Gt, false) => Cond::Gt,
+        (BinOp::Ge, false) => Cond::Ge,
+        (BinOp::Lt, true) => Cond::SLt,
+        (BinOp::Le, true) => Cond::SLe,
+        (BinOp::Gt, true) => Cond::SGt,
+        _ => Cond::SGe,
+    }
+}
+
+fn negate(c: Cond) -> Cond {
+    match c {
+        Cond::Eq => Cond::Ne,
+        Cond::Ne => Cond::Eq,
+        Cond::Gt => Cond::Le,
+        Cond::Ge => Cond::Lt,
+        Cond::Lt => Cond::Ge,
+        Cond::Le => Cond::Gt,
+        Cond::SGt => Cond::SLe,
+        Cond::SGe => Cond::SLt,
+        Cond::SLt => Cond::SGe,
+        Cond::SLe => Cond::SGt,
+        Cond::Set => unreachable!("Set is never produced by comparisons"),
+    }
+}

@@ -1,0 +1,112 @@
+//! Memory helpers of lowering: places, zeroing, copying and storing values.
+
+use super::{Lower, Val};
+use crate::ir::{Addr, AluOp, Inst, Operand, Slot, VReg, Width};
+
+/// Where bytes are: a stack slot or a pointer register, plus an offset.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Place {
+    /// The base.
+    pub base: Base,
+    /// Byte offset from the base.
+    pub off: i32,
+}
+
+/// The base of a [`Place`].
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Base {
+    /// A stack slot.
+    Stack(Slot),
+    /// A pointer the verifier can follow (map value).
+    Ptr(VReg),
+}
+
+impl Place {
+    /// The start of a stack slot.
+    pub fn stack(slot: Slot) -> Place {
+        Place { base: Base::Stack(slot), off: 0 }
+    }
+
+    fn at(self, extra: u32) -> Addr {
+        let off = self.off + extra as i32;
+        match self.base {
+            Base::Stack(s) => Addr::Stack(s, off),
+            Base::Ptr(r) => Addr::Reg(r, off as i16),
+        }
+    }
+}
+
+/// Splits `len` bytes into the widest aligned chunks: (offset, width).
+fn chunks(len: u32) -> impl Iterator<Item = (u32, Width)> {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        let left = len - off;
+        let w = [8u32, 4, 2, 1].into_iter().find(|w| *w <= left && off % w == 0)?;
+        let at = off;
+        off += w;
+        Width::from_bytes(w as u64).map(|w| (at, w))
+    })
+}
+
+impl Lower<'_> {
+    /// Writes `len` zero bytes.
+    pub(super) fn zero(&mut self, place: Place, len: u32) {
+        for (off, width) in chunks(len) {
+            self.f.push(Inst::Store { addr: place.at(off), width, src: Operand::Imm(0) });
+        }
+    }
+
+    /// Copies `len` bytes.
+    pub(super) fn copy(&mut self, dst: Place, src: Place, len: u32) {
+        let t = self.f.vreg();
+        for (off, width) in chunks(len) {
+            self.f.push(Inst::Load { dst: t, addr: src.at(off), width });
+            self.f.push(Inst::Store { addr: dst.at(off), width, src: Operand::Reg(t) });
+        }
+    }
+
+    /// Stores a value: scalars as 8 bytes, memory values copied (at most
+    /// `size` bytes).
+    pub(super) fn store_val(&mut self, dst: Place, v: Val, size: u32) {
+        match v {
+            Val::Reg(r) => self.f.push(Inst::Store { addr: dst.at(0), width: Width::B8, src: Operand::Reg(r) }),
+            Val::Mem(slot, len) => self.copy(dst, Place::stack(slot), len.min(size)),
+        }
+    }
+
+    /// The address of a place, as an operand for a helper call.
+    pub(super) fn addr(&mut self, place: Place) -> Operand {
+        let r = self.f.vreg();
+        match place.base {
+            Base::Stack(slot) => self.f.push(Inst::StackAddr { dst: r, slot, off: place.off }),
+            Base::Ptr(p) => {
+                self.f.push(Inst::Alu { op: AluOp::Add, dst: r, lhs: Operand::Reg(p), rhs: Operand::Imm(place.off as i64) })
+            }
+        }
+        Operand::Reg(r)
+    }
+
+    /// The register of a scalar value (the checker guarantees scalars).
+    pub(super) fn scalar_of(&mut self, v: Val) -> VReg {
+        match v {
+            Val::Reg(r) => r,
+            Val::Mem(slot, _) => {
+                let r = self.f.vreg();
+                self.f.push(Inst::Load { dst: r, addr: Addr::Stack(slot, 0), width: Width::B8 });
+                r
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_length_with_aligned_widths() {
+        let c: Vec<(u32, u32)> = chunks(15).map(|(o, w)| (o, w.bytes())).collect();
+        assert_eq!(c, vec![(0, 8), (8, 4), (12, 2), (14, 1)]);
+        assert_eq!(chunks(0).count(), 0);
+    }
+}

@@ -1,0 +1,348 @@
+//! Lowering: the checked program (`sema::tast`) to IR functions, one per
+//! BPF program. Scalars live in virtual registers; strings, tuples and
+//! addresses in stack slots; maps and events follow `ir::layout`.
+
+mod expr;
+mod mem;
+
+use super::layout::{self, event, MapTable};
+use super::{Addr, Cond, Function, Inst, Label, MapId, Operand, Slot, VReg, Width};
+use crate::builtins::Func;
+use crate::codegen::insn::helper;
+use crate::diag::Result;
+use crate::sema::tast::{self, Agg, Expr, Script, Stmt};
+use crate::sema::types::Ty;
+use mem::Place;
+
+/// BPF_NOEXIST for `bpf_map_update_elem`.
+const BPF_NOEXIST: i64 = 1;
+
+/// Lowers every program of a script. `start_ns` is the monotonic time
+/// netscript started at (for `elapsed`).
+pub fn lower(script: &Script, maps: &MapTable, start_ns: u64) -> Result<Vec<Function>> {
+    script.programs.iter().map(|p| Lower::new(script, p, maps, start_ns).program()).collect()
+}
+
+/// Where a `$variable` lives.
+#[derive(Debug, Clone, Copy)]
+enum Home {
+    Reg(VReg),
+    Mem(Slot, u32),
+}
+
+/// A lowered expression value.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Val {
+    /// A scalar in a register.
+    Reg(VReg),
+    /// `size` bytes at the start of a stack slot.
+    Mem(Slot, u32),
+}
+
+struct Lower<'a> {
+    f: Function,
+    script: &'a Script,
+    prog: &'a tast::Program,
+    maps: &'a MapTable,
+    vars: Vec<Home>,
+    /// Temporary slots: (slot, size, in use). Freed after each statement.
+    temps: Vec<(Slot, u32, bool)>,
+    end: Label,
+    start_ns: u64,
+}
+
+impl<'a> Lower<'a> {
+    fn new(script: &'a Script, prog: &'a tast::Program, maps: &'a MapTable, start_ns: u64) -> Self {
+        let mut f = Function::new(prog.name.clone());
+        let end = f.label();
+        Lower { f, script, prog, maps, vars: Vec::new(), temps: Vec::new(), end, start_ns }
+    }
+
+    fn program(mut self) -> Result<Function> {
+        for ty in &self.prog.vars {
+            let home = match ty {
+                Ty::Str(_) | Ty::Tuple(_) | Ty::Inet => {
+                    let size = ty.storage_size();
+                    let slot = self.f.slot(size.div_ceil(8) * 8, 8);
+                    self.zero(Place::stack(slot), size.div_ceil(8) * 8);
+                    Home::Mem(slot, size)
+                }
+                _ => {
+                    let r = self.f.vreg();
+                    self.f.push(Inst::Mov { dst: r, src: Operand::Imm(0) });
+                    Home::Reg(r)
+                }
+            };
+            self.vars.push(home);
+        }
+        let body = &self.prog.body;
+        self.block(body)?;
+        let end = self.end;
+        self.f.push(Inst::Label(end));
+        self.f.push(Inst::Exit(Operand::Imm(0)));
+        Ok(self.f)
+    }
+
+    fn block(&mut self, stmts: &[Stmt]) -> Result<()> {
+        for s in stmts {
+            self.stmt(s)?;
+            for t in &mut self.temps {
+                t.2 = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// A temporary stack slot of at least `size` bytes for this statement.
+    fn temp(&mut self, size: u32) -> Slot {
+        let size = size.div_ceil(8).max(1) * 8;
+        let best = self.temps.iter_mut().filter(|t| !t.2 && t.1 >= size).min_by_key(|t| t.1);
+        if let Some(t) = best {
+            t.2 = true;
+            return t.0;
+        }
+        let slot = self.f.slot(size, 8);
+        self.temps.push((slot, size, true));
+        slot
+    }
+
+    fn stmt(&mut self, s: &Stmt) -> Result<()> {
+        match s {
+            Stmt::Expr(e) => {
+                self.expr(e)?;
+            }
+            Stmt::SetVar(id, e) => {
+                let v = self.expr(e)?;
+                match self.vars[id.0 as usize] {
+                    Home::Reg(r) => {
+                        let src = self.scalar_of(v);
+                        self.f.push(Inst::Mov { dst: r, src: Operand::Reg(src) });
+                    }
+                    Home::Mem(slot, size) => self.store_val(Place::stack(slot), v, size),
+                }
+            }
+            Stmt::SetMap { map, keys, value } => {
+                let key = self.key(*map, keys, None)?;
+                let decl = &self.script.maps[map.0 as usize];
+                let size = layout::value_size(decl);
+                let v = self.expr(value)?;
+                let slot = self.temp(size);
+                self.zero(Place::stack(slot), size);
+                self.store_val(Place::stack(slot), v, value.ty.storage_size());
+                let (m, k, val) = (self.map_ptr(*map), self.addr(Place::stack(key)), self.addr(Place::stack(slot)));
+                self.call(helper::MAP_UPDATE_ELEM, vec![m, k, val, Operand::Imm(0)], None);
+            }
+            Stmt::Aggregate { map, keys, agg, arg } => self.aggregate(*map, keys, *agg, arg.as_ref())?,
+            Stmt::Delete { map, keys } => {
+                let key = self.key(*map, keys, None)?;
+                let (m, k) = (self.map_ptr(*map), self.addr(Place::stack(key)));
+                self.call(helper::MAP_DELETE_ELEM, vec![m, k], None);
+            }
+            Stmt::MapAction(func, map) => {
+                let kind = match func {
+                    Func::Print => event::PRINT,
+                    Func::Clear => event::CLEAR,
+                    _ => event::ZERO,
+                };
+                let slot = self.temp(16);
+                self.f.push(Inst::Store { addr: Addr::Stack(slot, 8), width: Width::B8, src: Operand::Imm(map.0 as i64) });
+                self.emit_event(kind, slot, 16);
+            }
+            Stmt::Printf(id, args) => {
+                let tys: Vec<Ty> = args.iter().map(|a| a.ty.clone()).collect();
+                let (offsets, size) = layout::args_layout(&tys);
+                let mut vals = Vec::new();
+                for a in args {
+                    vals.push(self.expr(a)?);
+                }
+                let slot = self.temp(8 + size);
+                self.zero(Place::stack(slot), 8 + size);
+                for ((v, off), ty) in vals.into_iter().zip(offsets).zip(&tys) {
+                    self.store_val(Place { off: 8 + off as i32, ..Place::stack(slot) }, v, ty.storage_size());
+                }
+                self.emit_event(event::PRINTF_BASE + *id as u64, slot, 8 + size);
+            }
+            Stmt::Exit => {
+                let slot = self.temp(8);
+                self.emit_event(event::EXIT, slot, 8);
+            }
+            Stmt::If(cond, then_b, else_b) => {
+                let (else_l, done) = (self.f.label(), self.f.label());
+                self.branch_unless(cond, else_l)?;
+                self.block(then_b)?;
+                self.f.push(Inst::Jump(done));
+                self.f.push(Inst::Label(else_l));
+                self.block(else_b)?;
+                self.f.push(Inst::Label(done));
+            }
+            Stmt::While(cond, body) => {
+                let (top, done) = (self.f.label(), self.f.label());
+                self.f.push(Inst::Label(top));
+                self.branch_unless(cond, done)?;
+                self.block(body)?;
+                self.f.push(Inst::Jump(top));
+                self.f.push(Inst::Label(done));
+            }
+            Stmt::Return => {
+                let end = self.end;
+                self.f.push(Inst::Jump(end));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds a map key in a zeroed temporary slot; `bucket` goes into the
+    /// histogram bucket position.
+    fn key(&mut self, map: MapId, keys: &[Expr], bucket: Option<VReg>) -> Result<Slot> {
+        let decl = &self.script.maps[map.0 as usize];
+        let kl = layout::key_layout(decl);
+        let mut vals = Vec::new();
+        for k in keys {
+            vals.push(self.expr(k)?);
+        }
+        let slot = self.temp(kl.size);
+        self.zero(Place::stack(slot), kl.size);
+        for ((v, off), ty) in vals.into_iter().zip(&kl.offsets).zip(&decl.keys) {
+            self.store_val(Place { off: *off as i32, ..Place::stack(slot) }, v, ty.storage_size());
+        }
+        if let (Some(b), Some(off)) = (bucket, kl.bucket) {
+            self.f.push(Inst::Store { addr: Addr::Stack(slot, off as i32), width: Width::B8, src: Operand::Reg(b) });
+        }
+        Ok(slot)
+    }
+
+    /// A pointer to the map value for `key`, created zeroed if absent;
+    /// jumps to `skip` if the map is full.
+    fn value_ptr(&mut self, map: MapId, key: Slot, skip: Label) -> VReg {
+        let size = layout::value_size(&self.script.maps[map.0 as usize]);
+        let have = self.f.label();
+        let p = self.f.vreg();
+        let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
+        self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
+        self.f.push(Inst::Branch { cond: Cond::Ne, lhs: p, rhs: Operand::Imm(0), target: have });
+        let zero = self.temp(size);
+        self.zero(Place::stack(zero), size);
+        let (m, k, z) = (self.map_ptr(map), self.addr(Place::stack(key)), self.addr(Place::stack(zero)));
+        self.call(helper::MAP_UPDATE_ELEM, vec![m, k, z, Operand::Imm(BPF_NOEXIST)], None);
+        let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
+        self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
+        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: p, rhs: Operand::Imm(0), target: skip });
+        self.f.push(Inst::Label(have));
+        p
+    }
+
+    fn aggregate(&mut self, map: MapId, keys: &[Expr], agg: Agg, arg: Option<&Expr>) -> Result<()> {
+        let x = match arg {
+            Some(a) => {
+                let v = self.expr(a)?;
+                Some(self.scalar_of(v))
+            }
+            None => None,
+        };
+        let bucket = match (agg, x) {
+            (Agg::Hist, Some(x)) => Some(self.log2_bucket(x)),
+            (Agg::Lhist { min, max, step }, Some(x)) => Some(self.linear_bucket(x, min, max, step)),
+            _ => None,
+        };
+        let key = self.key(map, keys, bucket)?;
+        let skip = self.f.label();
+        let p = self.value_ptr(map, key, skip);
+        let add = |l: &mut Self, off: i16, v: Operand| {
+            let t = l.f.vreg();
+            l.f.push(Inst::Load { dst: t, addr: Addr::Reg(p, off), width: Width::B8 });
+            l.f.push(Inst::Alu { op: super::AluOp::Add, dst: t, lhs: Operand::Reg(t), rhs: v });
+            l.f.push(Inst::Store { addr: Addr::Reg(p, off), width: Width::B8, src: Operand::Reg(t) });
+        };
+        let xo = x.map(Operand::Reg).unwrap_or(Operand::Imm(1));
+        match agg {
+            Agg::Count | Agg::Hist | Agg::Lhist { .. } => add(self, 0, Operand::Imm(1)),
+            Agg::Sum => add(self, 0, xo),
+            Agg::Avg | Agg::Stats => {
+                add(self, 0, Operand::Imm(1));
+                add(self, 8, xo);
+            }
+            Agg::Min | Agg::Max => {
+                let (set, cur, keep) = (self.f.vreg(), self.f.vreg(), self.f.label());
+                let write = self.f.label();
+                self.f.push(Inst::Load { dst: set, addr: Addr::Reg(p, 8), width: Width::B8 });
+                self.f.push(Inst::Branch { cond: Cond::Eq, lhs: set, rhs: Operand::Imm(0), target: write });
+                self.f.push(Inst::Load { dst: cur, addr: Addr::Reg(p, 0), width: Width::B8 });
+                let cond = if agg == Agg::Min { Cond::SLe } else { Cond::SGe };
+                let xr = x.expect("min/max have an argument");
+                self.f.push(Inst::Branch { cond, lhs: cur, rhs: Operand::Reg(xr), target: keep });
+                self.f.push(Inst::Label(write));
+                self.f.push(Inst::Store { addr: Addr::Reg(p, 0), width: Width::B8, src: Operand::Reg(xr) });
+                self.f.push(Inst::Store { addr: Addr::Reg(p, 8), width: Width::B8, src: Operand::Imm(1) });
+                self.f.push(Inst::Label(keep));
+            }
+        }
+        self.f.push(Inst::Label(skip));
+        Ok(())
+    }
+
+    /// bpftrace's hist() bucket: 0 for negatives, 1 for 0, 2 + floor(log2 x) otherwise.
+    fn log2_bucket(&mut self, x: VReg) -> VReg {
+        let (b, n, done) = (self.f.vreg(), self.f.vreg(), self.f.label());
+        self.f.push(Inst::Mov { dst: b, src: Operand::Imm(0) });
+        self.f.push(Inst::Branch { cond: Cond::SLt, lhs: x, rhs: Operand::Imm(0), target: done });
+        self.f.push(Inst::Mov { dst: b, src: Operand::Imm(1) });
+        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: x, rhs: Operand::Imm(0), target: done });
+        self.f.push(Inst::Mov { dst: n, src: Operand::Reg(x) });
+        self.f.push(Inst::Mov { dst: b, src: Operand::Imm(2) });
+        for shift in [32, 16, 8, 4, 2, 1] {
+            let skip = self.f.label();
+            self.f.push(Inst::Branch { cond: Cond::Lt, lhs: n, rhs: Operand::Imm(1i64 << shift), target: skip });
+            self.f.push(Inst::Alu { op: super::AluOp::Rsh, dst: n, lhs: Operand::Reg(n), rhs: Operand::Imm(shift) });
+            self.f.push(Inst::Alu { op: super::AluOp::Add, dst: b, lhs: Operand::Reg(b), rhs: Operand::Imm(shift) });
+            self.f.push(Inst::Label(skip));
+        }
+        self.f.push(Inst::Label(done));
+        b
+    }
+
+    /// lhist() bucket: 0 below `min`, n+1 at or above `max`, else 1 + (x-min)/step.
+    fn linear_bucket(&mut self, x: VReg, min: i64, max: i64, step: i64) -> VReg {
+        let (b, done) = (self.f.vreg(), self.f.label());
+        self.f.push(Inst::Mov { dst: b, src: Operand::Imm(0) });
+        self.f.push(Inst::Branch { cond: Cond::SLt, lhs: x, rhs: Operand::Imm(min), target: done });
+        self.f.push(Inst::Mov { dst: b, src: Operand::Imm((max - min) / step + 1) });
+        self.f.push(Inst::Branch { cond: Cond::SGe, lhs: x, rhs: Operand::Imm(max), target: done });
+        self.f.push(Inst::Alu { op: super::AluOp::Sub, dst: b, lhs: Operand::Reg(x), rhs: Operand::Imm(min) });
+        self.f.push(Inst::Alu { op: super::AluOp::Div, dst: b, lhs: Operand::Reg(b), rhs: Operand::Imm(step) });
+        self.f.push(Inst::Alu { op: super::AluOp::Add, dst: b, lhs: Operand::Reg(b), rhs: Operand::Imm(1) });
+        self.f.push(Inst::Label(done));
+        b
+    }
+
+    /// Sends `size` bytes of `slot` to the ring buffer with `kind` as the
+    /// first word; a failed send increments the lost-event counter.
+    fn emit_event(&mut self, kind: u64, slot: Slot, size: u32) {
+        self.f.push(Inst::Store { addr: Addr::Stack(slot, 0), width: Width::B8, src: Operand::Imm(kind as i64) });
+        let ret = self.f.vreg();
+        let (m, d) = (self.map_ptr(MapId(self.maps.events)), self.addr(Place::stack(slot)));
+        self.call(helper::RINGBUF_OUTPUT, vec![m, d, Operand::Imm(size as i64), Operand::Imm(0)], Some(ret));
+        let sent = self.f.label();
+        self.f.push(Inst::Branch { cond: Cond::SGe, lhs: ret, rhs: Operand::Imm(0), target: sent });
+        let key = self.temp(8);
+        self.f.push(Inst::Store { addr: Addr::Stack(key, 0), width: Width::B8, src: Operand::Imm(0) });
+        let p = self.f.vreg();
+        let (m, k) = (self.map_ptr(MapId(self.maps.lost)), self.addr(Place::stack(key)));
+        self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
+        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: p, rhs: Operand::Imm(0), target: sent });
+        let t = self.f.vreg();
+        self.f.push(Inst::Load { dst: t, addr: Addr::Reg(p, 0), width: Width::B8 });
+        self.f.push(Inst::Alu { op: super::AluOp::Add, dst: t, lhs: Operand::Reg(t), rhs: Operand::Imm(1) });
+        self.f.push(Inst::Store { addr: Addr::Reg(p, 0), width: Width::B8, src: Operand::Reg(t) });
+        self.f.push(Inst::Label(sent));
+    }
+
+    fn map_ptr(&mut self, map: MapId) -> Operand {
+        let r = self.f.vreg();
+        self.f.push(Inst::MapPtr { dst: r, map });
+        Operand::Reg(r)
+    }
+
+    fn call(&mut self, helper: u32, args: Vec<Operand>, dst: Option<VReg>) {
+        self.f.push(Inst::Call { helper, args, dst });
+    }
+}

@@ -1,0 +1,53 @@
+//! `-l` / `-lv`: listing probe points and their arguments.
+
+use crate::diag::{Diagnostic, Result};
+use crate::kernel::btf::Btf;
+use crate::kernel::{symbols, tracefs};
+use crate::providers::{self, Kind};
+
+/// Lines for `netscript -l PATTERN` (and `-lv` with `verbose`). The pattern
+/// is `provider:glob` (`tracepoint:net:*`, `kprobe:tcp_*`); a bare glob
+/// searches tracepoints.
+pub fn list(pattern: &str, verbose: bool) -> Result<Vec<String>> {
+    let (provider, rest) = match pattern.split_once(':') {
+        Some((p, rest)) if providers::lookup(p).is_some() => (providers::lookup(p), rest),
+        _ => (None, pattern),
+    };
+    let kind = provider.map(|p| p.kind).unwrap_or(Kind::Tracepoint);
+    let canonical = providers::of_kind(kind).names[0];
+    let mut out = Vec::new();
+    match kind {
+        Kind::Tracepoint => {
+            let pat = if rest.contains(':') { rest.to_string() } else { format!("*:{}", if rest.is_empty() { "*" } else { rest }) };
+            for (cat, name) in tracefs::list_tracepoints(&pat)? {
+                out.push(format!("{}:{}:{}", canonical, cat, name));
+                if verbose {
+                    let fmt = tracefs::tracepoint_format(&cat, &name)?;
+                    for f in &fmt.fields {
+                        let ty = if f.data_loc { format!("__data_loc {}", f.c_type) } else { f.c_type.clone() };
+                        out.push(format!("    {} {}", ty, f.name));
+                    }
+                }
+            }
+        }
+        Kind::Kprobe | Kind::Kretprobe | Kind::Fentry | Kind::Fexit => {
+            let glob = if rest.is_empty() { "*" } else { rest };
+            let btf = if verbose { Some(Btf::vmlinux()?) } else { None };
+            for func in symbols::list_functions(glob)? {
+                out.push(format!("{}:{}", canonical, func));
+                if let Some((params, ret)) = btf.and_then(|b| b.func_signature(&func).map(|s| (b, s))).map(|(b, (ps, r))| {
+                    (ps.into_iter().map(|(n, t)| format!("    {} {}", b.type_name(t), n)).collect::<Vec<_>>(), b.type_name(r))
+                }) {
+                    out.extend(params);
+                    if matches!(kind, Kind::Kretprobe | Kind::Fexit) {
+                        out.push(format!("    {} retval", ret));
+                    }
+                }
+            }
+        }
+        _ => {
+            return Err(Diagnostic::plain(format!("'{}' probes cannot be listed; list tracepoint:, kprobe: or fentry: probes", canonical)));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,47 @@
+//! The compiler pipeline from source text to a BPF object:
+//! parse -> check -> lower -> generate code -> write the ELF object.
+
+use crate::codegen::{self, ProgramCode};
+use crate::diag::{Diagnostic, Result, Source};
+use crate::ir::{self, layout::MapTable, lower};
+use crate::object::{self, ProgramSection};
+use crate::sema::{self, tast::Script};
+use crate::syntax::{self, ast};
+
+/// Everything the compiler produced for one script.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The parsed script.
+    pub ast: ast::Program,
+    /// The checked script (maps, printf formats, programs with probe points).
+    pub script: Script,
+    /// The BPF maps, user maps first.
+    pub maps: MapTable,
+    /// IR of each program, in `script.programs` order.
+    pub ir: Vec<ir::Function>,
+    /// BPF code of each program, in `script.programs` order.
+    pub code: Vec<ProgramCode>,
+    /// The ELF object.
+    pub object: Vec<u8>,
+}
+
+/// Compiles a script. `start_ns` is the monotonic clock at start-up
+/// (`elapsed` counts from it).
+pub fn compile(source: &Source, options: &sema::Options, start_ns: u64) -> Result<Compiled> {
+    let ast = syntax::parse(&source.text)?;
+    let script = sema::check(&ast, options)?;
+    let maps = MapTable::new(&script);
+    let ir = lower::lower(&script, &maps, start_ns)?;
+    let mut code = Vec::with_capacity(ir.len());
+    for (f, prog) in ir.iter().zip(&script.programs) {
+        let c = codegen::generate(f).map_err(|e| Diagnostic::at(prog.span, format!("{}: {}", prog.probe.display(), e.message)))?;
+        code.push(c);
+    }
+    let sections: Vec<ProgramSection> = code
+        .iter()
+        .zip(&script.programs)
+        .map(|(c, p)| ProgramSection { section: p.probe.section(), code: c.clone() })
+        .collect();
+    let object = object::write_object(&sections, &maps.specs)?;
+    Ok(Compiled { ast, script, maps, ir, code, object })
+}

@@ -1,0 +1,205 @@
+//! Running a compiled script: load, attach, run BEGIN, read events until
+//! exit (`exit()`, Ctrl-C, `--duration`, or the end of `-c CMD`), run END,
+//! print every map, report lost events, detach.
+
+use std::cell::RefCell;
+use std::process::{Child, Command};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::decode::{self, Symbolizer};
+use super::{load, AttachPoint, LoadError, LoadedObject};
+use crate::diag::{Diagnostic, Result};
+use crate::ir::layout::event;
+use crate::kernel::symbols::Kallsyms;
+use crate::output::{self, Printer};
+use crate::pipeline::Compiled;
+use crate::providers::Kind;
+
+/// How to run a script.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Run this command and stop when it exits.
+    pub command: Option<String>,
+}
+
+/// Loads a compiled script into the kernel, turning a verifier rejection
+/// into a diagnostic that points at the probe's source.
+pub fn load_checked(compiled: &Compiled) -> Result<LoadedObject> {
+    load(&compiled.object).map_err(|e| load_diagnostic(compiled, e))
+}
+
+fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
+    let prog = e.program.as_ref().and_then(|name| compiled.script.programs.iter().find(|p| &p.name == name));
+    let mut d = match prog {
+        Some(p) => Diagnostic::at(p.span, format!("the kernel verifier rejected the program for {}", p.probe.display())),
+        None => Diagnostic::plain(format!("loading the BPF object failed: {}", e.message)),
+    };
+    if !e.verifier_log.is_empty() {
+        d = d.with_note("verifier log (last lines):").with_note(super::verifier_summary(&e.verifier_log, 12));
+    }
+    d
+}
+
+/// Kernel symbols and recorded stacks for decoding.
+struct KernelSymbols<'a> {
+    kallsyms: RefCell<Option<Kallsyms>>,
+    object: &'a LoadedObject,
+    stacks: Option<String>,
+}
+
+impl Symbolizer for KernelSymbols<'_> {
+    fn symbol(&self, addr: u64, with_offset: bool) -> String {
+        let mut cache = self.kallsyms.borrow_mut();
+        if cache.is_none() {
+            *cache = Kallsyms::load().ok();
+        }
+        match cache.as_ref() {
+            Some(k) => decode::kallsyms_symbol(k, addr, with_offset),
+            None => format!("0x{:x}", addr),
+        }
+    }
+
+    fn stack(&self, id: u64) -> Vec<u64> {
+        let Some(map) = &self.stacks else { return Vec::new() };
+        match self.object.map_lookup(map, &(id as u32).to_le_bytes()) {
+            Ok(Some(v)) => v.first().map(|raw| decode::stack_frames(raw)).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Runs a script until it ends; returns the process exit code.
+pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> Result<i32> {
+    let mut object = load_checked(compiled)?;
+    let programs = &compiled.script.programs;
+    let mut attached = 0;
+    for p in programs {
+        let point = p.probe.attach_point();
+        if point != AttachPoint::Manual {
+            object.attach(&p.name, &point)?;
+            attached += 1;
+        }
+    }
+    printer.attached(attached + programs.iter().filter(|p| p.probe.kind == Kind::Begin).count());
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| Diagnostic::plain(format!("cannot handle signals: {}", e)))?;
+    }
+    let symbols = KernelSymbols {
+        kallsyms: RefCell::new(None),
+        object: &object,
+        stacks: compiled.maps.stacks.map(|i| compiled.maps.specs[i as usize].name.clone()),
+    };
+    let records: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let sink = Rc::clone(&records);
+    let ring = object.ring_buffer(&compiled.maps.specs[compiled.maps.events as usize].name, move |r| sink.borrow_mut().push(r.to_vec()))?;
+    let mut events = Events { compiled, object: &object, symbols: &symbols, exit: false };
+
+    for p in programs.iter().filter(|p| p.probe.kind == Kind::Begin) {
+        object.run_once(&p.name)?;
+    }
+    let mut child: Option<Child> = match &options.command {
+        Some(cmd) => Some(
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!("exec {}", cmd))
+                .spawn()
+                .map_err(|e| Diagnostic::plain(format!("cannot run -c command '{}': {}", cmd, e)))?,
+        ),
+        None => None,
+    };
+    let deadline = options.duration.map(|d| Instant::now() + d);
+    loop {
+        ring.poll(Duration::from_millis(100))?;
+        for r in records.borrow_mut().drain(..) {
+            events.handle(&r, printer)?;
+        }
+        let child_done = match child.as_mut() {
+            Some(c) => c.try_wait().map(|s| s.is_some()).unwrap_or(true),
+            None => false,
+        };
+        if events.exit || stop.load(Ordering::Relaxed) || child_done || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    if let Some(mut c) = child {
+        if c.try_wait().ok().flatten().is_none() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    for p in programs.iter().filter(|p| p.probe.kind == Kind::End) {
+        object.run_once(&p.name)?;
+    }
+    ring.consume()?;
+    for r in records.borrow_mut().drain(..) {
+        events.handle(&r, printer)?;
+    }
+    let mut dumps = Vec::new();
+    for (i, decl) in compiled.script.maps.iter().enumerate() {
+        dumps.push(events.dump(i, decl)?);
+    }
+    for d in output::exit_order(dumps) {
+        printer.map(&d);
+    }
+    let lost: u64 = object
+        .map_lookup(&compiled.maps.specs[compiled.maps.lost as usize].name, &0u32.to_le_bytes())?
+        .map(|cpus| cpus.iter().map(|v| u64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8]))).sum())
+        .unwrap_or(0);
+    if lost > 0 {
+        printer.lost(lost);
+    }
+    printer.flush();
+    Ok(0)
+}
+
+/// Handles ring-buffer records.
+struct Events<'a> {
+    compiled: &'a Compiled,
+    object: &'a LoadedObject,
+    symbols: &'a KernelSymbols<'a>,
+    exit: bool,
+}
+
+impl Events<'_> {
+    fn dump(&self, index: usize, decl: &crate::sema::tast::MapDecl) -> Result<output::model::MapDump> {
+        let entries = self.object.map_entries(decode::bpf_map_name(&self.compiled.maps, index))?;
+        Ok(decode::map_dump(decl, &entries, self.symbols))
+    }
+
+    fn handle(&mut self, record: &[u8], printer: &mut Printer) -> Result<()> {
+        let word = |off: usize| record.get(off..off + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])));
+        let Some(kind) = word(0) else { return Ok(()) };
+        let maps = &self.compiled.script.maps;
+        match kind {
+            event::EXIT => self.exit = true,
+            event::PRINT | event::CLEAR | event::ZERO => {
+                let index = word(8).unwrap_or(u64::MAX) as usize;
+                let Some(decl) = maps.get(index) else { return Ok(()) };
+                let name = decode::bpf_map_name(&self.compiled.maps, index);
+                match kind {
+                    event::PRINT => printer.map(&self.dump(index, decl)?),
+                    event::CLEAR => self.object.map_delete_all(name)?,
+                    _ => {
+                        for (key, cpus) in self.object.map_entries(name)? {
+                            let zeros: Vec<Vec<u8>> = cpus.iter().map(|v| vec![0u8; v.len()]).collect();
+                            self.object.map_update(name, &key, &zeros)?;
+                        }
+                    }
+                }
+            }
+            n => {
+                let Some(decl) = self.compiled.script.printfs.get((n - event::PRINTF_BASE) as usize) else { return Ok(()) };
+                let args = decode::values(&decl.args, record.get(8..).unwrap_or(&[]), self.symbols);
+                let text = output::printf::format_str(&decl.format, &args);
+                printer.printf(&text);
+            }
+        }
+        Ok(())
+    }
+}

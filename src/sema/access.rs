@@ -1,0 +1,244 @@
+//! Memory access: struct fields from BTF, tracepoint record fields,
+//! function arguments by name, dereference, casts, `sizeof`, `offsetof`.
+
+use super::expr::{has_btf_args, Scope};
+use super::tast::{Expr, ExprKind as K, Space};
+use super::types::{Ty, STRING_SIZE};
+use crate::diag::{Diagnostic, Result, Span};
+use crate::kernel::btf::{Btf, Type, TypeId};
+use crate::providers::Target;
+use crate::syntax::ast::{self, ExprKind, TypeName};
+
+/// How a value of a BTF type is read.
+enum Shape {
+    /// An integer, enum or pointer of `size` bytes.
+    Scalar(Ty, u8),
+    /// A struct or union (kept as an address).
+    Record(TypeId),
+    /// An array of `len` bytes read as a string or byte array.
+    Bytes(u32),
+    /// An array of other elements (kept as a pointer to the first).
+    Array(TypeId),
+}
+
+fn shape(btf: &Btf, id: TypeId, span: Span) -> Result<Shape> {
+    let id = btf.skip_modifiers(id);
+    Ok(match btf.ty(id) {
+        Type::Int { size, signed, .. } => Shape::Scalar(Ty::Int { size: *size as u8, signed: *signed }, *size as u8),
+        Type::Enum { size, signed, .. } => Shape::Scalar(Ty::Int { size: *size as u8, signed: *signed }, *size as u8),
+        Type::Ptr(p) => {
+            let target = btf.skip_modifiers(*p);
+            let pointee = if matches!(btf.ty(target), Type::Void) { None } else { Some(target) };
+            Shape::Scalar(Ty::Ptr(pointee), 8)
+        }
+        Type::Struct { .. } | Type::Union { .. } => Shape::Record(id),
+        Type::Array { elem, len } => match btf.ty(btf.skip_modifiers(*elem)) {
+            Type::Int { size: 1, .. } => Shape::Bytes(*len),
+            _ => Shape::Array(btf.skip_modifiers(*elem)),
+        },
+        _ => return Err(Diagnostic::at(span, format!("cannot read a value of type {}", btf.type_name(id)))),
+    })
+}
+
+/// The read of a value of BTF type `id` at `base + offset` in kernel memory.
+fn read_at(btf: &Btf, base: Expr, offset: u32, id: TypeId, bitfield: Option<(u32, u32)>, span: Span) -> Result<Expr> {
+    // Fold nested offsets so `a->b.c.d` is one read.
+    let (base, offset) = match base.kind {
+        K::Offset(inner, o) => (*inner, o + offset),
+        _ => (base, offset),
+    };
+    let mk = |ty: Ty, kind: K| Ok(Expr { ty, kind, span });
+    match shape(btf, id, span)? {
+        Shape::Scalar(ty, size) => {
+            let (offset, size, bits) = match bitfield {
+                Some((bit_off, bits)) => {
+                    let start = offset + bit_off / 8;
+                    let shift = bit_off % 8;
+                    let need = (shift + bits).div_ceil(8);
+                    let size = [1u32, 2, 4, 8].into_iter().find(|s| *s >= need).unwrap_or(8);
+                    (start, size as u8, Some((shift as u8, bits as u8)))
+                }
+                None => (offset, size, None),
+            };
+            mk(ty, K::Load { base: Some(Box::new(base)), offset, size, bitfield: bits, space: Space::Kernel })
+        }
+        Shape::Record(rid) => mk(Ty::Record(rid), K::Offset(Box::new(base), offset)),
+        Shape::Bytes(len) => mk(
+            Ty::Str(len),
+            K::LoadStr { base: Some(Box::new(base)), offset, nul_terminated: false, space: Space::Kernel, data_loc: false },
+        ),
+        Shape::Array(elem) => mk(Ty::Ptr(Some(elem)), K::Offset(Box::new(base), offset)),
+    }
+}
+
+/// The integer types that may be written in casts.
+pub(super) fn int_type(name: &str) -> Option<(u8, bool)> {
+    Some(match name {
+        "int8" | "s8" | "char" | "signed char" | "__s8" => (1, true),
+        "uint8" | "u8" | "unsigned char" | "bool" | "__u8" => (1, false),
+        "int16" | "s16" | "short" | "__s16" => (2, true),
+        "uint16" | "u16" | "unsigned short" | "__u16" => (2, false),
+        "int32" | "s32" | "int" | "__s32" => (4, true),
+        "uint32" | "u32" | "unsigned int" | "unsigned" | "__u32" => (4, false),
+        "int64" | "s64" | "long" | "long long" | "__s64" => (8, true),
+        "uint64" | "u64" | "unsigned long" | "unsigned long long" | "__u64" => (8, false),
+        _ => return None,
+    })
+}
+
+/// The BTF id of a named type (`struct sk_buff`, `union x`, a typedef, or
+/// an integer type through its kernel typedef).
+fn btf_type(btf: &Btf, name: &str, span: Span) -> Result<TypeId> {
+    let found = if let Some(n) = name.strip_prefix("struct ").or_else(|| name.strip_prefix("union ")) {
+        btf.find_struct(n.trim())
+    } else if let Some(n) = name.strip_prefix("enum ") {
+        btf.find_enum(n.trim())
+    } else if let Some((size, signed)) = int_type(name) {
+        btf.find_typedef(&format!("{}{}", if signed { "s" } else { "u" }, size as u32 * 8))
+    } else {
+        btf.find_typedef(name).or_else(|| btf.find_struct(name))
+    };
+    found.ok_or_else(|| Diagnostic::at(span, format!("unknown type '{}' (not in the kernel's BTF)", name)))
+}
+
+impl Scope<'_, '_> {
+    /// `base.field` / `base->field`, including `args.field`.
+    pub(super) fn field(&mut self, base: &ast::Expr, field: &str, span: Span) -> Result<Expr> {
+        if matches!(&base.kind, ExprKind::Builtin(b) if b == "args") {
+            return self.probe_arg(field, span);
+        }
+        let b = self.expr(base)?;
+        let rid = match b.ty {
+            Ty::Ptr(Some(t)) | Ty::Record(t) => t,
+            ref other => {
+                return Err(Diagnostic::at(base.span, format!("cannot access field '{}' of a value of type {}", field, other.describe())))
+            }
+        };
+        let btf = Btf::vmlinux()?;
+        let m = btf.member(rid, field).ok_or_else(|| {
+            Diagnostic::at(span, format!("{} has no field named '{}'", btf.type_name(rid), field))
+        })?;
+        let (offset, bitfield) = match m.bitfield_size {
+            0 => (m.bit_offset / 8, None),
+            bits => (0, Some((m.bit_offset, bits))),
+        };
+        // A record's value is its address, and so is a pointer's.
+        read_at(btf, Expr { ty: Ty::U64, ..b }, offset, m.ty, bitfield, span)
+    }
+
+    /// `args.name`: a tracepoint record field or a named function argument.
+    fn probe_arg(&mut self, field: &str, span: Span) -> Result<Expr> {
+        if let Some(tp) = &self.tracepoint {
+            let f = tp.fields.iter().find(|f| f.name == field).ok_or_else(|| {
+                let names: Vec<&str> = tp.fields.iter().map(|f| f.name.as_str()).collect();
+                Diagnostic::at(span, format!("tracepoint {}:{} has no field '{}' (fields: {})", tp.category, tp.name, field, names.join(", ")))
+            })?;
+            let mk = |ty: Ty, kind: K| Ok(Expr { ty, kind, span });
+            if f.data_loc {
+                return mk(Ty::Str(STRING_SIZE), K::LoadStr { base: None, offset: f.offset, nul_terminated: true, space: Space::Ctx, data_loc: true });
+            }
+            if f.array_len.is_some() {
+                let nul = f.c_type.contains("char");
+                return mk(Ty::Str(f.size), K::LoadStr { base: None, offset: f.offset, nul_terminated: nul, space: Space::Ctx, data_loc: false });
+            }
+            if !matches!(f.size, 1 | 2 | 4 | 8) {
+                return Err(Diagnostic::at(span, format!("field '{}' has an unsupported size {}", field, f.size)));
+            }
+            let ty = if f.c_type.contains('*') {
+                let pointee = f.c_type.trim_end_matches('*').trim().trim_start_matches("const ").to_string();
+                Ty::Ptr(Btf::vmlinux().ok().and_then(|b| btf_type(b, &pointee, span).ok()))
+            } else {
+                Ty::Int { size: f.size as u8, signed: f.signed }
+            };
+            return mk(ty, K::Load { base: None, offset: f.offset, size: f.size as u8, bitfield: None, space: Space::Ctx });
+        }
+        let Target::Function { name, .. } = &self.point.target else {
+            return Err(Diagnostic::at(span, "args is only available in tracepoint and kernel function probes"));
+        };
+        if !has_btf_args(&self.point) {
+            return Err(Diagnostic::at(span, "args is not available here"));
+        }
+        let btf = Btf::vmlinux()?;
+        let (params, _) = btf
+            .func_signature(name)
+            .ok_or_else(|| Diagnostic::at(span, format!("no BTF signature for kernel function {}", name)))?;
+        let (index, (_, ty)) = params.iter().enumerate().find(|(_, (n, _))| n == field).ok_or_else(|| {
+            let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+            Diagnostic::at(span, format!("{} has no parameter '{}' (parameters: {})", name, field, names.join(", ")))
+        })?;
+        if index > 5 {
+            return Err(Diagnostic::at(span, "only the first six arguments can be read"));
+        }
+        let ty = match shape(btf, *ty, span)? {
+            Shape::Scalar(t, _) => t,
+            _ => return Err(Diagnostic::at(span, format!("parameter '{}' is passed by value as a struct; not supported", field))),
+        };
+        Ok(Expr { ty, kind: K::Arg(index as u32), span })
+    }
+
+    /// `*p`
+    pub(super) fn deref(&mut self, p: Expr, span: Span) -> Result<Expr> {
+        match p.ty {
+            Ty::Ptr(Some(t)) => {
+                let btf = Btf::vmlinux()?;
+                read_at(btf, Expr { ty: Ty::U64, ..p }, 0, t, None, span)
+            }
+            Ty::Record(_) => Ok(p),
+            ref other => Err(Diagnostic::at(span, format!("cannot dereference a value of type {}", other.describe()))),
+        }
+    }
+
+    /// `&x` of a struct member that is itself a struct.
+    pub(super) fn address_of(&mut self, x: Expr, span: Span) -> Result<Expr> {
+        match x.ty {
+            Ty::Record(t) => Ok(Expr { ty: Ty::Ptr(Some(t)), ..x }),
+            _ => Err(Diagnostic::at(span, "& can only take the address of a struct member that is a struct")),
+        }
+    }
+
+    /// `(type)expr`
+    pub(super) fn cast(&mut self, ty: &TypeName, inner: &ast::Expr, span: Span) -> Result<Expr> {
+        let x = self.expr(inner)?;
+        if ty.pointer_depth == 0 {
+            let (size, signed) = int_type(&ty.base).ok_or_else(|| {
+                Diagnostic::at(ty.span, format!("cannot cast to '{}': only integer and pointer casts are allowed", ty.base))
+            })?;
+            self.expect_scalar(&x, "a cast operand")?;
+            return Ok(Expr { ty: Ty::Int { size, signed }, kind: K::Convert(Box::new(x)), span });
+        }
+        if ty.pointer_depth > 1 {
+            return Err(Diagnostic::at(ty.span, "casts to pointers to pointers are not supported yet"));
+        }
+        self.expect_scalar(&x, "a cast operand")?;
+        let pointee = if ty.base == "void" { None } else { Some(btf_type(Btf::vmlinux()?, &ty.base, ty.span)?) };
+        Ok(Expr { ty: Ty::Ptr(pointee), ..x })
+    }
+
+    /// `sizeof(type)`
+    pub(super) fn type_size(&mut self, ty: &TypeName) -> Result<u64> {
+        if ty.pointer_depth > 0 {
+            return Ok(8);
+        }
+        if let Some((size, _)) = int_type(&ty.base) {
+            return Ok(size as u64);
+        }
+        let btf = Btf::vmlinux()?;
+        let id = btf_type(btf, &ty.base, ty.span)?;
+        btf.size_of(id).ok_or_else(|| Diagnostic::at(ty.span, format!("'{}' has no size", ty.base)))
+    }
+
+    /// `offsetof(type, a.b)`
+    pub(super) fn offsetof(&mut self, ty: &TypeName, path: &[String]) -> Result<u64> {
+        let btf = Btf::vmlinux()?;
+        let mut id = btf_type(btf, &ty.base, ty.span)?;
+        let mut off = 0u64;
+        for f in path {
+            let m = btf
+                .member(id, f)
+                .ok_or_else(|| Diagnostic::at(ty.span, format!("{} has no field named '{}'", btf.type_name(id), f)))?;
+            off += (m.bit_offset / 8) as u64;
+            id = btf.skip_modifiers(m.ty);
+        }
+        Ok(off)
+    }
+}

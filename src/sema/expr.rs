@@ -1,0 +1,381 @@
+//! Typing of expressions inside one probe.
+
+use super::stmt::VarTable;
+use super::tast::{self, Expr, ExprKind as K, PrintfDecl, Stmt, VarId};
+use super::types::{Ty, STRING_SIZE};
+use super::Checker;
+use crate::builtins::{self, Func, FunctionDef, Role, Var};
+use crate::diag::{Diagnostic, Result, Span};
+use crate::ir::MapId;
+use crate::kernel::btf::Btf;
+use crate::kernel::tracefs::{self, TracepointFormat};
+use crate::providers::{self, Kind, ProbePoint, Target};
+use crate::syntax::ast::{self, BinOp, ExprKind, UnOp};
+
+/// The state of checking one probe block for one probe point.
+pub(super) struct Scope<'a, 'o> {
+    /// The script-wide checker (maps, printf formats).
+    pub checker: &'a mut Checker<'o>,
+    /// The probe point the block is compiled for.
+    pub point: ProbePoint,
+    /// `$variables` by name.
+    pub vars: VarTable,
+    /// `$variable` types by id.
+    pub var_types: Vec<Ty>,
+    /// The tracepoint record format, for tracepoint probes.
+    pub tracepoint: Option<TracepointFormat>,
+}
+
+impl<'a, 'o> Scope<'a, 'o> {
+    /// A scope for `point`, reading its tracepoint format if it has one.
+    pub fn new(checker: &'a mut Checker<'o>, point: ProbePoint) -> Result<Self> {
+        let tracepoint = match &point.target {
+            Target::Tracepoint { category, name } => Some(tracefs::tracepoint_format(category, name)?),
+            _ => None,
+        };
+        Ok(Scope { checker, point, vars: VarTable::new(), var_types: Vec::new(), tracepoint })
+    }
+
+    /// Declares a new `$variable`.
+    pub fn declare_var(&mut self, name: &str, ty: Ty) -> VarId {
+        let id = VarId(self.var_types.len() as u32);
+        self.var_types.push(ty);
+        self.vars.insert(name.to_string(), id);
+        id
+    }
+
+    /// Fails unless `e` is an integer or pointer.
+    pub fn expect_scalar(&self, e: &Expr, what: &str) -> Result<()> {
+        if e.ty.is_scalar() {
+            Ok(())
+        } else {
+            Err(Diagnostic::at(e.span, format!("{} must be an integer, not {}", what, e.ty.describe())))
+        }
+    }
+
+    /// Fails unless `e` can be stored in a variable or map.
+    pub fn expect_storable(&self, e: &Expr) -> Result<()> {
+        match e.ty {
+            Ty::Void => Err(Diagnostic::at(e.span, "this expression has no value")),
+            Ty::Record(_) => Err(Diagnostic::at(e.span, "a whole struct cannot be stored; store one of its fields")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks a call's argument count against its table entry.
+    pub fn check_arity(&self, def: &FunctionDef, n: usize, span: Span) -> Result<()> {
+        if n < def.min_args || n > def.max_args {
+            let want = if def.min_args == def.max_args {
+                format!("{}", def.min_args)
+            } else if def.max_args == usize::MAX {
+                format!("at least {}", def.min_args)
+            } else {
+                format!("{} to {}", def.min_args, def.max_args)
+            };
+            return Err(Diagnostic::at(span, format!("{}() takes {} argument(s), got {}", def.name, want, n)));
+        }
+        Ok(())
+    }
+
+    /// Map key expressions.
+    pub fn keys(&mut self, keys: &[ast::Expr]) -> Result<Vec<Expr>> {
+        keys.iter()
+            .map(|k| {
+                let e = self.expr(k)?;
+                self.expect_storable(&e)?;
+                Ok(e)
+            })
+            .collect()
+    }
+
+    /// A map that must already be known, by name without `@`.
+    pub fn map_by_name(&mut self, name: &str, span: Span) -> Result<MapId> {
+        let full = format!("@{}", name);
+        match self.checker.map_ids.get(&full) {
+            Some(&id) => Ok(id),
+            None if self.checker.collecting => self.checker.use_map(name, &[], None, span),
+            None => Err(Diagnostic::at(span, format!("unknown map {}", full))),
+        }
+    }
+
+    /// A compile-time integer constant.
+    pub fn constant(&mut self, e: &ast::Expr) -> Result<i64> {
+        let c = self.expr(e)?;
+        fold(&c).ok_or_else(|| Diagnostic::at(e.span, "expected a constant integer"))
+    }
+
+    /// `printf(fmt, args...)`
+    pub fn printf(&mut self, args: &[ast::Expr], span: Span) -> Result<Stmt> {
+        let ExprKind::Str(format) = &args[0].kind else {
+            return Err(Diagnostic::at(args[0].span, "printf() needs a string literal format"));
+        };
+        let pieces = crate::output::printf::parse_format(format).map_err(|m| Diagnostic::at(args[0].span, m))?;
+        let wanted = crate::output::printf::conversion_count(&pieces);
+        if wanted != args.len() - 1 {
+            return Err(Diagnostic::at(span, format!("printf format has {} conversion(s) but {} argument(s) follow", wanted, args.len() - 1)));
+        }
+        let mut checked = Vec::new();
+        for a in &args[1..] {
+            let e = self.expr(a)?;
+            self.expect_storable(&e)?;
+            checked.push(e);
+        }
+        let id = self.checker.printfs.len() as u32;
+        self.checker.printfs.push(PrintfDecl { format: format.clone(), args: checked.iter().map(|e| e.ty.clone()).collect() });
+        Ok(Stmt::Printf(id, checked))
+    }
+
+    /// Types an expression.
+    pub fn expr(&mut self, e: &ast::Expr) -> Result<Expr> {
+        let span = e.span;
+        let mk = |ty: Ty, kind: K| Ok(Expr { ty, kind, span });
+        match &e.kind {
+            ExprKind::Int(v) => mk(Ty::I64, K::Int(*v as i64)),
+            ExprKind::Str(s) => mk(Ty::Str(s.len() as u32 + 1), K::Str(s.clone())),
+            ExprKind::Var(name) => match self.vars.get(name) {
+                Some(&id) => mk(self.var_types[id.0 as usize].clone(), K::Var(id)),
+                None => Err(Diagnostic::at(span, format!("variable ${} is used before it is assigned", name))),
+            },
+            ExprKind::Map(m) => {
+                let keys = self.keys(&m.keys)?;
+                let tys: Vec<Ty> = keys.iter().map(|k| k.ty.clone()).collect();
+                let map = self.checker.use_map(&m.name, &tys, None, m.span)?;
+                let ty = match &self.checker.maps[map.0 as usize].value {
+                    tast::MapValue::Plain(t) => t.clone(),
+                    tast::MapValue::Agg(_) => Ty::I64,
+                };
+                mk(ty, K::MapRead { map, keys })
+            }
+            ExprKind::Builtin(name) => self.builtin(name, span),
+            ExprKind::Ident(name) => match Btf::vmlinux().ok().and_then(|b| b.enum_value(name)) {
+                Some((_, v)) => mk(Ty::I64, K::Int(v)),
+                None => Err(Diagnostic::at(span, format!("unknown identifier '{}'", name))),
+            },
+            ExprKind::Unary { op, expr } => self.unary(*op, expr, span),
+            ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, span),
+            ExprKind::Ternary { cond, then_expr, else_expr } => {
+                let c = self.expr(cond)?;
+                self.expect_scalar(&c, "a condition")?;
+                let a = self.expr(then_expr)?;
+                let b = self.expr(else_expr)?;
+                let ty = super::unify(&a.ty, &b.ty).ok_or_else(|| {
+                    Diagnostic::at(span, format!("the branches have different types: {} and {}", a.ty.describe(), b.ty.describe()))
+                })?;
+                mk(ty, K::Ternary(Box::new(c), Box::new(a), Box::new(b)))
+            }
+            ExprKind::Call { name, args } => self.call(name, args, span),
+            ExprKind::Field { expr, field, .. } => self.field(expr, field, span),
+            ExprKind::Index { expr, index } => self.index(expr, index, span),
+            ExprKind::Cast { ty, expr } => self.cast(ty, expr, span),
+            ExprKind::Sizeof(arg) => {
+                let size = match arg {
+                    ast::SizeofArg::Type(t) => self.type_size(t)?,
+                    ast::SizeofArg::Expr(x) => {
+                        let x = self.expr(x)?;
+                        match x.ty {
+                            Ty::Int { size, .. } => size as u64,
+                            Ty::Record(id) => Btf::vmlinux()?.size_of(id).unwrap_or(0),
+                            ref t => t.storage_size() as u64,
+                        }
+                    }
+                };
+                mk(Ty::U64, K::Int(size as i64))
+            }
+            ExprKind::Offsetof { ty, field } => {
+                let off = self.offsetof(ty, field)?;
+                mk(Ty::U64, K::Int(off as i64))
+            }
+            ExprKind::Tuple(items) => {
+                let items: Vec<Expr> = items.iter().map(|i| self.expr(i)).collect::<Result<_>>()?;
+                for i in &items {
+                    self.expect_storable(i)?;
+                }
+                mk(Ty::Tuple(items.iter().map(|i| i.ty.clone()).collect()), K::Tuple(items))
+            }
+        }
+    }
+
+    fn builtin(&mut self, name: &str, span: Span) -> Result<Expr> {
+        let provider = providers::of_kind(self.point.kind);
+        let mk = |ty: Ty, kind: K| Ok(Expr { ty, kind, span });
+        if let Some(def) = builtins::variable(name) {
+            let ty = match def.var {
+                Var::Curtask => Ty::Ptr(Btf::vmlinux().ok().and_then(|b| b.find_struct("task_struct"))),
+                Var::Kstack => {
+                    self.checker.uses_kstack = true;
+                    (def.ty)()
+                }
+                _ => (def.ty)(),
+            };
+            return mk(ty, K::Builtin(def.var));
+        }
+        if let Some(n) = name.strip_prefix("arg").and_then(|n| n.parse::<u32>().ok()) {
+            if provider.args == providers::ArgAccess::None || n > 5 {
+                return Err(Diagnostic::at(span, format!("{} is not available in {} probes", name, provider.names[0])));
+            }
+            return mk(Ty::U64, K::Arg(n));
+        }
+        match name {
+            "retval" if provider.has_retval => mk(Ty::I64, K::Retval),
+            "retval" => Err(Diagnostic::at(span, format!("retval is only available in return probes, not {}", provider.names[0]))),
+            "func" => match &self.point.target {
+                Target::Function { name, .. } => mk(Ty::Str(name.len() as u32 + 1), K::Str(name.clone())),
+                _ => Err(Diagnostic::at(span, "func is only available in kernel function probes")),
+            },
+            "probe" => {
+                let p = self.point.display();
+                mk(Ty::Str(p.len() as u32 + 1), K::Str(p))
+            }
+            "args" => Err(Diagnostic::at(span, "args must be followed by a field, e.g. args->len")),
+            _ => Err(Diagnostic::at(span, format!("unknown builtin '{}'", name))),
+        }
+    }
+
+    fn unary(&mut self, op: UnOp, inner: &ast::Expr, span: Span) -> Result<Expr> {
+        match op {
+            UnOp::Deref => {
+                let p = self.expr(inner)?;
+                self.deref(p, span)
+            }
+            UnOp::AddrOf => {
+                let x = self.expr(inner)?;
+                self.address_of(x, span)
+            }
+            _ => {
+                let x = self.expr(inner)?;
+                self.expect_scalar(&x, "an operand")?;
+                let ty = if op == UnOp::Not { Ty::U64 } else { Ty::I64 };
+                Ok(Expr { ty, kind: K::Unary(op, Box::new(x)), span })
+            }
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, lhs: &ast::Expr, rhs: &ast::Expr, span: Span) -> Result<Expr> {
+        let l = self.expr(lhs)?;
+        let r = self.expr(rhs)?;
+        let comparison = matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge);
+        if let (Ty::Str(_), Ty::Str(_)) = (&l.ty, &r.ty) {
+            if matches!(op, BinOp::Eq | BinOp::Ne) {
+                return Ok(Expr { ty: Ty::U64, kind: K::Binary { op, lhs: Box::new(l), rhs: Box::new(r), signed: false }, span });
+            }
+        }
+        self.expect_scalar(&l, "an operand")?;
+        self.expect_scalar(&r, "an operand")?;
+        let signed = l.ty.is_signed() && r.ty.is_signed();
+        let ty = if comparison || matches!(op, BinOp::And | BinOp::Or) {
+            Ty::U64
+        } else if signed {
+            Ty::I64
+        } else {
+            Ty::U64
+        };
+        Ok(Expr { ty, kind: K::Binary { op, lhs: Box::new(l), rhs: Box::new(r), signed }, span })
+    }
+
+    fn call(&mut self, name: &str, args: &[ast::Expr], span: Span) -> Result<Expr> {
+        let def = builtins::function(name).ok_or_else(|| Diagnostic::at(span, format!("unknown function '{}'", name)))?;
+        match def.role {
+            Role::Aggregation => {
+                return Err(Diagnostic::at(span, format!("{}() must be assigned to a map, e.g. @x = {}(...)", name, name)))
+            }
+            Role::Action => return Err(Diagnostic::at(span, format!("{}() has no value; use it as a statement", name))),
+            Role::Value => {}
+        }
+        self.check_arity(def, args.len(), span)?;
+        let mk = |ty: Ty, kind: K| Ok(Expr { ty, kind, span });
+        match def.func {
+            Func::Str => {
+                let len = match args.get(1) {
+                    Some(a) => self.constant(a)?.clamp(1, 256) as u32 + 1,
+                    None => STRING_SIZE,
+                };
+                let p = self.expr(&args[0])?;
+                match p.ty {
+                    Ty::Str(_) => Ok(p),
+                    _ => {
+                        self.expect_scalar(&p, "str()'s argument")?;
+                        let kind = K::LoadStr { base: Some(Box::new(p)), offset: 0, nul_terminated: true, space: tast::Space::Kernel, data_loc: false };
+                        mk(Ty::Str(len), kind)
+                    }
+                }
+            }
+            Func::Ntop => {
+                let (family, addr) = match args.len() {
+                    2 => (Some(self.constant(&args[0])?), &args[1]),
+                    _ => (None, &args[0]),
+                };
+                let a = self.expr(addr)?;
+                let width = match &a.ty {
+                    Ty::Str(n) if *n == 4 || *n == 16 => *n,
+                    Ty::Int { size, .. } => *size as u32,
+                    _ => return Err(Diagnostic::at(a.span, "ntop() takes an integer IPv4 address or a 4- or 16-byte array")),
+                };
+                let family = match family {
+                    Some(f) => f as u32,
+                    None if width <= 4 => 2,
+                    None => 10,
+                };
+                if family != 2 && family != 10 {
+                    return Err(Diagnostic::at(span, "ntop() family must be AF_INET (2) or AF_INET6 (10)"));
+                }
+                mk(Ty::Inet, K::Ntop { family, addr: Box::new(a) })
+            }
+            Func::Kstack => {
+                self.checker.uses_kstack = true;
+                mk(Ty::KStack, K::Kstack)
+            }
+            Func::Ksym => {
+                let a = self.expr(&args[0])?;
+                self.expect_scalar(&a, "ksym()'s argument")?;
+                mk(Ty::KSym, K::Ksym(Box::new(a)))
+            }
+            _ => unreachable!("value functions are handled above"),
+        }
+    }
+
+    fn index(&mut self, base: &ast::Expr, index: &ast::Expr, span: Span) -> Result<Expr> {
+        let b = self.expr(base)?;
+        let i = self.expr(index)?;
+        self.expect_scalar(&i, "an index")?;
+        let Ty::Ptr(Some(elem)) = b.ty else {
+            return Err(Diagnostic::at(span, format!("cannot index a value of type {}", b.ty.describe())));
+        };
+        let btf = Btf::vmlinux()?;
+        let size = btf.size_of(elem).unwrap_or(1) as i64;
+        let scaled = Expr {
+            ty: Ty::U64,
+            kind: K::Binary { op: BinOp::Mul, lhs: Box::new(i), rhs: Box::new(Expr { ty: Ty::I64, kind: K::Int(size), span }), signed: false },
+            span,
+        };
+        let addr = Expr { ty: b.ty.clone(), kind: K::Binary { op: BinOp::Add, lhs: Box::new(b), rhs: Box::new(scaled), signed: false }, span };
+        self.deref(addr, span)
+    }
+}
+
+/// The value of a constant integer expression, if it is one.
+pub(super) fn fold(e: &Expr) -> Option<i64> {
+    match &e.kind {
+        K::Int(v) => Some(*v),
+        K::Unary(UnOp::Neg, x) => fold(x).map(|v| v.wrapping_neg()),
+        K::Binary { op, lhs, rhs, .. } => {
+            let (a, b) = (fold(lhs)?, fold(rhs)?);
+            Some(match op {
+                BinOp::Add => a.wrapping_add(b),
+                BinOp::Sub => a.wrapping_sub(b),
+                BinOp::Mul => a.wrapping_mul(b),
+                BinOp::Div if b != 0 => a / b,
+                BinOp::Shl => a.wrapping_shl(b as u32),
+                BinOp::BitOr => a | b,
+                BinOp::BitAnd => a & b,
+                _ => return None,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Is this the `fentry`/`kprobe` kind whose arguments come from a BTF
+/// function signature?
+pub(super) fn has_btf_args(point: &ProbePoint) -> bool {
+    matches!(point.kind, Kind::Kprobe | Kind::Kretprobe | Kind::Fentry | Kind::Fexit)
+}

@@ -1,0 +1,137 @@
+//! Semantic analysis: resolves probes through the provider table, types
+//! every expression (kernel structs from BTF, tracepoint records from
+//! tracefs), infers map key and value types across probes, and produces the
+//! checked program in [`tast`].
+
+mod access;
+mod expr;
+mod stmt;
+pub mod tast;
+pub mod types;
+
+use std::collections::HashMap;
+
+use crate::diag::{Diagnostic, Result, Span};
+use crate::ir::MapId;
+use crate::providers::{self, ProbePoint};
+use crate::syntax::ast;
+use tast::{MapDecl, MapValue, PrintfDecl, Script};
+use types::Ty;
+
+/// Options that change how probes are resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Compile fentry/fexit probes as kprobe/kretprobe (the kernel refused fentry).
+    pub fentry_as_kprobe: bool,
+}
+
+/// Checks a parsed script against the running kernel.
+pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
+    // Pass 1 learns every map's type from its assignments, so that a probe
+    // may read a map that a later probe writes; pass 2 checks for real.
+    let mut first = Checker::new(options, true);
+    first.run(program)?;
+    let mut second = Checker::new(options, false);
+    second.maps = first.maps;
+    second.map_ids = first.map_ids;
+    second.run(program)?;
+    Ok(Script { programs: second.programs, maps: second.maps, printfs: second.printfs, uses_kstack: second.uses_kstack })
+}
+
+/// Script-wide state of the checker.
+struct Checker<'o> {
+    options: &'o Options,
+    /// Pass 1: unknown maps read as u64 instead of failing.
+    collecting: bool,
+    maps: Vec<MapDecl>,
+    map_ids: HashMap<String, MapId>,
+    printfs: Vec<PrintfDecl>,
+    programs: Vec<tast::Program>,
+    uses_kstack: bool,
+}
+
+impl<'o> Checker<'o> {
+    fn new(options: &'o Options, collecting: bool) -> Self {
+        Checker { options, collecting, maps: Vec::new(), map_ids: HashMap::new(), printfs: Vec::new(), programs: Vec::new(), uses_kstack: false }
+    }
+
+    fn run(&mut self, program: &ast::Program) -> Result<()> {
+        for item in &program.items {
+            let ast::Item::Probe(block) = item;
+            for spec in &block.specs {
+                for point in providers::expand(&spec.provider, &spec.target, spec.span)? {
+                    let point = match point.kprobe_fallback() {
+                        Some(k) if self.options.fentry_as_kprobe => k,
+                        _ => point,
+                    };
+                    let checked = stmt::check_probe(self, block, point)?;
+                    self.programs.push(checked);
+                }
+            }
+        }
+        if self.programs.is_empty() && !self.collecting {
+            return Err(Diagnostic::plain("the script has no probes"));
+        }
+        Ok(())
+    }
+
+    /// Declares or refines a map from one of its uses.
+    fn use_map(&mut self, name: &str, keys: &[Ty], value: Option<MapValue>, span: Span) -> Result<MapId> {
+        let full = format!("@{}", name);
+        if let Some(&id) = self.map_ids.get(&full) {
+            let decl = &mut self.maps[id.0 as usize];
+            if decl.keys.len() != keys.len() {
+                return Err(Diagnostic::at(
+                    span,
+                    format!("map {} is used with {} key(s) here but {} elsewhere", full, keys.len(), decl.keys.len()),
+                ));
+            }
+            for (have, new) in decl.keys.iter_mut().zip(keys) {
+                *have = unify(have, new).ok_or_else(|| {
+                    Diagnostic::at(span, format!("map {} key has type {} here but {} elsewhere", full, new.describe(), have.describe()))
+                })?;
+            }
+            if let Some(value) = value {
+                decl.value = match (&decl.value, &value) {
+                    (MapValue::Plain(a), MapValue::Plain(b)) => MapValue::Plain(unify(a, b).ok_or_else(|| {
+                        Diagnostic::at(span, format!("map {} holds {} here but {} elsewhere", full, b.describe(), a.describe()))
+                    })?),
+                    (a, b) if a == b => value,
+                    _ => return Err(Diagnostic::at(span, format!("map {} is used with two different aggregations", full))),
+                };
+            }
+            return Ok(id);
+        }
+        let value = match value {
+            Some(v) => v,
+            None if self.collecting => MapValue::Plain(Ty::I64),
+            None => return Err(Diagnostic::at(span, format!("map {} is read but never assigned", full))),
+        };
+        let id = MapId(self.maps.len() as u32);
+        self.maps.push(MapDecl { name: full.clone(), keys: keys.to_vec(), value });
+        self.map_ids.insert(full, id);
+        Ok(id)
+    }
+}
+
+/// The common type of two uses of a map key, map value or variable:
+/// integers widen to 64 bits, strings to the longer buffer.
+pub(crate) fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
+    match (a, b) {
+        (Ty::Int { signed, .. }, Ty::Int { .. }) => Some(Ty::Int { size: 8, signed: *signed }),
+        (Ty::Str(x), Ty::Str(y)) => Some(Ty::Str(*x.max(y))),
+        (Ty::Tuple(x), Ty::Tuple(y)) if x.len() == y.len() => {
+            x.iter().zip(y).map(|(p, q)| unify(p, q)).collect::<Option<Vec<_>>>().map(Ty::Tuple)
+        }
+        (Ty::Ptr(_), Ty::Ptr(_)) | (Ty::Ptr(_), Ty::Int { .. }) => Some(a.clone()),
+        _ if a == b => Some(a.clone()),
+        _ => None,
+    }
+}
+
+/// The program name used in the ELF object for the n-th program.
+pub(crate) fn program_name(index: usize, point: &ProbePoint) -> String {
+    let mut tag: String = point.display().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    tag.truncate(40);
+    format!("p{}_{}", index, tag)
+}

@@ -1,0 +1,202 @@
+//! Checking of probe blocks and statements.
+
+use std::collections::HashMap;
+
+use super::expr::Scope;
+use super::tast::{self, Agg, MapValue, Stmt};
+use super::types::Ty;
+use super::{program_name, unify, Checker};
+use crate::builtins::{self, Func, Role};
+use crate::diag::{Diagnostic, Result, Span};
+use crate::providers::ProbePoint;
+use crate::syntax::ast::{self, ExprKind, LValue, StmtKind};
+
+/// Checks one probe block for one concrete probe point.
+pub(super) fn check_probe(checker: &mut Checker, block: &ast::ProbeBlock, point: ProbePoint) -> Result<tast::Program> {
+    let name = program_name(checker.programs.len(), &point);
+    let mut scope = Scope::new(checker, point.clone())?;
+    let mut body = check_block(&mut scope, &block.body.stmts)?;
+    if let Some(pred) = &block.predicate {
+        let cond = scope.expr(pred)?;
+        scope.expect_scalar(&cond, "a predicate")?;
+        body = vec![Stmt::If(cond, body, Vec::new())];
+    }
+    let param_count = match &point.target {
+        crate::providers::Target::Function { name, .. } if point.kind == crate::providers::Kind::Fexit => {
+            crate::kernel::btf::Btf::vmlinux()?.func_signature(name).map(|(p, _)| p.len() as u32).unwrap_or(0)
+        }
+        _ => 0,
+    };
+    Ok(tast::Program { name, probe: point, span: block.span, vars: scope.var_types, param_count, body })
+}
+
+fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Result<Vec<Stmt>> {
+    let mut out = Vec::new();
+    for s in stmts {
+        check_stmt(scope, s, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Result<()> {
+    match &stmt.kind {
+        StmtKind::Expr(e) => out.push(expr_stmt(scope, e)?),
+        StmtKind::Assign { target, op, value } => {
+            let value = match op {
+                Some(op) => compound(target, *op, value.clone(), stmt.span),
+                None => value.clone(),
+            };
+            out.push(assign(scope, target, &value)?);
+        }
+        StmtKind::IncDec { target, increment } => {
+            let one = ast::Expr { kind: ExprKind::Int(1), span: stmt.span };
+            let op = if *increment { ast::BinOp::Add } else { ast::BinOp::Sub };
+            let value = compound(target, op, one, stmt.span);
+            out.push(assign(scope, target, &value)?);
+        }
+        StmtKind::If { cond, then_block, else_block } => {
+            let c = scope.expr(cond)?;
+            scope.expect_scalar(&c, "an if condition")?;
+            let t = check_block(scope, &then_block.stmts)?;
+            let e = match else_block {
+                Some(b) => check_block(scope, &b.stmts)?,
+                None => Vec::new(),
+            };
+            out.push(Stmt::If(c, t, e));
+        }
+        StmtKind::While { cond, body } => {
+            let c = scope.expr(cond)?;
+            scope.expect_scalar(&c, "a while condition")?;
+            let b = check_block(scope, &body.stmts)?;
+            out.push(Stmt::While(c, b));
+        }
+        StmtKind::Unroll { count, body } => {
+            for _ in 0..*count {
+                out.extend(check_block(scope, &body.stmts)?);
+            }
+        }
+        StmtKind::Return => out.push(Stmt::Return),
+    }
+    Ok(())
+}
+
+/// `target op value` as an expression reading the target.
+fn compound(target: &LValue, op: ast::BinOp, value: ast::Expr, span: Span) -> ast::Expr {
+    let read = match target {
+        LValue::Var(name, s) => ast::Expr { kind: ExprKind::Var(name.clone()), span: *s },
+        LValue::Map(m) => ast::Expr { kind: ExprKind::Map(m.clone()), span: m.span },
+    };
+    ast::Expr { kind: ExprKind::Binary { op, lhs: Box::new(read), rhs: Box::new(value) }, span }
+}
+
+fn assign(scope: &mut Scope, target: &LValue, value: &ast::Expr) -> Result<Stmt> {
+    match target {
+        LValue::Var(name, span) => {
+            let v = scope.expr(value)?;
+            scope.expect_storable(&v)?;
+            let id = match scope.vars.get(name) {
+                Some(&id) => {
+                    let have = &scope.var_types[id.0 as usize];
+                    match (have, &v.ty) {
+                        (Ty::Str(a), Ty::Str(b)) if b > a => {
+                            return Err(Diagnostic::at(value.span, format!("${} holds {} bytes; this string needs {}", name, a, b)))
+                        }
+                        _ => {}
+                    }
+                    let merged = unify(have, &v.ty).ok_or_else(|| {
+                        Diagnostic::at(*span, format!("${} was {} and is assigned {} here", name, have.describe(), v.ty.describe()))
+                    })?;
+                    if !matches!(merged, Ty::Str(_)) {
+                        scope.var_types[id.0 as usize] = merged;
+                    }
+                    id
+                }
+                None => scope.declare_var(name, v.ty.clone()),
+            };
+            Ok(Stmt::SetVar(id, v))
+        }
+        LValue::Map(m) => {
+            let keys = scope.keys(&m.keys)?;
+            let key_tys: Vec<Ty> = keys.iter().map(|k| k.ty.clone()).collect();
+            if let ExprKind::Call { name, args } = &value.kind {
+                if let Some(def) = builtins::function(name).filter(|d| d.role == Role::Aggregation) {
+                    scope.check_arity(def, args.len(), value.span)?;
+                    let (agg, arg) = aggregation(scope, def.func, args, value.span)?;
+                    let map = scope.checker.use_map(&m.name, &key_tys, Some(MapValue::Agg(agg)), m.span)?;
+                    return Ok(Stmt::Aggregate { map, keys, agg, arg });
+                }
+            }
+            let v = scope.expr(value)?;
+            scope.expect_storable(&v)?;
+            let map = scope.checker.use_map(&m.name, &key_tys, Some(MapValue::Plain(v.ty.clone())), m.span)?;
+            Ok(Stmt::SetMap { map, keys, value: v })
+        }
+    }
+}
+
+fn aggregation(scope: &mut Scope, func: Func, args: &[ast::Expr], span: Span) -> Result<(Agg, Option<tast::Expr>)> {
+    let agg = match func {
+        Func::Count => return Ok((Agg::Count, None)),
+        Func::Sum => Agg::Sum,
+        Func::Avg => Agg::Avg,
+        Func::Min => Agg::Min,
+        Func::Max => Agg::Max,
+        Func::Stats => Agg::Stats,
+        Func::Hist => Agg::Hist,
+        Func::Lhist => {
+            let min = scope.constant(&args[1])?;
+            let max = scope.constant(&args[2])?;
+            let step = scope.constant(&args[3])?;
+            if min < 0 || max <= min || step <= 0 {
+                return Err(Diagnostic::at(span, "lhist() needs 0 <= min < max and step > 0"));
+            }
+            if (max - min) / step > 1000 {
+                return Err(Diagnostic::at(span, "lhist() would have more than 1000 buckets"));
+            }
+            Agg::Lhist { min, max, step }
+        }
+        _ => unreachable!("only aggregations reach here"),
+    };
+    let arg = scope.expr(&args[0])?;
+    scope.expect_scalar(&arg, "an aggregation argument")?;
+    Ok((agg, Some(arg)))
+}
+
+fn expr_stmt(scope: &mut Scope, e: &ast::Expr) -> Result<Stmt> {
+    let ExprKind::Call { name, args } = &e.kind else {
+        return Ok(Stmt::Expr(scope.expr(e)?));
+    };
+    let Some(def) = builtins::function(name).filter(|d| d.role != Role::Value) else {
+        return Ok(Stmt::Expr(scope.expr(e)?));
+    };
+    if def.role == Role::Aggregation {
+        return Err(Diagnostic::at(e.span, format!("{}() must be assigned to a map, e.g. @x = {}(...)", name, name)));
+    }
+    scope.check_arity(def, args.len(), e.span)?;
+    match def.func {
+        Func::Exit => Ok(Stmt::Exit),
+        Func::Printf => scope.printf(args, e.span),
+        Func::Delete => {
+            let ExprKind::Map(m) = &args[0].kind else {
+                return Err(Diagnostic::at(args[0].span, "delete() takes a map element, e.g. delete(@x[key])"));
+            };
+            let keys = scope.keys(&m.keys)?;
+            let tys: Vec<Ty> = keys.iter().map(|k| k.ty.clone()).collect();
+            let map = scope.checker.use_map(&m.name, &tys, None, m.span)?;
+            Ok(Stmt::Delete { map, keys })
+        }
+        func => {
+            let ExprKind::Map(m) = &args[0].kind else {
+                return Err(Diagnostic::at(args[0].span, format!("{}() takes a whole map, e.g. {}(@x)", name, name)));
+            };
+            if !m.keys.is_empty() {
+                return Err(Diagnostic::at(m.span, format!("{}() takes a whole map, without a key", name)));
+            }
+            let map = scope.map_by_name(&m.name, m.span)?;
+            Ok(Stmt::MapAction(func, map))
+        }
+    }
+}
+
+/// Every variable name of a program with its id.
+pub(super) type VarTable = HashMap<String, tast::VarId>;

@@ -1,0 +1,254 @@
+//! The checked program: every expression typed and every name resolved
+//! (maps, variables, fields with their offsets), so lowering needs neither
+//! BTF nor tracefs.
+
+use super::types::Ty;
+use crate::builtins::{Func, Var};
+use crate::diag::Span;
+use crate::ir::MapId;
+use crate::providers::ProbePoint;
+use crate::syntax::ast::{BinOp, UnOp};
+
+/// A whole checked script.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// One entry per BPF program (probe block x expanded probe point).
+    pub programs: Vec<Program>,
+    /// User maps, indexed by `MapId`.
+    pub maps: Vec<MapDecl>,
+    /// printf formats, indexed by their event id.
+    pub printfs: Vec<PrintfDecl>,
+    /// Whether any program records a kernel stack.
+    pub uses_kstack: bool,
+}
+
+/// How a map's values are produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MapValue {
+    /// Plain assignments of this type.
+    Plain(Ty),
+    /// An aggregation.
+    Agg(Agg),
+}
+
+/// Aggregations (always per-CPU maps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    /// `count()`
+    Count,
+    /// `sum(x)`
+    Sum,
+    /// `avg(x)`
+    Avg,
+    /// `min(x)`
+    Min,
+    /// `max(x)`
+    Max,
+    /// `stats(x)`
+    Stats,
+    /// `hist(x)`
+    Hist,
+    /// `lhist(x, min, max, step)`
+    Lhist {
+        /// Lower bound.
+        min: i64,
+        /// Upper bound.
+        max: i64,
+        /// Bucket width.
+        step: i64,
+    },
+}
+
+/// A user map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapDecl {
+    /// Name with the `@`.
+    pub name: String,
+    /// Key component types (empty: no key).
+    pub keys: Vec<Ty>,
+    /// Value kind.
+    pub value: MapValue,
+}
+
+/// A printf format and the types of its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrintfDecl {
+    /// The format string.
+    pub format: String,
+    /// Argument types in order.
+    pub args: Vec<Ty>,
+}
+
+/// One BPF program.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// Program symbol name.
+    pub name: String,
+    /// Where it attaches.
+    pub probe: ProbePoint,
+    /// Span of the probe block (for error messages).
+    pub span: Span,
+    /// Types of the program's `$variables`, by `VarId`.
+    pub vars: Vec<Ty>,
+    /// Number of parameters of the probed function (where `retval` sits
+    /// in an fexit context); 0 for other probes.
+    pub param_count: u32,
+    /// The statements, the predicate folded into an early return.
+    pub body: Vec<Stmt>,
+}
+
+/// A `$variable` of a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VarId(pub u32);
+
+/// A checked statement.
+#[derive(Debug, Clone)]
+pub enum Stmt {
+    /// Evaluate for the side effects.
+    Expr(Expr),
+    /// `$v = e`
+    SetVar(VarId, Expr),
+    /// `@m[k] = e`
+    SetMap {
+        /// The map.
+        map: MapId,
+        /// Key components.
+        keys: Vec<Expr>,
+        /// The stored value.
+        value: Expr,
+    },
+    /// `@m[k] = agg(args)`
+    Aggregate {
+        /// The map.
+        map: MapId,
+        /// Key components.
+        keys: Vec<Expr>,
+        /// Which aggregation.
+        agg: Agg,
+        /// The aggregated value (absent for `count()`).
+        arg: Option<Expr>,
+    },
+    /// `delete(@m[k])`
+    Delete {
+        /// The map.
+        map: MapId,
+        /// Key components.
+        keys: Vec<Expr>,
+    },
+    /// `print(@m)`, `clear(@m)`, `zero(@m)`: done by user space.
+    MapAction(Func, MapId),
+    /// `printf(fmt, args)` with the index into `Script::printfs`.
+    Printf(u32, Vec<Expr>),
+    /// `exit()`
+    Exit,
+    /// `if`
+    If(Expr, Vec<Stmt>, Vec<Stmt>),
+    /// `while`
+    While(Expr, Vec<Stmt>),
+    /// `return`
+    Return,
+}
+
+/// A checked expression.
+#[derive(Debug, Clone)]
+pub struct Expr {
+    /// Its type.
+    pub ty: Ty,
+    /// What it computes.
+    pub kind: ExprKind,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// Where a field lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// Kernel memory, read with `bpf_probe_read_kernel`.
+    Kernel,
+    /// The program context (tracepoint record), read with direct loads.
+    Ctx,
+}
+
+/// Checked expression kinds.
+#[derive(Debug, Clone)]
+pub enum ExprKind {
+    /// Integer constant.
+    Int(i64),
+    /// String constant.
+    Str(String),
+    /// `$v`
+    Var(VarId),
+    /// `@m[k]` read (0 when absent).
+    MapRead {
+        /// The map.
+        map: MapId,
+        /// Key components.
+        keys: Vec<Expr>,
+    },
+    /// A context-free built-in variable.
+    Builtin(Var),
+    /// `argN` (for fentry also the named `args.x`).
+    Arg(u32),
+    /// `retval`
+    Retval,
+    /// A scalar read from memory: `base` is an address (a pointer or a
+    /// record's address; the context for `Space::Ctx`), plus `offset`.
+    Load {
+        /// Address expression (ignored for `Space::Ctx`).
+        base: Option<Box<Expr>>,
+        /// Byte offset.
+        offset: u32,
+        /// Bytes to read (1, 2, 4, 8).
+        size: u8,
+        /// Bit position and width for bitfields.
+        bitfield: Option<(u8, u8)>,
+        /// Which memory.
+        space: Space,
+    },
+    /// A string copied from memory at `base + offset` (char arrays, `str()`).
+    LoadStr {
+        /// Address expression (ignored for `Space::Ctx`).
+        base: Option<Box<Expr>>,
+        /// Byte offset.
+        offset: u32,
+        /// Stop at the first NUL (`str()`), or copy the array as is.
+        nul_terminated: bool,
+        /// Which memory.
+        space: Space,
+        /// For `__data_loc` tracepoint fields: the offset of the location word.
+        data_loc: bool,
+    },
+    /// `base + offset` keeping the result an address (nested struct access).
+    Offset(Box<Expr>, u32),
+    /// `op e`
+    Unary(UnOp, Box<Expr>),
+    /// `l op r`; `signed` selects signed division and comparisons.
+    Binary {
+        /// Operator.
+        op: BinOp,
+        /// Left operand.
+        lhs: Box<Expr>,
+        /// Right operand.
+        rhs: Box<Expr>,
+        /// Signed semantics.
+        signed: bool,
+    },
+    /// `c ? a : b`
+    Ternary(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// Integer conversion to the expression's type (truncation and sign
+    /// extension as in C).
+    Convert(Box<Expr>),
+    /// `ntop(af, addr)`: `addr` is an integer (IPv4) or a pointer to 16 bytes.
+    Ntop {
+        /// Address family constant (2 or 10).
+        family: u32,
+        /// The address value or pointer.
+        addr: Box<Expr>,
+    },
+    /// `kstack`/`kstack(n)`.
+    Kstack,
+    /// `ksym(addr)`: the value itself, printed as a symbol.
+    Ksym(Box<Expr>),
+    /// `(a, b)`
+    Tuple(Vec<Expr>),
+}
