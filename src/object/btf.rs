@@ -171,8 +171,11 @@ pub fn maps_btf(maps: &[MapSpec]) -> MapsBtf {
         secinfo.extend_from_slice(&[var, offset, size]);
         offset += size;
     }
-    let name_off = builder.string(".maps");
-    builder.push(name_off, kind::DATASEC, maps.len() as u32, offset, &secinfo);
+    // libbpf fails to open an object whose BTF names a missing section.
+    if !maps.is_empty() {
+        let name_off = builder.string(".maps");
+        builder.push(name_off, kind::DATASEC, maps.len() as u32, offset, &secinfo);
+    }
     MapsBtf {
         bytes: builder.finish(),
         placements,

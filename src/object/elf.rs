@@ -167,3 +167,93 @@ pub fn write_object(programs: &[ProgramSection], maps: &[MapSpec]) -> Result<Vec
     obj.write()
         .map_err(|e| Diagnostic::plain(format!("cannot write the BPF object: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codegen::insn::{Insn, PSEUDO_MAP_FD};
+    use crate::codegen::{MapReloc, ProgramCode};
+    use crate::ir::MapId;
+    use crate::object::map_type;
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+
+    fn program(section: &str, name: &str, map: Option<u32>) -> ProgramSection {
+        let mut insns = vec![Insn::exit()];
+        let mut map_relocs = Vec::new();
+        if let Some(map) = map {
+            map_relocs.push(MapReloc {
+                insn: 0,
+                map: MapId(map),
+            });
+            insns.splice(0..0, Insn::ld_imm64(1, PSEUDO_MAP_FD, 0));
+        }
+        ProgramSection {
+            section: section.into(),
+            code: ProgramCode {
+                name: name.into(),
+                insns,
+                map_relocs,
+            },
+        }
+    }
+
+    fn maps() -> Vec<MapSpec> {
+        let spec = |name: &str| MapSpec {
+            name: name.into(),
+            map_type: map_type::HASH,
+            key_size: 8,
+            value_size: 8,
+            max_entries: 4,
+        };
+        vec![spec("a"), spec("b")]
+    }
+
+    #[test]
+    fn shared_section_symbols_and_relocations() {
+        let programs = [
+            program("raw_tp", "begin", Some(0)),
+            program("raw_tp", "end", Some(1)),
+        ];
+        let bytes = write_object(&programs, &maps()).expect("written");
+        let file = object::File::parse(&*bytes).expect("parses");
+        assert_eq!(file.architecture(), Architecture::Bpf);
+        let section = file.section_by_name("raw_tp").expect("raw_tp section");
+        assert_eq!(section.size(), 2 * 3 * INSN_SIZE);
+        let symbol = |name: &str| {
+            file.symbols()
+                .find(|s| s.name() == Ok(name))
+                .expect("symbol")
+        };
+        assert_eq!(
+            (symbol("begin").address(), symbol("end").address()),
+            (0, 24)
+        );
+        assert_eq!(
+            (
+                symbol("a").address(),
+                symbol("b").address(),
+                symbol("b").size()
+            ),
+            (0, 32, 32)
+        );
+        assert!(symbol("_license").is_global());
+        let relocs: Vec<(u64, object::RelocationTarget)> = section
+            .relocations()
+            .map(|(off, r)| (off, r.target()))
+            .collect();
+        let target = |name: &str| object::RelocationTarget::Symbol(symbol(name).index());
+        assert_eq!(relocs, vec![(0, target("a")), (24, target("b"))]);
+        assert_eq!(
+            file.section_by_name("license").and_then(|s| s.data().ok()),
+            Some(&b"GPL\0"[..])
+        );
+    }
+
+    #[test]
+    fn bad_input_is_a_diagnostic() {
+        let dangling = program("xdp", "p", Some(5));
+        assert!(write_object(&[dangling], &maps()).is_err());
+        let twice = [program("xdp", "p", None), program("xdp", "p", None)];
+        assert!(write_object(&twice, &[]).is_err());
+    }
+}

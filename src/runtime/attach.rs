@@ -128,8 +128,17 @@ impl LoadedObject {
     /// Attaches program `program` at `point` and keeps the link until the
     /// object is dropped. [`AttachPoint::Manual`] does nothing.
     pub fn attach(&mut self, program: &str, point: &AttachPoint) -> Result<(), Diagnostic> {
-        let link = attach_program(&self.program(program)?, point)
-            .map_err(|e| Diagnostic::plain(format!("cannot attach probe {point}: {e:#}")))?;
+        let program = self.program(program)?;
+        let (result, libbpf_output) =
+            super::verifier::capture_libbpf_output(|| attach_program(&program, point));
+        let link = result.map_err(|e| {
+            let diagnostic = Diagnostic::plain(format!("cannot attach probe {point}: {e:#}"));
+            libbpf_output
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .fold(diagnostic, |d, l| d.with_note(l))
+        })?;
         self.links.extend(link);
         Ok(())
     }
