@@ -30,7 +30,10 @@ impl RingReader<'_> {
     }
 }
 
-/// `internal error`-style diagnostic for a failed operation on a map.
+/// One map entry: the key and its value (one per possible CPU for per-CPU maps).
+pub type MapEntry = (Vec<u8>, Vec<Vec<u8>>);
+
+/// Diagnostic for a failed operation on a map.
 fn map_error(operation: &str, map: &str, error: libbpf_rs::Error) -> Diagnostic {
     Diagnostic::plain(format!("cannot {operation} map '{map}': {error:#}"))
 }
@@ -65,7 +68,7 @@ impl LoadedObject {
 
     /// Every key of map `map` with its value: one value per possible CPU
     /// for per-CPU maps, a single value otherwise.
-    pub fn map_entries(&self, map: &str) -> Result<Vec<(Vec<u8>, Vec<Vec<u8>>)>, Diagnostic> {
+    pub fn map_entries(&self, map: &str) -> Result<Vec<MapEntry>, Diagnostic> {
         let handle = self.map(map)?;
         let mut entries = Vec::new();
         for key in handle.keys() {

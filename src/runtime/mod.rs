@@ -21,7 +21,7 @@ use libbpf_rs::{Link, Object, ObjectBuilder, Program, ProgramMut};
 use crate::diag::Diagnostic;
 
 pub use attach::AttachPoint;
-pub use maps::RingReader;
+pub use maps::{MapEntry, RingReader};
 pub use verifier::{failing_insn, verifier_summary};
 
 /// Number of verifier log lines [`LoadError`] shows when displayed.
@@ -121,7 +121,7 @@ pub fn load(elf: &[u8]) -> Result<LoadedObject, LoadError> {
     }
 }
 
-/// `key: value` lines of a program's `/proc/self/fdinfo` entry, as numbers.
+/// The number after `key:` in a `/proc/self/fdinfo` entry (0 if absent).
 fn fdinfo_field(fdinfo: &str, key: &str) -> u64 {
     fdinfo
         .lines()
