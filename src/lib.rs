@@ -13,5 +13,6 @@ pub mod diag;
 pub mod ir;
 pub mod object;
 pub mod output;
+pub mod runtime;
 pub mod syntax;
 pub mod testing;

@@ -48,3 +48,8 @@ pub struct ProgramSection {
     /// The code.
     pub code: ProgramCode,
 }
+
+mod btf;
+mod elf;
+
+pub use elf::write_object;

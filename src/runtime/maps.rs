@@ -1,0 +1,164 @@
+//! Reading and writing the maps of a loaded object, and reading its ring
+//! buffers.
+
+use std::time::Duration;
+
+use libbpf_rs::{Map, MapCore, MapFlags, RingBuffer, RingBufferBuilder};
+
+use super::LoadedObject;
+use crate::diag::Diagnostic;
+
+/// Polls one ring buffer, calling the record callback given to
+/// [`LoadedObject::ring_buffer`] for every record.
+pub struct RingReader<'a> {
+    ring: RingBuffer<'a>,
+}
+
+impl RingReader<'_> {
+    /// Waits up to `timeout` for records and consumes all that are ready.
+    pub fn poll(&self, timeout: Duration) -> Result<(), Diagnostic> {
+        self.ring
+            .poll(timeout)
+            .map_err(|e| Diagnostic::plain(format!("cannot read the ring buffer: {e:#}")))
+    }
+
+    /// Consumes the records that are ready without waiting.
+    pub fn consume(&self) -> Result<(), Diagnostic> {
+        self.ring
+            .consume()
+            .map_err(|e| Diagnostic::plain(format!("cannot read the ring buffer: {e:#}")))
+    }
+}
+
+/// One map entry: the key and its value (one per possible CPU for per-CPU maps).
+pub type MapEntry = (Vec<u8>, Vec<Vec<u8>>);
+
+/// Diagnostic for a failed operation on a map.
+fn map_error(operation: &str, map: &str, error: libbpf_rs::Error) -> Diagnostic {
+    Diagnostic::plain(format!("cannot {operation} map '{map}': {error:#}"))
+}
+
+/// The value(s) stored under `key`: one per possible CPU for per-CPU maps.
+fn lookup(map: &Map<'_>, name: &str, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>, Diagnostic> {
+    let result = if map.map_type().is_percpu() {
+        map.lookup_percpu(key, MapFlags::ANY)
+    } else {
+        map.lookup(key, MapFlags::ANY)
+            .map(|value| value.map(|v| vec![v]))
+    };
+    result.map_err(|e| map_error("read", name, e))
+}
+
+/// True for maps whose entries cannot be deleted, only overwritten.
+fn is_array(map: &Map<'_>) -> bool {
+    matches!(
+        map.map_type(),
+        libbpf_rs::MapType::Array | libbpf_rs::MapType::PercpuArray
+    )
+}
+
+impl LoadedObject {
+    /// The map named `name` (its symbol name).
+    fn map(&self, name: &str) -> Result<Map<'_>, Diagnostic> {
+        self.object
+            .maps()
+            .find(|map| map.name() == name)
+            .ok_or_else(|| Diagnostic::plain(format!("internal error: no BPF map named '{name}'")))
+    }
+
+    /// Every key of map `map` with its value: one value per possible CPU
+    /// for per-CPU maps, a single value otherwise.
+    pub fn map_entries(&self, map: &str) -> Result<Vec<MapEntry>, Diagnostic> {
+        let handle = self.map(map)?;
+        let mut entries = Vec::new();
+        for key in handle.keys() {
+            // A key deleted by a program since keys() returned it is skipped.
+            if let Some(values) = lookup(&handle, map, &key)? {
+                entries.push((key, values));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The value(s) under `key` in map `map`, if present.
+    pub fn map_lookup(&self, map: &str, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>, Diagnostic> {
+        lookup(&self.map(map)?, map, key)
+    }
+
+    /// Empties map `map` (bpftrace's `clear()`): deletes every key, or, for
+    /// array maps whose entries cannot be deleted, zeroes every value.
+    pub fn map_delete_all(&self, map: &str) -> Result<(), Diagnostic> {
+        let handle = self.map(map)?;
+        let keys: Vec<Vec<u8>> = handle.keys().collect();
+        if is_array(&handle) {
+            let zero = vec![vec![0u8; handle.value_size() as usize]; self.cpu_slots(&handle)?];
+            return keys
+                .iter()
+                .try_for_each(|key| self.map_update(map, key, &zero));
+        }
+        for key in keys {
+            match handle.delete(&key) {
+                Err(e) if e.kind() != libbpf_rs::ErrorKind::NotFound => {
+                    return Err(map_error("clear", map, e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// How many values a lookup of `map` returns.
+    fn cpu_slots(&self, map: &Map<'_>) -> Result<usize, Diagnostic> {
+        if !map.map_type().is_percpu() {
+            return Ok(1);
+        }
+        libbpf_rs::num_possible_cpus()
+            .map_err(|e| Diagnostic::plain(format!("cannot count the CPUs: {e:#}")))
+    }
+
+    /// Stores `value_per_cpu` under `key` (one value per possible CPU for
+    /// per-CPU maps, exactly one otherwise), e.g. zeroes for `zero()`.
+    pub fn map_update(
+        &self,
+        map: &str,
+        key: &[u8],
+        value_per_cpu: &[Vec<u8>],
+    ) -> Result<(), Diagnostic> {
+        let handle = self.map(map)?;
+        let result = match value_per_cpu {
+            _ if handle.map_type().is_percpu() => {
+                handle.update_percpu(key, value_per_cpu, MapFlags::ANY)
+            }
+            [value] => handle.update(key, value, MapFlags::ANY),
+            _ => {
+                let message = format!(
+                    "{} values given for a map that holds one",
+                    value_per_cpu.len()
+                );
+                return Err(Diagnostic::plain(format!(
+                    "cannot update map '{map}': {message}"
+                )));
+            }
+        };
+        result.map_err(|e| map_error("update", map, e))
+    }
+
+    /// A reader of ring buffer map `map` that passes every record to
+    /// `on_record`.
+    pub fn ring_buffer<'a>(
+        &'a self,
+        map: &str,
+        mut on_record: impl FnMut(&[u8]) + 'a,
+    ) -> Result<RingReader<'a>, Diagnostic> {
+        let handle = self.map(map)?;
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&handle, move |record| {
+                on_record(record);
+                0
+            })
+            .map_err(|e| map_error("read", map, e))?;
+        let ring = builder.build().map_err(|e| map_error("read", map, e))?;
+        Ok(RingReader { ring })
+    }
+}

@@ -1,0 +1,185 @@
+//! The kernel layer: loads a BPF ELF object with libbpf-rs, attaches its
+//! programs, runs BEGIN/END programs, and reads maps and ring buffers.
+//!
+//! Everything the kernel holds for a script lives in a [`LoadedObject`];
+//! dropping it detaches every link and unloads every program and map.
+
+mod attach;
+mod maps;
+mod verifier;
+
+#[cfg(test)]
+mod test_programs;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd};
+
+use libbpf_rs::{Link, Object, ObjectBuilder, Program, ProgramMut};
+
+use crate::diag::Diagnostic;
+
+pub use attach::AttachPoint;
+pub use maps::{MapEntry, RingReader};
+pub use verifier::{failing_insn, verifier_summary};
+
+/// Number of verifier log lines [`LoadError`] shows when displayed.
+const SUMMARY_LINES: usize = 8;
+
+/// A loaded object: the libbpf object (programs and maps in the kernel)
+/// and the links of the attached programs.
+pub struct LoadedObject {
+    // Declared first so that links are destroyed before the object.
+    links: Vec<Link>,
+    object: Object,
+}
+
+/// Why an object could not be opened or loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadError {
+    /// The program the kernel rejected, when one was.
+    pub program: Option<String>,
+    /// What went wrong (libbpf's error and messages).
+    pub message: String,
+    /// The verifier's log for the rejected program (empty if none).
+    pub verifier_log: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.program {
+            Some(program) => write!(f, "program '{program}' was rejected: {}", self.message)?,
+            None => f.write_str(&self.message)?,
+        }
+        if !self.verifier_log.is_empty() {
+            write!(
+                f,
+                "\n{}",
+                verifier_summary(&self.verifier_log, SUMMARY_LINES)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl From<LoadError> for Diagnostic {
+    /// A diagnostic whose notes are the last lines of the verifier log.
+    fn from(error: LoadError) -> Diagnostic {
+        let headline = match &error.program {
+            Some(program) => format!("the kernel rejected program '{program}': {}", error.message),
+            None => error.message.clone(),
+        };
+        verifier_summary(&error.verifier_log, SUMMARY_LINES)
+            .lines()
+            .fold(Diagnostic::plain(headline), |diag, line| {
+                diag.with_note(line)
+            })
+    }
+}
+
+/// Opens and loads an ELF object (as written by `object::write_object`):
+/// creates its maps and runs the verifier on every program. Program types
+/// come from the section names.
+pub fn load(elf: &[u8]) -> Result<LoadedObject, LoadError> {
+    let (result, output) = verifier::capture_libbpf_output(|| {
+        let mut builder = ObjectBuilder::default();
+        builder
+            .name("netscript")
+            .and_then(|builder| builder.open_memory(elf))
+            .and_then(|open| open.load())
+    });
+    match result {
+        Ok(object) => Ok(LoadedObject {
+            links: Vec::new(),
+            object,
+        }),
+        Err(error) => {
+            let (messages, verifier_log) = verifier::split_verifier_log(&output);
+            let program = if verifier_log.is_empty() {
+                None
+            } else {
+                verifier::failing_program(&output)
+            };
+            let libbpf_lines: Vec<&str> = messages
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let message = match libbpf_lines.last() {
+                Some(last) => format!("{error:#} ({last})"),
+                None => format!("{error:#}"),
+            };
+            Err(LoadError {
+                program,
+                message,
+                verifier_log,
+            })
+        }
+    }
+}
+
+/// The number after `key:` in a `/proc/self/fdinfo` entry (0 if absent).
+fn fdinfo_field(fdinfo: &str, key: &str) -> u64 {
+    fdinfo
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(key)?
+                .strip_prefix(':')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+impl LoadedObject {
+    /// The loaded program named `name` (its symbol name).
+    fn program(&self, name: &str) -> Result<ProgramMut<'_>, Diagnostic> {
+        self.object
+            .progs_mut()
+            .find(|program| program.name() == name)
+            .ok_or_else(|| {
+                Diagnostic::plain(format!("internal error: no BPF program named '{name}'"))
+            })
+    }
+
+    /// Runs a `raw_tp` program (BEGIN/END) once with `BPF_PROG_TEST_RUN`
+    /// and returns its return value.
+    pub fn run_once(&self, program: &str) -> Result<u64, Diagnostic> {
+        let output = self
+            .program(program)?
+            .test_run(libbpf_rs::ProgramInput::default())
+            .map_err(|e| Diagnostic::plain(format!("cannot run program '{program}': {e:#}")))?;
+        Ok(output.return_value.into())
+    }
+
+    /// Kernel ids of the loaded programs.
+    pub fn program_ids(&self) -> Vec<u32> {
+        self.object
+            .progs()
+            .filter_map(|program| Program::id_from_fd(program.as_fd()).ok())
+            .collect()
+    }
+
+    /// `(name, run_time_ns, run_cnt)` of every program, from
+    /// `/proc/self/fdinfo`. The counters stay 0 unless
+    /// `kernel.bpf_stats_enabled=1`.
+    pub fn program_stats(&self) -> Vec<(String, u64, u64)> {
+        self.object
+            .progs()
+            .map(|program| {
+                let name = program.name().to_string_lossy().into_owned();
+                let path = format!("/proc/self/fdinfo/{}", program.as_fd().as_raw_fd());
+                let fdinfo = std::fs::read_to_string(path).unwrap_or_default();
+                (
+                    name,
+                    fdinfo_field(&fdinfo, "run_time_ns"),
+                    fdinfo_field(&fdinfo, "run_cnt"),
+                )
+            })
+            .collect()
+    }
+}
