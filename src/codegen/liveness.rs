@@ -212,6 +212,7 @@ pub fn blocks(func: &Function) -> Result<Vec<Block>, Diagnostic> {
 /// Computes live-in/live-out sets by iterating the backward dataflow
 /// equations to a fixpoint (loops need several rounds).
 pub fn analyze(func: &Function) -> Result<Liveness, Diagnostic> {
+    check_vregs(func)?;
     let blocks = blocks(func)?;
     let cap = func.vreg_count;
     // gen: read before written in the block; kill: written in the block.
@@ -256,6 +257,23 @@ pub fn analyze(func: &Function) -> Result<Liveness, Diagnostic> {
         live_in,
         live_out,
     })
+}
+
+/// An error if a register is not below `func.vreg_count`.
+fn check_vregs(func: &Function) -> Result<(), Diagnostic> {
+    let in_range = |r: VReg| r.0 < func.vreg_count;
+    let ok = in_range(func.ctx)
+        && func
+            .insts
+            .iter()
+            .all(|i| uses(i).into_iter().chain(def(i)).all(in_range));
+    if ok {
+        Ok(())
+    } else {
+        Err(Diagnostic::plain(
+            "internal error: virtual register out of range",
+        ))
+    }
 }
 
 /// The positions over which a virtual register is live (inclusive, no holes).
@@ -462,6 +480,13 @@ mod tests {
                 end: 10
             }
         );
+    }
+
+    #[test]
+    fn out_of_range_register_is_an_error() {
+        let mut f = Function::new("t");
+        f.push(Inst::Exit(Operand::Reg(VReg(7))));
+        assert!(analyze(&f).is_err());
     }
 
     #[test]

@@ -11,8 +11,6 @@ use crate::ir::{Addr, Function, Inst, Operand, VReg, Width};
 const ANY_REGS: [u8; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 /// Callee-saved registers: the only ones that survive a helper call.
 const CALLEE_SAVED: [u8; 4] = [6, 7, 8, 9];
-/// Bound on allocate/spill rounds (each round spills at least one original register).
-const MAX_ROUNDS: usize = 1000;
 
 /// The BPF register of every virtual register that has a live interval.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +29,8 @@ impl Allocation {
 /// rewritten in place) until every interval has a register.
 pub fn allocate(func: &mut Function) -> Result<Allocation, Diagnostic> {
     let first_temp = func.vreg_count;
-    for _ in 0..MAX_ROUNDS {
+    // Each round spills at least one original register, and never a temporary.
+    for _ in 0..=first_temp {
         let intervals = liveness::intervals(func)?;
         let calls: Vec<usize> = func
             .insts

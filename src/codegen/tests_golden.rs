@@ -203,3 +203,21 @@ fn oversized_stack_is_reported() {
         "program needs 600 bytes of stack, BPF allows 512"
     );
 }
+
+#[test]
+fn jump_out_of_range_is_reported() {
+    let mut f = Function::new("t");
+    let x = f.vreg();
+    let end = f.label();
+    f.push(Inst::Jump(end));
+    for _ in 0..40_000 {
+        f.push(Inst::Mov {
+            dst: x,
+            src: Operand::Imm(1),
+        });
+    }
+    f.push(Inst::Label(end));
+    f.push(Inst::Exit(Operand::Imm(0)));
+    let err = generate(&f).unwrap_err();
+    assert_eq!(err.message, "jump of 40000 instructions is too far for BPF");
+}
