@@ -1,9 +1,20 @@
 //! Code generation: register allocation over the IR and emission of BPF
 //! instructions.
 
+pub mod disasm;
+pub mod emit;
 pub mod insn;
+pub mod liveness;
+pub mod regalloc;
+#[cfg(test)]
+mod tests_exec;
+#[cfg(test)]
+mod tests_exec_alu;
+#[cfg(test)]
+mod tests_golden;
 
-use crate::ir::MapId;
+use crate::diag::Diagnostic;
+use crate::ir::{Function, MapId};
 use insn::Insn;
 
 /// A map reference inside generated code: the `ld_imm64` at `insn` loads
@@ -26,3 +37,14 @@ pub struct ProgramCode {
     /// Map references to relocate.
     pub map_relocs: Vec<MapReloc>,
 }
+
+/// Compiles one IR function to BPF: liveness, linear-scan register
+/// allocation (spilling to the stack as needed) and instruction emission.
+/// Fails if the stack frame exceeds 512 bytes or a jump is out of range.
+pub fn generate(func: &Function) -> Result<ProgramCode, Diagnostic> {
+    let mut func = func.clone();
+    let alloc = regalloc::allocate(&mut func)?;
+    emit::emit(&func, &alloc)
+}
+
+pub use disasm::disassemble;

@@ -1,0 +1,499 @@
+//! Liveness analysis: basic blocks, live-in/live-out sets by backward
+//! dataflow, and conservative live intervals over instruction positions.
+//!
+//! Positions: instruction `i` reads its operands at `2i` and writes its
+//! destination at `2i + 1`, so a value whose last use is at `i` may share a
+//! register with the value defined by `i`.
+
+use crate::diag::Diagnostic;
+use crate::ir::{Addr, Function, Inst, Label, Operand, VReg};
+use std::collections::HashMap;
+
+/// Calls `f` on every virtual register `inst` reads.
+pub fn visit_uses_mut(inst: &mut Inst, mut f: impl FnMut(&mut VReg)) {
+    let operand = |o: &mut Operand, f: &mut dyn FnMut(&mut VReg)| {
+        if let Operand::Reg(r) = o {
+            f(r)
+        }
+    };
+    let addr = |a: &mut Addr, f: &mut dyn FnMut(&mut VReg)| {
+        if let Addr::Reg(r, _) = a {
+            f(r)
+        }
+    };
+    match inst {
+        Inst::Mov { src, .. } => operand(src, &mut f),
+        Inst::Alu { lhs, rhs, .. } => {
+            operand(lhs, &mut f);
+            operand(rhs, &mut f);
+        }
+        Inst::Neg { src, .. } => f(src),
+        Inst::Load { addr: a, .. } => addr(a, &mut f),
+        Inst::Store { addr: a, src, .. } => {
+            addr(a, &mut f);
+            operand(src, &mut f);
+        }
+        Inst::Call { args, .. } => args.iter_mut().for_each(|a| operand(a, &mut f)),
+        Inst::Branch { lhs, rhs, .. } => {
+            f(lhs);
+            operand(rhs, &mut f);
+        }
+        Inst::Exit(v) => operand(v, &mut f),
+        Inst::StackAddr { .. } | Inst::MapPtr { .. } | Inst::Jump(_) | Inst::Label(_) => {}
+    }
+}
+
+/// The virtual registers `inst` reads (in operand order, possibly repeated).
+pub fn uses(inst: &Inst) -> Vec<VReg> {
+    let mut out = Vec::new();
+    visit_uses_mut(&mut inst.clone(), |r| out.push(*r));
+    out
+}
+
+/// The virtual register `inst` writes, if any.
+pub fn def_mut(inst: &mut Inst) -> Option<&mut VReg> {
+    match inst {
+        Inst::Mov { dst, .. }
+        | Inst::Alu { dst, .. }
+        | Inst::Neg { dst, .. }
+        | Inst::Load { dst, .. }
+        | Inst::StackAddr { dst, .. }
+        | Inst::MapPtr { dst, .. } => Some(dst),
+        Inst::Call { dst, .. } => dst.as_mut(),
+        Inst::Store { .. }
+        | Inst::Jump(_)
+        | Inst::Branch { .. }
+        | Inst::Label(_)
+        | Inst::Exit(_) => None,
+    }
+}
+
+/// The virtual register `inst` writes, if any.
+pub fn def(inst: &Inst) -> Option<VReg> {
+    def_mut(&mut inst.clone()).copied()
+}
+
+/// A fixed-size set of virtual registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VRegSet {
+    words: Vec<u64>,
+}
+
+impl VRegSet {
+    /// An empty set able to hold registers `< capacity`.
+    pub fn new(capacity: u32) -> Self {
+        VRegSet {
+            words: vec![0; (capacity as usize).div_ceil(64)],
+        }
+    }
+
+    /// Adds `r`.
+    pub fn insert(&mut self, r: VReg) {
+        self.words[r.0 as usize / 64] |= 1 << (r.0 % 64);
+    }
+
+    /// Removes `r`.
+    pub fn remove(&mut self, r: VReg) {
+        self.words[r.0 as usize / 64] &= !(1 << (r.0 % 64));
+    }
+
+    /// True if `r` is in the set.
+    pub fn contains(&self, r: VReg) -> bool {
+        self.words
+            .get(r.0 as usize / 64)
+            .is_some_and(|w| w & (1 << (r.0 % 64)) != 0)
+    }
+
+    /// Adds every member of `other`; true if the set grew.
+    pub fn union_with(&mut self, other: &VRegSet) -> bool {
+        let mut grew = false;
+        for (w, o) in self.words.iter_mut().zip(&other.words) {
+            let new = *w | o;
+            grew |= new != *w;
+            *w = new;
+        }
+        grew
+    }
+
+    /// The members in increasing order.
+    pub fn iter(&self) -> impl Iterator<Item = VReg> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| {
+            (0..64)
+                .filter(move |b| w & (1u64 << b) != 0)
+                .map(move |b| VReg((i * 64 + b) as u32))
+        })
+    }
+}
+
+/// A maximal straight-line run of instructions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// Index of the first instruction.
+    pub start: usize,
+    /// Index of the last instruction (inclusive).
+    pub end: usize,
+    /// Indices of the successor blocks.
+    pub succs: Vec<usize>,
+}
+
+/// Result of the dataflow analysis.
+#[derive(Debug, Clone)]
+pub struct Liveness {
+    /// The basic blocks in instruction order.
+    pub blocks: Vec<Block>,
+    /// Registers live on entry of each block.
+    pub live_in: Vec<VRegSet>,
+    /// Registers live on exit of each block.
+    pub live_out: Vec<VRegSet>,
+}
+
+/// The instruction index of every label; an error for a label defined twice.
+pub fn label_positions(func: &Function) -> Result<HashMap<Label, usize>, Diagnostic> {
+    let mut at = HashMap::new();
+    for (i, inst) in func.insts.iter().enumerate() {
+        if let Inst::Label(l) = inst {
+            if at.insert(*l, i).is_some() {
+                return Err(Diagnostic::plain(format!(
+                    "internal error: label L{} defined twice",
+                    l.0
+                )));
+            }
+        }
+    }
+    Ok(at)
+}
+
+/// Splits the function into basic blocks with their successors.
+pub fn blocks(func: &Function) -> Result<Vec<Block>, Diagnostic> {
+    let labels = label_positions(func)?;
+    let n = func.insts.len();
+    let mut leader = vec![false; n];
+    for (i, inst) in func.insts.iter().enumerate() {
+        match inst {
+            Inst::Label(_) => leader[i] = true,
+            Inst::Jump(_) | Inst::Branch { .. } | Inst::Exit(_) if i + 1 < n => {
+                leader[i + 1] = true
+            }
+            _ => {}
+        }
+    }
+    if n > 0 {
+        leader[0] = true;
+    }
+    let starts: Vec<usize> = (0..n).filter(|&i| leader[i]).collect();
+    let block_of_inst = |i: usize| starts.partition_point(|&s| s <= i) - 1;
+    let target = |l: &Label| -> Result<usize, Diagnostic> {
+        labels.get(l).map(|&i| block_of_inst(i)).ok_or_else(|| {
+            Diagnostic::plain(format!("internal error: jump to undefined label L{}", l.0))
+        })
+    };
+    let mut out = Vec::with_capacity(starts.len());
+    for (b, &start) in starts.iter().enumerate() {
+        let end = starts.get(b + 1).map_or(n, |&s| s) - 1;
+        let falls_through = b + 1 < starts.len();
+        let succs = match &func.insts[end] {
+            Inst::Jump(l) => vec![target(l)?],
+            Inst::Branch { target: l, .. } => {
+                let mut s = vec![target(l)?];
+                if falls_through {
+                    s.push(b + 1);
+                }
+                s
+            }
+            Inst::Exit(_) => vec![],
+            _ if falls_through => vec![b + 1],
+            _ => vec![],
+        };
+        out.push(Block { start, end, succs });
+    }
+    Ok(out)
+}
+
+/// Computes live-in/live-out sets by iterating the backward dataflow
+/// equations to a fixpoint (loops need several rounds).
+pub fn analyze(func: &Function) -> Result<Liveness, Diagnostic> {
+    check_vregs(func)?;
+    let blocks = blocks(func)?;
+    let cap = func.vreg_count;
+    // gen: read before written in the block; kill: written in the block.
+    let mut gen = Vec::with_capacity(blocks.len());
+    let mut kill = Vec::with_capacity(blocks.len());
+    for b in &blocks {
+        let mut g = VRegSet::new(cap);
+        let mut k = VRegSet::new(cap);
+        for inst in &func.insts[b.start..=b.end] {
+            for u in uses(inst) {
+                if !k.contains(u) {
+                    g.insert(u);
+                }
+            }
+            if let Some(d) = def(inst) {
+                k.insert(d);
+            }
+        }
+        gen.push(g);
+        kill.push(k);
+    }
+    let mut live_in = vec![VRegSet::new(cap); blocks.len()];
+    let mut live_out = vec![VRegSet::new(cap); blocks.len()];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for b in (0..blocks.len()).rev() {
+            for &s in &blocks[b].succs {
+                let succ_in = live_in[s].clone();
+                changed |= live_out[b].union_with(&succ_in);
+            }
+            let mut inn = live_out[b].clone();
+            for k in kill[b].iter() {
+                inn.remove(k);
+            }
+            inn.union_with(&gen[b]);
+            changed |= live_in[b].union_with(&inn);
+        }
+    }
+    Ok(Liveness {
+        blocks,
+        live_in,
+        live_out,
+    })
+}
+
+/// An error if a register is not below `func.vreg_count`.
+fn check_vregs(func: &Function) -> Result<(), Diagnostic> {
+    let in_range = |r: VReg| r.0 < func.vreg_count;
+    let ok = in_range(func.ctx)
+        && func
+            .insts
+            .iter()
+            .all(|i| uses(i).into_iter().chain(def(i)).all(in_range));
+    if ok {
+        Ok(())
+    } else {
+        Err(Diagnostic::plain(
+            "internal error: virtual register out of range",
+        ))
+    }
+}
+
+/// The positions over which a virtual register is live (inclusive, no holes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    /// The register.
+    pub vreg: VReg,
+    /// First position.
+    pub start: u32,
+    /// Last position.
+    pub end: u32,
+}
+
+impl Interval {
+    /// True if the value must survive a call at instruction `call`.
+    pub fn crosses(&self, call: usize) -> bool {
+        let after_call = 2 * call as u32 + 1;
+        self.start < after_call && self.end > after_call
+    }
+}
+
+/// Conservative live intervals of every register that occurs, sorted by
+/// start. The context register is live from position 0 if it is used.
+pub fn intervals(func: &Function) -> Result<Vec<Interval>, Diagnostic> {
+    let live = analyze(func)?;
+    let mut range: Vec<Option<(u32, u32)>> = vec![None; func.vreg_count as usize];
+    let mut extend = |r: VReg, pos: u32| {
+        let slot = &mut range[r.0 as usize];
+        *slot = Some(slot.map_or((pos, pos), |(s, e)| (s.min(pos), e.max(pos))));
+    };
+    for (i, inst) in func.insts.iter().enumerate() {
+        let pos = 2 * i as u32;
+        uses(inst).into_iter().for_each(|u| extend(u, pos));
+        if let Some(d) = def(inst) {
+            extend(d, pos + 1);
+        }
+    }
+    for (b, block) in live.blocks.iter().enumerate() {
+        live.live_in[b]
+            .iter()
+            .for_each(|r| extend(r, 2 * block.start as u32));
+        live.live_out[b]
+            .iter()
+            .for_each(|r| extend(r, 2 * block.end as u32 + 2));
+    }
+    let mut out: Vec<Interval> = range
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            r.map(|(start, end)| Interval {
+                vreg: VReg(i as u32),
+                start,
+                end,
+            })
+        })
+        .collect();
+    out.sort_by_key(|iv| (iv.start, iv.vreg));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{AluOp, Cond};
+
+    fn interval_of(ivs: &[Interval], r: VReg) -> Interval {
+        *ivs.iter()
+            .find(|iv| iv.vreg == r)
+            .expect("register has an interval")
+    }
+
+    #[test]
+    fn straight_line_intervals_run_from_def_to_last_use() {
+        let mut f = Function::new("t");
+        let a = f.vreg();
+        let b = f.vreg();
+        f.push(Inst::Mov {
+            dst: a,
+            src: Operand::Imm(1),
+        }); // 0
+        f.push(Inst::Mov {
+            dst: b,
+            src: Operand::Imm(2),
+        }); // 1
+        f.push(Inst::Alu {
+            op: AluOp::Add,
+            dst: a,
+            lhs: Operand::Reg(a),
+            rhs: Operand::Reg(b),
+        }); // 2
+        f.push(Inst::Exit(Operand::Reg(a))); // 3
+        let ivs = intervals(&f).unwrap();
+        assert_eq!(
+            interval_of(&ivs, a),
+            Interval {
+                vreg: a,
+                start: 1,
+                end: 6
+            }
+        );
+        assert_eq!(
+            interval_of(&ivs, b),
+            Interval {
+                vreg: b,
+                start: 3,
+                end: 4
+            }
+        );
+        assert!(
+            ivs.iter().all(|iv| iv.vreg != f.ctx),
+            "unused ctx has no interval"
+        );
+    }
+
+    #[test]
+    fn if_else_joins_liveness() {
+        let mut f = Function::new("t");
+        let x = f.vreg();
+        let y = f.vreg();
+        let (els, join) = (f.label(), f.label());
+        f.push(Inst::Mov {
+            dst: x,
+            src: Operand::Imm(5),
+        }); // 0
+        f.push(Inst::Branch {
+            cond: Cond::Eq,
+            lhs: f.ctx,
+            rhs: Operand::Imm(0),
+            target: els,
+        }); // 1
+        f.push(Inst::Mov {
+            dst: y,
+            src: Operand::Imm(1),
+        }); // 2
+        f.push(Inst::Jump(join)); // 3
+        f.push(Inst::Label(els)); // 4
+        f.push(Inst::Mov {
+            dst: y,
+            src: Operand::Reg(x),
+        }); // 5
+        f.push(Inst::Label(join)); // 6
+        f.push(Inst::Exit(Operand::Reg(y))); // 7
+        let live = analyze(&f).unwrap();
+        assert_eq!(live.blocks.len(), 4);
+        assert_eq!(live.blocks[0].succs, vec![2, 1]);
+        // x is live into the then-block (it flows on to the else block only through the branch).
+        assert!(live.live_out[0].contains(x));
+        assert!(!live.live_in[1].contains(x));
+        assert!(live.live_in[2].contains(x));
+        assert!(live.live_in[3].contains(y));
+        assert!(live.live_in[0].contains(f.ctx));
+        let ivs = intervals(&f).unwrap();
+        assert_eq!(interval_of(&ivs, f.ctx).start, 0);
+        assert_eq!(
+            interval_of(&ivs, y),
+            Interval {
+                vreg: y,
+                start: 5,
+                end: 14
+            }
+        );
+    }
+
+    #[test]
+    fn loop_keeps_value_live_through_back_edge() {
+        let mut f = Function::new("t");
+        let (step, i) = (f.vreg(), f.vreg());
+        let head = f.label();
+        f.push(Inst::Mov {
+            dst: step,
+            src: Operand::Imm(3),
+        }); // 0
+        f.push(Inst::Mov {
+            dst: i,
+            src: Operand::Imm(0),
+        }); // 1
+        f.push(Inst::Label(head)); // 2
+        f.push(Inst::Alu {
+            op: AluOp::Add,
+            dst: i,
+            lhs: Operand::Reg(i),
+            rhs: Operand::Reg(step),
+        }); // 3
+        f.push(Inst::Branch {
+            cond: Cond::Lt,
+            lhs: i,
+            rhs: Operand::Imm(30),
+            target: head,
+        }); // 4
+        f.push(Inst::Exit(Operand::Reg(i))); // 5
+        let live = analyze(&f).unwrap();
+        assert!(
+            live.live_out[1].contains(step),
+            "step flows around the back edge"
+        );
+        assert!(live.live_in[1].contains(step));
+        let ivs = intervals(&f).unwrap();
+        // Last textual use of `step` is at 3, but the back edge keeps it live to the branch's end.
+        assert_eq!(
+            interval_of(&ivs, step),
+            Interval {
+                vreg: step,
+                start: 1,
+                end: 10
+            }
+        );
+    }
+
+    #[test]
+    fn out_of_range_register_is_an_error() {
+        let mut f = Function::new("t");
+        f.push(Inst::Exit(Operand::Reg(VReg(7))));
+        assert!(analyze(&f).is_err());
+    }
+
+    #[test]
+    fn undefined_label_is_an_error() {
+        let mut f = Function::new("t");
+        let l = f.label();
+        f.push(Inst::Jump(l));
+        assert!(analyze(&f).is_err());
+    }
+}
