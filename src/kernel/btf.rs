@@ -112,7 +112,8 @@ pub struct Btf {
     /// String offsets below this belong to the base.
     str_base: u32,
     base: Option<&'static Btf>,
-    resolved: Vec<OnceLock<Type>>,
+    /// Decoded types, filled on first access (boxed: most stay empty).
+    resolved: Vec<OnceLock<Box<Type>>>,
     names: OnceLock<NameIndex>,
     enumerators: OnceLock<Enumerators>,
 }
@@ -133,7 +134,7 @@ impl Btf {
     pub fn vmlinux() -> Result<&'static Btf, Diagnostic> {
         static VMLINUX: OnceLock<Result<Btf, Diagnostic>> = OnceLock::new();
         VMLINUX
-            .get_or_init(|| Btf::from_bytes(&read_btf_file("vmlinux")?, None))
+            .get_or_init(|| Btf::from_vec(read_btf_file("vmlinux")?, None))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -145,13 +146,18 @@ impl Btf {
             return Err(Diagnostic::plain(format!("invalid kernel module name '{name}'")));
         }
         let base = Btf::vmlinux()?;
-        Btf::from_bytes(&read_btf_file(name)?, Some(base))
+        Btf::from_vec(read_btf_file(name)?, Some(base))
     }
 
     /// Parses a BTF blob; with `base`, as split BTF whose type ids and string
     /// offsets continue after the base's.
     pub fn from_bytes(data: &[u8], base: Option<&'static Btf>) -> Result<Btf, Diagnostic> {
-        let layout = Layout::parse(data)?;
+        Btf::from_vec(data.to_vec(), base)
+    }
+
+    /// [`Btf::from_bytes`] taking ownership of the blob (no copy).
+    fn from_vec(data: Vec<u8>, base: Option<&'static Btf>) -> Result<Btf, Diagnostic> {
+        let layout = Layout::parse(&data)?;
         let (first_id, str_base) = match base {
             Some(base) => (base.type_count(), base.str_base + base.layout.strings.len() as u32),
             None => (1, 0),
@@ -159,7 +165,7 @@ impl Btf {
         let mut resolved = Vec::new();
         resolved.resize_with(layout.records.len(), OnceLock::new);
         Ok(Btf {
-            data: data.to_vec(),
+            data,
             layout,
             first_id,
             str_base,
@@ -210,7 +216,7 @@ impl Btf {
     pub fn ty(&self, id: TypeId) -> &Type {
         match id.0.checked_sub(self.first_id) {
             Some(index) => match (self.resolved.get(index as usize), self.record(id)) {
-                (Some(slot), Some(record)) => slot.get_or_init(|| record.decode()),
+                (Some(slot), Some(record)) => slot.get_or_init(|| Box::new(record.decode())),
                 _ => &VOID,
             },
             None => self.base.map_or(&VOID, |base| base.ty(id)),
