@@ -26,17 +26,36 @@ pub enum Type {
     /// `void` (id 0), also returned for ids that do not exist.
     Void,
     /// An integer type; `is_char`/`is_bool` come from the BTF encoding.
-    Int { name: String, size: u32, signed: bool, is_char: bool, is_bool: bool },
+    Int {
+        name: String,
+        size: u32,
+        signed: bool,
+        is_char: bool,
+        is_bool: bool,
+    },
     /// A pointer to the type.
     Ptr(TypeId),
     /// A fixed-size array.
     Array { elem: TypeId, len: u32 },
     /// A struct; `name` is empty for an anonymous one.
-    Struct { name: String, size: u32, members: Vec<Member> },
+    Struct {
+        name: String,
+        size: u32,
+        members: Vec<Member>,
+    },
     /// A union; `name` is empty for an anonymous one.
-    Union { name: String, size: u32, members: Vec<Member> },
+    Union {
+        name: String,
+        size: u32,
+        members: Vec<Member>,
+    },
     /// An enum (BTF ENUM or ENUM64), with its enumerators.
-    Enum { name: String, size: u32, signed: bool, values: Vec<(String, i64)> },
+    Enum {
+        name: String,
+        size: u32,
+        signed: bool,
+        values: Vec<(String, i64)>,
+    },
     /// A forward declaration of a struct or union.
     Fwd { name: String, is_union: bool },
     /// A typedef.
@@ -53,16 +72,31 @@ pub enum Type {
     Func { name: String, proto: TypeId },
     /// A function prototype. A trailing parameter `("", TypeId(0))` marks a
     /// variadic function.
-    FuncProto { ret: TypeId, params: Vec<(String, TypeId)> },
+    FuncProto {
+        ret: TypeId,
+        params: Vec<(String, TypeId)>,
+    },
     /// A floating-point type.
     Float { name: String, size: u32 },
     /// A variable (used by data sections).
-    Var { name: String, ty: TypeId, linkage: u32 },
+    Var {
+        name: String,
+        ty: TypeId,
+        linkage: u32,
+    },
     /// A data section: `(variable, offset, size)` of each variable.
-    DataSec { name: String, size: u32, vars: Vec<(TypeId, u32, u32)> },
+    DataSec {
+        name: String,
+        size: u32,
+        vars: Vec<(TypeId, u32, u32)>,
+    },
     /// A declaration tag on `ty` (on its member/parameter `component_idx`,
     /// or on the type itself when -1).
-    DeclTag { name: String, ty: TypeId, component_idx: i32 },
+    DeclTag {
+        name: String,
+        ty: TypeId,
+        component_idx: i32,
+    },
 }
 
 /// A member of a struct or union, as declared.
@@ -143,7 +177,9 @@ impl Btf {
     /// on top of vmlinux BTF.
     pub fn module(name: &str) -> Result<Btf, Diagnostic> {
         if name.is_empty() || name.contains('/') || name == "vmlinux" {
-            return Err(Diagnostic::plain(format!("invalid kernel module name '{name}'")));
+            return Err(Diagnostic::plain(format!(
+                "invalid kernel module name '{name}'"
+            )));
         }
         let base = Btf::vmlinux()?;
         Btf::from_vec(read_btf_file(name)?, Some(base))
@@ -159,7 +195,10 @@ impl Btf {
     fn from_vec(data: Vec<u8>, base: Option<&'static Btf>) -> Result<Btf, Diagnostic> {
         let layout = Layout::parse(&data)?;
         let (first_id, str_base) = match base {
-            Some(base) => (base.type_count(), base.str_base + base.layout.strings.len() as u32),
+            Some(base) => (
+                base.type_count(),
+                base.str_base + base.layout.strings.len() as u32,
+            ),
             None => (1, 0),
         };
         let mut resolved = Vec::new();
@@ -225,15 +264,27 @@ impl Btf {
 
     fn names(&self) -> &NameIndex {
         self.names.get_or_init(|| {
-            NameIndex::build(self.layout.records.iter().enumerate().filter_map(|(index, &offset)| {
-                let record = Record::new(self, offset as usize);
-                let named = matches!(
-                    record.kind(),
-                    kind::STRUCT | kind::UNION | kind::FWD | kind::TYPEDEF | kind::ENUM | kind::ENUM64 | kind::FUNC
-                );
-                (named && record.name_off() != 0)
-                    .then(|| (self.raw_str(record.name_off()), self.first_id + index as u32))
-            }))
+            NameIndex::build(self.layout.records.iter().enumerate().filter_map(
+                |(index, &offset)| {
+                    let record = Record::new(self, offset as usize);
+                    let named = matches!(
+                        record.kind(),
+                        kind::STRUCT
+                            | kind::UNION
+                            | kind::FWD
+                            | kind::TYPEDEF
+                            | kind::ENUM
+                            | kind::ENUM64
+                            | kind::FUNC
+                    );
+                    (named && record.name_off() != 0).then(|| {
+                        (
+                            self.raw_str(record.name_off()),
+                            self.first_id + index as u32,
+                        )
+                    })
+                },
+            ))
         })
     }
 
@@ -241,7 +292,8 @@ impl Btf {
     /// BTF and then its base.
     fn find_kind(&self, name: &str, kinds: &[u32]) -> Option<TypeId> {
         let own = self.names().candidates(name).map(TypeId).find(|&id| {
-            self.record(id).is_some_and(|r| kinds.contains(&r.kind()) && self.raw_str(r.name_off()) == name)
+            self.record(id)
+                .is_some_and(|r| kinds.contains(&r.kind()) && self.raw_str(r.name_off()) == name)
         });
         own.or_else(|| self.base.and_then(|base| base.find_kind(name, kinds)))
     }
@@ -249,7 +301,8 @@ impl Btf {
     /// A struct or union named `name`, preferring a complete definition over
     /// a forward declaration.
     pub fn find_struct(&self, name: &str) -> Option<TypeId> {
-        self.find_kind(name, &[kind::STRUCT, kind::UNION]).or_else(|| self.find_kind(name, &[kind::FWD]))
+        self.find_kind(name, &[kind::STRUCT, kind::UNION])
+            .or_else(|| self.find_kind(name, &[kind::FWD]))
     }
 
     /// A typedef named `name`.
@@ -274,11 +327,18 @@ impl Btf {
                 let record = Record::new(self, offset as usize);
                 if matches!(record.kind(), kind::ENUM | kind::ENUM64) {
                     let id = self.first_id + index as u32;
-                    entries.extend(record.enumerators().map(|(name_off, value)| (name_off, id, value)));
+                    entries.extend(
+                        record
+                            .enumerators()
+                            .map(|(name_off, value)| (name_off, id, value)),
+                    );
                 }
             }
             let index = NameIndex::build(
-                entries.iter().enumerate().map(|(n, &(name_off, _, _))| (self.raw_str(name_off), n as u32)),
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(n, &(name_off, _, _))| (self.raw_str(name_off), n as u32)),
             );
             Enumerators { entries, index }
         })
@@ -330,9 +390,9 @@ impl Btf {
             | Type::Float { size, .. }
             | Type::DataSec { size, .. } => Some(u64::from(*size)),
             Type::Ptr(_) => Some(POINTER_SIZE),
-            Type::Array { elem, len } => {
-                self.size_of_at_depth(*elem, depth + 1)?.checked_mul(u64::from(*len))
-            }
+            Type::Array { elem, len } => self
+                .size_of_at_depth(*elem, depth + 1)?
+                .checked_mul(u64::from(*len)),
             Type::Var { ty, .. } => self.size_of_at_depth(*ty, depth + 1),
             _ => None,
         }
@@ -355,10 +415,17 @@ impl Btf {
         };
         members.iter().find_map(|m| {
             if m.name == name {
-                Some(MemberInfo { ty: m.ty, bit_offset: m.bit_offset, bitfield_size: m.bitfield_size })
+                Some(MemberInfo {
+                    ty: m.ty,
+                    bit_offset: m.bit_offset,
+                    bitfield_size: m.bitfield_size,
+                })
             } else if m.name.is_empty() {
                 let inner = self.member_at_depth(m.ty, name, depth + 1)?;
-                Some(MemberInfo { bit_offset: m.bit_offset + inner.bit_offset, ..inner })
+                Some(MemberInfo {
+                    bit_offset: m.bit_offset + inner.bit_offset,
+                    ..inner
+                })
             } else {
                 None
             }

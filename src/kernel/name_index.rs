@@ -20,8 +20,9 @@ pub fn name_hash(name: &str) -> u64 {
 impl NameIndex {
     /// Builds the index from `(name, entry)` pairs.
     pub fn build<'a>(pairs: impl Iterator<Item = (&'a str, u32)>) -> NameIndex {
-        let mut entries: Vec<(u64, u32)> =
-            pairs.map(|(name, entry)| (name_hash(name), entry)).collect();
+        let mut entries: Vec<(u64, u32)> = pairs
+            .map(|(name, entry)| (name_hash(name), entry))
+            .collect();
         entries.sort_unstable();
         NameIndex { entries }
     }
@@ -31,7 +32,10 @@ impl NameIndex {
     pub fn candidates(&self, name: &str) -> impl Iterator<Item = u32> + '_ {
         let hash = name_hash(name);
         let start = self.entries.partition_point(|&(h, _)| h < hash);
-        self.entries[start..].iter().take_while(move |&&(h, _)| h == hash).map(|&(_, entry)| entry)
+        self.entries[start..]
+            .iter()
+            .take_while(move |&&(h, _)| h == hash)
+            .map(|&(_, entry)| entry)
     }
 }
 

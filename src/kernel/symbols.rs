@@ -80,7 +80,10 @@ impl Kallsyms {
     /// The process-wide table, loaded on first use.
     pub fn global() -> Result<&'static Kallsyms, Diagnostic> {
         static GLOBAL: OnceLock<Result<Kallsyms, Diagnostic>> = OnceLock::new();
-        GLOBAL.get_or_init(Kallsyms::load).as_ref().map_err(Clone::clone)
+        GLOBAL
+            .get_or_init(Kallsyms::load)
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Parses kallsyms text (`addr type name [\t[module]]` lines); malformed
@@ -94,19 +97,37 @@ impl Kallsyms {
         let mut symbols = Vec::with_capacity(text.len() / 40);
         for line in text.lines() {
             let mut fields = line.split_ascii_whitespace();
-            let (Some(addr), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next()) else {
+            let (Some(addr), Some(kind), Some(name)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
                 continue;
             };
-            let Ok(addr) = u64::from_str_radix(addr, 16) else { continue };
-            let module = fields.next().and_then(|m| m.strip_prefix('[')?.strip_suffix(']')).map_or(0..0, range);
-            symbols.push(Symbol { addr, name: range(name), module, kind: kind.as_bytes()[0] });
+            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
+            let module = fields
+                .next()
+                .and_then(|m| m.strip_prefix('[')?.strip_suffix(']'))
+                .map_or(0..0, range);
+            symbols.push(Symbol {
+                addr,
+                name: range(name),
+                module,
+                kind: kind.as_bytes()[0],
+            });
         }
         symbols.sort_by_key(|symbol| symbol.addr);
-        Kallsyms { text, symbols, by_base_name: OnceLock::new() }
+        Kallsyms {
+            text,
+            symbols,
+            by_base_name: OnceLock::new(),
+        }
     }
 
     fn str_of(&self, range: &Range<u32>) -> &str {
-        self.text.get(range.start as usize..range.end as usize).unwrap_or("")
+        self.text
+            .get(range.start as usize..range.end as usize)
+            .unwrap_or("")
     }
 
     fn name(&self, symbol: &Symbol) -> &str {
@@ -117,22 +138,29 @@ impl Kallsyms {
     /// kernel stacks). `None` below the first symbol, or when addresses are
     /// hidden (all zero, without root).
     pub fn resolve(&self, addr: u64) -> Option<(&str, u64)> {
-        let index = self.symbols.partition_point(|symbol| symbol.addr <= addr).checked_sub(1)?;
+        let index = self
+            .symbols
+            .partition_point(|symbol| symbol.addr <= addr)
+            .checked_sub(1)?;
         let symbol = &self.symbols[index];
         (symbol.addr != 0).then(|| (self.name(symbol), addr - symbol.addr))
     }
 
     /// Text symbols named `name` or a GCC clone of it (`name.<suffix>`).
-    fn functions_named(&self, name: &str) -> impl Iterator<Item = &Symbol> + '_ {
+    fn functions_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Symbol> + 'a {
         let index = self.by_base_name.get_or_init(|| {
-            NameIndex::build(self.symbols.iter().enumerate().map(|(i, s)| (base_name(self.name(s)), i as u32)))
+            NameIndex::build(
+                self.symbols
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (base_name(self.name(s)), i as u32)),
+            )
         });
-        let name = name.to_string();
-        index.candidates(base_name(&name)).filter_map(move |i| {
+        index.candidates(base_name(name)).filter_map(move |i| {
             let symbol = self.symbols.get(i as usize)?;
             let symbol_name = self.name(symbol);
             let matches = symbol_name
-                .strip_prefix(name.as_str())
+                .strip_prefix(name)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'));
             (symbol.is_text() && matches).then_some(symbol)
         })
@@ -153,7 +181,13 @@ fn clone_rank(name: &str, wanted: &str) -> u8 {
     let suffix = &name[wanted.len().min(name.len())..];
     [("", 0), (".isra.", 1), (".constprop.", 2), (".part.", 3)]
         .iter()
-        .find(|(prefix, _)| if prefix.is_empty() { suffix.is_empty() } else { suffix.starts_with(prefix) })
+        .find(|(prefix, _)| {
+            if prefix.is_empty() {
+                suffix.is_empty()
+            } else {
+                suffix.starts_with(prefix)
+            }
+        })
         .map_or(4, |&(_, rank)| rank)
 }
 
@@ -223,7 +257,9 @@ pub fn kernel_version() -> Option<(u32, u32)> {
         return None;
     }
     // SAFETY: uname NUL-terminates release.
-    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }.to_str().ok()?;
+    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }
+        .to_str()
+        .ok()?;
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }

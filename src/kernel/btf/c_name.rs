@@ -35,11 +35,16 @@ fn declare(btf: &Btf, id: TypeId, inner: String, depth: u32) -> String {
     let next = |ty: TypeId, inner: String| declare(btf, ty, inner, depth + 1);
     match btf.ty(id) {
         Type::Void => with_base("void", &inner),
-        Type::Int { name, .. } | Type::Float { name, .. } | Type::Typedef { name, .. } => with_base(name, &inner),
+        Type::Int { name, .. } | Type::Float { name, .. } | Type::Typedef { name, .. } => {
+            with_base(name, &inner)
+        }
         Type::Struct { name, .. } => with_base(&tagged("struct", name), &inner),
         Type::Union { name, .. } => with_base(&tagged("union", name), &inner),
         Type::Enum { name, .. } => with_base(&tagged("enum", name), &inner),
-        Type::Fwd { name, is_union } => with_base(&tagged(if *is_union { "union" } else { "struct" }, name), &inner),
+        Type::Fwd { name, is_union } => with_base(
+            &tagged(if *is_union { "union" } else { "struct" }, name),
+            &inner,
+        ),
         Type::Ptr(target) => match btf.ty(*target) {
             Type::Array { .. } | Type::FuncProto { .. } => next(*target, format!("(*{inner})")),
             _ => next(*target, format!("*{inner}")),
@@ -57,7 +62,13 @@ fn declare(btf: &Btf, id: TypeId, inner: String, depth: u32) -> String {
             } else {
                 params
                     .iter()
-                    .map(|(_, ty)| if ty.0 == 0 { "...".to_string() } else { next(*ty, String::new()) })
+                    .map(|(_, ty)| {
+                        if ty.0 == 0 {
+                            "...".to_string()
+                        } else {
+                            next(*ty, String::new())
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             };

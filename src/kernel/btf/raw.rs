@@ -62,7 +62,9 @@ impl Layout {
         }
         let magic = u16::from_ne_bytes([data[0], data[1]]);
         if magic != MAGIC {
-            return Err(corrupt(&format!("bad magic {magic:#06x} (or foreign byte order)")));
+            return Err(corrupt(&format!(
+                "bad magic {magic:#06x} (or foreign byte order)"
+            )));
         }
         let header_len = u32_at(data, 4) as usize;
         let section = |offset_at: usize| -> Result<std::ops::Range<usize>, Diagnostic> {
@@ -174,7 +176,11 @@ impl<'a> Record<'a> {
                 (self.entry(n, 3, 0), ((high << 32) | low) as i64)
             } else {
                 let raw = self.entry(n, 2, 1);
-                let value = if signed { i64::from(raw as i32) } else { i64::from(raw) };
+                let value = if signed {
+                    i64::from(raw as i32)
+                } else {
+                    i64::from(raw)
+                };
                 (self.entry(n, 2, 0), value)
             }
         })
@@ -196,9 +202,20 @@ impl<'a> Record<'a> {
                 }
             }
             kind::PTR => Type::Ptr(target),
-            kind::ARRAY => Type::Array { elem: TypeId(self.entry(0, 3, 0)), len: self.entry(0, 3, 2) },
-            kind::STRUCT => Type::Struct { name: self.name(), size, members: self.members() },
-            kind::UNION => Type::Union { name: self.name(), size, members: self.members() },
+            kind::ARRAY => Type::Array {
+                elem: TypeId(self.entry(0, 3, 0)),
+                len: self.entry(0, 3, 2),
+            },
+            kind::STRUCT => Type::Struct {
+                name: self.name(),
+                size,
+                members: self.members(),
+            },
+            kind::UNION => Type::Union {
+                name: self.name(),
+                size,
+                members: self.members(),
+            },
             kind::ENUM | kind::ENUM64 => Type::Enum {
                 name: self.name(),
                 size,
@@ -208,13 +225,22 @@ impl<'a> Record<'a> {
                     .map(|(name_off, value)| (self.btf.raw_str(name_off).to_string(), value))
                     .collect(),
             },
-            kind::FWD => Type::Fwd { name: self.name(), is_union: self.kind_flag() },
-            kind::TYPEDEF => Type::Typedef { name: self.name(), ty: target },
+            kind::FWD => Type::Fwd {
+                name: self.name(),
+                is_union: self.kind_flag(),
+            },
+            kind::TYPEDEF => Type::Typedef {
+                name: self.name(),
+                ty: target,
+            },
             kind::VOLATILE => Type::Volatile(target),
             kind::CONST => Type::Const(target),
             kind::RESTRICT => Type::Restrict(target),
             kind::TYPE_TAG => Type::TypeTag(target),
-            kind::FUNC => Type::Func { name: self.name(), proto: target },
+            kind::FUNC => Type::Func {
+                name: self.name(),
+                proto: target,
+            },
             kind::FUNC_PROTO => Type::FuncProto {
                 ret: target,
                 params: (0..self.vlen())
@@ -224,15 +250,28 @@ impl<'a> Record<'a> {
                     })
                     .collect(),
             },
-            kind::VAR => Type::Var { name: self.name(), ty: target, linkage: self.entry(0, 1, 0) },
+            kind::VAR => Type::Var {
+                name: self.name(),
+                ty: target,
+                linkage: self.entry(0, 1, 0),
+            },
             kind::DATASEC => Type::DataSec {
                 name: self.name(),
                 size,
                 vars: (0..self.vlen())
-                    .map(|n| (TypeId(self.entry(n, 3, 0)), self.entry(n, 3, 1), self.entry(n, 3, 2)))
+                    .map(|n| {
+                        (
+                            TypeId(self.entry(n, 3, 0)),
+                            self.entry(n, 3, 1),
+                            self.entry(n, 3, 2),
+                        )
+                    })
                     .collect(),
             },
-            kind::FLOAT => Type::Float { name: self.name(), size },
+            kind::FLOAT => Type::Float {
+                name: self.name(),
+                size,
+            },
             kind::DECL_TAG => Type::DeclTag {
                 name: self.name(),
                 ty: target,
@@ -260,7 +299,12 @@ impl<'a> Record<'a> {
                         None => (offset, 0),
                     }
                 };
-                Member { name: self.btf.raw_str(self.entry(n, 3, 0)).to_string(), ty, bit_offset, bitfield_size }
+                Member {
+                    name: self.btf.raw_str(self.entry(n, 3, 0)).to_string(),
+                    ty,
+                    bit_offset,
+                    bitfield_size,
+                }
             })
             .collect()
     }

@@ -13,7 +13,11 @@ struct RawType {
 
 fn field(line: &str, key: &str) -> Option<u32> {
     let start = line.find(key)? + key.len();
-    line[start..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    line[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// vmlinux BTF as bpftool (libbpf's independent parser) sees it.
@@ -21,7 +25,14 @@ fn bpftool_types() -> &'static HashMap<u32, RawType> {
     static TYPES: OnceLock<HashMap<u32, RawType>> = OnceLock::new();
     TYPES.get_or_init(|| {
         let out = std::process::Command::new("bpftool")
-            .args(["btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "raw"])
+            .args([
+                "btf",
+                "dump",
+                "file",
+                "/sys/kernel/btf/vmlinux",
+                "format",
+                "raw",
+            ])
             .output()
             .expect("bpftool runs");
         let text = String::from_utf8(out.stdout).expect("utf-8");
@@ -34,14 +45,32 @@ fn bpftool_types() -> &'static HashMap<u32, RawType> {
                 let kind = words.next().unwrap_or_default().to_string();
                 let name = rest.split('\'').nth(1).unwrap_or_default().to_string();
                 let id: u32 = id.parse().expect("id");
-                types.insert(id, RawType { kind, name, members: Vec::new() });
+                types.insert(
+                    id,
+                    RawType {
+                        kind,
+                        name,
+                        members: Vec::new(),
+                    },
+                );
                 current = Some(id);
             } else if let (Some(id), Some(name)) = (current, line.trim_start().strip_prefix('\'')) {
                 let name = name.split('\'').next().unwrap_or_default().to_string();
-                if let (Some(ty), Some(off)) = (field(line, "type_id="), field(line, "bits_offset=")) {
+                if let (Some(ty), Some(off)) =
+                    (field(line, "type_id="), field(line, "bits_offset="))
+                {
                     let bits = field(line, "bitfield_size=").unwrap_or(0);
                     let entry = types.get_mut(&id).expect("current type");
-                    entry.members.push((if name == "(anon)" { String::new() } else { name }, ty, off, bits));
+                    entry.members.push((
+                        if name == "(anon)" {
+                            String::new()
+                        } else {
+                            name
+                        },
+                        ty,
+                        off,
+                        bits,
+                    ));
                 }
             }
         }
@@ -52,15 +81,19 @@ fn bpftool_types() -> &'static HashMap<u32, RawType> {
 /// Member lookup through anonymous members, done on bpftool's view.
 fn bpftool_member(agg: u32, name: &str) -> Option<(u32, u32, u32)> {
     let types = bpftool_types();
-    types.get(&agg)?.members.iter().find_map(|(member, ty, off, bits)| {
-        if member == name {
-            Some((*ty, *off, *bits))
-        } else if member.is_empty() {
-            bpftool_member(*ty, name).map(|(ty, inner, bits)| (ty, off + inner, bits))
-        } else {
-            None
-        }
-    })
+    types
+        .get(&agg)?
+        .members
+        .iter()
+        .find_map(|(member, ty, off, bits)| {
+            if member == name {
+                Some((*ty, *off, *bits))
+            } else if member.is_empty() {
+                bpftool_member(*ty, name).map(|(ty, inner, bits)| (ty, off + inner, bits))
+            } else {
+                None
+            }
+        })
 }
 
 fn bpftool_struct(name: &str) -> u32 {
@@ -84,7 +117,11 @@ fn assert_member_matches_bpftool(agg: &str, member: &str) -> MemberInfo {
     assert_eq!(id.0, bpftool_struct(agg), "type id of struct {agg}");
     let ours = btf.member(id, member).expect("member exists");
     let (ty, off, bits) = bpftool_member(id.0, member).expect("bpftool sees the member");
-    assert_eq!((ours.ty.0, ours.bit_offset, ours.bitfield_size), (ty, off, bits), "{agg}.{member}");
+    assert_eq!(
+        (ours.ty.0, ours.bit_offset, ours.bitfield_size),
+        (ty, off, bits),
+        "{agg}.{member}"
+    );
     ours
 }
 
@@ -100,7 +137,9 @@ fn sk_buff_members_match_bpftool() {
     let pkt_type = assert_member_matches_bpftool("sk_buff", "pkt_type");
     assert_eq!(pkt_type.bitfield_size, 3);
     assert_member_matches_bpftool("sock_common", "skc_daddr");
-    assert!(vmlinux().member(vmlinux().find_struct("sk_buff").unwrap(), "no_such_member").is_none());
+    assert!(vmlinux()
+        .member(vmlinux().find_struct("sk_buff").unwrap(), "no_such_member")
+        .is_none());
 }
 
 #[test]
@@ -111,13 +150,18 @@ fn member_through_nested_struct() {
     assert_eq!(btf.type_name(common.ty), "struct sock_common");
     let daddr = btf.member(common.ty, "skc_daddr").unwrap();
     assert_eq!(btf.size_of(daddr.ty), Some(4));
-    assert_eq!(daddr.bit_offset, bpftool_member(common.ty.0, "skc_daddr").unwrap().1);
+    assert_eq!(
+        daddr.bit_offset,
+        bpftool_member(common.ty.0, "skc_daddr").unwrap().1
+    );
 }
 
 #[test]
 fn tcp_sendmsg_signature() {
     let btf = vmlinux();
-    let (params, ret) = btf.func_signature("tcp_sendmsg").expect("tcp_sendmsg in BTF");
+    let (params, ret) = btf
+        .func_signature("tcp_sendmsg")
+        .expect("tcp_sendmsg in BTF");
     let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["sk", "msg", "size"]);
     assert_eq!(btf.type_name(params[0].1), "struct sock *");
@@ -133,7 +177,9 @@ fn enums_and_typedefs() {
     let btf = vmlinux();
     let (ty, value) = btf.enum_value("TCP_ESTABLISHED").unwrap();
     assert_eq!(value, 1);
-    assert!(matches!(btf.ty(ty), Type::Enum { values, .. } if values.iter().any(|(n, _)| n == "TCP_CLOSE")));
+    assert!(
+        matches!(btf.ty(ty), Type::Enum { values, .. } if values.iter().any(|(n, _)| n == "TCP_CLOSE"))
+    );
     assert!(btf.enum_value("SKB_DROP_REASON_NOT_SPECIFIED").is_some());
     assert!(btf.enum_value("NO_SUCH_ENUMERATOR").is_none());
     let reason = btf.find_enum("skb_drop_reason").unwrap();
@@ -157,6 +203,17 @@ fn type_names_in_c_spelling() {
     let close = btf.member(ops, "close").unwrap();
     assert_eq!(btf.type_name(close.ty), "void (*)(struct sock *, long int)");
     assert_eq!(btf.size_of(close.ty), Some(8));
+}
+
+#[test]
+fn missing_module_btf_is_a_clear_error() {
+    let err = Btf::module("no_such_module_xyz").unwrap_err();
+    assert!(
+        err.message.contains("/sys/kernel/btf/no_such_module_xyz"),
+        "{}",
+        err.message
+    );
+    assert!(Btf::module("../vmlinux").is_err());
 }
 
 // ---- hand-built blobs: every kind, bitfield encodings, split BTF, errors ----
@@ -211,14 +268,42 @@ fn sample() -> &'static Btf {
 #[test]
 fn decodes_hand_built_kinds() {
     let btf = sample();
-    assert!(matches!(btf.ty(TypeId(1)), Type::Int { signed: true, size: 4, .. }));
+    assert!(matches!(
+        btf.ty(TypeId(1)),
+        Type::Int {
+            signed: true,
+            size: 4,
+            ..
+        }
+    ));
     let s = btf.find_struct("s").unwrap();
-    assert_eq!(btf.member(s, "b"), Some(MemberInfo { ty: TypeId(1), bit_offset: 32, bitfield_size: 3 }));
+    assert_eq!(
+        btf.member(s, "b"),
+        Some(MemberInfo {
+            ty: TypeId(1),
+            bit_offset: 32,
+            bitfield_size: 3
+        })
+    );
     assert_eq!(btf.enum_value("BIG"), Some((TypeId(3), 1 << 40)));
     assert_eq!(btf.enum_value("NEG"), Some((TypeId(3), -2)));
     let old = btf.find_struct("old").unwrap();
-    assert_eq!(btf.member(old, "a"), Some(MemberInfo { ty: TypeId(4), bit_offset: 13, bitfield_size: 3 }));
-    assert_eq!(btf.ty(TypeId(7)), &Type::DeclTag { name: "a".into(), ty: TypeId(2), component_idx: 0 });
+    assert_eq!(
+        btf.member(old, "a"),
+        Some(MemberInfo {
+            ty: TypeId(4),
+            bit_offset: 13,
+            bitfield_size: 3
+        })
+    );
+    assert_eq!(
+        btf.ty(TypeId(7)),
+        &Type::DeclTag {
+            name: "a".into(),
+            ty: TypeId(2),
+            component_idx: 0
+        }
+    );
     assert_eq!(btf.skip_modifiers(TypeId(8)), TypeId(1));
     assert_eq!(btf.type_name(TypeId(8)), "const int");
     assert_eq!(btf.ty(TypeId(999)), &Type::Void);
@@ -251,14 +336,20 @@ fn split_btf_continues_ids_and_strings() {
 fn rejects_corrupt_blobs() {
     let good = blob(&[1, info(raw::kind::INT, 0, false), 4, 32], STRINGS);
     assert!(Btf::from_bytes(&good, None).is_ok());
-    assert!(Btf::from_bytes(&good[..10], None).unwrap_err().message.contains("corrupt BTF"));
+    assert!(Btf::from_bytes(&good[..10], None)
+        .unwrap_err()
+        .message
+        .contains("corrupt BTF"));
     let mut bad_magic = good.clone();
     bad_magic[0] ^= 0xff;
     assert!(Btf::from_bytes(&bad_magic, None).is_err());
     let truncated = blob(&[1, info(raw::kind::INT, 0, false), 4], STRINGS);
     assert!(Btf::from_bytes(&truncated, None).is_err());
     let unknown = blob(&[1, info(31, 0, false), 4], STRINGS);
-    assert!(Btf::from_bytes(&unknown, None).unwrap_err().message.contains("unknown type kind 31"));
+    assert!(Btf::from_bytes(&unknown, None)
+        .unwrap_err()
+        .message
+        .contains("unknown type kind 31"));
     // A struct claiming more members than present.
     let short = blob(&[1, info(raw::kind::STRUCT, 5, false), 4], STRINGS);
     assert!(Btf::from_bytes(&short, None).is_err());

@@ -34,7 +34,10 @@ fn parses_and_resolves_sample() {
     assert_eq!(syms.module_of("ovs_vport_receive"), Some("openvswitch"));
     assert_eq!(syms.module_of("_stext"), None);
     assert_eq!(syms.module_of("some_data"), None, "not a function");
-    let clones: Vec<&str> = syms.functions_named("helper").map(|s| syms.name(s)).collect();
+    let clones: Vec<&str> = syms
+        .functions_named("helper")
+        .map(|s| syms.name(s))
+        .collect();
     assert_eq!(clones.len(), 2);
     assert_eq!(clone_rank("helper.isra.0", "helper"), 1);
     assert_eq!(clone_rank("helper.constprop.0", "helper"), 2);
@@ -50,16 +53,25 @@ fn resolves_real_functions() {
     }
     assert_eq!(resolve_function("tcp_sendmsg").unwrap(), "tcp_sendmsg");
     let err = resolve_function("no_such_function_xyz").unwrap_err();
-    assert_eq!(err.message, "kernel function no_such_function_xyz not found");
+    assert_eq!(
+        err.message,
+        "kernel function no_such_function_xyz not found"
+    );
     // A static function GCC cloned on this kernel, if there is one: asking
     // for its base name finds the clone.
     let kallsyms = Kallsyms::global().unwrap();
     let clone = kallsyms.symbols.iter().map(|s| kallsyms.name(s)).find(|n| {
-        n.contains(".isra.") && kallsyms.functions_named(base_name(n)).all(|s| kallsyms.name(s) != base_name(n))
+        n.contains(".isra.")
+            && kallsyms
+                .functions_named(base_name(n))
+                .all(|s| kallsyms.name(s) != base_name(n))
     });
     if let Some(clone) = clone {
         let resolved = resolve_function(base_name(clone)).unwrap();
-        assert!(resolved.starts_with(base_name(clone)) && resolved.contains('.'), "{clone} -> {resolved}");
+        assert!(
+            resolved.starts_with(base_name(clone)) && resolved.contains('.'),
+            "{clone} -> {resolved}"
+        );
     }
 }
 
@@ -69,13 +81,23 @@ fn resolves_address_of_known_symbol() {
         return;
     }
     let text = std::fs::read_to_string("/proc/kallsyms").unwrap();
-    let line = text.lines().find(|l| l.ends_with(" T tcp_sendmsg")).expect("tcp_sendmsg in kallsyms");
+    let line = text
+        .lines()
+        .find(|l| l.ends_with(" T tcp_sendmsg"))
+        .expect("tcp_sendmsg in kallsyms");
     let addr = u64::from_str_radix(line.split(' ').next().unwrap(), 16).unwrap();
     let start = std::time::Instant::now();
     let kallsyms = Kallsyms::load().unwrap();
-    println!("kallsyms: {} symbols loaded in {:?}", kallsyms.symbols.len(), start.elapsed());
+    println!(
+        "kallsyms: {} symbols loaded in {:?}",
+        kallsyms.symbols.len(),
+        start.elapsed()
+    );
     assert_eq!(kallsyms.resolve(addr), Some(("tcp_sendmsg", 0)));
-    assert_eq!(kallsyms.resolve(addr + 3).map(|(_, offset)| offset), Some(3));
+    assert_eq!(
+        kallsyms.resolve(addr + 3).map(|(_, offset)| offset),
+        Some(3)
+    );
     assert_eq!(kallsyms.module_of("tcp_sendmsg"), None);
 }
 
@@ -86,7 +108,9 @@ fn lists_traceable_functions() {
     }
     let tcp = list_functions("tcp_send*").unwrap();
     assert!(tcp.contains(&"tcp_sendmsg".to_string()));
-    assert!(tcp.iter().all(|name| name.starts_with("tcp_send") && !name.contains(' ')));
+    assert!(tcp
+        .iter()
+        .all(|name| name.starts_with("tcp_send") && !name.contains(' ')));
     assert!(tcp.windows(2).all(|w| w[0] < w[1]));
 }
 
@@ -96,6 +120,9 @@ fn features_of_this_kernel() {
     assert!(features.btf);
     assert!(features.ringbuf);
     // This kernel is built without CONFIG_KPROBES (see COMMON.md).
-    assert_eq!(features.kprobes, Path::new("/sys/bus/event_source/devices/kprobe").exists());
+    assert_eq!(
+        features.kprobes,
+        Path::new("/sys/bus/event_source/devices/kprobe").exists()
+    );
     assert!(kernel_version().is_some_and(|v| v >= (5, 8)));
 }
