@@ -11,6 +11,7 @@
 pub mod codegen;
 pub mod diag;
 pub mod ir;
+pub mod kernel;
 pub mod object;
 pub mod output;
 pub mod runtime;
