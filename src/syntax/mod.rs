@@ -1,3 +1,8 @@
 //! Syntax: the pest grammar (`grammar/netscript.pest`) and the AST builder.
 
 pub mod ast;
+mod build;
+mod errors;
+pub mod parser;
+
+pub use parser::parse;
