@@ -2,6 +2,7 @@
 //! grammar construct, binary precedence via pest's Pratt parser.
 
 use super::ast::*;
+use super::lexical::content_end;
 use super::parser::Rule;
 use crate::diag::{Diagnostic, Result, Span};
 use pest::iterators::{Pair, Pairs};
@@ -18,10 +19,11 @@ const BUILTINS: &[&str] = &[
 /// Largest `unroll` count accepted.
 const MAX_UNROLL: u64 = 100;
 
-/// Byte span of a pest pair.
+/// Byte span of a pest pair, without the whitespace and comments pest
+/// leaves at the end of nodes whose last element is optional.
 fn span_of(pair: &Pair<Rule>) -> Span {
-    let s = pair.as_span();
-    Span::new(s.start(), s.end())
+    let start = pair.as_span().start();
+    Span::new(start, start + content_end(pair.as_str()))
 }
 
 /// Children of a pair, without the keyword tokens that carry no data.
@@ -307,7 +309,7 @@ fn unary(pair: Pair<Rule>) -> Result<Expr> {
         .ok_or_else(|| Diagnostic::plain("internal parser error: empty unary expression"))?;
     let mut result = postfix_expr(operand_pair)?;
     for prefix in prefixes.into_iter().rev() {
-        let span = Span::new(prefix.as_span().start(), result.span.end);
+        let span = Span::new(span_of(&prefix).start, result.span.end);
         let op_pair = next(&mut prefix.into_inner(), span)?;
         let kind = match op_pair.as_rule() {
             Rule::cast_prefix => {
@@ -342,7 +344,7 @@ fn postfix_expr(pair: Pair<Rule>) -> Result<Expr> {
     let mut it = pair.into_inner();
     let mut result = primary(next(&mut it, span)?)?;
     for post in it {
-        let span = Span::new(result.span.start, post.as_span().end());
+        let span = Span::new(result.span.start, span_of(&post).end);
         let inner = next(&mut post.into_inner(), span)?;
         let kind = match inner.as_rule() {
             Rule::field_access => {

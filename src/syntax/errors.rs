@@ -2,6 +2,7 @@
 //! expected at the failing position ("expected `;` or `}`", "expected an
 //! expression", "unterminated string", ...).
 
+use super::lexical::{pieces, Piece};
 use super::parser::Rule;
 use crate::diag::{Diagnostic, Span};
 use pest::error::{Error, ErrorVariant, InputLocation};
@@ -135,42 +136,22 @@ fn join_alternatives(phrases: &[String]) -> String {
 
 /// Finds a string literal or block comment that is never closed.
 fn unterminated(source: &str) -> Option<Diagnostic> {
-    let bytes = source.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1)) {
-            (b'/', Some(b'/')) => {
-                i = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
+    pieces(source)
+        .into_iter()
+        .find_map(|(piece, start, _)| match piece {
+            Piece::UnterminatedString => {
+                let line_end = source[start..]
+                    .find('\n')
+                    .map_or(source.len(), |n| start + n);
+                Some(Diagnostic::at(
+                    Span::new(start, line_end),
+                    "unterminated string",
+                ))
             }
-            (b'/', Some(b'*')) => match source[i + 2..].find("*/") {
-                Some(n) => i += n + 4,
-                None => return Some(Diagnostic::at(Span::new(i, i + 2), "unterminated comment")),
-            },
-            (b'"', _) => match string_end(bytes, i + 1) {
-                Some(end) => i = end + 1,
-                None => {
-                    let line_end = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
-                    return Some(Diagnostic::at(
-                        Span::new(i, line_end),
-                        "unterminated string",
-                    ));
-                }
-            },
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-/// Index of the `"` closing a string whose contents start at `from`.
-fn string_end(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i),
-            _ => i += 1,
-        }
-    }
-    None
+            Piece::UnterminatedComment => Some(Diagnostic::at(
+                Span::new(start, start + 2),
+                "unterminated comment",
+            )),
+            Piece::Trivia | Piece::Token => None,
+        })
 }

@@ -3,6 +3,10 @@
 pub mod ast;
 mod build;
 mod errors;
+mod lexical;
 pub mod parser;
 
 pub use parser::parse;
+
+#[cfg(test)]
+mod tests;
