@@ -262,7 +262,8 @@ fn binop(rule: Rule) -> BinOp {
     }
 }
 
-fn boxed(kind: ExprKind, span: Span) -> Expr {
+/// An expression node.
+fn node(kind: ExprKind, span: Span) -> Expr {
     Expr { kind, span }
 }
 
@@ -272,7 +273,7 @@ pub fn expr(pair: Pair<Rule>) -> Result<Expr> {
     let mut it = children(pair);
     let cond = binary(next(&mut it, span)?.into_inner())?;
     match (it.next(), it.next()) {
-        (Some(then_pair), Some(else_pair)) => Ok(boxed(
+        (Some(then_pair), Some(else_pair)) => Ok(node(
             ExprKind::Ternary {
                 cond: Box::new(cond),
                 then_expr: Box::new(expr(then_pair)?),
@@ -295,7 +296,7 @@ fn binary(pairs: Pairs<Rule>) -> Result<Expr> {
                 lhs: Box::new(lhs),
                 rhs: Box::new(rhs),
             };
-            Ok(boxed(kind, span))
+            Ok(node(kind, span))
         })
         .parse(pairs)
 }
@@ -324,7 +325,7 @@ fn unary(pair: Pair<Rule>) -> Result<Expr> {
                 expr: Box::new(result),
             },
         };
-        result = boxed(kind, span);
+        result = node(kind, span);
     }
     Ok(result)
 }
@@ -365,7 +366,7 @@ fn postfix_expr(pair: Pair<Rule>) -> Result<Expr> {
                 }
             }
         };
-        result = boxed(kind, span);
+        result = node(kind, span);
     }
     Ok(result)
 }
@@ -412,7 +413,7 @@ fn primary(pair: Pair<Rule>) -> Result<Expr> {
             }
         }
     };
-    Ok(boxed(kind, span))
+    Ok(node(kind, span))
 }
 
 fn type_name(pair: Pair<Rule>) -> Result<TypeName> {

@@ -67,6 +67,10 @@ pub fn convert(source: &str, err: &Error<Rule>) -> Diagnostic {
         .unwrap_or_default();
     let found = source[pos..].chars().next();
     let span = Span::new(pos, pos + found.map_or(0, char::len_utf8));
+    if let ErrorVariant::CustomError { message } = &err.variant {
+        // pest's own guard against deep recursion ("stack limit reached").
+        return Diagnostic::at(span, format!("script is nested too deeply ({message})"));
+    }
     let expected = join_alternatives(&expectations(positives, &tokens));
     let message = match found {
         None => format!("unexpected end of input, expected {expected}"),

@@ -4,6 +4,7 @@ pub mod ast;
 mod build;
 mod errors;
 mod lexical;
+pub mod limits;
 pub mod parser;
 
 pub use parser::parse;

@@ -3,6 +3,7 @@
 
 use super::ast::Program;
 use super::build;
+use super::limits::check_nesting;
 use crate::diag::Diagnostic;
 use pest::Parser;
 
@@ -12,11 +13,15 @@ use pest::Parser;
 pub struct NetscriptParser;
 
 /// Parses a whole script into its AST, or returns the first syntax error.
+/// Scripts nested deeper than [`super::limits::MAX_NESTING`] are rejected.
 pub fn parse(source: &str) -> Result<Program, Diagnostic> {
     pest::set_error_detail(true);
     match NetscriptParser::parse(Rule::program, source) {
         Ok(mut pairs) => match pairs.next() {
-            Some(program) => build::program(program),
+            Some(program) => {
+                check_nesting(program.clone())?;
+                build::program(program)
+            }
             None => Err(Diagnostic::plain("internal parser error: no program")),
         },
         Err(err) => Err(super::errors::convert(source, &err)),
