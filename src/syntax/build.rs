@@ -463,7 +463,8 @@ fn int(pair: &Pair<Rule>) -> Result<u64> {
     })
 }
 
-/// Decodes a string literal's escapes.
+/// Decodes a string literal's escapes (`\n \t \r \\ \" \' \0 \xNN`); a
+/// `\xNN` above 0x7f becomes the character U+00NN.
 fn string(pair: Pair<Rule>) -> Result<String> {
     let mut out = String::new();
     for chunk in pair.into_inner() {

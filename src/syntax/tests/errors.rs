@@ -159,9 +159,12 @@ fn truncated_and_mangled_inputs_never_panic() {
     assert!(parse(src).is_ok());
 }
 
+/// A named generator of an expression nested `n` levels deep.
+type NestedShape = (&'static str, fn(usize) -> String);
+
 #[test]
 fn deep_nesting_is_an_error_not_a_stack_overflow() {
-    let shapes: [(&str, fn(usize) -> String); 6] = [
+    let shapes: [NestedShape; 6] = [
         ("parentheses", |n| {
             format!("{}1{}", "(".repeat(n), ")".repeat(n))
         }),
