@@ -4,9 +4,10 @@ pub mod ast;
 mod build;
 mod errors;
 mod lexical;
-pub mod limits;
+mod limits;
 pub mod parser;
 
+pub use limits::MAX_NESTING;
 pub use parser::parse;
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use pest::Parser;
 pub struct NetscriptParser;
 
 /// Parses a whole script into its AST, or returns the first syntax error.
-/// Scripts nested deeper than [`super::limits::MAX_NESTING`] are rejected.
+/// Scripts nested deeper than [`super::MAX_NESTING`] are rejected.
 pub fn parse(source: &str) -> Result<Program, Diagnostic> {
     pest::set_error_detail(true);
     match NetscriptParser::parse(Rule::program, source) {
