@@ -1,3 +1,14 @@
 //! Syntax: the pest grammar (`grammar/netscript.pest`) and the AST builder.
 
 pub mod ast;
+mod build;
+mod errors;
+mod lexical;
+mod limits;
+pub mod parser;
+
+pub use limits::MAX_NESTING;
+pub use parser::parse;
+
+#[cfg(test)]
+mod tests;
