@@ -8,12 +8,17 @@
 //! load/attach, ring buffer, maps) -> `output` (bpftrace text, JSON).
 //! Probe types live in `providers`, built-in functions in `builtins`.
 
+pub mod builtins;
 pub mod codegen;
 pub mod diag;
 pub mod ir;
 pub mod kernel;
+pub mod listing;
 pub mod object;
 pub mod output;
+pub mod pipeline;
+pub mod providers;
 pub mod runtime;
+pub mod sema;
 pub mod syntax;
 pub mod testing;

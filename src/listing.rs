@@ -18,13 +18,21 @@ pub fn list(pattern: &str, verbose: bool) -> Result<Vec<String>> {
     let mut out = Vec::new();
     match kind {
         Kind::Tracepoint => {
-            let pat = if rest.contains(':') { rest.to_string() } else { format!("*:{}", if rest.is_empty() { "*" } else { rest }) };
+            let pat = if rest.contains(':') {
+                rest.to_string()
+            } else {
+                format!("*:{}", if rest.is_empty() { "*" } else { rest })
+            };
             for (cat, name) in tracefs::list_tracepoints(&pat)? {
                 out.push(format!("{}:{}:{}", canonical, cat, name));
                 if verbose {
                     let fmt = tracefs::tracepoint_format(&cat, &name)?;
                     for f in &fmt.fields {
-                        let ty = if f.data_loc { format!("__data_loc {}", f.c_type) } else { f.c_type.clone() };
+                        let ty = if f.data_loc {
+                            format!("__data_loc {}", f.c_type)
+                        } else {
+                            f.c_type.clone()
+                        };
                         out.push(format!("    {} {}", ty, f.name));
                     }
                 }
@@ -35,9 +43,17 @@ pub fn list(pattern: &str, verbose: bool) -> Result<Vec<String>> {
             let btf = if verbose { Some(Btf::vmlinux()?) } else { None };
             for func in symbols::list_functions(glob)? {
                 out.push(format!("{}:{}", canonical, func));
-                if let Some((params, ret)) = btf.and_then(|b| b.func_signature(&func).map(|s| (b, s))).map(|(b, (ps, r))| {
-                    (ps.into_iter().map(|(n, t)| format!("    {} {}", b.type_name(t), n)).collect::<Vec<_>>(), b.type_name(r))
-                }) {
+                if let Some((params, ret)) = btf
+                    .and_then(|b| b.func_signature(&func).map(|s| (b, s)))
+                    .map(|(b, (ps, r))| {
+                        (
+                            ps.into_iter()
+                                .map(|(n, t)| format!("    {} {}", b.type_name(t), n))
+                                .collect::<Vec<_>>(),
+                            b.type_name(r),
+                        )
+                    })
+                {
                     out.extend(params);
                     if matches!(kind, Kind::Kretprobe | Kind::Fexit) {
                         out.push(format!("    {} retval", ret));
@@ -46,7 +62,10 @@ pub fn list(pattern: &str, verbose: bool) -> Result<Vec<String>> {
             }
         }
         _ => {
-            return Err(Diagnostic::plain(format!("'{}' probes cannot be listed; list tracepoint:, kprobe: or fentry: probes", canonical)));
+            return Err(Diagnostic::plain(format!(
+                "'{}' probes cannot be listed; list tracepoint:, kprobe: or fentry: probes",
+                canonical
+            )));
         }
     }
     Ok(out)

@@ -79,7 +79,11 @@ type Failure = (Diagnostic, Option<Source>);
 fn run(cli: Cli) -> Result<u8, Failure> {
     let plain = |d: Diagnostic| (d, None);
     if cli.list {
-        let pattern = cli.file.as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let pattern = cli
+            .file
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let lines = listing::list(&pattern, cli.verbose).map_err(plain)?;
         let mut out = std::io::stdout().lock();
         for l in lines {
@@ -90,44 +94,85 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let source = match (&cli.program, &cli.file) {
         (Some(text), None) => Source::new("-e", text.clone()),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| plain(Diagnostic::plain(format!("cannot read {}: {}", path.display(), e))))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                plain(Diagnostic::plain(format!(
+                    "cannot read {}: {}",
+                    path.display(),
+                    e
+                )))
+            })?;
             Source::new(path.display().to_string(), text)
         }
-        (Some(_), Some(_)) => return Err(plain(Diagnostic::plain("give either -e PROGRAM or a script file, not both"))),
-        (None, None) => return Err(plain(Diagnostic::plain("no program given: use -e 'PROGRAM' or a script file (see --help)"))),
+        (Some(_), Some(_)) => {
+            return Err(plain(Diagnostic::plain(
+                "give either -e PROGRAM or a script file, not both",
+            )))
+        }
+        (None, None) => {
+            return Err(plain(Diagnostic::plain(
+                "no program given: use -e 'PROGRAM' or a script file (see --help)",
+            )))
+        }
     };
     let fail = |d: Diagnostic| (d, Some(source.clone()));
     let start = runtime::monotonic_ns();
     let mut options = sema::Options::default();
     let mut compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
-    if compiled.script.programs.iter().any(|p| p.probe.kprobe_fallback().is_some()) && !runtime::fentry_supported() {
+    if compiled
+        .script
+        .programs
+        .iter()
+        .any(|p| p.probe.kprobe_fallback().is_some())
+        && !runtime::fentry_supported()
+    {
         eprintln!("netscript: this kernel cannot load fentry/fexit programs; using kprobe/kretprobe instead");
         options.fentry_as_kprobe = true;
         compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
     }
     if let Some(path) = &cli.emit_elf {
-        std::fs::write(path, &compiled.object)
-            .map_err(|e| plain(Diagnostic::plain(format!("cannot write {}: {}", path.display(), e))))?;
+        std::fs::write(path, &compiled.object).map_err(|e| {
+            plain(Diagnostic::plain(format!(
+                "cannot write {}: {}",
+                path.display(),
+                e
+            )))
+        })?;
     }
     if let Some(stage) = cli.debug {
         let text = match stage {
             Stage::Ast => format!("{:#?}\n", compiled.ast),
-            Stage::Ir => compiled.ir.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"),
-            Stage::Bpf => compiled.code.iter().map(|c| format!("{}:\n{}", c.name, codegen::disassemble(c))).collect::<Vec<_>>().join("\n"),
+            Stage::Ir => compiled
+                .ir
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Stage::Bpf => compiled
+                .code
+                .iter()
+                .map(|c| format!("{}:\n{}", c.name, codegen::disassemble(c)))
+                .collect::<Vec<_>>()
+                .join("\n"),
         };
         print!("{}", text);
         return Ok(0);
     }
     if cli.dry_run {
         session::load_checked(&compiled).map_err(fail)?;
-        eprintln!("netscript: {} program(s) passed the kernel verifier", compiled.script.programs.len());
+        eprintln!(
+            "netscript: {} program(s) passed the kernel verifier",
+            compiled.script.programs.len()
+        );
         return Ok(0);
     }
     let writer: Box<dyn Write> = match &cli.output {
-        Some(path) => Box::new(
-            std::fs::File::create(path).map_err(|e| plain(Diagnostic::plain(format!("cannot create {}: {}", path.display(), e))))?,
-        ),
+        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| {
+            plain(Diagnostic::plain(format!(
+                "cannot create {}: {}",
+                path.display(),
+                e
+            )))
+        })?),
         None => Box::new(std::io::stdout()),
     };
     let format = match cli.format {
@@ -135,7 +180,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         OutFormat::Json => Format::Json,
     };
     let mut printer = Printer::new(format, writer);
-    let options = RunOptions { duration: cli.duration.map(Duration::from_secs_f64), command: cli.command };
+    let options = RunOptions {
+        duration: cli.duration.map(Duration::from_secs_f64),
+        command: cli.command,
+    };
     let code = session::run(&compiled, &mut printer, &options).map_err(fail)?;
     Ok(code as u8)
 }

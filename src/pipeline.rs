@@ -34,14 +34,29 @@ pub fn compile(source: &Source, options: &sema::Options, start_ns: u64) -> Resul
     let ir = lower::lower(&script, &maps, start_ns)?;
     let mut code = Vec::with_capacity(ir.len());
     for (f, prog) in ir.iter().zip(&script.programs) {
-        let c = codegen::generate(f).map_err(|e| Diagnostic::at(prog.span, format!("{}: {}", prog.probe.display(), e.message)))?;
+        let c = codegen::generate(f).map_err(|e| {
+            Diagnostic::at(
+                prog.span,
+                format!("{}: {}", prog.probe.display(), e.message),
+            )
+        })?;
         code.push(c);
     }
     let sections: Vec<ProgramSection> = code
         .iter()
         .zip(&script.programs)
-        .map(|(c, p)| ProgramSection { section: p.probe.section(), code: c.clone() })
+        .map(|(c, p)| ProgramSection {
+            section: p.probe.section(),
+            code: c.clone(),
+        })
         .collect();
     let object = object::write_object(&sections, &maps.specs)?;
-    Ok(Compiled { ast, script, maps, ir, code, object })
+    Ok(Compiled {
+        ast,
+        script,
+        maps,
+        ir,
+        code,
+        object,
+    })
 }

@@ -71,8 +71,20 @@ pub struct FunctionDef {
     pub role: Role,
 }
 
-const fn def(name: &'static str, func: Func, min_args: usize, max_args: usize, role: Role) -> FunctionDef {
-    FunctionDef { name, func, min_args, max_args, role }
+const fn def(
+    name: &'static str,
+    func: Func,
+    min_args: usize,
+    max_args: usize,
+    role: Role,
+) -> FunctionDef {
+    FunctionDef {
+        name,
+        func,
+        min_args,
+        max_args,
+        role,
+    }
 }
 
 /// Every built-in function.
@@ -142,17 +154,76 @@ pub struct VarDef {
 /// Every context-free built-in variable (`arg0`, `args`, `retval`, `func`
 /// and `probe` depend on the probe and are resolved by the type checker).
 pub static VARIABLES: &[VarDef] = &[
-    VarDef { name: "pid", var: Var::Pid, ty: || Ty::Int { size: 4, signed: false } },
-    VarDef { name: "tid", var: Var::Tid, ty: || Ty::Int { size: 4, signed: false } },
-    VarDef { name: "uid", var: Var::Uid, ty: || Ty::Int { size: 4, signed: false } },
-    VarDef { name: "gid", var: Var::Gid, ty: || Ty::Int { size: 4, signed: false } },
-    VarDef { name: "nsecs", var: Var::Nsecs, ty: || Ty::U64 },
-    VarDef { name: "elapsed", var: Var::Elapsed, ty: || Ty::U64 },
-    VarDef { name: "cpu", var: Var::Cpu, ty: || Ty::Int { size: 4, signed: false } },
-    VarDef { name: "comm", var: Var::Comm, ty: || Ty::Str(COMM_SIZE) },
-    VarDef { name: "curtask", var: Var::Curtask, ty: || Ty::Ptr(None) },
-    VarDef { name: "cgroup", var: Var::Cgroup, ty: || Ty::U64 },
-    VarDef { name: "kstack", var: Var::Kstack, ty: || Ty::KStack },
+    VarDef {
+        name: "pid",
+        var: Var::Pid,
+        ty: || Ty::Int {
+            size: 4,
+            signed: false,
+        },
+    },
+    VarDef {
+        name: "tid",
+        var: Var::Tid,
+        ty: || Ty::Int {
+            size: 4,
+            signed: false,
+        },
+    },
+    VarDef {
+        name: "uid",
+        var: Var::Uid,
+        ty: || Ty::Int {
+            size: 4,
+            signed: false,
+        },
+    },
+    VarDef {
+        name: "gid",
+        var: Var::Gid,
+        ty: || Ty::Int {
+            size: 4,
+            signed: false,
+        },
+    },
+    VarDef {
+        name: "nsecs",
+        var: Var::Nsecs,
+        ty: || Ty::U64,
+    },
+    VarDef {
+        name: "elapsed",
+        var: Var::Elapsed,
+        ty: || Ty::U64,
+    },
+    VarDef {
+        name: "cpu",
+        var: Var::Cpu,
+        ty: || Ty::Int {
+            size: 4,
+            signed: false,
+        },
+    },
+    VarDef {
+        name: "comm",
+        var: Var::Comm,
+        ty: || Ty::Str(COMM_SIZE),
+    },
+    VarDef {
+        name: "curtask",
+        var: Var::Curtask,
+        ty: || Ty::Ptr(None),
+    },
+    VarDef {
+        name: "cgroup",
+        var: Var::Cgroup,
+        ty: || Ty::U64,
+    },
+    VarDef {
+        name: "kstack",
+        var: Var::Kstack,
+        ty: || Ty::KStack,
+    },
 ];
 
 /// Finds a context-free built-in variable.

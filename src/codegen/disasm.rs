@@ -227,6 +227,7 @@ mod tests {
                 insn: 4,
                 map: MapId(2),
             }],
+            source_map: Vec::new(),
         };
         let expected = "  0: r6 = r1
   1: r2 += -16

@@ -42,6 +42,7 @@ pub fn emit(func: &Function, alloc: &Allocation) -> Result<ProgramCode, Diagnost
         slot_offsets: frame_offsets(&func.slots)?,
         out: Vec::new(),
         map_relocs: Vec::new(),
+        source_map: Vec::new(),
         jumps: Vec::new(),
         labels: HashMap::new(),
     };
@@ -56,6 +57,7 @@ pub fn emit(func: &Function, alloc: &Allocation) -> Result<ProgramCode, Diagnost
         name: func.name.clone(),
         insns: e.out,
         map_relocs: e.map_relocs,
+        source_map: e.source_map,
     })
 }
 
@@ -71,6 +73,7 @@ struct Emitter<'a> {
     slot_offsets: Vec<i32>,
     out: Vec<Insn>,
     map_relocs: Vec<MapReloc>,
+    source_map: Vec<(usize, crate::diag::Span)>,
     /// Jump instructions (slot index) waiting for their label's position.
     jumps: Vec<(usize, Label)>,
     labels: HashMap<Label, usize>,
@@ -277,6 +280,7 @@ impl Emitter<'_> {
             Inst::Label(l) => {
                 self.labels.insert(*l, self.out.len());
             }
+            Inst::Loc(span) => self.source_map.push((self.out.len(), *span)),
             Inst::Exit(v) => {
                 self.mov_operand(R0, *v)?;
                 self.out.push(Insn::exit());

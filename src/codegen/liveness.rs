@@ -39,7 +39,11 @@ pub fn visit_uses_mut(inst: &mut Inst, mut f: impl FnMut(&mut VReg)) {
             operand(rhs, &mut f);
         }
         Inst::Exit(v) => operand(v, &mut f),
-        Inst::StackAddr { .. } | Inst::MapPtr { .. } | Inst::Jump(_) | Inst::Label(_) => {}
+        Inst::StackAddr { .. }
+        | Inst::MapPtr { .. }
+        | Inst::Jump(_)
+        | Inst::Label(_)
+        | Inst::Loc(_) => {}
     }
 }
 
@@ -64,6 +68,7 @@ pub fn def_mut(inst: &mut Inst) -> Option<&mut VReg> {
         | Inst::Jump(_)
         | Inst::Branch { .. }
         | Inst::Label(_)
+        | Inst::Loc(_)
         | Inst::Exit(_) => None,
     }
 }

@@ -36,6 +36,19 @@ pub struct ProgramCode {
     pub insns: Vec<Insn>,
     /// Map references to relocate.
     pub map_relocs: Vec<MapReloc>,
+    /// Script locations: `(first instruction index, span)`, ascending.
+    pub source_map: Vec<(usize, crate::diag::Span)>,
+}
+
+impl ProgramCode {
+    /// The script location of the instruction at `index`, if known.
+    pub fn span_of(&self, index: usize) -> Option<crate::diag::Span> {
+        self.source_map
+            .iter()
+            .take_while(|(start, _)| *start <= index)
+            .last()
+            .map(|(_, s)| *s)
+    }
 }
 
 /// Compiles one IR function to BPF: liveness, linear-scan register
@@ -43,8 +56,29 @@ pub struct ProgramCode {
 /// Fails if the stack frame exceeds 512 bytes or a jump is out of range.
 pub fn generate(func: &Function) -> Result<ProgramCode, Diagnostic> {
     let mut func = func.clone();
+    drop_jumps_to_next(&mut func);
     let alloc = regalloc::allocate(&mut func)?;
     emit::emit(&func, &alloc)
 }
 
 pub use disasm::disassemble;
+
+/// Removes jumps whose target label follows them with nothing but labels
+/// and source markers in between.
+fn drop_jumps_to_next(func: &mut Function) {
+    use crate::ir::Inst;
+    let insts = &func.insts;
+    let keep: Vec<bool> = (0..insts.len())
+        .map(|i| {
+            let Inst::Jump(target) = insts[i] else {
+                return true;
+            };
+            !insts[i + 1..]
+                .iter()
+                .take_while(|n| matches!(n, Inst::Label(_) | Inst::Loc(_)))
+                .any(|n| *n == Inst::Label(target))
+        })
+        .collect();
+    let mut k = keep.into_iter();
+    func.insts.retain(|_| k.next().unwrap_or(true));
+}

@@ -45,9 +45,21 @@ pub fn key_layout(decl: &MapDecl) -> KeyLayout {
     let (offsets, size) = tuple_layout(&decl.keys);
     let size = if decl.keys.is_empty() { 8 } else { size };
     match decl.value {
-        MapValue::Agg(Agg::Hist | Agg::Lhist { .. }) if !decl.keys.is_empty() => KeyLayout { offsets, bucket: Some(size), size: size + 8 },
-        MapValue::Agg(Agg::Hist | Agg::Lhist { .. }) => KeyLayout { offsets, bucket: Some(0), size: 8 },
-        _ => KeyLayout { offsets, bucket: None, size },
+        MapValue::Agg(Agg::Hist | Agg::Lhist { .. }) if !decl.keys.is_empty() => KeyLayout {
+            offsets,
+            bucket: Some(size),
+            size: size + 8,
+        },
+        MapValue::Agg(Agg::Hist | Agg::Lhist { .. }) => KeyLayout {
+            offsets,
+            bucket: Some(0),
+            size: 8,
+        },
+        _ => KeyLayout {
+            offsets,
+            bucket: None,
+            size,
+        },
     }
 }
 
@@ -100,9 +112,21 @@ impl MapTable {
             })
             .collect();
         let events = specs.len() as u32;
-        specs.push(MapSpec { name: "events".into(), map_type: map_type::RINGBUF, key_size: 0, value_size: 0, max_entries: RINGBUF_BYTES });
+        specs.push(MapSpec {
+            name: "events".into(),
+            map_type: map_type::RINGBUF,
+            key_size: 0,
+            value_size: 0,
+            max_entries: RINGBUF_BYTES,
+        });
         let lost = specs.len() as u32;
-        specs.push(MapSpec { name: "lost".into(), map_type: map_type::PERCPU_ARRAY, key_size: 4, value_size: 8, max_entries: 1 });
+        specs.push(MapSpec {
+            name: "lost".into(),
+            map_type: map_type::PERCPU_ARRAY,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 1,
+        });
         let stacks = script.uses_kstack.then(|| {
             specs.push(MapSpec {
                 name: "stacks".into(),
@@ -113,12 +137,20 @@ impl MapTable {
             });
             specs.len() as u32 - 1
         });
-        MapTable { specs, events, lost, stacks }
+        MapTable {
+            specs,
+            events,
+            lost,
+            stacks,
+        }
     }
 }
 
 fn sanitize(name: &str) -> String {
-    let mut s: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let mut s: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
     s.truncate(8);
     s
 }

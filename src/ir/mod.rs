@@ -3,6 +3,9 @@
 //! explicit stack slots. Lowering (`ir::lower`) builds it from the checked
 //! AST; the code generator (`codegen`) allocates registers and emits BPF.
 
+pub mod layout;
+pub mod lower;
+
 use std::fmt;
 
 /// A virtual register holding a 64-bit value (a scalar or a pointer).
@@ -217,6 +220,9 @@ pub enum Inst {
     Label(Label),
     /// Return from the program with a value.
     Exit(Operand),
+    /// The instructions that follow come from this place in the script
+    /// (emits no code; lets a verifier rejection point at the source).
+    Loc(crate::diag::Span),
 }
 
 /// Size and alignment of a stack slot.
@@ -336,6 +342,7 @@ impl fmt::Display for Inst {
             }
             Inst::Label(l) => write!(f, "L{}:", l.0),
             Inst::Exit(v) => write!(f, "  exit {}", v),
+            Inst::Loc(s) => write!(f, "  ; source {}..{}", s.start, s.end),
         }
     }
 }

@@ -193,6 +193,7 @@ mod tests {
                 name: name.into(),
                 insns,
                 map_relocs,
+                source_map: Vec::new(),
             },
         }
     }

@@ -60,15 +60,78 @@ pub struct Provider {
 
 /// Every provider.
 pub static PROVIDERS: &[Provider] = &[
-    Provider { kind: Kind::Kprobe, names: &["kprobe", "k"], help: "kernel function entry", args: ArgAccess::Regs, has_retval: false, parts: &[1, 2] },
-    Provider { kind: Kind::Kretprobe, names: &["kretprobe", "kr"], help: "kernel function return", args: ArgAccess::Regs, has_retval: true, parts: &[1, 2] },
-    Provider { kind: Kind::Fentry, names: &["fentry", "f", "kfunc"], help: "kernel function entry (BTF, falls back to kprobe)", args: ArgAccess::U64Array, has_retval: false, parts: &[1, 2] },
-    Provider { kind: Kind::Fexit, names: &["fexit", "fr", "kretfunc"], help: "kernel function return (BTF, falls back to kretprobe)", args: ArgAccess::U64Array, has_retval: true, parts: &[1, 2] },
-    Provider { kind: Kind::Tracepoint, names: &["tracepoint", "t"], help: "kernel tracepoint", args: ArgAccess::None, has_retval: false, parts: &[2] },
-    Provider { kind: Kind::RawTracepoint, names: &["rawtracepoint", "rt"], help: "raw kernel tracepoint", args: ArgAccess::U64Array, has_retval: false, parts: &[1] },
-    Provider { kind: Kind::Interval, names: &["interval", "i"], help: "timer on one CPU", args: ArgAccess::None, has_retval: false, parts: &[2] },
-    Provider { kind: Kind::Begin, names: &["BEGIN"], help: "once at start", args: ArgAccess::None, has_retval: false, parts: &[0] },
-    Provider { kind: Kind::End, names: &["END"], help: "once at exit", args: ArgAccess::None, has_retval: false, parts: &[0] },
+    Provider {
+        kind: Kind::Kprobe,
+        names: &["kprobe", "k"],
+        help: "kernel function entry",
+        args: ArgAccess::Regs,
+        has_retval: false,
+        parts: &[1, 2],
+    },
+    Provider {
+        kind: Kind::Kretprobe,
+        names: &["kretprobe", "kr"],
+        help: "kernel function return",
+        args: ArgAccess::Regs,
+        has_retval: true,
+        parts: &[1, 2],
+    },
+    Provider {
+        kind: Kind::Fentry,
+        names: &["fentry", "f", "kfunc"],
+        help: "kernel function entry (BTF, falls back to kprobe)",
+        args: ArgAccess::U64Array,
+        has_retval: false,
+        parts: &[1, 2],
+    },
+    Provider {
+        kind: Kind::Fexit,
+        names: &["fexit", "fr", "kretfunc"],
+        help: "kernel function return (BTF, falls back to kretprobe)",
+        args: ArgAccess::U64Array,
+        has_retval: true,
+        parts: &[1, 2],
+    },
+    Provider {
+        kind: Kind::Tracepoint,
+        names: &["tracepoint", "t"],
+        help: "kernel tracepoint",
+        args: ArgAccess::None,
+        has_retval: false,
+        parts: &[2],
+    },
+    Provider {
+        kind: Kind::RawTracepoint,
+        names: &["rawtracepoint", "rt"],
+        help: "raw kernel tracepoint",
+        args: ArgAccess::U64Array,
+        has_retval: false,
+        parts: &[1],
+    },
+    Provider {
+        kind: Kind::Interval,
+        names: &["interval", "i"],
+        help: "timer on one CPU",
+        args: ArgAccess::None,
+        has_retval: false,
+        parts: &[2],
+    },
+    Provider {
+        kind: Kind::Begin,
+        names: &["BEGIN"],
+        help: "once at start",
+        args: ArgAccess::None,
+        has_retval: false,
+        parts: &[0],
+    },
+    Provider {
+        kind: Kind::End,
+        names: &["END"],
+        help: "once at exit",
+        args: ArgAccess::None,
+        has_retval: false,
+        parts: &[0],
+    },
 ];
 
 /// Finds a provider by any of its spellings.
@@ -78,7 +141,10 @@ pub fn lookup(name: &str) -> Option<&'static Provider> {
 
 /// The provider of a kind.
 pub fn of_kind(kind: Kind) -> &'static Provider {
-    PROVIDERS.iter().find(|p| p.kind == kind).expect("every kind has a table entry")
+    PROVIDERS
+        .iter()
+        .find(|p| p.kind == kind)
+        .expect("every kind has a table entry")
 }
 
 /// What a concrete probe point attaches to.
@@ -137,7 +203,9 @@ impl ProbePoint {
             (Kind::Kretprobe, Target::Function { symbol, .. }) => format!("kretprobe/{}", symbol),
             (Kind::Fentry, Target::Function { name, .. }) => format!("fentry/{}", name),
             (Kind::Fexit, Target::Function { name, .. }) => format!("fexit/{}", name),
-            (Kind::Tracepoint, Target::Tracepoint { category, name }) => format!("tracepoint/{}/{}", category, name),
+            (Kind::Tracepoint, Target::Tracepoint { category, name }) => {
+                format!("tracepoint/{}/{}", category, name)
+            }
             (Kind::RawTracepoint, Target::RawTracepoint(n)) => format!("raw_tp/{}", n),
             (Kind::Interval, _) => "perf_event".into(),
             _ => "raw_tp".into(),
@@ -148,13 +216,19 @@ impl ProbePoint {
     pub fn attach_point(&self) -> AttachPoint {
         match (&self.kind, &self.target) {
             (Kind::Kprobe | Kind::Kretprobe, Target::Function { symbol, .. }) => {
-                AttachPoint::Kprobe { func: symbol.clone(), retprobe: self.kind == Kind::Kretprobe }
+                AttachPoint::Kprobe {
+                    func: symbol.clone(),
+                    retprobe: self.kind == Kind::Kretprobe,
+                }
             }
             (Kind::Fentry | Kind::Fexit, _) => AttachPoint::Fentry,
-            (Kind::Tracepoint, Target::Tracepoint { category, name }) => {
-                AttachPoint::Tracepoint { category: category.clone(), name: name.clone() }
+            (Kind::Tracepoint, Target::Tracepoint { category, name }) => AttachPoint::Tracepoint {
+                category: category.clone(),
+                name: name.clone(),
+            },
+            (Kind::RawTracepoint, Target::RawTracepoint(n)) => {
+                AttachPoint::RawTracepoint { name: n.clone() }
             }
-            (Kind::RawTracepoint, Target::RawTracepoint(n)) => AttachPoint::RawTracepoint { name: n.clone() },
             (Kind::Interval, Target::Interval(ns)) => AttachPoint::Interval { period_ns: *ns },
             _ => AttachPoint::Manual,
         }
@@ -168,7 +242,10 @@ impl ProbePoint {
             Kind::Fexit => Kind::Kretprobe,
             _ => return None,
         };
-        Some(ProbePoint { kind, target: self.target.clone() })
+        Some(ProbePoint {
+            kind,
+            target: self.target.clone(),
+        })
     }
 }
 
@@ -177,14 +254,30 @@ impl ProbePoint {
 pub fn expand(provider: &str, parts: &[String], span: Span) -> Result<Vec<ProbePoint>> {
     let p = lookup(provider).ok_or_else(|| {
         let known: Vec<&str> = PROVIDERS.iter().map(|p| p.names[0]).collect();
-        Diagnostic::at(span, format!("unknown probe type '{}' (known: {})", provider, known.join(", ")))
+        Diagnostic::at(
+            span,
+            format!(
+                "unknown probe type '{}' (known: {})",
+                provider,
+                known.join(", ")
+            ),
+        )
     })?;
     if !p.parts.contains(&parts.len()) {
-        return Err(Diagnostic::at(span, format!("'{}' probe expects {} part(s) after the type", p.names[0], p.parts[0])));
+        return Err(Diagnostic::at(
+            span,
+            format!(
+                "'{}' probe expects {} part(s) after the type",
+                p.names[0], p.parts[0]
+            ),
+        ));
     }
     let err = |e: Diagnostic| Diagnostic::at(span, e.message);
     let points = match p.kind {
-        Kind::Begin | Kind::End => vec![ProbePoint { kind: p.kind, target: Target::Once }],
+        Kind::Begin | Kind::End => vec![ProbePoint {
+            kind: p.kind,
+            target: Target::Once,
+        }],
         Kind::Kprobe | Kind::Kretprobe | Kind::Fentry | Kind::Fexit => {
             let pattern = parts.last().map(String::as_str).unwrap_or_default();
             let names = if pattern.contains(['*', '?']) {
@@ -195,7 +288,10 @@ pub fn expand(provider: &str, parts: &[String], span: Span) -> Result<Vec<ProbeP
             let mut points = Vec::new();
             for name in names {
                 let symbol = symbols::resolve_function(&name).map_err(err)?;
-                points.push(ProbePoint { kind: p.kind, target: Target::Function { name, symbol } });
+                points.push(ProbePoint {
+                    kind: p.kind,
+                    target: Target::Function { name, symbol },
+                });
             }
             points
         }
@@ -204,29 +300,51 @@ pub fn expand(provider: &str, parts: &[String], span: Span) -> Result<Vec<ProbeP
             let found = tracefs::list_tracepoints(&pattern).map_err(err)?;
             found
                 .into_iter()
-                .map(|(category, name)| ProbePoint { kind: p.kind, target: Target::Tracepoint { category, name } })
+                .map(|(category, name)| ProbePoint {
+                    kind: p.kind,
+                    target: Target::Tracepoint { category, name },
+                })
                 .collect()
         }
-        Kind::RawTracepoint => vec![ProbePoint { kind: p.kind, target: Target::RawTracepoint(parts[0].clone()) }],
+        Kind::RawTracepoint => vec![ProbePoint {
+            kind: p.kind,
+            target: Target::RawTracepoint(parts[0].clone()),
+        }],
         Kind::Interval => {
             let unit: u64 = match parts[0].as_str() {
                 "s" => 1_000_000_000,
                 "ms" => 1_000_000,
                 "us" => 1_000,
                 "hz" => 0,
-                other => return Err(Diagnostic::at(span, format!("unknown interval unit '{}' (use s, ms, us or hz)", other))),
+                other => {
+                    return Err(Diagnostic::at(
+                        span,
+                        format!("unknown interval unit '{}' (use s, ms, us or hz)", other),
+                    ))
+                }
             };
-            let n: u64 = parts[1]
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| Diagnostic::at(span, format!("interval needs a positive integer, got '{}'", parts[1])))?;
-            let ns = if unit == 0 { 1_000_000_000 / n } else { n * unit };
-            vec![ProbePoint { kind: p.kind, target: Target::Interval(ns) }]
+            let n: u64 = parts[1].parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Diagnostic::at(
+                    span,
+                    format!("interval needs a positive integer, got '{}'", parts[1]),
+                )
+            })?;
+            let ns = if unit == 0 {
+                1_000_000_000 / n
+            } else {
+                n * unit
+            };
+            vec![ProbePoint {
+                kind: p.kind,
+                target: Target::Interval(ns),
+            }]
         }
     };
     if points.is_empty() {
-        return Err(Diagnostic::at(span, format!("no probe matches '{}:{}'", provider, parts.join(":"))));
+        return Err(Diagnostic::at(
+            span,
+            format!("no probe matches '{}:{}'", provider, parts.join(":")),
+        ));
     }
     Ok(points)
 }
@@ -237,7 +355,14 @@ mod tests {
 
     #[test]
     fn every_spelling_resolves_to_its_kind() {
-        for (name, kind) in [("k", Kind::Kprobe), ("kr", Kind::Kretprobe), ("f", Kind::Fentry), ("fr", Kind::Fexit), ("t", Kind::Tracepoint), ("BEGIN", Kind::Begin)] {
+        for (name, kind) in [
+            ("k", Kind::Kprobe),
+            ("kr", Kind::Kretprobe),
+            ("f", Kind::Fentry),
+            ("fr", Kind::Fexit),
+            ("t", Kind::Tracepoint),
+            ("BEGIN", Kind::Begin),
+        ] {
             assert_eq!(lookup(name).map(|p| p.kind), Some(kind));
         }
         assert!(lookup("nope").is_none());
@@ -250,6 +375,9 @@ mod tests {
         assert_eq!(ms[0].section(), "perf_event");
         let err = expand("interval", &["m".into(), "1".into()], Span::new(0, 10)).unwrap_err();
         assert!(err.message.contains("unknown interval unit"));
-        assert!(expand("bogus", &[], Span::default()).unwrap_err().message.contains("unknown probe type"));
+        assert!(expand("bogus", &[], Span::default())
+            .unwrap_err()
+            .message
+            .contains("unknown probe type"));
     }
 }

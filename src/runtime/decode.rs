@@ -28,7 +28,9 @@ pub fn kallsyms_symbol(syms: &Kallsyms, addr: u64, with_offset: bool) -> String 
 }
 
 fn u64_at(b: &[u8], off: usize) -> u64 {
-    b.get(off..off + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]))).unwrap_or(0)
+    b.get(off..off + 8)
+        .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
+        .unwrap_or(0)
 }
 
 /// Decodes one value of type `ty` stored at the start of `b`.
@@ -44,23 +46,38 @@ pub fn value(ty: &Ty, b: &[u8], sym: &dyn Symbolizer) -> Value {
         Ty::KSym => Value::Sym(sym.symbol(u64_at(b, 0), false)),
         Ty::KStack => {
             let id = u64_at(b, 0) as i64;
-            let frames = if id < 0 { Vec::new() } else { sym.stack(id as u64) };
+            let frames = if id < 0 {
+                Vec::new()
+            } else {
+                sym.stack(id as u64)
+            };
             Value::Stack(frames.into_iter().map(|ip| sym.symbol(ip, true)).collect())
         }
         Ty::Inet => {
-            let family = b.get(0..4).map(|s| u32::from_le_bytes(s.try_into().unwrap_or([0; 4]))).unwrap_or(0);
+            let family = b
+                .get(0..4)
+                .map(|s| u32::from_le_bytes(s.try_into().unwrap_or([0; 4])))
+                .unwrap_or(0);
             let addr = b.get(4..20).unwrap_or(&[0; 16]);
             if family == 10 {
                 let mut a = [0u8; 16];
                 a.copy_from_slice(addr);
                 Value::Addr(IpAddr::V6(Ipv6Addr::from(a)))
             } else {
-                Value::Addr(IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])))
+                Value::Addr(IpAddr::V4(Ipv4Addr::new(
+                    addr[0], addr[1], addr[2], addr[3],
+                )))
             }
         }
         Ty::Tuple(items) => {
             let (offs, _) = tuple_layout(items);
-            Value::Tuple(items.iter().zip(offs).map(|(t, o)| value(t, b.get(o as usize..).unwrap_or(&[]), sym)).collect())
+            Value::Tuple(
+                items
+                    .iter()
+                    .zip(offs)
+                    .map(|(t, o)| value(t, b.get(o as usize..).unwrap_or(&[]), sym))
+                    .collect(),
+            )
         }
     }
 }
@@ -68,18 +85,28 @@ pub fn value(ty: &Ty, b: &[u8], sym: &dyn Symbolizer) -> Value {
 /// Decodes a list of values laid out as a tuple (map keys, printf arguments).
 pub fn values(tys: &[Ty], b: &[u8], sym: &dyn Symbolizer) -> Vec<Value> {
     let (offs, _) = tuple_layout(tys);
-    tys.iter().zip(offs).map(|(t, o)| value(t, b.get(o as usize..).unwrap_or(&[]), sym)).collect()
+    tys.iter()
+        .zip(offs)
+        .map(|(t, o)| value(t, b.get(o as usize..).unwrap_or(&[]), sym))
+        .collect()
 }
 
 /// Decodes every entry of a user map (values of per-CPU maps summed).
-pub fn map_dump(decl: &MapDecl, entries: &[(Vec<u8>, Vec<Vec<u8>>)], sym: &dyn Symbolizer) -> MapDump {
+pub fn map_dump(
+    decl: &MapDecl,
+    entries: &[(Vec<u8>, Vec<Vec<u8>>)],
+    sym: &dyn Symbolizer,
+) -> MapDump {
     let kl = key_layout(decl);
     let keys_of = |k: &[u8]| values(&decl.keys, k, sym);
     let mut out: Vec<(Vec<Value>, Aggregate)> = Vec::new();
     match &decl.value {
         MapValue::Plain(ty) => {
             for (k, vals) in entries {
-                let v = vals.first().map(|b| value(ty, b, sym)).unwrap_or(Value::UInt(0));
+                let v = vals
+                    .first()
+                    .map(|b| value(ty, b, sym))
+                    .unwrap_or(Value::UInt(0));
                 out.push((keys_of(k), Aggregate::Scalar(v)));
             }
         }
@@ -88,7 +115,11 @@ pub fn map_dump(decl: &MapDecl, entries: &[(Vec<u8>, Vec<Vec<u8>>)], sym: &dyn S
             for (k, vals) in entries {
                 let b = kl.bucket.unwrap_or(0) as usize;
                 let count: u64 = vals.iter().map(|v| u64_at(v, 0)).sum();
-                *groups.entry(k[..b].to_vec()).or_default().entry(u64_at(k, b)).or_default() += count;
+                *groups
+                    .entry(k[..b].to_vec())
+                    .or_default()
+                    .entry(u64_at(k, b))
+                    .or_default() += count;
             }
             for (k, buckets) in groups {
                 let len = match agg {
@@ -102,7 +133,12 @@ pub fn map_dump(decl: &MapDecl, entries: &[(Vec<u8>, Vec<Vec<u8>>)], sym: &dyn S
                     }
                 }
                 let value = match *agg {
-                    Agg::Lhist { min, max, step } => Aggregate::Lhist { min, max, step, buckets: counts },
+                    Agg::Lhist { min, max, step } => Aggregate::Lhist {
+                        min,
+                        max,
+                        step,
+                        buckets: counts,
+                    },
                     _ => Aggregate::Hist(counts),
                 };
                 out.push((keys_of(&k), value));
@@ -114,7 +150,10 @@ pub fn map_dump(decl: &MapDecl, entries: &[(Vec<u8>, Vec<Vec<u8>>)], sym: &dyn S
             }
         }
     }
-    MapDump { name: decl.name.clone(), entries: out }
+    MapDump {
+        name: decl.name.clone(),
+        entries: out,
+    }
 }
 
 /// Combines the per-CPU values of one aggregation entry.
@@ -124,8 +163,15 @@ fn aggregate(agg: Agg, cpus: &[Vec<u8>]) -> Aggregate {
         Agg::Count => Aggregate::Count(word(0).sum()),
         Agg::Sum => Aggregate::Sum(word(0).fold(0i64, |a, v| a.wrapping_add(v as i64))),
         Agg::Min | Agg::Max => {
-            let set = cpus.iter().filter(|v| u64_at(v, 8) != 0).map(|v| u64_at(v, 0) as i64);
-            let v = if agg == Agg::Min { set.min() } else { set.max() };
+            let set = cpus
+                .iter()
+                .filter(|v| u64_at(v, 8) != 0)
+                .map(|v| u64_at(v, 0) as i64);
+            let v = if agg == Agg::Min {
+                set.min()
+            } else {
+                set.max()
+            };
             if agg == Agg::Min {
                 Aggregate::Min(v.unwrap_or(0))
             } else {
@@ -148,7 +194,10 @@ fn aggregate(agg: Agg, cpus: &[Vec<u8>]) -> Aggregate {
 
 /// The frames of a stack id read from the stack map's raw value.
 pub fn stack_frames(raw: &[u8]) -> Vec<u64> {
-    (0..STACK_DEPTH as usize).map(|i| u64_at(raw, i * 8)).take_while(|ip| *ip != 0).collect()
+    (0..STACK_DEPTH as usize)
+        .map(|i| u64_at(raw, i * 8))
+        .take_while(|ip| *ip != 0)
+        .collect()
 }
 
 /// Name of the BPF map that holds user map `index`.

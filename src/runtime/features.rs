@@ -12,10 +12,17 @@ pub fn fentry_supported() -> bool {
     *FENTRY.get_or_init(|| {
         let code = ProgramCode {
             name: "probe_fentry".into(),
-            insns: vec![Insn::alu64_imm(crate::codegen::insn::alu::MOV, 0, 0), Insn::exit()],
+            insns: vec![
+                Insn::alu64_imm(crate::codegen::insn::alu::MOV, 0, 0),
+                Insn::exit(),
+            ],
             map_relocs: Vec::new(),
+            source_map: Vec::new(),
         };
-        let section = ProgramSection { section: "fentry/tcp_sendmsg".into(), code };
+        let section = ProgramSection {
+            section: "fentry/tcp_sendmsg".into(),
+            code,
+        };
         match write_object(&[section], &[]) {
             Ok(elf) => super::load(&elf).is_ok(),
             Err(_) => false,
@@ -25,7 +32,10 @@ pub fn fentry_supported() -> bool {
 
 /// The monotonic clock (`CLOCK_MONOTONIC`, what `bpf_ktime_get_ns` reads) in ns.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64

@@ -5,7 +5,10 @@
 //! dropping it detaches every link and unloads every program and map.
 
 mod attach;
+pub mod decode;
+mod features;
 mod maps;
+pub mod session;
 mod verifier;
 
 #[cfg(test)]
@@ -21,6 +24,7 @@ use libbpf_rs::{Link, Object, ObjectBuilder, Program, ProgramMut};
 use crate::diag::Diagnostic;
 
 pub use attach::AttachPoint;
+pub use features::{fentry_supported, monotonic_ns};
 pub use maps::{MapEntry, RingReader};
 pub use verifier::{failing_insn, verifier_summary};
 

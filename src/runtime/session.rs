@@ -34,13 +34,33 @@ pub fn load_checked(compiled: &Compiled) -> Result<LoadedObject> {
 }
 
 fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
-    let prog = e.program.as_ref().and_then(|name| compiled.script.programs.iter().find(|p| &p.name == name));
-    let mut d = match prog {
-        Some(p) => Diagnostic::at(p.span, format!("the kernel verifier rejected the program for {}", p.probe.display())),
+    let index = e.program.as_ref().and_then(|name| {
+        compiled
+            .script
+            .programs
+            .iter()
+            .position(|p| &p.name == name)
+    });
+    let mut d = match index {
+        Some(i) => {
+            let p = &compiled.script.programs[i];
+            let span = super::failing_insn(&e.verifier_log)
+                .and_then(|insn| compiled.code[i].span_of(insn))
+                .unwrap_or(p.span);
+            Diagnostic::at(
+                span,
+                format!(
+                    "the kernel verifier rejected the program for {}",
+                    p.probe.display()
+                ),
+            )
+        }
         None => Diagnostic::plain(format!("loading the BPF object failed: {}", e.message)),
     };
     if !e.verifier_log.is_empty() {
-        d = d.with_note("verifier log (last lines):").with_note(super::verifier_summary(&e.verifier_log, 12));
+        d = d
+            .with_note("verifier log (last lines):")
+            .with_note(super::verifier_summary(&e.verifier_log, 12));
     }
     d
 }
@@ -65,9 +85,14 @@ impl Symbolizer for KernelSymbols<'_> {
     }
 
     fn stack(&self, id: u64) -> Vec<u64> {
-        let Some(map) = &self.stacks else { return Vec::new() };
+        let Some(map) = &self.stacks else {
+            return Vec::new();
+        };
         match self.object.map_lookup(map, &(id as u32).to_le_bytes()) {
-            Ok(Some(v)) => v.first().map(|raw| decode::stack_frames(raw)).unwrap_or_default(),
+            Ok(Some(v)) => v
+                .first()
+                .map(|raw| decode::stack_frames(raw))
+                .unwrap_or_default(),
             _ => Vec::new(),
         }
     }
@@ -85,20 +110,38 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
             attached += 1;
         }
     }
-    printer.attached(attached + programs.iter().filter(|p| p.probe.kind == Kind::Begin).count());
+    printer.attached(
+        attached
+            + programs
+                .iter()
+                .filter(|p| p.probe.kind == Kind::Begin)
+                .count(),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| Diagnostic::plain(format!("cannot handle signals: {}", e)))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| Diagnostic::plain(format!("cannot handle signals: {}", e)))?;
     }
     let symbols = KernelSymbols {
         kallsyms: RefCell::new(None),
         object: &object,
-        stacks: compiled.maps.stacks.map(|i| compiled.maps.specs[i as usize].name.clone()),
+        stacks: compiled
+            .maps
+            .stacks
+            .map(|i| compiled.maps.specs[i as usize].name.clone()),
     };
     let records: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
     let sink = Rc::clone(&records);
-    let ring = object.ring_buffer(&compiled.maps.specs[compiled.maps.events as usize].name, move |r| sink.borrow_mut().push(r.to_vec()))?;
-    let mut events = Events { compiled, object: &object, symbols: &symbols, exit: false };
+    let ring = object.ring_buffer(
+        &compiled.maps.specs[compiled.maps.events as usize].name,
+        move |r| sink.borrow_mut().push(r.to_vec()),
+    )?;
+    let mut events = Events {
+        compiled,
+        object: &object,
+        symbols: &symbols,
+        exit: false,
+    };
 
     for p in programs.iter().filter(|p| p.probe.kind == Kind::Begin) {
         object.run_once(&p.name)?;
@@ -109,7 +152,9 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
                 .arg("-c")
                 .arg(format!("exec {}", cmd))
                 .spawn()
-                .map_err(|e| Diagnostic::plain(format!("cannot run -c command '{}': {}", cmd, e)))?,
+                .map_err(|e| {
+                    Diagnostic::plain(format!("cannot run -c command '{}': {}", cmd, e))
+                })?,
         ),
         None => None,
     };
@@ -123,7 +168,11 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
             Some(c) => c.try_wait().map(|s| s.is_some()).unwrap_or(true),
             None => false,
         };
-        if events.exit || stop.load(Ordering::Relaxed) || child_done || deadline.is_some_and(|d| Instant::now() >= d) {
+        if events.exit
+            || stop.load(Ordering::Relaxed)
+            || child_done
+            || deadline.is_some_and(|d| Instant::now() >= d)
+        {
             break;
         }
     }
@@ -148,8 +197,15 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         printer.map(&d);
     }
     let lost: u64 = object
-        .map_lookup(&compiled.maps.specs[compiled.maps.lost as usize].name, &0u32.to_le_bytes())?
-        .map(|cpus| cpus.iter().map(|v| u64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8]))).sum())
+        .map_lookup(
+            &compiled.maps.specs[compiled.maps.lost as usize].name,
+            &0u32.to_le_bytes(),
+        )?
+        .map(|cpus| {
+            cpus.iter()
+                .map(|v| u64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8])))
+                .sum()
+        })
         .unwrap_or(0);
     if lost > 0 {
         printer.lost(lost);
@@ -167,34 +223,54 @@ struct Events<'a> {
 }
 
 impl Events<'_> {
-    fn dump(&self, index: usize, decl: &crate::sema::tast::MapDecl) -> Result<output::model::MapDump> {
-        let entries = self.object.map_entries(decode::bpf_map_name(&self.compiled.maps, index))?;
+    fn dump(
+        &self,
+        index: usize,
+        decl: &crate::sema::tast::MapDecl,
+    ) -> Result<output::model::MapDump> {
+        let entries = self
+            .object
+            .map_entries(decode::bpf_map_name(&self.compiled.maps, index))?;
         Ok(decode::map_dump(decl, &entries, self.symbols))
     }
 
     fn handle(&mut self, record: &[u8], printer: &mut Printer) -> Result<()> {
-        let word = |off: usize| record.get(off..off + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])));
+        let word = |off: usize| {
+            record
+                .get(off..off + 8)
+                .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
+        };
         let Some(kind) = word(0) else { return Ok(()) };
         let maps = &self.compiled.script.maps;
         match kind {
             event::EXIT => self.exit = true,
             event::PRINT | event::CLEAR | event::ZERO => {
                 let index = word(8).unwrap_or(u64::MAX) as usize;
-                let Some(decl) = maps.get(index) else { return Ok(()) };
+                let Some(decl) = maps.get(index) else {
+                    return Ok(());
+                };
                 let name = decode::bpf_map_name(&self.compiled.maps, index);
                 match kind {
                     event::PRINT => printer.map(&self.dump(index, decl)?),
                     event::CLEAR => self.object.map_delete_all(name)?,
                     _ => {
                         for (key, cpus) in self.object.map_entries(name)? {
-                            let zeros: Vec<Vec<u8>> = cpus.iter().map(|v| vec![0u8; v.len()]).collect();
+                            let zeros: Vec<Vec<u8>> =
+                                cpus.iter().map(|v| vec![0u8; v.len()]).collect();
                             self.object.map_update(name, &key, &zeros)?;
                         }
                     }
                 }
             }
             n => {
-                let Some(decl) = self.compiled.script.printfs.get((n - event::PRINTF_BASE) as usize) else { return Ok(()) };
+                let Some(decl) = self
+                    .compiled
+                    .script
+                    .printfs
+                    .get((n - event::PRINTF_BASE) as usize)
+                else {
+                    return Ok(());
+                };
                 let args = decode::values(&decl.args, record.get(8..).unwrap_or(&[]), self.symbols);
                 let text = output::printf::format_str(&decl.format, &args);
                 printer.printf(&text);

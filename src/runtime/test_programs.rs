@@ -52,6 +52,7 @@ impl Asm {
             name: name.into(),
             insns: self.insns.clone(),
             map_relocs: self.relocs.clone(),
+            source_map: Vec::new(),
         };
         ProgramSection {
             section: section.into(),

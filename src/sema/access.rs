@@ -24,11 +24,27 @@ enum Shape {
 fn shape(btf: &Btf, id: TypeId, span: Span) -> Result<Shape> {
     let id = btf.skip_modifiers(id);
     Ok(match btf.ty(id) {
-        Type::Int { size, signed, .. } => Shape::Scalar(Ty::Int { size: *size as u8, signed: *signed }, *size as u8),
-        Type::Enum { size, signed, .. } => Shape::Scalar(Ty::Int { size: *size as u8, signed: *signed }, *size as u8),
+        Type::Int { size, signed, .. } => Shape::Scalar(
+            Ty::Int {
+                size: *size as u8,
+                signed: *signed,
+            },
+            *size as u8,
+        ),
+        Type::Enum { size, signed, .. } => Shape::Scalar(
+            Ty::Int {
+                size: *size as u8,
+                signed: *signed,
+            },
+            *size as u8,
+        ),
         Type::Ptr(p) => {
             let target = btf.skip_modifiers(*p);
-            let pointee = if matches!(btf.ty(target), Type::Void) { None } else { Some(target) };
+            let pointee = if matches!(btf.ty(target), Type::Void) {
+                None
+            } else {
+                Some(target)
+            };
             Shape::Scalar(Ty::Ptr(pointee), 8)
         }
         Type::Struct { .. } | Type::Union { .. } => Shape::Record(id),
@@ -36,12 +52,24 @@ fn shape(btf: &Btf, id: TypeId, span: Span) -> Result<Shape> {
             Type::Int { size: 1, .. } => Shape::Bytes(*len),
             _ => Shape::Array(btf.skip_modifiers(*elem)),
         },
-        _ => return Err(Diagnostic::at(span, format!("cannot read a value of type {}", btf.type_name(id)))),
+        _ => {
+            return Err(Diagnostic::at(
+                span,
+                format!("cannot read a value of type {}", btf.type_name(id)),
+            ))
+        }
     })
 }
 
 /// The read of a value of BTF type `id` at `base + offset` in kernel memory.
-fn read_at(btf: &Btf, base: Expr, offset: u32, id: TypeId, bitfield: Option<(u32, u32)>, span: Span) -> Result<Expr> {
+fn read_at(
+    btf: &Btf,
+    base: Expr,
+    offset: u32,
+    id: TypeId,
+    bitfield: Option<(u32, u32)>,
+    span: Span,
+) -> Result<Expr> {
     // Fold nested offsets so `a->b.c.d` is one read.
     let (base, offset) = match base.kind {
         K::Offset(inner, o) => (*inner, o + offset),
@@ -55,17 +83,35 @@ fn read_at(btf: &Btf, base: Expr, offset: u32, id: TypeId, bitfield: Option<(u32
                     let start = offset + bit_off / 8;
                     let shift = bit_off % 8;
                     let need = (shift + bits).div_ceil(8);
-                    let size = [1u32, 2, 4, 8].into_iter().find(|s| *s >= need).unwrap_or(8);
+                    let size = [1u32, 2, 4, 8]
+                        .into_iter()
+                        .find(|s| *s >= need)
+                        .unwrap_or(8);
                     (start, size as u8, Some((shift as u8, bits as u8)))
                 }
                 None => (offset, size, None),
             };
-            mk(ty, K::Load { base: Some(Box::new(base)), offset, size, bitfield: bits, space: Space::Kernel })
+            mk(
+                ty,
+                K::Load {
+                    base: Some(Box::new(base)),
+                    offset,
+                    size,
+                    bitfield: bits,
+                    space: Space::Kernel,
+                },
+            )
         }
         Shape::Record(rid) => mk(Ty::Record(rid), K::Offset(Box::new(base), offset)),
         Shape::Bytes(len) => mk(
             Ty::Str(len),
-            K::LoadStr { base: Some(Box::new(base)), offset, nul_terminated: false, space: Space::Kernel, data_loc: false },
+            K::LoadStr {
+                base: Some(Box::new(base)),
+                offset,
+                nul_terminated: false,
+                space: Space::Kernel,
+                data_loc: false,
+            },
         ),
         Shape::Array(elem) => mk(Ty::Ptr(Some(elem)), K::Offset(Box::new(base), offset)),
     }
@@ -89,16 +135,28 @@ pub(super) fn int_type(name: &str) -> Option<(u8, bool)> {
 /// The BTF id of a named type (`struct sk_buff`, `union x`, a typedef, or
 /// an integer type through its kernel typedef).
 fn btf_type(btf: &Btf, name: &str, span: Span) -> Result<TypeId> {
-    let found = if let Some(n) = name.strip_prefix("struct ").or_else(|| name.strip_prefix("union ")) {
+    let found = if let Some(n) = name
+        .strip_prefix("struct ")
+        .or_else(|| name.strip_prefix("union "))
+    {
         btf.find_struct(n.trim())
     } else if let Some(n) = name.strip_prefix("enum ") {
         btf.find_enum(n.trim())
     } else if let Some((size, signed)) = int_type(name) {
-        btf.find_typedef(&format!("{}{}", if signed { "s" } else { "u" }, size as u32 * 8))
+        btf.find_typedef(&format!(
+            "{}{}",
+            if signed { "s" } else { "u" },
+            size as u32 * 8
+        ))
     } else {
         btf.find_typedef(name).or_else(|| btf.find_struct(name))
     };
-    found.ok_or_else(|| Diagnostic::at(span, format!("unknown type '{}' (not in the kernel's BTF)", name)))
+    found.ok_or_else(|| {
+        Diagnostic::at(
+            span,
+            format!("unknown type '{}' (not in the kernel's BTF)", name),
+        )
+    })
 }
 
 impl Scope<'_, '_> {
@@ -111,12 +169,22 @@ impl Scope<'_, '_> {
         let rid = match b.ty {
             Ty::Ptr(Some(t)) | Ty::Record(t) => t,
             ref other => {
-                return Err(Diagnostic::at(base.span, format!("cannot access field '{}' of a value of type {}", field, other.describe())))
+                return Err(Diagnostic::at(
+                    base.span,
+                    format!(
+                        "cannot access field '{}' of a value of type {}",
+                        field,
+                        other.describe()
+                    ),
+                ))
             }
         };
         let btf = Btf::vmlinux()?;
         let m = btf.member(rid, field).ok_or_else(|| {
-            Diagnostic::at(span, format!("{} has no field named '{}'", btf.type_name(rid), field))
+            Diagnostic::at(
+                span,
+                format!("{} has no field named '{}'", btf.type_name(rid), field),
+            )
         })?;
         let (offset, bitfield) = match m.bitfield_size {
             0 => (m.bit_offset / 8, None),
@@ -131,49 +199,133 @@ impl Scope<'_, '_> {
         if let Some(tp) = &self.tracepoint {
             let f = tp.fields.iter().find(|f| f.name == field).ok_or_else(|| {
                 let names: Vec<&str> = tp.fields.iter().map(|f| f.name.as_str()).collect();
-                Diagnostic::at(span, format!("tracepoint {}:{} has no field '{}' (fields: {})", tp.category, tp.name, field, names.join(", ")))
+                Diagnostic::at(
+                    span,
+                    format!(
+                        "tracepoint {}:{} has no field '{}' (fields: {})",
+                        tp.category,
+                        tp.name,
+                        field,
+                        names.join(", ")
+                    ),
+                )
             })?;
             let mk = |ty: Ty, kind: K| Ok(Expr { ty, kind, span });
             if f.data_loc {
-                return mk(Ty::Str(STRING_SIZE), K::LoadStr { base: None, offset: f.offset, nul_terminated: true, space: Space::Ctx, data_loc: true });
+                return mk(
+                    Ty::Str(STRING_SIZE),
+                    K::LoadStr {
+                        base: None,
+                        offset: f.offset,
+                        nul_terminated: true,
+                        space: Space::Ctx,
+                        data_loc: true,
+                    },
+                );
             }
             if f.array_len.is_some() {
                 let nul = f.c_type.contains("char");
-                return mk(Ty::Str(f.size), K::LoadStr { base: None, offset: f.offset, nul_terminated: nul, space: Space::Ctx, data_loc: false });
+                return mk(
+                    Ty::Str(f.size),
+                    K::LoadStr {
+                        base: None,
+                        offset: f.offset,
+                        nul_terminated: nul,
+                        space: Space::Ctx,
+                        data_loc: false,
+                    },
+                );
             }
             if !matches!(f.size, 1 | 2 | 4 | 8) {
-                return Err(Diagnostic::at(span, format!("field '{}' has an unsupported size {}", field, f.size)));
+                return Err(Diagnostic::at(
+                    span,
+                    format!("field '{}' has an unsupported size {}", field, f.size),
+                ));
             }
             let ty = if f.c_type.contains('*') {
-                let pointee = f.c_type.trim_end_matches('*').trim().trim_start_matches("const ").to_string();
-                Ty::Ptr(Btf::vmlinux().ok().and_then(|b| btf_type(b, &pointee, span).ok()))
+                let pointee = f
+                    .c_type
+                    .trim_end_matches('*')
+                    .trim()
+                    .trim_start_matches("const ")
+                    .to_string();
+                Ty::Ptr(
+                    Btf::vmlinux()
+                        .ok()
+                        .and_then(|b| btf_type(b, &pointee, span).ok()),
+                )
             } else {
-                Ty::Int { size: f.size as u8, signed: f.signed }
+                Ty::Int {
+                    size: f.size as u8,
+                    signed: f.signed,
+                }
             };
-            return mk(ty, K::Load { base: None, offset: f.offset, size: f.size as u8, bitfield: None, space: Space::Ctx });
+            return mk(
+                ty,
+                K::Load {
+                    base: None,
+                    offset: f.offset,
+                    size: f.size as u8,
+                    bitfield: None,
+                    space: Space::Ctx,
+                },
+            );
         }
         let Target::Function { name, .. } = &self.point.target else {
-            return Err(Diagnostic::at(span, "args is only available in tracepoint and kernel function probes"));
+            return Err(Diagnostic::at(
+                span,
+                "args is only available in tracepoint and kernel function probes",
+            ));
         };
         if !has_btf_args(&self.point) {
             return Err(Diagnostic::at(span, "args is not available here"));
         }
         let btf = Btf::vmlinux()?;
-        let (params, _) = btf
-            .func_signature(name)
-            .ok_or_else(|| Diagnostic::at(span, format!("no BTF signature for kernel function {}", name)))?;
-        let (index, (_, ty)) = params.iter().enumerate().find(|(_, (n, _))| n == field).ok_or_else(|| {
-            let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
-            Diagnostic::at(span, format!("{} has no parameter '{}' (parameters: {})", name, field, names.join(", ")))
+        let (params, _) = btf.func_signature(name).ok_or_else(|| {
+            Diagnostic::at(
+                span,
+                format!("no BTF signature for kernel function {}", name),
+            )
         })?;
+        let (index, (_, ty)) = params
+            .iter()
+            .enumerate()
+            .find(|(_, (n, _))| n == field)
+            .ok_or_else(|| {
+                let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+                Diagnostic::at(
+                    span,
+                    format!(
+                        "{} has no parameter '{}' (parameters: {})",
+                        name,
+                        field,
+                        names.join(", ")
+                    ),
+                )
+            })?;
         if index > 5 {
-            return Err(Diagnostic::at(span, "only the first six arguments can be read"));
+            return Err(Diagnostic::at(
+                span,
+                "only the first six arguments can be read",
+            ));
         }
         let ty = match shape(btf, *ty, span)? {
             Shape::Scalar(t, _) => t,
-            _ => return Err(Diagnostic::at(span, format!("parameter '{}' is passed by value as a struct; not supported", field))),
+            _ => {
+                return Err(Diagnostic::at(
+                    span,
+                    format!(
+                        "parameter '{}' is passed by value as a struct; not supported",
+                        field
+                    ),
+                ))
+            }
         };
-        Ok(Expr { ty, kind: K::Arg(index as u32), span })
+        Ok(Expr {
+            ty,
+            kind: K::Arg(index as u32),
+            span,
+        })
     }
 
     /// `*p`
@@ -184,15 +336,24 @@ impl Scope<'_, '_> {
                 read_at(btf, Expr { ty: Ty::U64, ..p }, 0, t, None, span)
             }
             Ty::Record(_) => Ok(p),
-            ref other => Err(Diagnostic::at(span, format!("cannot dereference a value of type {}", other.describe()))),
+            ref other => Err(Diagnostic::at(
+                span,
+                format!("cannot dereference a value of type {}", other.describe()),
+            )),
         }
     }
 
     /// `&x` of a struct member that is itself a struct.
     pub(super) fn address_of(&mut self, x: Expr, span: Span) -> Result<Expr> {
         match x.ty {
-            Ty::Record(t) => Ok(Expr { ty: Ty::Ptr(Some(t)), ..x }),
-            _ => Err(Diagnostic::at(span, "& can only take the address of a struct member that is a struct")),
+            Ty::Record(t) => Ok(Expr {
+                ty: Ty::Ptr(Some(t)),
+                ..x
+            }),
+            _ => Err(Diagnostic::at(
+                span,
+                "& can only take the address of a struct member that is a struct",
+            )),
         }
     }
 
@@ -201,17 +362,37 @@ impl Scope<'_, '_> {
         let x = self.expr(inner)?;
         if ty.pointer_depth == 0 {
             let (size, signed) = int_type(&ty.base).ok_or_else(|| {
-                Diagnostic::at(ty.span, format!("cannot cast to '{}': only integer and pointer casts are allowed", ty.base))
+                Diagnostic::at(
+                    ty.span,
+                    format!(
+                        "cannot cast to '{}': only integer and pointer casts are allowed",
+                        ty.base
+                    ),
+                )
             })?;
             self.expect_scalar(&x, "a cast operand")?;
-            return Ok(Expr { ty: Ty::Int { size, signed }, kind: K::Convert(Box::new(x)), span });
+            return Ok(Expr {
+                ty: Ty::Int { size, signed },
+                kind: K::Convert(Box::new(x)),
+                span,
+            });
         }
         if ty.pointer_depth > 1 {
-            return Err(Diagnostic::at(ty.span, "casts to pointers to pointers are not supported yet"));
+            return Err(Diagnostic::at(
+                ty.span,
+                "casts to pointers to pointers are not supported yet",
+            ));
         }
         self.expect_scalar(&x, "a cast operand")?;
-        let pointee = if ty.base == "void" { None } else { Some(btf_type(Btf::vmlinux()?, &ty.base, ty.span)?) };
-        Ok(Expr { ty: Ty::Ptr(pointee), ..x })
+        let pointee = if ty.base == "void" {
+            None
+        } else {
+            Some(btf_type(Btf::vmlinux()?, &ty.base, ty.span)?)
+        };
+        Ok(Expr {
+            ty: Ty::Ptr(pointee),
+            ..x
+        })
     }
 
     /// `sizeof(type)`
@@ -224,7 +405,8 @@ impl Scope<'_, '_> {
         }
         let btf = Btf::vmlinux()?;
         let id = btf_type(btf, &ty.base, ty.span)?;
-        btf.size_of(id).ok_or_else(|| Diagnostic::at(ty.span, format!("'{}' has no size", ty.base)))
+        btf.size_of(id)
+            .ok_or_else(|| Diagnostic::at(ty.span, format!("'{}' has no size", ty.base)))
     }
 
     /// `offsetof(type, a.b)`
@@ -233,9 +415,12 @@ impl Scope<'_, '_> {
         let mut id = btf_type(btf, &ty.base, ty.span)?;
         let mut off = 0u64;
         for f in path {
-            let m = btf
-                .member(id, f)
-                .ok_or_else(|| Diagnostic::at(ty.span, format!("{} has no field named '{}'", btf.type_name(id), f)))?;
+            let m = btf.member(id, f).ok_or_else(|| {
+                Diagnostic::at(
+                    ty.span,
+                    format!("{} has no field named '{}'", btf.type_name(id), f),
+                )
+            })?;
             off += (m.bit_offset / 8) as u64;
             id = btf.skip_modifiers(m.ty);
         }

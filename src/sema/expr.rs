@@ -30,10 +30,18 @@ impl<'a, 'o> Scope<'a, 'o> {
     /// A scope for `point`, reading its tracepoint format if it has one.
     pub fn new(checker: &'a mut Checker<'o>, point: ProbePoint) -> Result<Self> {
         let tracepoint = match &point.target {
-            Target::Tracepoint { category, name } => Some(tracefs::tracepoint_format(category, name)?),
+            Target::Tracepoint { category, name } => {
+                Some(tracefs::tracepoint_format(category, name)?)
+            }
             _ => None,
         };
-        Ok(Scope { checker, point, vars: VarTable::new(), var_types: Vec::new(), tracepoint })
+        Ok(Scope {
+            checker,
+            point,
+            vars: VarTable::new(),
+            var_types: Vec::new(),
+            tracepoint,
+        })
     }
 
     /// Declares a new `$variable`.
@@ -49,7 +57,10 @@ impl<'a, 'o> Scope<'a, 'o> {
         if e.ty.is_scalar() {
             Ok(())
         } else {
-            Err(Diagnostic::at(e.span, format!("{} must be an integer, not {}", what, e.ty.describe())))
+            Err(Diagnostic::at(
+                e.span,
+                format!("{} must be an integer, not {}", what, e.ty.describe()),
+            ))
         }
     }
 
@@ -57,7 +68,10 @@ impl<'a, 'o> Scope<'a, 'o> {
     pub fn expect_storable(&self, e: &Expr) -> Result<()> {
         match e.ty {
             Ty::Void => Err(Diagnostic::at(e.span, "this expression has no value")),
-            Ty::Record(_) => Err(Diagnostic::at(e.span, "a whole struct cannot be stored; store one of its fields")),
+            Ty::Record(_) => Err(Diagnostic::at(
+                e.span,
+                "a whole struct cannot be stored; store one of its fields",
+            )),
             _ => Ok(()),
         }
     }
@@ -72,7 +86,10 @@ impl<'a, 'o> Scope<'a, 'o> {
             } else {
                 format!("{} to {}", def.min_args, def.max_args)
             };
-            return Err(Diagnostic::at(span, format!("{}() takes {} argument(s), got {}", def.name, want, n)));
+            return Err(Diagnostic::at(
+                span,
+                format!("{}() takes {} argument(s), got {}", def.name, want, n),
+            ));
         }
         Ok(())
     }
@@ -107,12 +124,23 @@ impl<'a, 'o> Scope<'a, 'o> {
     /// `printf(fmt, args...)`
     pub fn printf(&mut self, args: &[ast::Expr], span: Span) -> Result<Stmt> {
         let ExprKind::Str(format) = &args[0].kind else {
-            return Err(Diagnostic::at(args[0].span, "printf() needs a string literal format"));
+            return Err(Diagnostic::at(
+                args[0].span,
+                "printf() needs a string literal format",
+            ));
         };
-        let pieces = crate::output::printf::parse_format(format).map_err(|m| Diagnostic::at(args[0].span, m))?;
+        let pieces = crate::output::printf::parse_format(format)
+            .map_err(|m| Diagnostic::at(args[0].span, m))?;
         let wanted = crate::output::printf::conversion_count(&pieces);
         if wanted != args.len() - 1 {
-            return Err(Diagnostic::at(span, format!("printf format has {} conversion(s) but {} argument(s) follow", wanted, args.len() - 1)));
+            return Err(Diagnostic::at(
+                span,
+                format!(
+                    "printf format has {} conversion(s) but {} argument(s) follow",
+                    wanted,
+                    args.len() - 1
+                ),
+            ));
         }
         let mut checked = Vec::new();
         for a in &args[1..] {
@@ -121,7 +149,10 @@ impl<'a, 'o> Scope<'a, 'o> {
             checked.push(e);
         }
         let id = self.checker.printfs.len() as u32;
-        self.checker.printfs.push(PrintfDecl { format: format.clone(), args: checked.iter().map(|e| e.ty.clone()).collect() });
+        self.checker.printfs.push(PrintfDecl {
+            format: format.clone(),
+            args: checked.iter().map(|e| e.ty.clone()).collect(),
+        });
         Ok(Stmt::Printf(id, checked))
     }
 
@@ -134,7 +165,10 @@ impl<'a, 'o> Scope<'a, 'o> {
             ExprKind::Str(s) => mk(Ty::Str(s.len() as u32 + 1), K::Str(s.clone())),
             ExprKind::Var(name) => match self.vars.get(name) {
                 Some(&id) => mk(self.var_types[id.0 as usize].clone(), K::Var(id)),
-                None => Err(Diagnostic::at(span, format!("variable ${} is used before it is assigned", name))),
+                None => Err(Diagnostic::at(
+                    span,
+                    format!("variable ${} is used before it is assigned", name),
+                )),
             },
             ExprKind::Map(m) => {
                 let keys = self.keys(&m.keys)?;
@@ -149,17 +183,31 @@ impl<'a, 'o> Scope<'a, 'o> {
             ExprKind::Builtin(name) => self.builtin(name, span),
             ExprKind::Ident(name) => match Btf::vmlinux().ok().and_then(|b| b.enum_value(name)) {
                 Some((_, v)) => mk(Ty::I64, K::Int(v)),
-                None => Err(Diagnostic::at(span, format!("unknown identifier '{}'", name))),
+                None => Err(Diagnostic::at(
+                    span,
+                    format!("unknown identifier '{}'", name),
+                )),
             },
             ExprKind::Unary { op, expr } => self.unary(*op, expr, span),
             ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, span),
-            ExprKind::Ternary { cond, then_expr, else_expr } => {
+            ExprKind::Ternary {
+                cond,
+                then_expr,
+                else_expr,
+            } => {
                 let c = self.expr(cond)?;
                 self.expect_scalar(&c, "a condition")?;
                 let a = self.expr(then_expr)?;
                 let b = self.expr(else_expr)?;
                 let ty = super::unify(&a.ty, &b.ty).ok_or_else(|| {
-                    Diagnostic::at(span, format!("the branches have different types: {} and {}", a.ty.describe(), b.ty.describe()))
+                    Diagnostic::at(
+                        span,
+                        format!(
+                            "the branches have different types: {} and {}",
+                            a.ty.describe(),
+                            b.ty.describe()
+                        ),
+                    )
                 })?;
                 mk(ty, K::Ternary(Box::new(c), Box::new(a), Box::new(b)))
             }
@@ -190,7 +238,10 @@ impl<'a, 'o> Scope<'a, 'o> {
                 for i in &items {
                     self.expect_storable(i)?;
                 }
-                mk(Ty::Tuple(items.iter().map(|i| i.ty.clone()).collect()), K::Tuple(items))
+                mk(
+                    Ty::Tuple(items.iter().map(|i| i.ty.clone()).collect()),
+                    K::Tuple(items),
+                )
             }
         }
     }
@@ -200,7 +251,11 @@ impl<'a, 'o> Scope<'a, 'o> {
         let mk = |ty: Ty, kind: K| Ok(Expr { ty, kind, span });
         if let Some(def) = builtins::variable(name) {
             let ty = match def.var {
-                Var::Curtask => Ty::Ptr(Btf::vmlinux().ok().and_then(|b| b.find_struct("task_struct"))),
+                Var::Curtask => Ty::Ptr(
+                    Btf::vmlinux()
+                        .ok()
+                        .and_then(|b| b.find_struct("task_struct")),
+                ),
                 Var::Kstack => {
                     self.checker.uses_kstack = true;
                     (def.ty)()
@@ -211,22 +266,39 @@ impl<'a, 'o> Scope<'a, 'o> {
         }
         if let Some(n) = name.strip_prefix("arg").and_then(|n| n.parse::<u32>().ok()) {
             if provider.args == providers::ArgAccess::None || n > 5 {
-                return Err(Diagnostic::at(span, format!("{} is not available in {} probes", name, provider.names[0])));
+                return Err(Diagnostic::at(
+                    span,
+                    format!("{} is not available in {} probes", name, provider.names[0]),
+                ));
             }
             return mk(Ty::U64, K::Arg(n));
         }
         match name {
             "retval" if provider.has_retval => mk(Ty::I64, K::Retval),
-            "retval" => Err(Diagnostic::at(span, format!("retval is only available in return probes, not {}", provider.names[0]))),
+            "retval" => Err(Diagnostic::at(
+                span,
+                format!(
+                    "retval is only available in return probes, not {}",
+                    provider.names[0]
+                ),
+            )),
             "func" => match &self.point.target {
-                Target::Function { name, .. } => mk(Ty::Str(name.len() as u32 + 1), K::Str(name.clone())),
-                _ => Err(Diagnostic::at(span, "func is only available in kernel function probes")),
+                Target::Function { name, .. } => {
+                    mk(Ty::Str(name.len() as u32 + 1), K::Str(name.clone()))
+                }
+                _ => Err(Diagnostic::at(
+                    span,
+                    "func is only available in kernel function probes",
+                )),
             },
             "probe" => {
                 let p = self.point.display();
                 mk(Ty::Str(p.len() as u32 + 1), K::Str(p))
             }
-            "args" => Err(Diagnostic::at(span, "args must be followed by a field, e.g. args->len")),
+            "args" => Err(Diagnostic::at(
+                span,
+                "args must be followed by a field, e.g. args->len",
+            )),
             _ => Err(Diagnostic::at(span, format!("unknown builtin '{}'", name))),
         }
     }
@@ -245,7 +317,11 @@ impl<'a, 'o> Scope<'a, 'o> {
                 let x = self.expr(inner)?;
                 self.expect_scalar(&x, "an operand")?;
                 let ty = if op == UnOp::Not { Ty::U64 } else { Ty::I64 };
-                Ok(Expr { ty, kind: K::Unary(op, Box::new(x)), span })
+                Ok(Expr {
+                    ty,
+                    kind: K::Unary(op, Box::new(x)),
+                    span,
+                })
             }
         }
     }
@@ -253,10 +329,22 @@ impl<'a, 'o> Scope<'a, 'o> {
     fn binary(&mut self, op: BinOp, lhs: &ast::Expr, rhs: &ast::Expr, span: Span) -> Result<Expr> {
         let l = self.expr(lhs)?;
         let r = self.expr(rhs)?;
-        let comparison = matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge);
+        let comparison = matches!(
+            op,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        );
         if let (Ty::Str(_), Ty::Str(_)) = (&l.ty, &r.ty) {
             if matches!(op, BinOp::Eq | BinOp::Ne) {
-                return Ok(Expr { ty: Ty::U64, kind: K::Binary { op, lhs: Box::new(l), rhs: Box::new(r), signed: false }, span });
+                return Ok(Expr {
+                    ty: Ty::U64,
+                    kind: K::Binary {
+                        op,
+                        lhs: Box::new(l),
+                        rhs: Box::new(r),
+                        signed: false,
+                    },
+                    span,
+                });
             }
         }
         self.expect_scalar(&l, "an operand")?;
@@ -269,16 +357,37 @@ impl<'a, 'o> Scope<'a, 'o> {
         } else {
             Ty::U64
         };
-        Ok(Expr { ty, kind: K::Binary { op, lhs: Box::new(l), rhs: Box::new(r), signed }, span })
+        Ok(Expr {
+            ty,
+            kind: K::Binary {
+                op,
+                lhs: Box::new(l),
+                rhs: Box::new(r),
+                signed,
+            },
+            span,
+        })
     }
 
     fn call(&mut self, name: &str, args: &[ast::Expr], span: Span) -> Result<Expr> {
-        let def = builtins::function(name).ok_or_else(|| Diagnostic::at(span, format!("unknown function '{}'", name)))?;
+        let def = builtins::function(name)
+            .ok_or_else(|| Diagnostic::at(span, format!("unknown function '{}'", name)))?;
         match def.role {
             Role::Aggregation => {
-                return Err(Diagnostic::at(span, format!("{}() must be assigned to a map, e.g. @x = {}(...)", name, name)))
+                return Err(Diagnostic::at(
+                    span,
+                    format!(
+                        "{}() must be assigned to a map, e.g. @x = {}(...)",
+                        name, name
+                    ),
+                ))
             }
-            Role::Action => return Err(Diagnostic::at(span, format!("{}() has no value; use it as a statement", name))),
+            Role::Action => {
+                return Err(Diagnostic::at(
+                    span,
+                    format!("{}() has no value; use it as a statement", name),
+                ))
+            }
             Role::Value => {}
         }
         self.check_arity(def, args.len(), span)?;
@@ -294,7 +403,13 @@ impl<'a, 'o> Scope<'a, 'o> {
                     Ty::Str(_) => Ok(p),
                     _ => {
                         self.expect_scalar(&p, "str()'s argument")?;
-                        let kind = K::LoadStr { base: Some(Box::new(p)), offset: 0, nul_terminated: true, space: tast::Space::Kernel, data_loc: false };
+                        let kind = K::LoadStr {
+                            base: Some(Box::new(p)),
+                            offset: 0,
+                            nul_terminated: true,
+                            space: tast::Space::Kernel,
+                            data_loc: false,
+                        };
                         mk(Ty::Str(len), kind)
                     }
                 }
@@ -308,7 +423,12 @@ impl<'a, 'o> Scope<'a, 'o> {
                 let width = match &a.ty {
                     Ty::Str(n) if *n == 4 || *n == 16 => *n,
                     Ty::Int { size, .. } => *size as u32,
-                    _ => return Err(Diagnostic::at(a.span, "ntop() takes an integer IPv4 address or a 4- or 16-byte array")),
+                    _ => {
+                        return Err(Diagnostic::at(
+                            a.span,
+                            "ntop() takes an integer IPv4 address or a 4- or 16-byte array",
+                        ))
+                    }
                 };
                 let family = match family {
                     Some(f) => f as u32,
@@ -316,9 +436,18 @@ impl<'a, 'o> Scope<'a, 'o> {
                     None => 10,
                 };
                 if family != 2 && family != 10 {
-                    return Err(Diagnostic::at(span, "ntop() family must be AF_INET (2) or AF_INET6 (10)"));
+                    return Err(Diagnostic::at(
+                        span,
+                        "ntop() family must be AF_INET (2) or AF_INET6 (10)",
+                    ));
                 }
-                mk(Ty::Inet, K::Ntop { family, addr: Box::new(a) })
+                mk(
+                    Ty::Inet,
+                    K::Ntop {
+                        family,
+                        addr: Box::new(a),
+                    },
+                )
             }
             Func::Kstack => {
                 self.checker.uses_kstack = true;
@@ -338,16 +467,37 @@ impl<'a, 'o> Scope<'a, 'o> {
         let i = self.expr(index)?;
         self.expect_scalar(&i, "an index")?;
         let Ty::Ptr(Some(elem)) = b.ty else {
-            return Err(Diagnostic::at(span, format!("cannot index a value of type {}", b.ty.describe())));
+            return Err(Diagnostic::at(
+                span,
+                format!("cannot index a value of type {}", b.ty.describe()),
+            ));
         };
         let btf = Btf::vmlinux()?;
         let size = btf.size_of(elem).unwrap_or(1) as i64;
         let scaled = Expr {
             ty: Ty::U64,
-            kind: K::Binary { op: BinOp::Mul, lhs: Box::new(i), rhs: Box::new(Expr { ty: Ty::I64, kind: K::Int(size), span }), signed: false },
+            kind: K::Binary {
+                op: BinOp::Mul,
+                lhs: Box::new(i),
+                rhs: Box::new(Expr {
+                    ty: Ty::I64,
+                    kind: K::Int(size),
+                    span,
+                }),
+                signed: false,
+            },
             span,
         };
-        let addr = Expr { ty: b.ty.clone(), kind: K::Binary { op: BinOp::Add, lhs: Box::new(b), rhs: Box::new(scaled), signed: false }, span };
+        let addr = Expr {
+            ty: b.ty.clone(),
+            kind: K::Binary {
+                op: BinOp::Add,
+                lhs: Box::new(b),
+                rhs: Box::new(scaled),
+                signed: false,
+            },
+            span,
+        };
         self.deref(addr, span)
     }
 }
@@ -377,5 +527,8 @@ pub(super) fn fold(e: &Expr) -> Option<i64> {
 /// Is this the `fentry`/`kprobe` kind whose arguments come from a BTF
 /// function signature?
 pub(super) fn has_btf_args(point: &ProbePoint) -> bool {
-    matches!(point.kind, Kind::Kprobe | Kind::Kretprobe | Kind::Fentry | Kind::Fexit)
+    matches!(
+        point.kind,
+        Kind::Kprobe | Kind::Kretprobe | Kind::Fentry | Kind::Fexit
+    )
 }

@@ -35,7 +35,12 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
     second.maps = first.maps;
     second.map_ids = first.map_ids;
     second.run(program)?;
-    Ok(Script { programs: second.programs, maps: second.maps, printfs: second.printfs, uses_kstack: second.uses_kstack })
+    Ok(Script {
+        programs: second.programs,
+        maps: second.maps,
+        printfs: second.printfs,
+        uses_kstack: second.uses_kstack,
+    })
 }
 
 /// Script-wide state of the checker.
@@ -52,7 +57,15 @@ struct Checker<'o> {
 
 impl<'o> Checker<'o> {
     fn new(options: &'o Options, collecting: bool) -> Self {
-        Checker { options, collecting, maps: Vec::new(), map_ids: HashMap::new(), printfs: Vec::new(), programs: Vec::new(), uses_kstack: false }
+        Checker {
+            options,
+            collecting,
+            maps: Vec::new(),
+            map_ids: HashMap::new(),
+            printfs: Vec::new(),
+            programs: Vec::new(),
+            uses_kstack: false,
+        }
     }
 
     fn run(&mut self, program: &ast::Program) -> Result<()> {
@@ -76,28 +89,62 @@ impl<'o> Checker<'o> {
     }
 
     /// Declares or refines a map from one of its uses.
-    fn use_map(&mut self, name: &str, keys: &[Ty], value: Option<MapValue>, span: Span) -> Result<MapId> {
+    fn use_map(
+        &mut self,
+        name: &str,
+        keys: &[Ty],
+        value: Option<MapValue>,
+        span: Span,
+    ) -> Result<MapId> {
         let full = format!("@{}", name);
         if let Some(&id) = self.map_ids.get(&full) {
             let decl = &mut self.maps[id.0 as usize];
             if decl.keys.len() != keys.len() {
                 return Err(Diagnostic::at(
                     span,
-                    format!("map {} is used with {} key(s) here but {} elsewhere", full, keys.len(), decl.keys.len()),
+                    format!(
+                        "map {} is used with {} key(s) here but {} elsewhere",
+                        full,
+                        keys.len(),
+                        decl.keys.len()
+                    ),
                 ));
             }
             for (have, new) in decl.keys.iter_mut().zip(keys) {
                 *have = unify(have, new).ok_or_else(|| {
-                    Diagnostic::at(span, format!("map {} key has type {} here but {} elsewhere", full, new.describe(), have.describe()))
+                    Diagnostic::at(
+                        span,
+                        format!(
+                            "map {} key has type {} here but {} elsewhere",
+                            full,
+                            new.describe(),
+                            have.describe()
+                        ),
+                    )
                 })?;
             }
             if let Some(value) = value {
                 decl.value = match (&decl.value, &value) {
-                    (MapValue::Plain(a), MapValue::Plain(b)) => MapValue::Plain(unify(a, b).ok_or_else(|| {
-                        Diagnostic::at(span, format!("map {} holds {} here but {} elsewhere", full, b.describe(), a.describe()))
-                    })?),
+                    (MapValue::Plain(a), MapValue::Plain(b)) => {
+                        MapValue::Plain(unify(a, b).ok_or_else(|| {
+                            Diagnostic::at(
+                                span,
+                                format!(
+                                    "map {} holds {} here but {} elsewhere",
+                                    full,
+                                    b.describe(),
+                                    a.describe()
+                                ),
+                            )
+                        })?)
+                    }
                     (a, b) if a == b => value,
-                    _ => return Err(Diagnostic::at(span, format!("map {} is used with two different aggregations", full))),
+                    _ => {
+                        return Err(Diagnostic::at(
+                            span,
+                            format!("map {} is used with two different aggregations", full),
+                        ))
+                    }
                 };
             }
             return Ok(id);
@@ -105,24 +152,39 @@ impl<'o> Checker<'o> {
         let value = match value {
             Some(v) => v,
             None if self.collecting => MapValue::Plain(Ty::I64),
-            None => return Err(Diagnostic::at(span, format!("map {} is read but never assigned", full))),
+            None => {
+                return Err(Diagnostic::at(
+                    span,
+                    format!("map {} is read but never assigned", full),
+                ))
+            }
         };
         let id = MapId(self.maps.len() as u32);
-        self.maps.push(MapDecl { name: full.clone(), keys: keys.to_vec(), value });
+        self.maps.push(MapDecl {
+            name: full.clone(),
+            keys: keys.to_vec(),
+            value,
+        });
         self.map_ids.insert(full, id);
         Ok(id)
     }
 }
 
 /// The common type of two uses of a map key, map value or variable:
-/// integers widen to 64 bits, strings to the longer buffer.
+/// integers widen to the larger size, strings to the longer buffer.
 pub(crate) fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
     match (a, b) {
-        (Ty::Int { signed, .. }, Ty::Int { .. }) => Some(Ty::Int { size: 8, signed: *signed }),
+        (Ty::Int { size: x, signed }, Ty::Int { size: y, .. }) => Some(Ty::Int {
+            size: *x.max(y),
+            signed: *signed,
+        }),
         (Ty::Str(x), Ty::Str(y)) => Some(Ty::Str(*x.max(y))),
-        (Ty::Tuple(x), Ty::Tuple(y)) if x.len() == y.len() => {
-            x.iter().zip(y).map(|(p, q)| unify(p, q)).collect::<Option<Vec<_>>>().map(Ty::Tuple)
-        }
+        (Ty::Tuple(x), Ty::Tuple(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| unify(p, q))
+            .collect::<Option<Vec<_>>>()
+            .map(Ty::Tuple),
         (Ty::Ptr(_), Ty::Ptr(_)) | (Ty::Ptr(_), Ty::Int { .. }) => Some(a.clone()),
         _ if a == b => Some(a.clone()),
         _ => None,
@@ -131,7 +193,13 @@ pub(crate) fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
 
 /// The program name used in the ELF object for the n-th program.
 pub(crate) fn program_name(index: usize, point: &ProbePoint) -> String {
-    let mut tag: String = point.display().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let mut tag: String = point
+        .display()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
     tag.truncate(40);
     format!("p{}_{}", index, tag)
 }
+#[cfg(test)]
+mod tests;

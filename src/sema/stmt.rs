@@ -12,7 +12,11 @@ use crate::providers::ProbePoint;
 use crate::syntax::ast::{self, ExprKind, LValue, StmtKind};
 
 /// Checks one probe block for one concrete probe point.
-pub(super) fn check_probe(checker: &mut Checker, block: &ast::ProbeBlock, point: ProbePoint) -> Result<tast::Program> {
+pub(super) fn check_probe(
+    checker: &mut Checker,
+    block: &ast::ProbeBlock,
+    point: ProbePoint,
+) -> Result<tast::Program> {
     let name = program_name(checker.programs.len(), &point);
     let mut scope = Scope::new(checker, point.clone())?;
     let mut body = check_block(&mut scope, &block.body.stmts)?;
@@ -22,12 +26,24 @@ pub(super) fn check_probe(checker: &mut Checker, block: &ast::ProbeBlock, point:
         body = vec![Stmt::If(cond, body, Vec::new())];
     }
     let param_count = match &point.target {
-        crate::providers::Target::Function { name, .. } if point.kind == crate::providers::Kind::Fexit => {
-            crate::kernel::btf::Btf::vmlinux()?.func_signature(name).map(|(p, _)| p.len() as u32).unwrap_or(0)
+        crate::providers::Target::Function { name, .. }
+            if point.kind == crate::providers::Kind::Fexit =>
+        {
+            crate::kernel::btf::Btf::vmlinux()?
+                .func_signature(name)
+                .map(|(p, _)| p.len() as u32)
+                .unwrap_or(0)
         }
         _ => 0,
     };
-    Ok(tast::Program { name, probe: point, span: block.span, vars: scope.var_types, param_count, body })
+    Ok(tast::Program {
+        name,
+        probe: point,
+        span: block.span,
+        vars: scope.var_types,
+        param_count,
+        body,
+    })
 }
 
 fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Result<Vec<Stmt>> {
@@ -49,12 +65,23 @@ fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Resul
             out.push(assign(scope, target, &value)?);
         }
         StmtKind::IncDec { target, increment } => {
-            let one = ast::Expr { kind: ExprKind::Int(1), span: stmt.span };
-            let op = if *increment { ast::BinOp::Add } else { ast::BinOp::Sub };
+            let one = ast::Expr {
+                kind: ExprKind::Int(1),
+                span: stmt.span,
+            };
+            let op = if *increment {
+                ast::BinOp::Add
+            } else {
+                ast::BinOp::Sub
+            };
             let value = compound(target, op, one, stmt.span);
             out.push(assign(scope, target, &value)?);
         }
-        StmtKind::If { cond, then_block, else_block } => {
+        StmtKind::If {
+            cond,
+            then_block,
+            else_block,
+        } => {
             let c = scope.expr(cond)?;
             scope.expect_scalar(&c, "an if condition")?;
             let t = check_block(scope, &then_block.stmts)?;
@@ -83,10 +110,23 @@ fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Resul
 /// `target op value` as an expression reading the target.
 fn compound(target: &LValue, op: ast::BinOp, value: ast::Expr, span: Span) -> ast::Expr {
     let read = match target {
-        LValue::Var(name, s) => ast::Expr { kind: ExprKind::Var(name.clone()), span: *s },
-        LValue::Map(m) => ast::Expr { kind: ExprKind::Map(m.clone()), span: m.span },
+        LValue::Var(name, s) => ast::Expr {
+            kind: ExprKind::Var(name.clone()),
+            span: *s,
+        },
+        LValue::Map(m) => ast::Expr {
+            kind: ExprKind::Map(m.clone()),
+            span: m.span,
+        },
     };
-    ast::Expr { kind: ExprKind::Binary { op, lhs: Box::new(read), rhs: Box::new(value) }, span }
+    ast::Expr {
+        kind: ExprKind::Binary {
+            op,
+            lhs: Box::new(read),
+            rhs: Box::new(value),
+        },
+        span,
+    }
 }
 
 fn assign(scope: &mut Scope, target: &LValue, value: &ast::Expr) -> Result<Stmt> {
@@ -99,12 +139,23 @@ fn assign(scope: &mut Scope, target: &LValue, value: &ast::Expr) -> Result<Stmt>
                     let have = &scope.var_types[id.0 as usize];
                     match (have, &v.ty) {
                         (Ty::Str(a), Ty::Str(b)) if b > a => {
-                            return Err(Diagnostic::at(value.span, format!("${} holds {} bytes; this string needs {}", name, a, b)))
+                            return Err(Diagnostic::at(
+                                value.span,
+                                format!("${} holds {} bytes; this string needs {}", name, a, b),
+                            ))
                         }
                         _ => {}
                     }
                     let merged = unify(have, &v.ty).ok_or_else(|| {
-                        Diagnostic::at(*span, format!("${} was {} and is assigned {} here", name, have.describe(), v.ty.describe()))
+                        Diagnostic::at(
+                            *span,
+                            format!(
+                                "${} was {} and is assigned {} here",
+                                name,
+                                have.describe(),
+                                v.ty.describe()
+                            ),
+                        )
                     })?;
                     if !matches!(merged, Ty::Str(_)) {
                         scope.var_types[id.0 as usize] = merged;
@@ -119,22 +170,47 @@ fn assign(scope: &mut Scope, target: &LValue, value: &ast::Expr) -> Result<Stmt>
             let keys = scope.keys(&m.keys)?;
             let key_tys: Vec<Ty> = keys.iter().map(|k| k.ty.clone()).collect();
             if let ExprKind::Call { name, args } = &value.kind {
-                if let Some(def) = builtins::function(name).filter(|d| d.role == Role::Aggregation) {
+                if let Some(def) = builtins::function(name).filter(|d| d.role == Role::Aggregation)
+                {
                     scope.check_arity(def, args.len(), value.span)?;
                     let (agg, arg) = aggregation(scope, def.func, args, value.span)?;
-                    let map = scope.checker.use_map(&m.name, &key_tys, Some(MapValue::Agg(agg)), m.span)?;
-                    return Ok(Stmt::Aggregate { map, keys, agg, arg });
+                    let map = scope.checker.use_map(
+                        &m.name,
+                        &key_tys,
+                        Some(MapValue::Agg(agg)),
+                        m.span,
+                    )?;
+                    return Ok(Stmt::Aggregate {
+                        map,
+                        keys,
+                        agg,
+                        arg,
+                    });
                 }
             }
             let v = scope.expr(value)?;
             scope.expect_storable(&v)?;
-            let map = scope.checker.use_map(&m.name, &key_tys, Some(MapValue::Plain(v.ty.clone())), m.span)?;
-            Ok(Stmt::SetMap { map, keys, value: v })
+            let map = scope.checker.use_map(
+                &m.name,
+                &key_tys,
+                Some(MapValue::Plain(v.ty.clone())),
+                m.span,
+            )?;
+            Ok(Stmt::SetMap {
+                map,
+                keys,
+                value: v,
+            })
         }
     }
 }
 
-fn aggregation(scope: &mut Scope, func: Func, args: &[ast::Expr], span: Span) -> Result<(Agg, Option<tast::Expr>)> {
+fn aggregation(
+    scope: &mut Scope,
+    func: Func,
+    args: &[ast::Expr],
+    span: Span,
+) -> Result<(Agg, Option<tast::Expr>)> {
     let agg = match func {
         Func::Count => return Ok((Agg::Count, None)),
         Func::Sum => Agg::Sum,
@@ -148,10 +224,16 @@ fn aggregation(scope: &mut Scope, func: Func, args: &[ast::Expr], span: Span) ->
             let max = scope.constant(&args[2])?;
             let step = scope.constant(&args[3])?;
             if min < 0 || max <= min || step <= 0 {
-                return Err(Diagnostic::at(span, "lhist() needs 0 <= min < max and step > 0"));
+                return Err(Diagnostic::at(
+                    span,
+                    "lhist() needs 0 <= min < max and step > 0",
+                ));
             }
             if (max - min) / step > 1000 {
-                return Err(Diagnostic::at(span, "lhist() would have more than 1000 buckets"));
+                return Err(Diagnostic::at(
+                    span,
+                    "lhist() would have more than 1000 buckets",
+                ));
             }
             Agg::Lhist { min, max, step }
         }
@@ -170,7 +252,13 @@ fn expr_stmt(scope: &mut Scope, e: &ast::Expr) -> Result<Stmt> {
         return Ok(Stmt::Expr(scope.expr(e)?));
     };
     if def.role == Role::Aggregation {
-        return Err(Diagnostic::at(e.span, format!("{}() must be assigned to a map, e.g. @x = {}(...)", name, name)));
+        return Err(Diagnostic::at(
+            e.span,
+            format!(
+                "{}() must be assigned to a map, e.g. @x = {}(...)",
+                name, name
+            ),
+        ));
     }
     scope.check_arity(def, args.len(), e.span)?;
     match def.func {
@@ -178,7 +266,10 @@ fn expr_stmt(scope: &mut Scope, e: &ast::Expr) -> Result<Stmt> {
         Func::Printf => scope.printf(args, e.span),
         Func::Delete => {
             let ExprKind::Map(m) = &args[0].kind else {
-                return Err(Diagnostic::at(args[0].span, "delete() takes a map element, e.g. delete(@x[key])"));
+                return Err(Diagnostic::at(
+                    args[0].span,
+                    "delete() takes a map element, e.g. delete(@x[key])",
+                ));
             };
             let keys = scope.keys(&m.keys)?;
             let tys: Vec<Ty> = keys.iter().map(|k| k.ty.clone()).collect();
@@ -187,10 +278,16 @@ fn expr_stmt(scope: &mut Scope, e: &ast::Expr) -> Result<Stmt> {
         }
         func => {
             let ExprKind::Map(m) = &args[0].kind else {
-                return Err(Diagnostic::at(args[0].span, format!("{}() takes a whole map, e.g. {}(@x)", name, name)));
+                return Err(Diagnostic::at(
+                    args[0].span,
+                    format!("{}() takes a whole map, e.g. {}(@x)", name, name),
+                ));
             };
             if !m.keys.is_empty() {
-                return Err(Diagnostic::at(m.span, format!("{}() takes a whole map, without a key", name)));
+                return Err(Diagnostic::at(
+                    m.span,
+                    format!("{}() takes a whole map, without a key", name),
+                ));
             }
             let map = scope.map_by_name(&m.name, m.span)?;
             Ok(Stmt::MapAction(func, map))

@@ -40,9 +40,15 @@ pub enum Ty {
 
 impl Ty {
     /// Unsigned 64-bit integer.
-    pub const U64: Ty = Ty::Int { size: 8, signed: false };
+    pub const U64: Ty = Ty::Int {
+        size: 8,
+        signed: false,
+    };
     /// Signed 64-bit integer (integer literals, arithmetic).
-    pub const I64: Ty = Ty::Int { size: 8, signed: true };
+    pub const I64: Ty = Ty::Int {
+        size: 8,
+        signed: true,
+    };
 
     /// True for integers and pointers (values that live in a register).
     pub fn is_scalar(&self) -> bool {
@@ -79,7 +85,9 @@ impl Ty {
     /// Human-readable name used in error messages.
     pub fn describe(&self) -> String {
         match self {
-            Ty::Int { size, signed } => format!("{}int{}", if *signed { "" } else { "u" }, size * 8),
+            Ty::Int { size, signed } => {
+                format!("{}int{}", if *signed { "" } else { "u" }, size * 8)
+            }
             Ty::Ptr(_) => "pointer".into(),
             Ty::Record(_) => "struct".into(),
             Ty::Str(n) => format!("string[{}]", n),

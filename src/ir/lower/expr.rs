@@ -4,7 +4,7 @@ use super::mem::{Base, Place};
 use super::{Home, Lower, Val};
 use crate::builtins::Var;
 use crate::codegen::insn::helper;
-use crate::diag::Result;
+use crate::diag::{Result, Span};
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, VReg, Width};
 use crate::providers::{self, ArgAccess};
 use crate::sema::tast::{Agg, Expr, ExprKind as K, MapValue, Space};
@@ -17,8 +17,26 @@ const PT_REGS_ARGS: [i16; 6] = [112, 104, 96, 88, 72, 64];
 const PT_REGS_RET: i16 = 80;
 
 impl Lower<'_> {
-    /// Lowers an expression.
+    /// Lowers an expression; its instructions are attributed to its span.
     pub(super) fn expr(&mut self, e: &Expr) -> Result<Val> {
+        let outer = self.loc;
+        self.set_loc(e.span);
+        let v = self.expr_kind(e);
+        if let Some(outer) = outer {
+            self.set_loc(outer);
+        }
+        v
+    }
+
+    /// Marks where the following instructions come from.
+    pub(super) fn set_loc(&mut self, span: Span) {
+        if self.loc != Some(span) {
+            self.f.push(Inst::Loc(span));
+            self.loc = Some(span);
+        }
+    }
+
+    fn expr_kind(&mut self, e: &Expr) -> Result<Val> {
         Ok(match &e.kind {
             K::Int(v) => Val::Reg(self.imm(*v)),
             K::Str(s) => {
@@ -28,7 +46,11 @@ impl Lower<'_> {
                 bytes.resize(len.div_ceil(8) as usize * 8, 0);
                 for (i, chunk) in bytes.chunks(8).enumerate() {
                     let word = i64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
-                    self.f.push(Inst::Store { addr: Addr::Stack(slot, i as i32 * 8), width: Width::B8, src: Operand::Imm(word) });
+                    self.f.push(Inst::Store {
+                        addr: Addr::Stack(slot, i as i32 * 8),
+                        width: Width::B8,
+                        src: Operand::Imm(word),
+                    });
                 }
                 Val::Mem(slot, len)
             }
@@ -52,30 +74,54 @@ impl Lower<'_> {
                 };
                 Val::Reg(self.ctx_load(off, Width::B8))
             }
-            K::Load { base, offset, size, bitfield, space } => {
+            K::Load {
+                base,
+                offset,
+                size,
+                bitfield,
+                space,
+            } => {
                 let width = Width::from_bytes(*size as u64).unwrap_or(Width::B8);
                 let r = match (space, base) {
                     (Space::Kernel, Some(b)) => {
                         let addr = self.address(b, *offset)?;
                         let slot = self.temp(8);
                         let dst = self.addr(Place::stack(slot));
-                        self.call(helper::PROBE_READ_KERNEL, vec![dst, Operand::Imm(*size as i64), Operand::Reg(addr)], None);
+                        self.call(
+                            helper::PROBE_READ_KERNEL,
+                            vec![dst, Operand::Imm(*size as i64), Operand::Reg(addr)],
+                            None,
+                        );
                         let r = self.f.vreg();
-                        self.f.push(Inst::Load { dst: r, addr: Addr::Stack(slot, 0), width });
+                        self.f.push(Inst::Load {
+                            dst: r,
+                            addr: Addr::Stack(slot, 0),
+                            width,
+                        });
                         r
                     }
                     _ => self.ctx_load(*offset as i16, width),
                 };
                 if let Some((shift, bits)) = bitfield {
                     self.alu(AluOp::Lsh, r, 64 - *shift as i64 - *bits as i64);
-                    let op = if e.ty.is_signed() { AluOp::Arsh } else { AluOp::Rsh };
+                    let op = if e.ty.is_signed() {
+                        AluOp::Arsh
+                    } else {
+                        AluOp::Rsh
+                    };
                     self.alu(op, r, 64 - *bits as i64);
-                } else {
-                    self.extend(r, *size, e.ty.is_signed());
+                } else if e.ty.is_signed() {
+                    self.extend(r, *size, true);
                 }
                 Val::Reg(r)
             }
-            K::LoadStr { base, offset, nul_terminated, space, data_loc } => {
+            K::LoadStr {
+                base,
+                offset,
+                nul_terminated,
+                space,
+                data_loc,
+            } => {
                 let len = e.ty.storage_size();
                 let slot = self.temp(len);
                 self.zero(Place::stack(slot), len);
@@ -91,13 +137,26 @@ impl Lower<'_> {
                             Operand::Imm(*offset as i64)
                         };
                         let ctx = self.f.ctx;
-                        self.f.push(Inst::Alu { op: AluOp::Add, dst: a, lhs: Operand::Reg(ctx), rhs: off });
+                        self.f.push(Inst::Alu {
+                            op: AluOp::Add,
+                            dst: a,
+                            lhs: Operand::Reg(ctx),
+                            rhs: off,
+                        });
                         a
                     }
                 };
-                let h = if *nul_terminated { helper::PROBE_READ_KERNEL_STR } else { helper::PROBE_READ_KERNEL };
+                let h = if *nul_terminated {
+                    helper::PROBE_READ_KERNEL_STR
+                } else {
+                    helper::PROBE_READ_KERNEL
+                };
                 let dst = self.addr(Place::stack(slot));
-                self.call(h, vec![dst, Operand::Imm(len as i64), Operand::Reg(src)], None);
+                self.call(
+                    h,
+                    vec![dst, Operand::Imm(len as i64), Operand::Reg(src)],
+                    None,
+                );
                 Val::Mem(slot, len)
             }
             K::Offset(base, off) => Val::Reg(self.address(base, *off)?),
@@ -107,22 +166,47 @@ impl Lower<'_> {
                 let r = self.f.vreg();
                 match op {
                     UnOp::Neg => self.f.push(Inst::Neg { dst: r, src: x }),
-                    UnOp::BitNot => self.f.push(Inst::Alu { op: AluOp::Xor, dst: r, lhs: Operand::Reg(x), rhs: Operand::Imm(-1) }),
+                    UnOp::BitNot => self.f.push(Inst::Alu {
+                        op: AluOp::Xor,
+                        dst: r,
+                        lhs: Operand::Reg(x),
+                        rhs: Operand::Imm(-1),
+                    }),
                     _ => {
                         let done = self.f.label();
-                        self.f.push(Inst::Mov { dst: r, src: Operand::Imm(1) });
-                        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: x, rhs: Operand::Imm(0), target: done });
-                        self.f.push(Inst::Mov { dst: r, src: Operand::Imm(0) });
+                        self.f.push(Inst::Mov {
+                            dst: r,
+                            src: Operand::Imm(1),
+                        });
+                        self.f.push(Inst::Branch {
+                            cond: Cond::Eq,
+                            lhs: x,
+                            rhs: Operand::Imm(0),
+                            target: done,
+                        });
+                        self.f.push(Inst::Mov {
+                            dst: r,
+                            src: Operand::Imm(0),
+                        });
                         self.f.push(Inst::Label(done));
                     }
                 }
                 Val::Reg(r)
             }
-            K::Binary { op, lhs, rhs, signed } => self.binary(e, *op, lhs, rhs, *signed)?,
+            K::Binary {
+                op,
+                lhs,
+                rhs,
+                signed,
+            } => self.binary(e, *op, lhs, rhs, *signed)?,
             K::Ternary(c, a, b) => {
                 let (else_l, done) = (self.f.label(), self.f.label());
                 let size = e.ty.storage_size();
-                let out = if e.ty.is_scalar() { Val::Reg(self.f.vreg()) } else { Val::Mem(self.temp(size), size) };
+                let out = if e.ty.is_scalar() {
+                    Val::Reg(self.f.vreg())
+                } else {
+                    Val::Mem(self.temp(size), size)
+                };
                 if let Val::Mem(slot, size) = out {
                     self.zero(Place::stack(slot), size);
                 }
@@ -138,7 +222,10 @@ impl Lower<'_> {
                 let v = self.expr(x)?;
                 let src = self.scalar_of(v);
                 let r = self.f.vreg();
-                self.f.push(Inst::Mov { dst: r, src: Operand::Reg(src) });
+                self.f.push(Inst::Mov {
+                    dst: r,
+                    src: Operand::Reg(src),
+                });
                 if let Ty::Int { size, signed } = e.ty {
                     self.extend(r, size, signed);
                 }
@@ -147,10 +234,25 @@ impl Lower<'_> {
             K::Ntop { family, addr } => {
                 let slot = self.temp(24);
                 self.zero(Place::stack(slot), 24);
-                self.f.push(Inst::Store { addr: Addr::Stack(slot, 0), width: Width::B4, src: Operand::Imm(*family as i64) });
+                self.f.push(Inst::Store {
+                    addr: Addr::Stack(slot, 0),
+                    width: Width::B4,
+                    src: Operand::Imm(*family as i64),
+                });
                 match self.expr(addr)? {
-                    Val::Reg(r) => self.f.push(Inst::Store { addr: Addr::Stack(slot, 4), width: Width::B4, src: Operand::Reg(r) }),
-                    Val::Mem(src, n) => self.copy(Place { base: Base::Stack(slot), off: 4 }, Place::stack(src), n.min(16)),
+                    Val::Reg(r) => self.f.push(Inst::Store {
+                        addr: Addr::Stack(slot, 4),
+                        width: Width::B4,
+                        src: Operand::Reg(r),
+                    }),
+                    Val::Mem(src, n) => self.copy(
+                        Place {
+                            base: Base::Stack(slot),
+                            off: 4,
+                        },
+                        Place::stack(src),
+                        n.min(16),
+                    ),
                 }
                 Val::Mem(slot, 20)
             }
@@ -163,7 +265,14 @@ impl Lower<'_> {
                 self.zero(Place::stack(slot), size);
                 for ((item, off), ty) in items.iter().zip(offsets).zip(&tys) {
                     let v = self.expr(item)?;
-                    self.store_val(Place { base: Base::Stack(slot), off: off as i32 }, v, ty.storage_size());
+                    self.store_val(
+                        Place {
+                            base: Base::Stack(slot),
+                            off: off as i32,
+                        },
+                        v,
+                        ty.storage_size(),
+                    );
                 }
                 Val::Mem(slot, size)
             }
@@ -176,7 +285,10 @@ impl Lower<'_> {
         match out {
             Val::Reg(r) => {
                 let s = self.scalar_of(v);
-                self.f.push(Inst::Mov { dst: r, src: Operand::Reg(s) });
+                self.f.push(Inst::Mov {
+                    dst: r,
+                    src: Operand::Reg(s),
+                });
             }
             Val::Mem(slot, size) => self.store_val(Place::stack(slot), v, size),
         }
@@ -191,18 +303,31 @@ impl Lower<'_> {
             return Ok(b);
         }
         let r = self.f.vreg();
-        self.f.push(Inst::Alu { op: AluOp::Add, dst: r, lhs: Operand::Reg(b), rhs: Operand::Imm(offset as i64) });
+        self.f.push(Inst::Alu {
+            op: AluOp::Add,
+            dst: r,
+            lhs: Operand::Reg(b),
+            rhs: Operand::Imm(offset as i64),
+        });
         Ok(r)
     }
 
     fn imm(&mut self, v: i64) -> VReg {
         let r = self.f.vreg();
-        self.f.push(Inst::Mov { dst: r, src: Operand::Imm(v) });
+        self.f.push(Inst::Mov {
+            dst: r,
+            src: Operand::Imm(v),
+        });
         r
     }
 
     fn alu(&mut self, op: AluOp, r: VReg, imm: i64) {
-        self.f.push(Inst::Alu { op, dst: r, lhs: Operand::Reg(r), rhs: Operand::Imm(imm) });
+        self.f.push(Inst::Alu {
+            op,
+            dst: r,
+            lhs: Operand::Reg(r),
+            rhs: Operand::Imm(imm),
+        });
     }
 
     /// Truncates `r` to `size` bytes, sign-extending when `signed`.
@@ -218,7 +343,11 @@ impl Lower<'_> {
     fn ctx_load(&mut self, off: i16, width: Width) -> VReg {
         let r = self.f.vreg();
         let ctx = self.f.ctx;
-        self.f.push(Inst::Load { dst: r, addr: Addr::Reg(ctx, off), width });
+        self.f.push(Inst::Load {
+            dst: r,
+            addr: Addr::Reg(ctx, off),
+            width,
+        });
         r
     }
 
@@ -228,14 +357,30 @@ impl Lower<'_> {
         match v {
             Var::Pid | Var::Tid => {
                 call(self, helper::GET_CURRENT_PID_TGID, vec![]);
-                self.alu(if v == Var::Pid { AluOp::Rsh } else { AluOp::Lsh }, r, 32);
+                self.alu(
+                    if v == Var::Pid {
+                        AluOp::Rsh
+                    } else {
+                        AluOp::Lsh
+                    },
+                    r,
+                    32,
+                );
                 if v == Var::Tid {
                     self.alu(AluOp::Rsh, r, 32);
                 }
             }
             Var::Uid | Var::Gid => {
                 call(self, helper::GET_CURRENT_UID_GID, vec![]);
-                self.alu(if v == Var::Gid { AluOp::Rsh } else { AluOp::Lsh }, r, 32);
+                self.alu(
+                    if v == Var::Gid {
+                        AluOp::Rsh
+                    } else {
+                        AluOp::Lsh
+                    },
+                    r,
+                    32,
+                );
                 if v == Var::Uid {
                     self.alu(AluOp::Rsh, r, 32);
                 }
@@ -252,7 +397,11 @@ impl Lower<'_> {
                 let size = crate::sema::types::COMM_SIZE;
                 let slot = self.temp(size);
                 let dst = self.addr(Place::stack(slot));
-                self.call(helper::GET_CURRENT_COMM, vec![dst, Operand::Imm(size as i64)], None);
+                self.call(
+                    helper::GET_CURRENT_COMM,
+                    vec![dst, Operand::Imm(size as i64)],
+                    None,
+                );
                 return Val::Mem(slot, size);
             }
             Var::Kstack => {
@@ -276,12 +425,30 @@ impl Lower<'_> {
         };
         if ty.is_scalar() {
             let r = self.imm(0);
-            self.f.push(Inst::Branch { cond: Cond::Eq, lhs: p, rhs: Operand::Imm(0), target: missing });
-            self.f.push(Inst::Load { dst: r, addr: Addr::Reg(p, 0), width: Width::B8 });
+            self.f.push(Inst::Branch {
+                cond: Cond::Eq,
+                lhs: p,
+                rhs: Operand::Imm(0),
+                target: missing,
+            });
+            self.f.push(Inst::Load {
+                dst: r,
+                addr: Addr::Reg(p, 0),
+                width: Width::B8,
+            });
             if agg == Some(Agg::Avg) {
                 let sum = self.f.vreg();
-                self.f.push(Inst::Load { dst: sum, addr: Addr::Reg(p, 8), width: Width::B8 });
-                self.f.push(Inst::Alu { op: AluOp::Div, dst: r, lhs: Operand::Reg(sum), rhs: Operand::Reg(r) });
+                self.f.push(Inst::Load {
+                    dst: sum,
+                    addr: Addr::Reg(p, 8),
+                    width: Width::B8,
+                });
+                self.f.push(Inst::Alu {
+                    op: AluOp::Div,
+                    dst: r,
+                    lhs: Operand::Reg(sum),
+                    rhs: Operand::Reg(r),
+                });
             }
             self.f.push(Inst::Label(missing));
             return Ok(Val::Reg(r));
@@ -289,8 +456,20 @@ impl Lower<'_> {
         let size = ty.storage_size();
         let slot = self.temp(size);
         self.zero(Place::stack(slot), size);
-        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: p, rhs: Operand::Imm(0), target: missing });
-        self.copy(Place::stack(slot), Place { base: Base::Ptr(p), off: 0 }, size);
+        self.f.push(Inst::Branch {
+            cond: Cond::Eq,
+            lhs: p,
+            rhs: Operand::Imm(0),
+            target: missing,
+        });
+        self.copy(
+            Place::stack(slot),
+            Place {
+                base: Base::Ptr(p),
+                off: 0,
+            },
+            size,
+        );
         self.f.push(Inst::Label(missing));
         Ok(Val::Mem(slot, size))
     }
@@ -299,21 +478,29 @@ impl Lower<'_> {
         let r = self.f.vreg();
         if is_condition(op) || matches!(op, BinOp::And | BinOp::Or) {
             let done = self.f.label();
-            self.f.push(Inst::Mov { dst: r, src: Operand::Imm(0) });
+            self.f.push(Inst::Mov {
+                dst: r,
+                src: Operand::Imm(0),
+            });
             self.branch_unless(e, done)?;
-            self.f.push(Inst::Mov { dst: r, src: Operand::Imm(1) });
+            self.f.push(Inst::Mov {
+                dst: r,
+                src: Operand::Imm(1),
+            });
             self.f.push(Inst::Label(done));
             return Ok(Val::Reg(r));
         }
         let lv = self.expr(lhs)?;
         let l = self.scalar_of(lv);
-        let rv = self.expr(rhs)?;
-        let rr = self.scalar_of(rv);
+        let rr = self.operand(rhs)?;
         let alu = match op {
             BinOp::Add => AluOp::Add,
             BinOp::Sub => AluOp::Sub,
             BinOp::Mul => AluOp::Mul,
-            BinOp::Div | BinOp::Mod if signed => return Ok(Val::Reg(self.signed_div(op == BinOp::Mod, l, rr))),
+            BinOp::Div | BinOp::Mod if signed => {
+                let rv = self.scalar_operand(rr);
+                return Ok(Val::Reg(self.signed_div(op == BinOp::Mod, l, rv)));
+            }
             BinOp::Div => AluOp::Div,
             BinOp::Mod => AluOp::Mod,
             BinOp::BitAnd => AluOp::And,
@@ -324,19 +511,55 @@ impl Lower<'_> {
             BinOp::Shr => AluOp::Rsh,
             _ => unreachable!("conditions are handled above"),
         };
-        self.f.push(Inst::Alu { op: alu, dst: r, lhs: Operand::Reg(l), rhs: Operand::Reg(rr) });
+        self.f.push(Inst::Alu {
+            op: alu,
+            dst: r,
+            lhs: Operand::Reg(l),
+            rhs: rr,
+        });
         Ok(Val::Reg(r))
+    }
+
+    /// A scalar expression as an operand: constants stay immediates.
+    fn operand(&mut self, e: &Expr) -> Result<Operand> {
+        if let K::Int(v) = e.kind {
+            return Ok(Operand::Imm(v));
+        }
+        let v = self.expr(e)?;
+        Ok(Operand::Reg(self.scalar_of(v)))
+    }
+
+    /// An operand in a register.
+    fn scalar_operand(&mut self, o: Operand) -> VReg {
+        match o {
+            Operand::Reg(r) => r,
+            Operand::Imm(v) => self.imm(v),
+        }
     }
 
     /// Signed `/` or `%` through unsigned division of the magnitudes.
     fn signed_div(&mut self, modulo: bool, l: VReg, r: VReg) -> VReg {
         let (a, b, neg, out) = (self.f.vreg(), self.f.vreg(), self.f.vreg(), self.f.vreg());
-        self.f.push(Inst::Mov { dst: a, src: Operand::Reg(l) });
-        self.f.push(Inst::Mov { dst: b, src: Operand::Reg(r) });
-        self.f.push(Inst::Mov { dst: neg, src: Operand::Imm(0) });
+        self.f.push(Inst::Mov {
+            dst: a,
+            src: Operand::Reg(l),
+        });
+        self.f.push(Inst::Mov {
+            dst: b,
+            src: Operand::Reg(r),
+        });
+        self.f.push(Inst::Mov {
+            dst: neg,
+            src: Operand::Imm(0),
+        });
         for (reg, flips) in [(a, true), (b, !modulo)] {
             let pos = self.f.label();
-            self.f.push(Inst::Branch { cond: Cond::SGe, lhs: reg, rhs: Operand::Imm(0), target: pos });
+            self.f.push(Inst::Branch {
+                cond: Cond::SGe,
+                lhs: reg,
+                rhs: Operand::Imm(0),
+                target: pos,
+            });
             self.f.push(Inst::Neg { dst: reg, src: reg });
             if flips {
                 self.alu(AluOp::Xor, neg, 1);
@@ -344,9 +567,19 @@ impl Lower<'_> {
             self.f.push(Inst::Label(pos));
         }
         let op = if modulo { AluOp::Mod } else { AluOp::Div };
-        self.f.push(Inst::Alu { op, dst: out, lhs: Operand::Reg(a), rhs: Operand::Reg(b) });
+        self.f.push(Inst::Alu {
+            op,
+            dst: out,
+            lhs: Operand::Reg(a),
+            rhs: Operand::Reg(b),
+        });
         let done = self.f.label();
-        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: neg, rhs: Operand::Imm(0), target: done });
+        self.f.push(Inst::Branch {
+            cond: Cond::Eq,
+            lhs: neg,
+            rhs: Operand::Imm(0),
+            target: done,
+        });
         self.f.push(Inst::Neg { dst: out, src: out });
         self.f.push(Inst::Label(done));
         out
@@ -359,7 +592,13 @@ impl Lower<'_> {
 
     /// Jumps to `target` when `cond` is `when` (true: non-zero).
     fn branch(&mut self, cond: &Expr, when: bool, target: Label) -> Result<()> {
-        if let K::Binary { op, lhs, rhs, signed } = &cond.kind {
+        if let K::Binary {
+            op,
+            lhs,
+            rhs,
+            signed,
+        } = &cond.kind
+        {
             match op {
                 BinOp::And | BinOp::Or => {
                     // `a && b` is false if either is; `a || b` is true if either is.
@@ -378,17 +617,26 @@ impl Lower<'_> {
                     let equal = self.strings_equal(lhs, rhs)?;
                     let jump_when_equal = (*op == BinOp::Eq) == when;
                     let c = if jump_when_equal { Cond::Ne } else { Cond::Eq };
-                    self.f.push(Inst::Branch { cond: c, lhs: equal, rhs: Operand::Imm(0), target });
+                    self.f.push(Inst::Branch {
+                        cond: c,
+                        lhs: equal,
+                        rhs: Operand::Imm(0),
+                        target,
+                    });
                     return Ok(());
                 }
                 _ if is_condition(*op) => {
                     let lv = self.expr(lhs)?;
                     let l = self.scalar_of(lv);
-                    let rv = self.expr(rhs)?;
-                    let r = self.scalar_of(rv);
+                    let r = self.operand(rhs)?;
                     let c = comparison(*op, *signed);
                     let c = if when { c } else { negate(c) };
-                    self.f.push(Inst::Branch { cond: c, lhs: l, rhs: Operand::Reg(r), target });
+                    self.f.push(Inst::Branch {
+                        cond: c,
+                        lhs: l,
+                        rhs: r,
+                        target,
+                    });
                     return Ok(());
                 }
                 _ => {}
@@ -397,7 +645,12 @@ impl Lower<'_> {
         let v = self.expr(cond)?;
         let r = self.scalar_of(v);
         let c = if when { Cond::Ne } else { Cond::Eq };
-        self.f.push(Inst::Branch { cond: c, lhs: r, rhs: Operand::Imm(0), target });
+        self.f.push(Inst::Branch {
+            cond: c,
+            lhs: r,
+            rhs: Operand::Imm(0),
+            target,
+        });
         Ok(())
     }
 
@@ -409,23 +662,53 @@ impl Lower<'_> {
         let (eq, ca, cb) = (self.f.vreg(), self.f.vreg(), self.f.vreg());
         let (differ, done) = (self.f.label(), self.f.label());
         for i in 0..la.min(lb) as i32 {
-            self.f.push(Inst::Load { dst: ca, addr: Addr::Stack(sa, i), width: Width::B1 });
-            self.f.push(Inst::Load { dst: cb, addr: Addr::Stack(sb, i), width: Width::B1 });
-            self.f.push(Inst::Branch { cond: Cond::Ne, lhs: ca, rhs: Operand::Reg(cb), target: differ });
-            self.f.push(Inst::Mov { dst: eq, src: Operand::Imm(1) });
-            self.f.push(Inst::Branch { cond: Cond::Eq, lhs: ca, rhs: Operand::Imm(0), target: done });
+            self.f.push(Inst::Load {
+                dst: ca,
+                addr: Addr::Stack(sa, i),
+                width: Width::B1,
+            });
+            self.f.push(Inst::Load {
+                dst: cb,
+                addr: Addr::Stack(sb, i),
+                width: Width::B1,
+            });
+            self.f.push(Inst::Branch {
+                cond: Cond::Ne,
+                lhs: ca,
+                rhs: Operand::Reg(cb),
+                target: differ,
+            });
+            self.f.push(Inst::Mov {
+                dst: eq,
+                src: Operand::Imm(1),
+            });
+            self.f.push(Inst::Branch {
+                cond: Cond::Eq,
+                lhs: ca,
+                rhs: Operand::Imm(0),
+                target: done,
+            });
         }
-        self.f.push(Inst::Mov { dst: eq, src: Operand::Imm(1) });
+        self.f.push(Inst::Mov {
+            dst: eq,
+            src: Operand::Imm(1),
+        });
         self.f.push(Inst::Jump(done));
         self.f.push(Inst::Label(differ));
-        self.f.push(Inst::Mov { dst: eq, src: Operand::Imm(0) });
+        self.f.push(Inst::Mov {
+            dst: eq,
+            src: Operand::Imm(0),
+        });
         self.f.push(Inst::Label(done));
         Ok(eq)
     }
 }
 
 fn is_condition(op: BinOp) -> bool {
-    matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
+    matches!(
+        op,
+        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+    )
 }
 
 fn comparison(op: BinOp, signed: bool) -> Cond {

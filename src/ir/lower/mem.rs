@@ -24,7 +24,10 @@ pub(super) enum Base {
 impl Place {
     /// The start of a stack slot.
     pub fn stack(slot: Slot) -> Place {
-        Place { base: Base::Stack(slot), off: 0 }
+        Place {
+            base: Base::Stack(slot),
+            off: 0,
+        }
     }
 
     fn at(self, extra: u32) -> Addr {
@@ -41,7 +44,9 @@ fn chunks(len: u32) -> impl Iterator<Item = (u32, Width)> {
     let mut off = 0;
     std::iter::from_fn(move || {
         let left = len - off;
-        let w = [8u32, 4, 2, 1].into_iter().find(|w| *w <= left && off % w == 0)?;
+        let w = [8u32, 4, 2, 1]
+            .into_iter()
+            .find(|w| *w <= left && off % w == 0)?;
         let at = off;
         off += w;
         Width::from_bytes(w as u64).map(|w| (at, w))
@@ -52,7 +57,11 @@ impl Lower<'_> {
     /// Writes `len` zero bytes.
     pub(super) fn zero(&mut self, place: Place, len: u32) {
         for (off, width) in chunks(len) {
-            self.f.push(Inst::Store { addr: place.at(off), width, src: Operand::Imm(0) });
+            self.f.push(Inst::Store {
+                addr: place.at(off),
+                width,
+                src: Operand::Imm(0),
+            });
         }
     }
 
@@ -60,8 +69,16 @@ impl Lower<'_> {
     pub(super) fn copy(&mut self, dst: Place, src: Place, len: u32) {
         let t = self.f.vreg();
         for (off, width) in chunks(len) {
-            self.f.push(Inst::Load { dst: t, addr: src.at(off), width });
-            self.f.push(Inst::Store { addr: dst.at(off), width, src: Operand::Reg(t) });
+            self.f.push(Inst::Load {
+                dst: t,
+                addr: src.at(off),
+                width,
+            });
+            self.f.push(Inst::Store {
+                addr: dst.at(off),
+                width,
+                src: Operand::Reg(t),
+            });
         }
     }
 
@@ -69,7 +86,11 @@ impl Lower<'_> {
     /// `size` bytes).
     pub(super) fn store_val(&mut self, dst: Place, v: Val, size: u32) {
         match v {
-            Val::Reg(r) => self.f.push(Inst::Store { addr: dst.at(0), width: Width::B8, src: Operand::Reg(r) }),
+            Val::Reg(r) => self.f.push(Inst::Store {
+                addr: dst.at(0),
+                width: Width::B8,
+                src: Operand::Reg(r),
+            }),
             Val::Mem(slot, len) => self.copy(dst, Place::stack(slot), len.min(size)),
         }
     }
@@ -78,10 +99,17 @@ impl Lower<'_> {
     pub(super) fn addr(&mut self, place: Place) -> Operand {
         let r = self.f.vreg();
         match place.base {
-            Base::Stack(slot) => self.f.push(Inst::StackAddr { dst: r, slot, off: place.off }),
-            Base::Ptr(p) => {
-                self.f.push(Inst::Alu { op: AluOp::Add, dst: r, lhs: Operand::Reg(p), rhs: Operand::Imm(place.off as i64) })
-            }
+            Base::Stack(slot) => self.f.push(Inst::StackAddr {
+                dst: r,
+                slot,
+                off: place.off,
+            }),
+            Base::Ptr(p) => self.f.push(Inst::Alu {
+                op: AluOp::Add,
+                dst: r,
+                lhs: Operand::Reg(p),
+                rhs: Operand::Imm(place.off as i64),
+            }),
         }
         Operand::Reg(r)
     }
@@ -92,7 +120,11 @@ impl Lower<'_> {
             Val::Reg(r) => r,
             Val::Mem(slot, _) => {
                 let r = self.f.vreg();
-                self.f.push(Inst::Load { dst: r, addr: Addr::Stack(slot, 0), width: Width::B8 });
+                self.f.push(Inst::Load {
+                    dst: r,
+                    addr: Addr::Stack(slot, 0),
+                    width: Width::B8,
+                });
                 r
             }
         }

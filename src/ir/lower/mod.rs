@@ -20,7 +20,23 @@ const BPF_NOEXIST: i64 = 1;
 /// Lowers every program of a script. `start_ns` is the monotonic time
 /// netscript started at (for `elapsed`).
 pub fn lower(script: &Script, maps: &MapTable, start_ns: u64) -> Result<Vec<Function>> {
-    script.programs.iter().map(|p| Lower::new(script, p, maps, start_ns).program()).collect()
+    script
+        .programs
+        .iter()
+        .map(|p| Lower::new(script, p, maps, start_ns).program())
+        .collect()
+}
+
+/// The span a statement's instructions are attributed to: its main expression.
+fn stmt_span(s: &Stmt) -> Option<crate::diag::Span> {
+    match s {
+        Stmt::Expr(e) | Stmt::SetVar(_, e) | Stmt::If(e, ..) | Stmt::While(e, _) => Some(e.span),
+        Stmt::SetMap { value, .. } => Some(value.span),
+        Stmt::Aggregate { arg, keys, .. } => arg.as_ref().or(keys.first()).map(|e| e.span),
+        Stmt::Delete { keys, .. } => keys.first().map(|e| e.span),
+        Stmt::Printf(_, args) => args.first().map(|e| e.span),
+        Stmt::MapAction(..) | Stmt::Exit | Stmt::Return => None,
+    }
 }
 
 /// Where a `$variable` lives.
@@ -49,13 +65,25 @@ struct Lower<'a> {
     temps: Vec<(Slot, u32, bool)>,
     end: Label,
     start_ns: u64,
+    /// The script location of the instructions being emitted.
+    loc: Option<crate::diag::Span>,
 }
 
 impl<'a> Lower<'a> {
     fn new(script: &'a Script, prog: &'a tast::Program, maps: &'a MapTable, start_ns: u64) -> Self {
         let mut f = Function::new(prog.name.clone());
         let end = f.label();
-        Lower { f, script, prog, maps, vars: Vec::new(), temps: Vec::new(), end, start_ns }
+        Lower {
+            f,
+            script,
+            prog,
+            maps,
+            vars: Vec::new(),
+            temps: Vec::new(),
+            end,
+            start_ns,
+            loc: None,
+        }
     }
 
     fn program(mut self) -> Result<Function> {
@@ -69,7 +97,10 @@ impl<'a> Lower<'a> {
                 }
                 _ => {
                     let r = self.f.vreg();
-                    self.f.push(Inst::Mov { dst: r, src: Operand::Imm(0) });
+                    self.f.push(Inst::Mov {
+                        dst: r,
+                        src: Operand::Imm(0),
+                    });
                     Home::Reg(r)
                 }
             };
@@ -96,7 +127,11 @@ impl<'a> Lower<'a> {
     /// A temporary stack slot of at least `size` bytes for this statement.
     fn temp(&mut self, size: u32) -> Slot {
         let size = size.div_ceil(8).max(1) * 8;
-        let best = self.temps.iter_mut().filter(|t| !t.2 && t.1 >= size).min_by_key(|t| t.1);
+        let best = self
+            .temps
+            .iter_mut()
+            .filter(|t| !t.2 && t.1 >= size)
+            .min_by_key(|t| t.1);
         if let Some(t) = best {
             t.2 = true;
             return t.0;
@@ -107,6 +142,9 @@ impl<'a> Lower<'a> {
     }
 
     fn stmt(&mut self, s: &Stmt) -> Result<()> {
+        if let Some(span) = stmt_span(s) {
+            self.set_loc(span);
+        }
         match s {
             Stmt::Expr(e) => {
                 self.expr(e)?;
@@ -116,7 +154,10 @@ impl<'a> Lower<'a> {
                 match self.vars[id.0 as usize] {
                     Home::Reg(r) => {
                         let src = self.scalar_of(v);
-                        self.f.push(Inst::Mov { dst: r, src: Operand::Reg(src) });
+                        self.f.push(Inst::Mov {
+                            dst: r,
+                            src: Operand::Reg(src),
+                        });
                     }
                     Home::Mem(slot, size) => self.store_val(Place::stack(slot), v, size),
                 }
@@ -129,10 +170,23 @@ impl<'a> Lower<'a> {
                 let slot = self.temp(size);
                 self.zero(Place::stack(slot), size);
                 self.store_val(Place::stack(slot), v, value.ty.storage_size());
-                let (m, k, val) = (self.map_ptr(*map), self.addr(Place::stack(key)), self.addr(Place::stack(slot)));
-                self.call(helper::MAP_UPDATE_ELEM, vec![m, k, val, Operand::Imm(0)], None);
+                let (m, k, val) = (
+                    self.map_ptr(*map),
+                    self.addr(Place::stack(key)),
+                    self.addr(Place::stack(slot)),
+                );
+                self.call(
+                    helper::MAP_UPDATE_ELEM,
+                    vec![m, k, val, Operand::Imm(0)],
+                    None,
+                );
             }
-            Stmt::Aggregate { map, keys, agg, arg } => self.aggregate(*map, keys, *agg, arg.as_ref())?,
+            Stmt::Aggregate {
+                map,
+                keys,
+                agg,
+                arg,
+            } => self.aggregate(*map, keys, *agg, arg.as_ref())?,
             Stmt::Delete { map, keys } => {
                 let key = self.key(*map, keys, None)?;
                 let (m, k) = (self.map_ptr(*map), self.addr(Place::stack(key)));
@@ -145,7 +199,11 @@ impl<'a> Lower<'a> {
                     _ => event::ZERO,
                 };
                 let slot = self.temp(16);
-                self.f.push(Inst::Store { addr: Addr::Stack(slot, 8), width: Width::B8, src: Operand::Imm(map.0 as i64) });
+                self.f.push(Inst::Store {
+                    addr: Addr::Stack(slot, 8),
+                    width: Width::B8,
+                    src: Operand::Imm(map.0 as i64),
+                });
                 self.emit_event(kind, slot, 16);
             }
             Stmt::Printf(id, args) => {
@@ -158,7 +216,14 @@ impl<'a> Lower<'a> {
                 let slot = self.temp(8 + size);
                 self.zero(Place::stack(slot), 8 + size);
                 for ((v, off), ty) in vals.into_iter().zip(offsets).zip(&tys) {
-                    self.store_val(Place { off: 8 + off as i32, ..Place::stack(slot) }, v, ty.storage_size());
+                    self.store_val(
+                        Place {
+                            off: 8 + off as i32,
+                            ..Place::stack(slot)
+                        },
+                        v,
+                        ty.storage_size(),
+                    );
                 }
                 self.emit_event(event::PRINTF_BASE + *id as u64, slot, 8 + size);
             }
@@ -201,12 +266,29 @@ impl<'a> Lower<'a> {
             vals.push(self.expr(k)?);
         }
         let slot = self.temp(kl.size);
-        self.zero(Place::stack(slot), kl.size);
+        // Keys made only of 8-byte scalars are written whole; others have
+        // padding or string tails that must be zero to compare equal.
+        let whole = decl.keys.iter().all(|k| k.is_scalar())
+            && (kl.bucket.is_some() || !decl.keys.is_empty());
+        if !whole {
+            self.zero(Place::stack(slot), kl.size);
+        }
         for ((v, off), ty) in vals.into_iter().zip(&kl.offsets).zip(&decl.keys) {
-            self.store_val(Place { off: *off as i32, ..Place::stack(slot) }, v, ty.storage_size());
+            self.store_val(
+                Place {
+                    off: *off as i32,
+                    ..Place::stack(slot)
+                },
+                v,
+                ty.storage_size(),
+            );
         }
         if let (Some(b), Some(off)) = (bucket, kl.bucket) {
-            self.f.push(Inst::Store { addr: Addr::Stack(slot, off as i32), width: Width::B8, src: Operand::Reg(b) });
+            self.f.push(Inst::Store {
+                addr: Addr::Stack(slot, off as i32),
+                width: Width::B8,
+                src: Operand::Reg(b),
+            });
         }
         Ok(slot)
     }
@@ -219,14 +301,32 @@ impl<'a> Lower<'a> {
         let p = self.f.vreg();
         let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
         self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
-        self.f.push(Inst::Branch { cond: Cond::Ne, lhs: p, rhs: Operand::Imm(0), target: have });
+        self.f.push(Inst::Branch {
+            cond: Cond::Ne,
+            lhs: p,
+            rhs: Operand::Imm(0),
+            target: have,
+        });
         let zero = self.temp(size);
         self.zero(Place::stack(zero), size);
-        let (m, k, z) = (self.map_ptr(map), self.addr(Place::stack(key)), self.addr(Place::stack(zero)));
-        self.call(helper::MAP_UPDATE_ELEM, vec![m, k, z, Operand::Imm(BPF_NOEXIST)], None);
+        let (m, k, z) = (
+            self.map_ptr(map),
+            self.addr(Place::stack(key)),
+            self.addr(Place::stack(zero)),
+        );
+        self.call(
+            helper::MAP_UPDATE_ELEM,
+            vec![m, k, z, Operand::Imm(BPF_NOEXIST)],
+            None,
+        );
         let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
         self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
-        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: p, rhs: Operand::Imm(0), target: skip });
+        self.f.push(Inst::Branch {
+            cond: Cond::Eq,
+            lhs: p,
+            rhs: Operand::Imm(0),
+            target: skip,
+        });
         self.f.push(Inst::Label(have));
         p
     }
@@ -249,9 +349,22 @@ impl<'a> Lower<'a> {
         let p = self.value_ptr(map, key, skip);
         let add = |l: &mut Self, off: i16, v: Operand| {
             let t = l.f.vreg();
-            l.f.push(Inst::Load { dst: t, addr: Addr::Reg(p, off), width: Width::B8 });
-            l.f.push(Inst::Alu { op: super::AluOp::Add, dst: t, lhs: Operand::Reg(t), rhs: v });
-            l.f.push(Inst::Store { addr: Addr::Reg(p, off), width: Width::B8, src: Operand::Reg(t) });
+            l.f.push(Inst::Load {
+                dst: t,
+                addr: Addr::Reg(p, off),
+                width: Width::B8,
+            });
+            l.f.push(Inst::Alu {
+                op: super::AluOp::Add,
+                dst: t,
+                lhs: Operand::Reg(t),
+                rhs: v,
+            });
+            l.f.push(Inst::Store {
+                addr: Addr::Reg(p, off),
+                width: Width::B8,
+                src: Operand::Reg(t),
+            });
         };
         let xo = x.map(Operand::Reg).unwrap_or(Operand::Imm(1));
         match agg {
@@ -264,15 +377,45 @@ impl<'a> Lower<'a> {
             Agg::Min | Agg::Max => {
                 let (set, cur, keep) = (self.f.vreg(), self.f.vreg(), self.f.label());
                 let write = self.f.label();
-                self.f.push(Inst::Load { dst: set, addr: Addr::Reg(p, 8), width: Width::B8 });
-                self.f.push(Inst::Branch { cond: Cond::Eq, lhs: set, rhs: Operand::Imm(0), target: write });
-                self.f.push(Inst::Load { dst: cur, addr: Addr::Reg(p, 0), width: Width::B8 });
-                let cond = if agg == Agg::Min { Cond::SLe } else { Cond::SGe };
+                self.f.push(Inst::Load {
+                    dst: set,
+                    addr: Addr::Reg(p, 8),
+                    width: Width::B8,
+                });
+                self.f.push(Inst::Branch {
+                    cond: Cond::Eq,
+                    lhs: set,
+                    rhs: Operand::Imm(0),
+                    target: write,
+                });
+                self.f.push(Inst::Load {
+                    dst: cur,
+                    addr: Addr::Reg(p, 0),
+                    width: Width::B8,
+                });
+                let cond = if agg == Agg::Min {
+                    Cond::SLe
+                } else {
+                    Cond::SGe
+                };
                 let xr = x.expect("min/max have an argument");
-                self.f.push(Inst::Branch { cond, lhs: cur, rhs: Operand::Reg(xr), target: keep });
+                self.f.push(Inst::Branch {
+                    cond,
+                    lhs: cur,
+                    rhs: Operand::Reg(xr),
+                    target: keep,
+                });
                 self.f.push(Inst::Label(write));
-                self.f.push(Inst::Store { addr: Addr::Reg(p, 0), width: Width::B8, src: Operand::Reg(xr) });
-                self.f.push(Inst::Store { addr: Addr::Reg(p, 8), width: Width::B8, src: Operand::Imm(1) });
+                self.f.push(Inst::Store {
+                    addr: Addr::Reg(p, 0),
+                    width: Width::B8,
+                    src: Operand::Reg(xr),
+                });
+                self.f.push(Inst::Store {
+                    addr: Addr::Reg(p, 8),
+                    width: Width::B8,
+                    src: Operand::Imm(1),
+                });
                 self.f.push(Inst::Label(keep));
             }
         }
@@ -283,17 +426,54 @@ impl<'a> Lower<'a> {
     /// bpftrace's hist() bucket: 0 for negatives, 1 for 0, 2 + floor(log2 x) otherwise.
     fn log2_bucket(&mut self, x: VReg) -> VReg {
         let (b, n, done) = (self.f.vreg(), self.f.vreg(), self.f.label());
-        self.f.push(Inst::Mov { dst: b, src: Operand::Imm(0) });
-        self.f.push(Inst::Branch { cond: Cond::SLt, lhs: x, rhs: Operand::Imm(0), target: done });
-        self.f.push(Inst::Mov { dst: b, src: Operand::Imm(1) });
-        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: x, rhs: Operand::Imm(0), target: done });
-        self.f.push(Inst::Mov { dst: n, src: Operand::Reg(x) });
-        self.f.push(Inst::Mov { dst: b, src: Operand::Imm(2) });
+        self.f.push(Inst::Mov {
+            dst: b,
+            src: Operand::Imm(0),
+        });
+        self.f.push(Inst::Branch {
+            cond: Cond::SLt,
+            lhs: x,
+            rhs: Operand::Imm(0),
+            target: done,
+        });
+        self.f.push(Inst::Mov {
+            dst: b,
+            src: Operand::Imm(1),
+        });
+        self.f.push(Inst::Branch {
+            cond: Cond::Eq,
+            lhs: x,
+            rhs: Operand::Imm(0),
+            target: done,
+        });
+        self.f.push(Inst::Mov {
+            dst: n,
+            src: Operand::Reg(x),
+        });
+        self.f.push(Inst::Mov {
+            dst: b,
+            src: Operand::Imm(2),
+        });
         for shift in [32, 16, 8, 4, 2, 1] {
             let skip = self.f.label();
-            self.f.push(Inst::Branch { cond: Cond::Lt, lhs: n, rhs: Operand::Imm(1i64 << shift), target: skip });
-            self.f.push(Inst::Alu { op: super::AluOp::Rsh, dst: n, lhs: Operand::Reg(n), rhs: Operand::Imm(shift) });
-            self.f.push(Inst::Alu { op: super::AluOp::Add, dst: b, lhs: Operand::Reg(b), rhs: Operand::Imm(shift) });
+            self.f.push(Inst::Branch {
+                cond: Cond::Lt,
+                lhs: n,
+                rhs: Operand::Imm(1i64 << shift),
+                target: skip,
+            });
+            self.f.push(Inst::Alu {
+                op: super::AluOp::Rsh,
+                dst: n,
+                lhs: Operand::Reg(n),
+                rhs: Operand::Imm(shift),
+            });
+            self.f.push(Inst::Alu {
+                op: super::AluOp::Add,
+                dst: b,
+                lhs: Operand::Reg(b),
+                rhs: Operand::Imm(shift),
+            });
             self.f.push(Inst::Label(skip));
         }
         self.f.push(Inst::Label(done));
@@ -303,13 +483,44 @@ impl<'a> Lower<'a> {
     /// lhist() bucket: 0 below `min`, n+1 at or above `max`, else 1 + (x-min)/step.
     fn linear_bucket(&mut self, x: VReg, min: i64, max: i64, step: i64) -> VReg {
         let (b, done) = (self.f.vreg(), self.f.label());
-        self.f.push(Inst::Mov { dst: b, src: Operand::Imm(0) });
-        self.f.push(Inst::Branch { cond: Cond::SLt, lhs: x, rhs: Operand::Imm(min), target: done });
-        self.f.push(Inst::Mov { dst: b, src: Operand::Imm((max - min) / step + 1) });
-        self.f.push(Inst::Branch { cond: Cond::SGe, lhs: x, rhs: Operand::Imm(max), target: done });
-        self.f.push(Inst::Alu { op: super::AluOp::Sub, dst: b, lhs: Operand::Reg(x), rhs: Operand::Imm(min) });
-        self.f.push(Inst::Alu { op: super::AluOp::Div, dst: b, lhs: Operand::Reg(b), rhs: Operand::Imm(step) });
-        self.f.push(Inst::Alu { op: super::AluOp::Add, dst: b, lhs: Operand::Reg(b), rhs: Operand::Imm(1) });
+        self.f.push(Inst::Mov {
+            dst: b,
+            src: Operand::Imm(0),
+        });
+        self.f.push(Inst::Branch {
+            cond: Cond::SLt,
+            lhs: x,
+            rhs: Operand::Imm(min),
+            target: done,
+        });
+        self.f.push(Inst::Mov {
+            dst: b,
+            src: Operand::Imm((max - min) / step + 1),
+        });
+        self.f.push(Inst::Branch {
+            cond: Cond::SGe,
+            lhs: x,
+            rhs: Operand::Imm(max),
+            target: done,
+        });
+        self.f.push(Inst::Alu {
+            op: super::AluOp::Sub,
+            dst: b,
+            lhs: Operand::Reg(x),
+            rhs: Operand::Imm(min),
+        });
+        self.f.push(Inst::Alu {
+            op: super::AluOp::Div,
+            dst: b,
+            lhs: Operand::Reg(b),
+            rhs: Operand::Imm(step),
+        });
+        self.f.push(Inst::Alu {
+            op: super::AluOp::Add,
+            dst: b,
+            lhs: Operand::Reg(b),
+            rhs: Operand::Imm(1),
+        });
         self.f.push(Inst::Label(done));
         b
     }
@@ -317,22 +528,63 @@ impl<'a> Lower<'a> {
     /// Sends `size` bytes of `slot` to the ring buffer with `kind` as the
     /// first word; a failed send increments the lost-event counter.
     fn emit_event(&mut self, kind: u64, slot: Slot, size: u32) {
-        self.f.push(Inst::Store { addr: Addr::Stack(slot, 0), width: Width::B8, src: Operand::Imm(kind as i64) });
+        self.f.push(Inst::Store {
+            addr: Addr::Stack(slot, 0),
+            width: Width::B8,
+            src: Operand::Imm(kind as i64),
+        });
         let ret = self.f.vreg();
-        let (m, d) = (self.map_ptr(MapId(self.maps.events)), self.addr(Place::stack(slot)));
-        self.call(helper::RINGBUF_OUTPUT, vec![m, d, Operand::Imm(size as i64), Operand::Imm(0)], Some(ret));
+        let (m, d) = (
+            self.map_ptr(MapId(self.maps.events)),
+            self.addr(Place::stack(slot)),
+        );
+        self.call(
+            helper::RINGBUF_OUTPUT,
+            vec![m, d, Operand::Imm(size as i64), Operand::Imm(0)],
+            Some(ret),
+        );
         let sent = self.f.label();
-        self.f.push(Inst::Branch { cond: Cond::SGe, lhs: ret, rhs: Operand::Imm(0), target: sent });
+        self.f.push(Inst::Branch {
+            cond: Cond::SGe,
+            lhs: ret,
+            rhs: Operand::Imm(0),
+            target: sent,
+        });
         let key = self.temp(8);
-        self.f.push(Inst::Store { addr: Addr::Stack(key, 0), width: Width::B8, src: Operand::Imm(0) });
+        self.f.push(Inst::Store {
+            addr: Addr::Stack(key, 0),
+            width: Width::B8,
+            src: Operand::Imm(0),
+        });
         let p = self.f.vreg();
-        let (m, k) = (self.map_ptr(MapId(self.maps.lost)), self.addr(Place::stack(key)));
+        let (m, k) = (
+            self.map_ptr(MapId(self.maps.lost)),
+            self.addr(Place::stack(key)),
+        );
         self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
-        self.f.push(Inst::Branch { cond: Cond::Eq, lhs: p, rhs: Operand::Imm(0), target: sent });
+        self.f.push(Inst::Branch {
+            cond: Cond::Eq,
+            lhs: p,
+            rhs: Operand::Imm(0),
+            target: sent,
+        });
         let t = self.f.vreg();
-        self.f.push(Inst::Load { dst: t, addr: Addr::Reg(p, 0), width: Width::B8 });
-        self.f.push(Inst::Alu { op: super::AluOp::Add, dst: t, lhs: Operand::Reg(t), rhs: Operand::Imm(1) });
-        self.f.push(Inst::Store { addr: Addr::Reg(p, 0), width: Width::B8, src: Operand::Reg(t) });
+        self.f.push(Inst::Load {
+            dst: t,
+            addr: Addr::Reg(p, 0),
+            width: Width::B8,
+        });
+        self.f.push(Inst::Alu {
+            op: super::AluOp::Add,
+            dst: t,
+            lhs: Operand::Reg(t),
+            rhs: Operand::Imm(1),
+        });
+        self.f.push(Inst::Store {
+            addr: Addr::Reg(p, 0),
+            width: Width::B8,
+            src: Operand::Reg(t),
+        });
         self.f.push(Inst::Label(sent));
     }
 

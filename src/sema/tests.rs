@@ -1,0 +1,174 @@
+//! Semantic analysis tests: what is accepted, the types inferred, and the
+//! errors (message and the exact source text they point at).
+
+use super::tast::{Agg, MapValue};
+use super::types::Ty;
+use super::{check, Options};
+use crate::syntax::parse;
+
+fn checked(src: &str) -> super::tast::Script {
+    let ast = parse(src).unwrap_or_else(|e| panic!("parse {}: {}", src, e.message));
+    check(&ast, &Options::default()).unwrap_or_else(|e| panic!("check {}: {}", src, e.message))
+}
+
+/// The error message and the source text its span covers.
+fn error(src: &str) -> (String, String) {
+    let ast = parse(src).unwrap_or_else(|e| panic!("parse {}: {}", src, e.message));
+    let e = check(&ast, &Options::default())
+        .err()
+        .unwrap_or_else(|| panic!("{} should not check", src));
+    let text = e
+        .span
+        .map(|s| src[s.start..s.end].to_string())
+        .unwrap_or_default();
+    (e.message, text)
+}
+
+#[test]
+fn infers_map_types_across_probes() {
+    let s = checked(
+        r#"BEGIN { @c[1, "ab"] = count(); @v = 5; } END { @c[2, "abcdef"] = count(); @h = hist(@v); @l = lhist(3, 0, 10, 2); }"#,
+    );
+    let by_name = |n: &str| {
+        s.maps
+            .iter()
+            .find(|m| m.name == n)
+            .unwrap_or_else(|| panic!("no {}", n))
+    };
+    assert_eq!(by_name("@c").keys, vec![Ty::I64, Ty::Str(7)]);
+    assert_eq!(by_name("@c").value, MapValue::Agg(Agg::Count));
+    assert_eq!(by_name("@v").value, MapValue::Plain(Ty::I64));
+    assert_eq!(by_name("@h").value, MapValue::Agg(Agg::Hist));
+    assert_eq!(
+        by_name("@l").value,
+        MapValue::Agg(Agg::Lhist {
+            min: 0,
+            max: 10,
+            step: 2
+        })
+    );
+    assert_eq!(s.programs.len(), 2);
+}
+
+#[test]
+fn a_map_read_before_its_assignment_in_the_file_is_resolved() {
+    let s = checked(r#"BEGIN { printf("%d\n", @later); } END { @later = 3; }"#);
+    assert_eq!(s.printfs[0].args, vec![Ty::I64]);
+}
+
+#[test]
+fn compound_assignments_and_increments_desugar() {
+    let s = checked("BEGIN { $x = 1; $x += 2; $x++; @m[1] = 0; @m[1] += 4; @m[1]--; }");
+    assert_eq!(s.programs[0].vars, vec![Ty::I64]);
+}
+
+#[test]
+fn unroll_repeats_its_body() {
+    let s = checked("BEGIN { unroll(3) { @x = 1; } }");
+    assert_eq!(s.programs[0].body.len(), 3);
+}
+
+#[test]
+fn errors_name_the_problem_and_point_at_it() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("BEGIN { foo(1); }", "unknown function 'foo'", "foo(1)"),
+        ("BEGIN { @x = count(1); }", "count() takes 0 argument(s), got 1", "count(1)"),
+        ("BEGIN { $y = $x; }", "variable $x is used before it is assigned", "$x"),
+        ("BEGIN { printf(\"%d %d\\n\", 1); }", "printf format has 2 conversion(s) but 1 argument(s) follow", "printf(\"%d %d\\n\", 1)"),
+        ("BEGIN { @x = 1; @x = \"s\"; }", "map @x holds string[2] here but int64 elsewhere", "@x"),
+        ("BEGIN { @x[1] = 1; @x[1, 2] = 1; }", "map @x is used with 2 key(s) here but 1 elsewhere", "@x[1, 2]"),
+        ("BEGIN { $a = count(); }", "count() must be assigned to a map, e.g. @x = count(...)", "count()"),
+        ("BEGIN { @a = printf(\"x\"); }", "printf() has no value; use it as a statement", "printf(\"x\")"),
+        ("BEGIN { @a = retval; }", "retval is only available in return probes, not BEGIN", "retval"),
+        ("BEGIN { @a = arg0; }", "arg0 is not available in BEGIN probes", "arg0"),
+        ("BEGIN { @a = lhist(1, 10, 5, 1); }", "lhist() needs 0 <= min < max and step > 0", "lhist(1, 10, 5, 1)"),
+        ("BEGIN { @a = 1 + \"s\"; }", "an operand must be an integer, not string[2]", "\"s\""),
+        ("BEGIN { @a = (struct no_such_struct_xyz *)0; }", "unknown type 'struct no_such_struct_xyz' (not in the kernel's BTF)", "struct no_such_struct_xyz *"),
+        ("BEGIN { $s = (struct sk_buff *)0; @a = $s->no_such_field; }", "struct sk_buff has no field named 'no_such_field'", "$s->no_such_field"),
+        ("BEGIN { clear(@nothing); }", "unknown map @nothing", "@nothing"),
+        ("BEGIN { $a = 1; $a = \"str\"; }", "$a was int64 and is assigned string[4] here", "$a"),
+        ("bogus:x { }", "unknown probe type 'bogus' (known: kprobe, kretprobe, fentry, fexit, tracepoint, rawtracepoint, interval, BEGIN, END)", "bogus:x"),
+        ("interval:m:1 { }", "unknown interval unit 'm' (use s, ms, us or hz)", "interval:m:1"),
+    ];
+    for (src, message, text) in cases {
+        let (m, t) = error(src);
+        assert_eq!((m.as_str(), t.as_str()), (*message, *text), "for {}", src);
+    }
+}
+
+#[test]
+fn btf_field_access_resolves_offsets_and_types() {
+    let s = checked("BEGIN { $s = (struct sk_buff *)0; @len = $s->len; @dev = $s->dev->name; @t = $s->pkt_type; }");
+    let by_name = |n: &str| s.maps.iter().find(|m| m.name == n).map(|m| m.value.clone());
+    assert_eq!(
+        by_name("@len"),
+        Some(MapValue::Plain(Ty::Int {
+            size: 4,
+            signed: false
+        }))
+    );
+    assert_eq!(by_name("@dev"), Some(MapValue::Plain(Ty::Str(16))));
+    assert_eq!(
+        by_name("@t"),
+        Some(MapValue::Plain(Ty::Int {
+            size: 1,
+            signed: false
+        }))
+    );
+}
+
+#[test]
+fn tracepoint_fields_come_from_tracefs() {
+    if !crate::testing::bpf_available() {
+        return;
+    }
+    let s = checked("tracepoint:net:netif_receive_skb { @a[str(args->name)] = sum(args->len); @p = args.skbaddr; }");
+    assert_eq!(s.maps[0].keys, vec![Ty::Str(64)]);
+    assert!(matches!(s.maps[1].value, MapValue::Plain(Ty::Ptr(_))));
+    let (m, t) = error("tracepoint:net:netif_receive_skb { @a = args->nope; }");
+    assert!(
+        m.starts_with(
+            "tracepoint net:netif_receive_skb has no field 'nope' (fields: skbaddr, len, name"
+        ),
+        "{}",
+        m
+    );
+    assert_eq!(t, "args->nope");
+    let (m, t) = error("tracepoint:net:no_such_tracepoint_xyz { }");
+    assert_eq!(
+        m,
+        "no probe matches 'tracepoint:net:no_such_tracepoint_xyz'"
+    );
+    assert_eq!(t, "tracepoint:net:no_such_tracepoint_xyz");
+}
+
+#[test]
+fn wildcards_expand_to_one_program_per_probe() {
+    if !crate::testing::bpf_available() {
+        return;
+    }
+    let s = checked(
+        "tracepoint:net:netif_receive_skb*, tracepoint:net:net_dev_queue { @[probe] = count(); }",
+    );
+    assert!(s.programs.len() >= 3, "{} programs", s.programs.len());
+}
+
+#[test]
+fn function_arguments_are_typed_from_btf() {
+    if !crate::testing::bpf_available() {
+        return;
+    }
+    let s = checked("kprobe:tcp_sendmsg { @s[args->size] = count(); $sk = args.sk; @f = $sk->__sk_common.skc_family; }");
+    assert_eq!(
+        s.maps[0].keys,
+        vec![Ty::Int {
+            size: 8,
+            signed: false
+        }]
+    );
+    let (m, _) = error("kprobe:tcp_sendmsg { @s = args->nope; }");
+    assert_eq!(
+        m,
+        "tcp_sendmsg has no parameter 'nope' (parameters: sk, msg, size)"
+    );
+}

@@ -1,0 +1,145 @@
+//! Helpers shared by the integration tests: running netscript and bpftrace
+//! as child processes and generating traffic.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Path of the netscript binary built for these tests.
+pub fn netscript_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_netscript")
+}
+
+/// A running tracer whose stdout is collected in the background.
+pub struct Tracer {
+    child: Child,
+    out: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+    err: Arc<Mutex<String>>,
+    err_reader: Option<JoinHandle<()>>,
+}
+
+fn collect(mut r: impl Read + Send + 'static, buf: Arc<Mutex<String>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = r.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            buf.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    })
+}
+
+impl Tracer {
+    /// Starts `program` with `args`.
+    pub fn start(program: &str, args: &[&str]) -> Tracer {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {}", program, e));
+        let out = Arc::new(Mutex::new(String::new()));
+        let err = Arc::new(Mutex::new(String::new()));
+        let reader = Some(collect(child.stdout.take().unwrap(), Arc::clone(&out)));
+        let err_reader = Some(collect(child.stderr.take().unwrap(), Arc::clone(&err)));
+        Tracer {
+            child,
+            out,
+            reader,
+            err,
+            err_reader,
+        }
+    }
+
+    /// Waits until stdout contains `needle` (panics after `timeout`).
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.out.lock().unwrap().contains(needle) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                panic!(
+                    "tracer exited ({}) before printing {:?}\nstdout:\n{}\nstderr:\n{}",
+                    status,
+                    needle,
+                    self.out.lock().unwrap(),
+                    self.err.lock().unwrap()
+                );
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for {:?}; stdout so far:\n{}\nstderr:\n{}",
+                needle,
+                self.out.lock().unwrap(),
+                self.err.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGINT (if still running) and returns (exit code, stdout, stderr).
+    pub fn interrupt(mut self) -> (i32, String, String) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: kill with a pid we own.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        }
+        self.finish()
+    }
+
+    /// Waits for exit and returns (exit code, stdout, stderr).
+    pub fn finish(mut self) -> (i32, String, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        if let Some(r) = self.err_reader.take() {
+            let _ = r.join();
+        }
+        let out = self.out.lock().unwrap().clone();
+        let err = self.err.lock().unwrap().clone();
+        (status.code().unwrap_or(-1), out, err)
+    }
+}
+
+/// Runs netscript to completion with `args`; returns (exit code, stdout, stderr).
+pub fn netscript(args: &[&str]) -> (i32, String, String) {
+    Tracer::start(netscript_bin(), args).finish()
+}
+
+/// Sends `count` pings of `size` payload bytes to 127.0.0.1 (each request
+/// and reply is `size + 28` bytes long at the IP layer).
+pub fn ping_loopback(count: u32, size: u32) {
+    let status = Command::new("ping")
+        .args([
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-s",
+            &size.to_string(),
+            "127.0.0.1",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("ping runs");
+    assert!(status.success(), "ping failed");
+}
