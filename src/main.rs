@@ -45,6 +45,9 @@ struct Cli {
     /// Write the BPF ELF object to this file.
     #[arg(long, value_name = "FILE")]
     emit_elf: Option<PathBuf>,
+    /// What to do with probes this kernel does not have.
+    #[arg(long, value_enum, default_value = "error")]
+    missing_probes: MissingProbes,
     /// Print a pipeline stage and exit.
     #[arg(short = 'd', value_enum, value_name = "STAGE")]
     debug: Option<Stage>,
@@ -54,6 +57,12 @@ struct Cli {
 enum OutFormat {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+enum MissingProbes {
+    Error,
+    Warn,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -116,7 +125,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     };
     let fail = |d: Diagnostic| (d, Some(source.clone()));
     let start = runtime::monotonic_ns();
-    let mut options = sema::Options::default();
+    let skip_missing = cli.missing_probes == MissingProbes::Warn;
+    let mut options = sema::Options { skip_missing_probes: skip_missing, ..Default::default() };
     let mut compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
     if compiled
         .script
@@ -128,6 +138,9 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         eprintln!("netscript: this kernel cannot load fentry/fexit programs; using kprobe/kretprobe instead");
         options.fentry_as_kprobe = true;
         compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
+    }
+    for w in &compiled.script.warnings {
+        eprintln!("netscript: warning: {}", w);
     }
     if let Some(path) = &cli.emit_elf {
         std::fs::write(path, &compiled.object).map_err(|e| {
@@ -183,6 +196,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let options = RunOptions {
         duration: cli.duration.map(Duration::from_secs_f64),
         command: cli.command,
+        skip_missing_probes: skip_missing,
     };
     let code = session::run(&compiled, &mut printer, &options).map_err(fail)?;
     Ok(code as u8)

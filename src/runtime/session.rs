@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Run this command and stop when it exits.
     pub command: Option<String>,
+    /// Go on without probes that cannot be attached (with a warning).
+    pub skip_missing_probes: bool,
 }
 
 /// Loads a compiled script into the kernel, turning a verifier rejection
@@ -61,6 +63,19 @@ fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
         d = d
             .with_note("verifier log (last lines):")
             .with_note(super::verifier_summary(&e.verifier_log, 12));
+    }
+    d
+}
+
+/// An attach failure pointing at the probe, with what to do about it.
+fn attach_diagnostic(p: &crate::sema::tast::Program, e: Diagnostic) -> Diagnostic {
+    let mut d = Diagnostic::at(p.span, e.message);
+    d.notes = e.notes;
+    let kprobe = matches!(p.probe.kind, Kind::Kprobe | Kind::Kretprobe);
+    if kprobe && !crate::kernel::symbols::kernel_features().kprobes {
+        d = d.with_note(
+            "this kernel was built without kprobes (CONFIG_KPROBES): use a tracepoint, or --dry-run to check the program",
+        );
     }
     d
 }
@@ -105,9 +120,15 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
     let mut attached = 0;
     for p in programs {
         let point = p.probe.attach_point();
-        if point != AttachPoint::Manual {
-            object.attach(&p.name, &point)?;
-            attached += 1;
+        if point == AttachPoint::Manual {
+            continue;
+        }
+        match object.attach(&p.name, &point) {
+            Ok(()) => attached += 1,
+            Err(e) if options.skip_missing_probes => {
+                eprintln!("netscript: warning: cannot attach {}: {}, probe skipped", p.probe.display(), e.message)
+            }
+            Err(e) => return Err(attach_diagnostic(p, e)),
         }
     }
     printer.attached(

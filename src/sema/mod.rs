@@ -23,6 +23,9 @@ use types::Ty;
 pub struct Options {
     /// Compile fentry/fexit probes as kprobe/kretprobe (the kernel refused fentry).
     pub fentry_as_kprobe: bool,
+    /// Skip probes that do not exist on this kernel (with a warning)
+    /// instead of failing.
+    pub skip_missing_probes: bool,
 }
 
 /// Checks a parsed script against the running kernel.
@@ -40,6 +43,7 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         maps: second.maps,
         printfs: second.printfs,
         uses_kstack: second.uses_kstack,
+        warnings: second.warnings,
     })
 }
 
@@ -53,6 +57,7 @@ struct Checker<'o> {
     printfs: Vec<PrintfDecl>,
     programs: Vec<tast::Program>,
     uses_kstack: bool,
+    warnings: Vec<String>,
 }
 
 impl<'o> Checker<'o> {
@@ -65,6 +70,7 @@ impl<'o> Checker<'o> {
             printfs: Vec::new(),
             programs: Vec::new(),
             uses_kstack: false,
+            warnings: Vec::new(),
         }
     }
 
@@ -72,12 +78,22 @@ impl<'o> Checker<'o> {
         for item in &program.items {
             let ast::Item::Probe(block) = item;
             for spec in &block.specs {
-                for point in providers::expand(&spec.provider, &spec.target, spec.span)? {
+                let points = match providers::expand(&spec.provider, &spec.target, spec.span) {
+                    Ok(points) => points,
+                    Err(e) if self.options.skip_missing_probes && providers::lookup(&spec.provider).is_some() => {
+                        if !self.collecting {
+                            self.warnings.push(format!("{}, probe skipped", e.message));
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                for point in points {
                     let point = match point.kprobe_fallback() {
                         Some(k) if self.options.fentry_as_kprobe => k,
                         _ => point,
                     };
-                    let checked = stmt::check_probe(self, block, point)?;
+                    let checked = stmt::check_probe(self, block, spec, point)?;
                     self.programs.push(checked);
                 }
             }

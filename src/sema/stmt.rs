@@ -15,6 +15,7 @@ use crate::syntax::ast::{self, ExprKind, LValue, StmtKind};
 pub(super) fn check_probe(
     checker: &mut Checker,
     block: &ast::ProbeBlock,
+    spec: &ast::ProbeSpec,
     point: ProbePoint,
 ) -> Result<tast::Program> {
     let name = program_name(checker.programs.len(), &point);
@@ -39,7 +40,7 @@ pub(super) fn check_probe(
     Ok(tast::Program {
         name,
         probe: point,
-        span: block.span,
+        span: spec.span,
         vars: scope.var_types,
         param_count,
         body,

@@ -20,6 +20,8 @@ pub struct Script {
     pub printfs: Vec<PrintfDecl>,
     /// Whether any program records a kernel stack.
     pub uses_kstack: bool,
+    /// Probes skipped because they do not exist on this kernel.
+    pub warnings: Vec<String>,
 }
 
 /// How a map's values are produced.
