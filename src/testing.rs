@@ -10,7 +10,9 @@ pub fn bpf_available() -> bool {
         panic!("NETSCRIPT_REQUIRE_BPF=1 but not running as root: BPF tests cannot run");
     }
     if !root {
-        eprintln!("skipping: BPF tests need root (set NETSCRIPT_REQUIRE_BPF=1 to make this a failure)");
+        eprintln!(
+            "skipping: BPF tests need root (set NETSCRIPT_REQUIRE_BPF=1 to make this a failure)"
+        );
     }
     root
 }

@@ -153,60 +153,132 @@ impl Insn {
 
     /// `dst op= imm` (64-bit).
     pub fn alu64_imm(op: u8, dst: u8, imm: i32) -> Insn {
-        Insn { code: class::ALU64 | src::K | op, dst, src: 0, off: 0, imm }
+        Insn {
+            code: class::ALU64 | src::K | op,
+            dst,
+            src: 0,
+            off: 0,
+            imm,
+        }
     }
 
     /// `dst op= src` (64-bit).
     pub fn alu64_reg(op: u8, dst: u8, src_reg: u8) -> Insn {
-        Insn { code: class::ALU64 | src::X | op, dst, src: src_reg, off: 0, imm: 0 }
+        Insn {
+            code: class::ALU64 | src::X | op,
+            dst,
+            src: src_reg,
+            off: 0,
+            imm: 0,
+        }
     }
 
     /// `dst = *(size *)(src + off)`
     pub fn load(sz: u8, dst: u8, src_reg: u8, off: i16) -> Insn {
-        Insn { code: class::LDX | MODE_MEM | sz, dst, src: src_reg, off, imm: 0 }
+        Insn {
+            code: class::LDX | MODE_MEM | sz,
+            dst,
+            src: src_reg,
+            off,
+            imm: 0,
+        }
     }
 
     /// `*(size *)(dst + off) = src`
     pub fn store_reg(sz: u8, dst: u8, off: i16, src_reg: u8) -> Insn {
-        Insn { code: class::STX | MODE_MEM | sz, dst, src: src_reg, off, imm: 0 }
+        Insn {
+            code: class::STX | MODE_MEM | sz,
+            dst,
+            src: src_reg,
+            off,
+            imm: 0,
+        }
     }
 
     /// `*(size *)(dst + off) = imm`
     pub fn store_imm(sz: u8, dst: u8, off: i16, imm: i32) -> Insn {
-        Insn { code: class::ST | MODE_MEM | sz, dst, src: 0, off, imm }
+        Insn {
+            code: class::ST | MODE_MEM | sz,
+            dst,
+            src: 0,
+            off,
+            imm,
+        }
     }
 
     /// The two slots of `dst = imm64`; `src` is 0, or [`PSEUDO_MAP_FD`] for a map.
     pub fn ld_imm64(dst: u8, src_pseudo: u8, value: u64) -> [Insn; 2] {
         [
-            Insn { code: class::LD | size::DW | MODE_IMM, dst, src: src_pseudo, off: 0, imm: value as u32 as i32 },
-            Insn { code: 0, dst: 0, src: 0, off: 0, imm: (value >> 32) as u32 as i32 },
+            Insn {
+                code: class::LD | size::DW | MODE_IMM,
+                dst,
+                src: src_pseudo,
+                off: 0,
+                imm: value as u32 as i32,
+            },
+            Insn {
+                code: 0,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: (value >> 32) as u32 as i32,
+            },
         ]
     }
 
     /// Conditional jump comparing `dst` with an immediate; `off` in slots.
     pub fn jmp_imm(op: u8, dst: u8, imm: i32, off: i16) -> Insn {
-        Insn { code: class::JMP | src::K | op, dst, src: 0, off, imm }
+        Insn {
+            code: class::JMP | src::K | op,
+            dst,
+            src: 0,
+            off,
+            imm,
+        }
     }
 
     /// Conditional jump comparing `dst` with `src`; `off` in slots.
     pub fn jmp_reg(op: u8, dst: u8, src_reg: u8, off: i16) -> Insn {
-        Insn { code: class::JMP | src::X | op, dst, src: src_reg, off, imm: 0 }
+        Insn {
+            code: class::JMP | src::X | op,
+            dst,
+            src: src_reg,
+            off,
+            imm: 0,
+        }
     }
 
     /// Unconditional jump by `off` slots.
     pub fn ja(off: i16) -> Insn {
-        Insn { code: class::JMP | jmp::JA, dst: 0, src: 0, off, imm: 0 }
+        Insn {
+            code: class::JMP | jmp::JA,
+            dst: 0,
+            src: 0,
+            off,
+            imm: 0,
+        }
     }
 
     /// Call of a kernel helper by number.
     pub fn call(helper: i32) -> Insn {
-        Insn { code: class::JMP | jmp::CALL, dst: 0, src: 0, off: 0, imm: helper }
+        Insn {
+            code: class::JMP | jmp::CALL,
+            dst: 0,
+            src: 0,
+            off: 0,
+            imm: helper,
+        }
     }
 
     /// Return `r0`.
     pub fn exit() -> Insn {
-        Insn { code: class::JMP | jmp::EXIT, dst: 0, src: 0, off: 0, imm: 0 }
+        Insn {
+            code: class::JMP | jmp::EXIT,
+            dst: 0,
+            src: 0,
+            off: 0,
+            imm: 0,
+        }
     }
 
     /// True for the first slot of a 16-byte `ld_imm64`.

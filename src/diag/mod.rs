@@ -37,7 +37,10 @@ pub struct Source {
 impl Source {
     /// A new source.
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
-        Source { name: name.into(), text: text.into() }
+        Source {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -54,7 +57,10 @@ impl Source {
     pub fn line_text(&self, offset: usize) -> &str {
         let offset = offset.min(self.text.len());
         let start = self.text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let end = self.text[offset..].find('\n').map(|i| offset + i).unwrap_or(self.text.len());
+        let end = self.text[offset..]
+            .find('\n')
+            .map(|i| offset + i)
+            .unwrap_or(self.text.len());
         &self.text[start..end]
     }
 }
@@ -73,12 +79,20 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at a place in the script.
     pub fn at(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { message: message.into(), span: Some(span), notes: Vec::new() }
+        Diagnostic {
+            message: message.into(),
+            span: Some(span),
+            notes: Vec::new(),
+        }
     }
 
     /// An error not tied to a place in the script.
     pub fn plain(message: impl Into<String>) -> Self {
-        Diagnostic { message: message.into(), span: None, notes: Vec::new() }
+        Diagnostic {
+            message: message.into(),
+            span: None,
+            notes: Vec::new(),
+        }
     }
 
     /// Adds a note line.
@@ -93,7 +107,10 @@ impl Diagnostic {
         match (self.span, source) {
             (Some(span), Some(src)) => {
                 let (line, col) = src.line_col(span.start);
-                out.push_str(&format!("{}:{}:{}: error: {}\n", src.name, line, col, self.message));
+                out.push_str(&format!(
+                    "{}:{}:{}: error: {}\n",
+                    src.name, line, col, self.message
+                ));
                 let text = src.line_text(span.start);
                 out.push_str(&format!("{}\n", text));
                 let line_chars = text.chars().count();

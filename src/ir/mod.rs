@@ -248,7 +248,14 @@ pub struct Function {
 impl Function {
     /// An empty function whose context register is `VReg(0)`.
     pub fn new(name: impl Into<String>) -> Self {
-        Function { name: name.into(), insts: Vec::new(), slots: Vec::new(), ctx: VReg(0), vreg_count: 1, label_count: 0 }
+        Function {
+            name: name.into(),
+            insts: Vec::new(),
+            slots: Vec::new(),
+            ctx: VReg(0),
+            vreg_count: 1,
+            label_count: 0,
+        }
     }
 
     /// A fresh virtual register.
@@ -297,11 +304,19 @@ impl fmt::Display for Inst {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Inst::Mov { dst, src } => write!(f, "  %{} = {}", dst.0, src),
-            Inst::Alu { op, dst, lhs, rhs } => write!(f, "  %{} = {:?} {}, {}", dst.0, op, lhs, rhs),
+            Inst::Alu { op, dst, lhs, rhs } => {
+                write!(f, "  %{} = {:?} {}, {}", dst.0, op, lhs, rhs)
+            }
             Inst::Neg { dst, src } => write!(f, "  %{} = neg %{}", dst.0, src.0),
-            Inst::Load { dst, addr, width } => write!(f, "  %{} = load{} {}", dst.0, width.bytes() * 8, addr),
-            Inst::Store { addr, width, src } => write!(f, "  store{} {}, {}", width.bytes() * 8, addr, src),
-            Inst::StackAddr { dst, slot, off } => write!(f, "  %{} = &slot{}{:+}", dst.0, slot.0, off),
+            Inst::Load { dst, addr, width } => {
+                write!(f, "  %{} = load{} {}", dst.0, width.bytes() * 8, addr)
+            }
+            Inst::Store { addr, width, src } => {
+                write!(f, "  store{} {}, {}", width.bytes() * 8, addr, src)
+            }
+            Inst::StackAddr { dst, slot, off } => {
+                write!(f, "  %{} = &slot{}{:+}", dst.0, slot.0, off)
+            }
             Inst::MapPtr { dst, map } => write!(f, "  %{} = map#{}", dst.0, map.0),
             Inst::Call { helper, args, dst } => {
                 let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -311,7 +326,12 @@ impl fmt::Display for Inst {
                 }
             }
             Inst::Jump(l) => write!(f, "  goto L{}", l.0),
-            Inst::Branch { cond, lhs, rhs, target } => {
+            Inst::Branch {
+                cond,
+                lhs,
+                rhs,
+                target,
+            } => {
                 write!(f, "  if %{} {:?} {} goto L{}", lhs.0, cond, rhs, target.0)
             }
             Inst::Label(l) => write!(f, "L{}:", l.0),
