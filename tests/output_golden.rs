@@ -401,3 +401,31 @@ fn print_in_probe_then_exit() {
         vec![shaped(st), shaped(c), shaped(h)],
     );
 }
+
+#[test]
+fn stacks_symbols_and_addresses() {
+    let frames = || {
+        Value::Stack(vec![
+            "perf_syscall_enter+397".into(),
+            "syscall_trace_enter+384".into(),
+        ])
+    };
+    let localhost = || Value::Addr(std::net::IpAddr::from([127, 0, 0, 1]));
+    let maps = vec![
+        dump("@k", vec![(vec![frames()], Aggregate::Count(1))]),
+        dump("@v", vec![(vec![int(1)], Aggregate::Scalar(frames()))]),
+        dump("@a", vec![(vec![], Aggregate::Scalar(localhost()))]),
+        dump(
+            "@t",
+            vec![(
+                vec![],
+                Aggregate::Scalar(Value::Tuple(vec![int(1), localhost()])),
+            )],
+        ),
+        dump(
+            "@s",
+            vec![(vec![], Aggregate::Scalar(Value::Sym("vfs_read".into())))],
+        ),
+    ];
+    check("symbols", &[], maps.into_iter().map(shaped).collect());
+}

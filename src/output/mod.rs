@@ -107,3 +107,55 @@ impl Printer {
         self.console.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    #[derive(Clone, Default)]
+    struct Capture(Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn printed(format: Format, action: impl Fn(&mut Printer) -> io::Result<()>) -> String {
+        let capture = Capture::default();
+        let mut printer =
+            Printer::with_console(format, Box::new(capture.clone()), Box::new(capture.clone()));
+        action(&mut printer).expect("write");
+        let bytes = capture.0.borrow().clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn attached_and_lost_lines() {
+        assert_eq!(
+            printed(Format::Text, |p| p.attached(3)),
+            "Attaching 3 probes...\n"
+        );
+        assert_eq!(printed(Format::Text, |p| p.lost(2)), "Lost 2 events\n");
+        assert_eq!(
+            printed(Format::Json, |p| p.lost(2)),
+            "{\"type\": \"lost_events\", \"data\": {\"events\": 2}}\n"
+        );
+    }
+
+    #[test]
+    fn empty_map_prints_nothing_in_json() {
+        let empty = MapDump {
+            name: "@e".into(),
+            entries: vec![],
+        };
+        assert_eq!(printed(Format::Json, |p| p.map(&empty)), "");
+        assert_eq!(printed(Format::Text, |p| p.map(&empty)), "\n");
+    }
+}

@@ -334,7 +334,8 @@ fn string_arg(conversion: &Conversion, arg: &Value) -> String {
 /// Pads `text` to the conversion's width: spaces on the left (or right with
 /// `-`), or zeros after the sign when zero padding applies to a number.
 fn pad(conversion: &Conversion, text: &str, zeros_allowed: bool) -> String {
-    let len = text.chars().count();
+    // C counts bytes, not characters.
+    let len = text.len();
     if len >= conversion.width {
         return text.to_string();
     }

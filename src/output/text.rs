@@ -5,6 +5,7 @@ use super::buckets::visible_buckets;
 use super::model::{Aggregate, MapDump, Value};
 use super::order::ordered_entries;
 
+/// Orders map dumps as bpftrace prints them at exit (by name).
 pub use super::order::exit_maps_order;
 
 /// Width of the widest histogram bar, in `@` characters.
