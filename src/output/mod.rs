@@ -1,4 +1,161 @@
 //! Output: the values a script produces (map contents, printf lines) and
 //! their rendering in bpftrace's text format or as JSON lines.
 
+pub mod buckets;
+pub mod json;
 pub mod model;
+pub mod order;
+pub mod printf;
+pub mod text;
+
+use std::io::{self, Write};
+
+use model::MapDump;
+use text::MapShape;
+
+/// The output format (`-f text` / `-f json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// bpftrace's human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The sink the runtime writes script output to, in bpftrace's format.
+pub struct Printer {
+    format: Format,
+    out: Box<dyn Write>,
+    console: Box<dyn Write>,
+}
+
+impl Printer {
+    /// A printer writing to `out` (stdout or the `-o FILE`); the blank lines
+    /// before the exit dump go to stdout, as in bpftrace.
+    pub fn new(format: Format, out: Box<dyn Write>) -> Printer {
+        Printer::with_console(format, out, Box::new(io::stdout()))
+    }
+
+    /// A printer writing to `out`, with the exit-dump separator written to
+    /// `console` instead of stdout.
+    pub fn with_console(format: Format, out: Box<dyn Write>, console: Box<dyn Write>) -> Printer {
+        Printer {
+            format,
+            out,
+            console,
+        }
+    }
+
+    /// Prints a map (`print(@x)`, or one map of the exit dump).
+    pub fn map(&mut self, dump: &MapDump) -> io::Result<()> {
+        self.map_shaped(dump, MapShape::of_dump(dump))
+    }
+
+    /// Prints a map whose layout is given by the caller (for empty maps:
+    /// bpftrace prints an empty avg/stats map as two newlines).
+    pub fn map_shaped(&mut self, dump: &MapDump, shape: MapShape) -> io::Result<()> {
+        let rendered = match self.format {
+            Format::Text => text::map_text_shaped(dump, shape),
+            Format::Json => json::map_json(dump),
+        };
+        self.out.write_all(rendered.as_bytes())
+    }
+
+    /// Prints the output of one `printf()` call (already formatted).
+    pub fn printf(&mut self, formatted: &str) -> io::Result<()> {
+        match self.format {
+            Format::Text => self.out.write_all(formatted.as_bytes()),
+            Format::Json => self.out.write_all(json::printf_json(formatted).as_bytes()),
+        }
+    }
+
+    /// Prints `Attaching N probes...` (`probe...` for one).
+    pub fn attached(&mut self, probes: u64) -> io::Result<()> {
+        let line = match self.format {
+            Format::Text if probes == 1 => "Attaching 1 probe...\n".to_string(),
+            Format::Text => format!("Attaching {probes} probes...\n"),
+            Format::Json => json::attached_probes_json(probes),
+        };
+        self.out.write_all(line.as_bytes())
+    }
+
+    /// Reports events lost by the ring buffer: `Lost N events`.
+    pub fn lost(&mut self, events: u64) -> io::Result<()> {
+        let line = match self.format {
+            Format::Text => format!("Lost {events} events\n"),
+            Format::Json => json::lost_events_json(events),
+        };
+        self.out.write_all(line.as_bytes())
+    }
+
+    /// The exit dump: two newlines on the console, then every map ordered
+    /// by name (each given with its shape, see [`Printer::map_shaped`]).
+    pub fn exit_maps(&mut self, mut maps: Vec<(MapDump, MapShape)>) -> io::Result<()> {
+        self.out.flush()?;
+        self.console.write_all(b"\n\n")?;
+        self.console.flush()?;
+        maps.sort_by(|a, b| order::exit_order(&a.0, &b.0));
+        for (dump, shape) in &maps {
+            self.map_shaped(dump, *shape)?;
+        }
+        self.flush()
+    }
+
+    /// Flushes everything written so far.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.console.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    #[derive(Clone, Default)]
+    struct Capture(Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn printed(format: Format, action: impl Fn(&mut Printer) -> io::Result<()>) -> String {
+        let capture = Capture::default();
+        let mut printer =
+            Printer::with_console(format, Box::new(capture.clone()), Box::new(capture.clone()));
+        action(&mut printer).expect("write");
+        let bytes = capture.0.borrow().clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn attached_and_lost_lines() {
+        assert_eq!(
+            printed(Format::Text, |p| p.attached(3)),
+            "Attaching 3 probes...\n"
+        );
+        assert_eq!(printed(Format::Text, |p| p.lost(2)), "Lost 2 events\n");
+        assert_eq!(
+            printed(Format::Json, |p| p.lost(2)),
+            "{\"type\": \"lost_events\", \"data\": {\"events\": 2}}\n"
+        );
+    }
+
+    #[test]
+    fn empty_map_prints_nothing_in_json() {
+        let empty = MapDump {
+            name: "@e".into(),
+            entries: vec![],
+        };
+        assert_eq!(printed(Format::Json, |p| p.map(&empty)), "");
+        assert_eq!(printed(Format::Text, |p| p.map(&empty)), "\n");
+    }
+}
