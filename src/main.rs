@@ -126,7 +126,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let fail = |d: Diagnostic| (d, Some(source.clone()));
     let start = runtime::monotonic_ns();
     let skip_missing = cli.missing_probes == MissingProbes::Warn;
-    let mut options = sema::Options { skip_missing_probes: skip_missing, ..Default::default() };
+    let mut options = sema::Options {
+        skip_missing_probes: skip_missing,
+        ..Default::default()
+    };
     let mut compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
     if compiled
         .script

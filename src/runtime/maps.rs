@@ -16,10 +16,12 @@ pub struct RingReader<'a> {
 
 impl RingReader<'_> {
     /// Waits up to `timeout` for records and consumes all that are ready.
+    /// A signal arriving during the wait (Ctrl-C) is not an error.
     pub fn poll(&self, timeout: Duration) -> Result<(), Diagnostic> {
-        self.ring
-            .poll(timeout)
-            .map_err(|e| Diagnostic::plain(format!("cannot read the ring buffer: {e:#}")))
+        match self.ring.poll(timeout) {
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
+            r => r.map_err(|e| Diagnostic::plain(format!("cannot read the ring buffer: {e:#}"))),
+        }
     }
 
     /// Consumes the records that are ready without waiting.

@@ -14,9 +14,12 @@ use super::{load, AttachPoint, LoadError, LoadedObject};
 use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::event;
 use crate::kernel::symbols::Kallsyms;
+use crate::output::text::MapShape;
 use crate::output::{self, Printer};
 use crate::pipeline::Compiled;
 use crate::providers::Kind;
+use crate::sema::tast::{Agg, MapDecl, MapValue};
+use crate::sema::types::Ty;
 
 /// How to run a script.
 #[derive(Debug, Clone, Default)]
@@ -126,18 +129,20 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         match object.attach(&p.name, &point) {
             Ok(()) => attached += 1,
             Err(e) if options.skip_missing_probes => {
-                eprintln!("netscript: warning: cannot attach {}: {}, probe skipped", p.probe.display(), e.message)
+                eprintln!(
+                    "netscript: warning: cannot attach {}: {}, probe skipped",
+                    p.probe.display(),
+                    e.message
+                )
             }
             Err(e) => return Err(attach_diagnostic(p, e)),
         }
     }
-    printer.attached(
-        attached
-            + programs
-                .iter()
-                .filter(|p| p.probe.kind == Kind::Begin)
-                .count(),
-    );
+    let begin = programs
+        .iter()
+        .filter(|p| p.probe.kind == Kind::Begin)
+        .count();
+    printer.attached((attached + begin) as u64).map_err(io)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -157,10 +162,17 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         &compiled.maps.specs[compiled.maps.events as usize].name,
         move |r| sink.borrow_mut().push(r.to_vec()),
     )?;
+    let formats = compiled
+        .script
+        .printfs
+        .iter()
+        .map(|p| output::printf::parse_format(&p.format).map_err(Diagnostic::plain))
+        .collect::<Result<Vec<_>>>()?;
     let mut events = Events {
         compiled,
         object: &object,
         symbols: &symbols,
+        formats,
         exit: false,
     };
 
@@ -212,11 +224,9 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
     }
     let mut dumps = Vec::new();
     for (i, decl) in compiled.script.maps.iter().enumerate() {
-        dumps.push(events.dump(i, decl)?);
+        dumps.push((events.dump(i, decl)?, shape(decl)));
     }
-    for d in output::exit_order(dumps) {
-        printer.map(&d);
-    }
+    printer.exit_maps(dumps).map_err(io)?;
     let lost: u64 = object
         .map_lookup(
             &compiled.maps.specs[compiled.maps.lost as usize].name,
@@ -229,10 +239,25 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         })
         .unwrap_or(0);
     if lost > 0 {
-        printer.lost(lost);
+        printer.lost(lost).map_err(io)?;
     }
-    printer.flush();
+    printer.flush().map_err(io)?;
     Ok(0)
+}
+
+/// How bpftrace lays out a map, from its declaration (empty maps included).
+fn shape(decl: &MapDecl) -> MapShape {
+    match &decl.value {
+        MapValue::Agg(Agg::Hist | Agg::Lhist { .. }) => MapShape::Histogram,
+        MapValue::Agg(Agg::Avg | Agg::Stats) => MapShape::Stats,
+        MapValue::Plain(Ty::KStack | Ty::KSym | Ty::Inet) => MapShape::Unseparated,
+        _ => MapShape::Plain,
+    }
+}
+
+/// An output error as a diagnostic.
+fn io(e: std::io::Error) -> Diagnostic {
+    Diagnostic::plain(format!("cannot write output: {}", e))
 }
 
 /// Handles ring-buffer records.
@@ -240,15 +265,13 @@ struct Events<'a> {
     compiled: &'a Compiled,
     object: &'a LoadedObject,
     symbols: &'a KernelSymbols<'a>,
+    /// Parsed printf formats, by printf id.
+    formats: Vec<Vec<output::printf::Piece>>,
     exit: bool,
 }
 
 impl Events<'_> {
-    fn dump(
-        &self,
-        index: usize,
-        decl: &crate::sema::tast::MapDecl,
-    ) -> Result<output::model::MapDump> {
+    fn dump(&self, index: usize, decl: &MapDecl) -> Result<output::model::MapDump> {
         let entries = self
             .object
             .map_entries(decode::bpf_map_name(&self.compiled.maps, index))?;
@@ -272,7 +295,9 @@ impl Events<'_> {
                 };
                 let name = decode::bpf_map_name(&self.compiled.maps, index);
                 match kind {
-                    event::PRINT => printer.map(&self.dump(index, decl)?),
+                    event::PRINT => printer
+                        .map_shaped(&self.dump(index, decl)?, shape(decl))
+                        .map_err(io)?,
                     event::CLEAR => self.object.map_delete_all(name)?,
                     _ => {
                         for (key, cpus) in self.object.map_entries(name)? {
@@ -284,17 +309,16 @@ impl Events<'_> {
                 }
             }
             n => {
-                let Some(decl) = self
-                    .compiled
-                    .script
-                    .printfs
-                    .get((n - event::PRINTF_BASE) as usize)
+                let id = n.wrapping_sub(event::PRINTF_BASE) as usize;
+                let (Some(decl), Some(pieces)) =
+                    (self.compiled.script.printfs.get(id), self.formats.get(id))
                 else {
                     return Ok(());
                 };
                 let args = decode::values(&decl.args, record.get(8..).unwrap_or(&[]), self.symbols);
-                let text = output::printf::format_str(&decl.format, &args);
-                printer.printf(&text);
+                printer
+                    .printf(&output::printf::format(pieces, &args))
+                    .map_err(io)?;
             }
         }
         Ok(())

@@ -9,6 +9,7 @@ use crate::diag::{Diagnostic, Result, Span};
 use crate::ir::MapId;
 use crate::kernel::btf::Btf;
 use crate::kernel::tracefs::{self, TracepointFormat};
+use crate::output::printf::ArgKind;
 use crate::providers::{self, Kind, ProbePoint, Target};
 use crate::syntax::ast::{self, BinOp, ExprKind, UnOp};
 
@@ -131,23 +132,23 @@ impl<'a, 'o> Scope<'a, 'o> {
         };
         let pieces = crate::output::printf::parse_format(format)
             .map_err(|m| Diagnostic::at(args[0].span, m))?;
-        let wanted = crate::output::printf::conversion_count(&pieces);
-        if wanted != args.len() - 1 {
-            return Err(Diagnostic::at(
-                span,
-                format!(
-                    "printf format has {} conversion(s) but {} argument(s) follow",
-                    wanted,
-                    args.len() - 1
-                ),
-            ));
-        }
         let mut checked = Vec::new();
         for a in &args[1..] {
             let e = self.expr(a)?;
             self.expect_storable(&e)?;
             checked.push(e);
         }
+        let kinds: Vec<ArgKind> = checked
+            .iter()
+            .map(|e| {
+                if e.ty.is_scalar() && e.ty != Ty::KSym && e.ty != Ty::KStack {
+                    ArgKind::Integer
+                } else {
+                    ArgKind::String
+                }
+            })
+            .collect();
+        crate::output::printf::check_args(&pieces, &kinds).map_err(|m| Diagnostic::at(span, m))?;
         let id = self.checker.printfs.len() as u32;
         self.checker.printfs.push(PrintfDecl {
             format: format.clone(),
@@ -432,8 +433,8 @@ impl<'a, 'o> Scope<'a, 'o> {
                 };
                 let family = match family {
                     Some(f) => f as u32,
-                    None if width <= 4 => 2,
-                    None => 10,
+                    None if width == 16 => 10,
+                    None => 2,
                 };
                 if family != 2 && family != 10 {
                     return Err(Diagnostic::at(

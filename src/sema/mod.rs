@@ -80,7 +80,10 @@ impl<'o> Checker<'o> {
             for spec in &block.specs {
                 let points = match providers::expand(&spec.provider, &spec.target, spec.span) {
                     Ok(points) => points,
-                    Err(e) if self.options.skip_missing_probes && providers::lookup(&spec.provider).is_some() => {
+                    Err(e)
+                        if self.options.skip_missing_probes
+                            && providers::lookup(&spec.provider).is_some() =>
+                    {
                         if !self.collecting {
                             self.warnings.push(format!("{}, probe skipped", e.message));
                         }
