@@ -35,8 +35,13 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
     let mut first = Checker::new(options, true);
     first.run(program)?;
     let mut second = Checker::new(options, false);
-    second.maps = first.maps;
-    second.map_ids = first.map_ids;
+    // Maps that pass 1 only saw read are not declared: pass 2 reports them.
+    for (i, decl) in first.maps.into_iter().enumerate() {
+        if !first.placeholders.contains(&MapId(i as u32)) {
+            second.map_ids.insert(decl.name.clone(), MapId(second.maps.len() as u32));
+            second.maps.push(decl);
+        }
+    }
     second.run(program)?;
     Ok(Script {
         programs: second.programs,
@@ -54,6 +59,8 @@ struct Checker<'o> {
     collecting: bool,
     maps: Vec<MapDecl>,
     map_ids: HashMap<String, MapId>,
+    /// Pass 1: maps seen only read so far (their type is a guess).
+    placeholders: std::collections::HashSet<MapId>,
     printfs: Vec<PrintfDecl>,
     programs: Vec<tast::Program>,
     uses_kstack: bool,
@@ -67,6 +74,7 @@ impl<'o> Checker<'o> {
             collecting,
             maps: Vec::new(),
             map_ids: HashMap::new(),
+            placeholders: Default::default(),
             printfs: Vec::new(),
             programs: Vec::new(),
             uses_kstack: false,
@@ -96,8 +104,11 @@ impl<'o> Checker<'o> {
                         Some(k) if self.options.fentry_as_kprobe => k,
                         _ => point,
                     };
-                    let checked = stmt::check_probe(self, block, spec, point)?;
-                    self.programs.push(checked);
+                    match stmt::check_probe(self, block, spec, point) {
+                        Ok(checked) => self.programs.push(checked),
+                        Err(_) if self.collecting => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
@@ -117,6 +128,11 @@ impl<'o> Checker<'o> {
     ) -> Result<MapId> {
         let full = format!("@{}", name);
         if let Some(&id) = self.map_ids.get(&full) {
+            if let Some(v) = value.as_ref().filter(|_| self.placeholders.contains(&id)) {
+                self.placeholders.remove(&id);
+                self.maps[id.0 as usize] = MapDecl { name: full, keys: keys.to_vec(), value: v.clone() };
+                return Ok(id);
+            }
             let decl = &mut self.maps[id.0 as usize];
             if decl.keys.len() != keys.len() {
                 return Err(Diagnostic::at(
@@ -170,7 +186,10 @@ impl<'o> Checker<'o> {
         }
         let value = match value {
             Some(v) => v,
-            None if self.collecting => MapValue::Plain(Ty::I64),
+            None if self.collecting => {
+                self.placeholders.insert(MapId(self.maps.len() as u32));
+                MapValue::Plain(Ty::I64)
+            }
             None => {
                 return Err(Diagnostic::at(
                     span,

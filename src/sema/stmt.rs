@@ -50,7 +50,11 @@ pub(super) fn check_probe(
 fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Result<Vec<Stmt>> {
     let mut out = Vec::new();
     for s in stmts {
-        check_stmt(scope, s, &mut out)?;
+        match check_stmt(scope, s, &mut out) {
+            // Pass 1 only learns map types; pass 2 reports every error.
+            Err(_) if scope.checker.collecting => {}
+            r => r?,
+        }
     }
     Ok(out)
 }

@@ -74,7 +74,7 @@ fn errors_name_the_problem_and_point_at_it() {
         ("BEGIN { foo(1); }", "unknown function 'foo'", "foo(1)"),
         ("BEGIN { @x = count(1); }", "count() takes 0 argument(s), got 1", "count(1)"),
         ("BEGIN { $y = $x; }", "variable $x is used before it is assigned", "$x"),
-        ("BEGIN { printf(\"%d %d\\n\", 1); }", "printf format has 2 conversion(s) but 1 argument(s) follow", "printf(\"%d %d\\n\", 1)"),
+        ("BEGIN { printf(\"%d %d\\n\", 1); }", "printf: Not enough arguments for format string (1 supplied, 2 expected)", "printf(\"%d %d\\n\", 1)"),
         ("BEGIN { @x = 1; @x = \"s\"; }", "map @x holds string[2] here but int64 elsewhere", "@x"),
         ("BEGIN { @x[1] = 1; @x[1, 2] = 1; }", "map @x is used with 2 key(s) here but 1 elsewhere", "@x[1, 2]"),
         ("BEGIN { $a = count(); }", "count() must be assigned to a map, e.g. @x = count(...)", "count()"),
@@ -171,4 +171,12 @@ fn function_arguments_are_typed_from_btf() {
         m,
         "tcp_sendmsg has no parameter 'nope' (parameters: sk, msg, size)"
     );
+}
+
+#[test]
+fn a_map_read_first_takes_the_type_assigned_later() {
+    let s = checked(r#"BEGIN { printf("%s\n", @s); } END { @s = "text"; }"#);
+    assert_eq!(s.maps.len(), 1);
+    assert_eq!(s.maps[0].value, MapValue::Plain(Ty::Str(5)));
+    assert_eq!(error("BEGIN { print(@never); }").0, "unknown map @never");
 }
