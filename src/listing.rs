@@ -28,12 +28,11 @@ pub fn list(pattern: &str, verbose: bool) -> Result<Vec<String>> {
                 if verbose {
                     let fmt = tracefs::tracepoint_format(&cat, &name)?;
                     for f in &fmt.fields {
-                        let ty = if f.data_loc {
-                            format!("__data_loc {}", f.c_type)
-                        } else {
-                            f.c_type.clone()
-                        };
-                        out.push(format!("    {} {}", ty, f.name));
+                        out.push(match (f.data_loc, f.array_len) {
+                            (true, _) => format!("    __data_loc {}[] {}", f.c_type, f.name),
+                            (false, Some(n)) => format!("    {} {}[{}]", f.c_type, f.name, n),
+                            (false, None) => format!("    {} {}", f.c_type, f.name),
+                        });
                     }
                 }
             }

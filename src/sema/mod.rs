@@ -38,7 +38,9 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
     // Maps that pass 1 only saw read are not declared: pass 2 reports them.
     for (i, decl) in first.maps.into_iter().enumerate() {
         if !first.placeholders.contains(&MapId(i as u32)) {
-            second.map_ids.insert(decl.name.clone(), MapId(second.maps.len() as u32));
+            second
+                .map_ids
+                .insert(decl.name.clone(), MapId(second.maps.len() as u32));
             second.maps.push(decl);
         }
     }
@@ -130,7 +132,11 @@ impl<'o> Checker<'o> {
         if let Some(&id) = self.map_ids.get(&full) {
             if let Some(v) = value.as_ref().filter(|_| self.placeholders.contains(&id)) {
                 self.placeholders.remove(&id);
-                self.maps[id.0 as usize] = MapDecl { name: full, keys: keys.to_vec(), value: v.clone() };
+                self.maps[id.0 as usize] = MapDecl {
+                    name: full,
+                    keys: keys.to_vec(),
+                    value: v.clone(),
+                };
                 return Ok(id);
             }
             let decl = &mut self.maps[id.0 as usize];

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod netns;
+
 /// Path of the netscript binary built for these tests.
 pub fn netscript_bin() -> &'static str {
     env!("CARGO_BIN_EXE_netscript")
@@ -58,6 +60,11 @@ impl Tracer {
             err,
             err_reader,
         }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits until stdout contains `needle` (panics after `timeout`).
@@ -116,6 +123,16 @@ impl Tracer {
         let out = self.out.lock().unwrap().clone();
         let err = self.err.lock().unwrap().clone();
         (status.code().unwrap_or(-1), out, err)
+    }
+}
+
+impl Drop for Tracer {
+    /// A tracer abandoned by a failing test is killed, not left running.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

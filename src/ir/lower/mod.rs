@@ -168,7 +168,9 @@ impl<'a> Lower<'a> {
                 let size = layout::value_size(decl);
                 let v = self.expr(value)?;
                 let slot = self.temp(size);
-                self.zero(Place::stack(slot), size);
+                if !value.ty.is_scalar() {
+                    self.zero(Place::stack(slot), size);
+                }
                 self.store_val(Place::stack(slot), v, value.ty.storage_size());
                 let (m, k, val) = (
                     self.map_ptr(*map),

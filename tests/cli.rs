@@ -1,0 +1,283 @@
+//! The command line as a user meets it: errors with places and exit codes,
+//! probe listing, dry runs through the verifier, debug dumps, output
+//! files, `-c`, `--duration`, signals, and no programs left behind.
+
+mod common;
+
+use common::{netscript, netscript_bin, ping_loopback, Tracer};
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn syntax_errors_point_at_the_place_and_exit_1() {
+    let (code, _, err) = netscript(&["-e", "BEGIN { @x = ; }"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "-e:1:14: error: expected an expression\nBEGIN { @x = ; }\n             ^\n"
+    );
+}
+
+#[test]
+fn script_file_errors_name_the_file_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("ns-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.ns");
+    std::fs::write(&path, "BEGIN {\n  @x = count();\n  nosuch(1);\n}\n").unwrap();
+    let (code, _, err) = netscript(&[path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let expected = format!(
+        "{}:3:3: error: unknown function 'nosuch'\n  nosuch(1);\n  ^^^^^^^^^\n",
+        path.display()
+    );
+    assert_eq!(err, expected);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_usage_exits_2_and_missing_files_exit_1() {
+    let (code, _, err) = netscript(&["--no-such-flag"]);
+    assert_eq!(code, 2, "{}", err);
+    let (code, _, err) = netscript(&["-f", "yaml", "-e", "BEGIN {}"]);
+    assert_eq!(code, 2, "{}", err);
+    let (code, _, err) = netscript(&["/no/such/script.ns"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: cannot read /no/such/script.ns"),
+        "{}",
+        err
+    );
+    let (code, _, err) = netscript(&[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no program given"), "{}", err);
+}
+
+#[test]
+fn unknown_probes_are_errors_unless_told_to_warn() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let prog = "kprobe:no_such_function_xyz { @a = count(); } BEGIN { exit(); }";
+    let (code, _, err) = netscript(&["-e", prog]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("-e:1:1: error: kernel function no_such_function_xyz not found\n"),
+        "{}",
+        err
+    );
+    let (code, out, err) = netscript(&["--missing-probes", "warn", "-e", prog]);
+    assert_eq!(code, 0, "{}", err);
+    assert!(
+        err.contains("warning: kernel function no_such_function_xyz not found, probe skipped"),
+        "{}",
+        err
+    );
+    assert!(out.starts_with("Attaching 1 probe..."), "{}", out);
+}
+
+#[test]
+fn listing_tracepoints_and_functions_with_arguments() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let (code, out, _) = netscript(&["-l", "tracepoint:net:*"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines().any(|l| l == "tracepoint:net:netif_receive_skb"),
+        "{}",
+        out
+    );
+    assert!(out.lines().all(|l| l.starts_with("tracepoint:net:")));
+    let (_, out, _) = netscript(&["-lv", "tracepoint:net:netif_receive_skb"]);
+    assert_eq!(out, "tracepoint:net:netif_receive_skb\n    void * skbaddr\n    unsigned int len\n    __data_loc char[] name\n");
+    let (_, out, _) = netscript(&["-l", "kprobe:tcp_sendm*"]);
+    assert!(out.lines().any(|l| l == "kprobe:tcp_sendmsg"), "{}", out);
+    let (_, out, _) = netscript(&["-lv", "fentry:tcp_sendmsg"]);
+    assert_eq!(
+        out,
+        "fentry:tcp_sendmsg\n    struct sock * sk\n    struct msghdr * msg\n    size_t size\n"
+    );
+}
+
+#[test]
+fn dry_run_passes_kprobe_programs_through_the_verifier() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    for prog in [
+        "kprobe:tcp_sendmsg { @bytes[comm] = sum(arg2); @sk[((struct sock *)arg0)->__sk_common.skc_dport] = count(); }",
+        "kretprobe:tcp_sendmsg /retval > 0/ { @ret = hist(retval); }",
+        "kprobe:ip_rcv { $skb = (struct sk_buff *)arg0; @dev[$skb->dev->name] = count(); @st[kstack] = count(); }",
+        "fentry:tcp_sendmsg { @s = stats(args->size); }",
+        "fexit:tcp_sendmsg { @r = lhist(retval, 0, 1000, 100); }",
+    ] {
+        let (code, out, err) = netscript(&["--dry-run", "-e", prog]);
+        assert_eq!(code, 0, "{}: {}", prog, err);
+        assert!(err.contains("passed the kernel verifier"), "{}", err);
+        assert!(out.is_empty());
+    }
+}
+
+#[test]
+fn verifier_rejections_point_at_the_script_line() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let (code, _, err) = netscript(&[
+        "--dry-run",
+        "-e",
+        "BEGIN {\n  $i = 1;\n  while ($i) { @x = 1; }\n}",
+    ]);
+    assert_eq!(code, 1);
+    let mut lines = err.lines();
+    assert_eq!(
+        lines.next(),
+        Some("-e:3:21: error: the kernel verifier rejected the program for BEGIN")
+    );
+    assert_eq!(lines.next(), Some("  while ($i) { @x = 1; }"));
+    assert!(err.contains("infinite loop detected"), "{}", err);
+    assert!(err.lines().count() < 25, "the log is summarised:\n{}", err);
+}
+
+#[test]
+fn emitted_objects_are_valid_bpf_elf() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("ns-elf-{}.o", std::process::id()));
+    let prog = "tracepoint:net:netif_receive_skb { @[args->len] = count(); }";
+    let (code, _, err) = netscript(&[
+        "--dry-run",
+        "--emit-elf",
+        path.to_str().unwrap(),
+        "-e",
+        prog,
+    ]);
+    assert_eq!(code, 0, "{}", err);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF");
+    let dump = Command::new("bpftool")
+        .args(["btf", "dump", "file", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(dump.status.success());
+    assert!(String::from_utf8_lossy(&dump.stdout).contains("DATASEC '.maps'"));
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn debug_dumps_show_each_stage() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let prog = "BEGIN { @x = count(); }";
+    let (_, ast, _) = netscript(&["-d", "ast", "-e", prog]);
+    assert!(
+        ast.contains("ProbeBlock") && ast.contains("\"count\""),
+        "{}",
+        ast
+    );
+    let (_, ir, _) = netscript(&["-d", "ir", "-e", prog]);
+    assert!(
+        ir.starts_with("fn p0_BEGIN(ctx=%0):") && ir.contains("call 1("),
+        "{}",
+        ir
+    );
+    let (_, bpf, _) = netscript(&["-d", "bpf", "-e", prog]);
+    assert!(
+        bpf.starts_with("p0_BEGIN:\n")
+            && bpf.contains("call 1")
+            && bpf.trim_end().ends_with("exit"),
+        "{}",
+        bpf
+    );
+}
+
+#[test]
+fn output_file_command_and_duration() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("ns-out-{}.txt", std::process::id()));
+    let prog = "tracepoint:net:netif_receive_skb /args->len == 151/ { @rx = count(); }";
+    let cmd = "ping -q -c 3 -i 0.05 -s 123 127.0.0.1";
+    let (code, _, err) = netscript(&["-o", path.to_str().unwrap(), "-c", cmd, "-e", prog]);
+    assert_eq!(code, 0, "{}", err);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "Attaching 1 probe...\n@rx: 6\n"
+    );
+    std::fs::remove_file(&path).unwrap();
+
+    let started = std::time::Instant::now();
+    let (code, out, _) = netscript(&[
+        "--duration",
+        "0.5",
+        "-e",
+        "interval:ms:100 { @ticks = count(); }",
+    ]);
+    assert_eq!(code, 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let ticks: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("@ticks: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3..=6).contains(&ticks), "{} ticks in 0.5 s", ticks);
+}
+
+/// Names of the BPF programs loaded in the kernel right now.
+fn loaded_program_names() -> Vec<String> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .expect("bpftool runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split(" name ")
+                .nth(1)
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_prints_maps_and_leaves_no_program_behind() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let prog = "tracepoint:net:netif_receive_skb /args->len == 161/ { @pings = count(); } interval:s:1 { @secs = count(); }";
+    let mut t = Tracer::start(netscript_bin(), &["-e", prog]);
+    t.wait_for("Attaching 2 probes...", Duration::from_secs(20));
+    assert!(loaded_program_names()
+        .iter()
+        .any(|n| n.starts_with("p0_tracepoint_n")));
+    ping_loopback(2, 133);
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(t.pid() as i32, libc::SIGTERM) };
+    let (code, out, err) = t.finish();
+    assert_eq!(code, 0, "{}", err);
+    assert!(out.contains("\n@pings: 4\n"), "{}", out);
+    let left: Vec<String> = loaded_program_names()
+        .into_iter()
+        .filter(|n| n.starts_with("p0_") || n.starts_with("p1_"))
+        .collect();
+    assert!(left.is_empty(), "programs left behind: {:?}", left);
+}
+
+#[test]
+fn exit_in_a_probe_ends_the_run() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let (code, out, err) = netscript(&[
+        "-e",
+        "interval:ms:50 { @n++; if (@n == 3) { printf(\"done\\n\"); exit(); } }",
+    ]);
+    assert_eq!(code, 0, "{}", err);
+    assert!(out.contains("done\n"), "{}", out);
+    assert!(out.ends_with("@n: 3\n"), "{}", out);
+}
