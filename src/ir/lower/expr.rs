@@ -31,7 +31,11 @@ impl Lower<'_> {
     /// Marks where the following instructions come from.
     pub(super) fn set_loc(&mut self, span: Span) {
         if self.loc != Some(span) {
-            self.f.push(Inst::Loc(span));
+            // A marker with no instruction after it is replaced, not kept.
+            match self.f.insts.last_mut() {
+                Some(Inst::Loc(last)) => *last = span,
+                _ => self.f.push(Inst::Loc(span)),
+            }
             self.loc = Some(span);
         }
     }
