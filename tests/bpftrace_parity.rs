@@ -39,9 +39,10 @@ const TRAFFIC_CASES: &[&str] = &[
     r#"tracepoint:net:netif_receive_skb /args->len == 151/ { @rx[args->len] = count(); }"#,
     r#"tracepoint:net:net_dev_queue /args->len == 165/ { @q[str(args->name)] = count(); @l = lhist(args->len, 0, 1500, 100); }"#,
     r#"tracepoint:net:netif_receive_skb /args->len == 151/ { @h = hist(args->len); @s = stats(args->len); @a = avg(args->len); }"#,
-    r#"t:net:net_dev_queue /comm == "ping"/ { @c[comm] = count(); @sum = sum(args->len); @mx = max(args->len); @mn = min(args->len); }"#,
+    r#"t:net:net_dev_queue /comm == "ping" && args->len == 165/ { @c[comm] = count(); @sum = sum(args->len); @mx = max(args->len); @mn = min(args->len); }"#,
     r#"tracepoint:net:netif_receive_skb /args->len == 151/ { $skb = (struct sk_buff *)args->skbaddr; @len[$skb->len] = count(); @proto[$skb->protocol] = count(); }"#,
     r#"tracepoint:net:netif_receive_skb /args->len == 151/ { printf("%s %d\n", str(args->name), args->len); }"#,
+    r#"tracepoint:net:netif_receive_skb /args->len == 151/ { @stack[kstack(3)] = count(); }"#,
     r#"tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue /args->len == 151 || args->len == 165/ { @both[probe] = sum(args->len); }"#,
 ];
 

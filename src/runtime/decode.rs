@@ -45,12 +45,17 @@ pub fn value(ty: &Ty, b: &[u8], sym: &dyn Symbolizer) -> Value {
         }
         Ty::KSym => Value::Sym(sym.symbol(u64_at(b, 0), false)),
         Ty::KStack => {
-            let id = u64_at(b, 0) as i64;
-            let frames = if id < 0 {
+            // The stack id is the low 32 bits; kstack(n) puts n above them.
+            let raw = u64_at(b, 0);
+            let (id, limit) = (raw as u32 as i32, (raw >> 32) as usize & 0xff);
+            let mut frames = if id < 0 {
                 Vec::new()
             } else {
                 sym.stack(id as u64)
             };
+            if limit > 0 {
+                frames.truncate(limit);
+            }
             Value::Stack(frames.into_iter().map(|ip| sym.symbol(ip, true)).collect())
         }
         Ty::Inet => {

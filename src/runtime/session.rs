@@ -83,22 +83,17 @@ fn attach_diagnostic(p: &crate::sema::tast::Program, e: Diagnostic) -> Diagnosti
     d
 }
 
-/// Kernel symbols and recorded stacks for decoding.
+/// Kernel symbols (kallsyms, loaded on first use) and recorded stacks for decoding.
 struct KernelSymbols<'a> {
-    kallsyms: RefCell<Option<Kallsyms>>,
     object: &'a LoadedObject,
     stacks: Option<String>,
 }
 
 impl Symbolizer for KernelSymbols<'_> {
     fn symbol(&self, addr: u64, with_offset: bool) -> String {
-        let mut cache = self.kallsyms.borrow_mut();
-        if cache.is_none() {
-            *cache = Kallsyms::load().ok();
-        }
-        match cache.as_ref() {
-            Some(k) => decode::kallsyms_symbol(k, addr, with_offset),
-            None => format!("0x{:x}", addr),
+        match Kallsyms::global() {
+            Ok(k) => decode::kallsyms_symbol(k, addr, with_offset),
+            Err(_) => format!("0x{:x}", addr),
         }
     }
 
@@ -149,7 +144,6 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
             .map_err(|e| Diagnostic::plain(format!("cannot handle signals: {}", e)))?;
     }
     let symbols = KernelSymbols {
-        kallsyms: RefCell::new(None),
         object: &object,
         stacks: compiled
             .maps

@@ -452,7 +452,20 @@ impl<'a, 'o> Scope<'a, 'o> {
             }
             Func::Kstack => {
                 self.checker.uses_kstack = true;
-                mk(Ty::KStack, K::Kstack)
+                let limit = match args.first() {
+                    Some(a) => self.constant(a)?,
+                    None => 0,
+                };
+                if !(0..=crate::ir::layout::STACK_DEPTH as i64).contains(&limit) {
+                    return Err(Diagnostic::at(
+                        span,
+                        format!(
+                            "kstack() keeps at most {} frames",
+                            crate::ir::layout::STACK_DEPTH
+                        ),
+                    ));
+                }
+                mk(Ty::KStack, K::Kstack(limit as u8))
             }
             Func::Ksym => {
                 let a = self.expr(&args[0])?;

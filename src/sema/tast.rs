@@ -247,8 +247,9 @@ pub enum ExprKind {
         /// The address value or pointer.
         addr: Box<Expr>,
     },
-    /// `kstack`/`kstack(n)`.
-    Kstack,
+    /// `kstack(n)`: the stack id, with the frame limit `n` (1..=127) in
+    /// bits 32..40 of the value for user space (`kstack` is a `Builtin`).
+    Kstack(u8),
     /// `ksym(addr)`: the value itself, printed as a symbol.
     Ksym(Box<Expr>),
     /// `(a, b)`

@@ -260,7 +260,18 @@ impl Lower<'_> {
                 }
                 Val::Mem(slot, 20)
             }
-            K::Kstack => self.builtin(Var::Kstack),
+            K::Kstack(limit) => {
+                let v = self.builtin(Var::Kstack);
+                if let (Val::Reg(r), 1..) = (v, *limit) {
+                    self.f.push(Inst::Alu {
+                        op: AluOp::Or,
+                        dst: r,
+                        lhs: Operand::Reg(r),
+                        rhs: Operand::Imm((*limit as i64) << 32),
+                    });
+                }
+                v
+            }
             K::Ksym(x) => self.expr(x)?,
             K::Tuple(items) => {
                 let tys: Vec<Ty> = items.iter().map(|i| i.ty.clone()).collect();
