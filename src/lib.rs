@@ -16,6 +16,7 @@ pub mod kernel;
 pub mod listing;
 pub mod object;
 pub mod output;
+pub mod params;
 pub mod pipeline;
 pub mod providers;
 pub mod runtime;

@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 use netscript::diag::{Diagnostic, Source};
 use netscript::output::{Format, Printer};
 use netscript::runtime::session::{self, RunOptions};
-use netscript::{codegen, listing, pipeline, runtime, sema};
+use netscript::{codegen, listing, params, pipeline, runtime, sema, syntax};
 
 /// A bpftrace-like language for finding where network latency goes,
 /// compiled straight to BPF.
@@ -18,6 +18,9 @@ use netscript::{codegen, listing, pipeline, runtime, sema};
 struct Cli {
     /// Script file to run (or, with -l, the probe pattern to list).
     file: Option<PathBuf>,
+    /// The script's own options, after the script file (see `SCRIPT --help`).
+    #[arg(skip)]
+    script_args: Vec<String>,
     /// Run this program text instead of a file.
     #[arg(short = 'e', value_name = "PROGRAM")]
     program: Option<String>,
@@ -72,8 +75,65 @@ enum Stage {
     Bpf,
 }
 
+/// netscript's own options that take a value, which may also be written
+/// after the script file among the script's options.
+const GLOBAL_WITH_VALUE: &[&str] = &[
+    "-f",
+    "-o",
+    "-c",
+    "--duration",
+    "--emit-elf",
+    "-d",
+    "--missing-probes",
+];
+/// netscript's own flags without a value.
+const GLOBAL_FLAGS: &[&str] = &["--dry-run"];
+
+/// Parses the command line. Everything after the script file belongs to
+/// the script (`netscript x.ns --src-ip 10.0.0.1 --help`), except
+/// netscript's own options, which may stand there too (`-f json`).
+fn parse_cli() -> Cli {
+    let argv: Vec<String> = std::env::args().collect();
+    let mut file_at = None;
+    let mut i = 1;
+    while i < argv.len() {
+        let a = argv[i].as_str();
+        if a == "-e" || GLOBAL_WITH_VALUE.contains(&a) {
+            i += 2;
+            continue;
+        }
+        if !a.starts_with('-') {
+            file_at = Some(i);
+            break;
+        }
+        i += 1;
+    }
+    let Some(file_at) = file_at else {
+        return Cli::parse_from(&argv);
+    };
+    let mut own = argv[..=file_at].to_vec();
+    let mut script = Vec::new();
+    let mut it = argv[file_at + 1..].iter();
+    while let Some(a) = it.next() {
+        let name = a.split_once('=').map(|(n, _)| n).unwrap_or(a);
+        if GLOBAL_FLAGS.contains(&name) || (GLOBAL_WITH_VALUE.contains(&name) && a.contains('=')) {
+            own.insert(1, a.clone());
+        } else if GLOBAL_WITH_VALUE.contains(&name) {
+            own.insert(1, a.clone());
+            if let Some(v) = it.next() {
+                own.insert(2, v.clone());
+            }
+        } else {
+            script.push(a.clone());
+        }
+    }
+    let mut cli = Cli::parse_from(own);
+    cli.script_args = script;
+    cli
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err((diag, source)) => {
@@ -100,8 +160,14 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         return Ok(0);
     }
+    let mut script_args = cli.script_args.clone();
     let source = match (&cli.program, &cli.file) {
         (Some(text), None) => Source::new("-e", text.clone()),
+        // With -e, what stands where a file would is the first script option.
+        (Some(text), Some(first)) => {
+            script_args.insert(0, first.to_string_lossy().into_owned());
+            Source::new("-e", text.clone())
+        }
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 plain(Diagnostic::plain(format!(
@@ -112,11 +178,6 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             })?;
             Source::new(path.display().to_string(), text)
         }
-        (Some(_), Some(_)) => {
-            return Err(plain(Diagnostic::plain(
-                "give either -e PROGRAM or a script file, not both",
-            )))
-        }
         (None, None) => {
             return Err(plain(Diagnostic::plain(
                 "no program given: use -e 'PROGRAM' or a script file (see --help)",
@@ -126,8 +187,19 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let fail = |d: Diagnostic| (d, Some(source.clone()));
     let start = runtime::monotonic_ns();
     let skip_missing = cli.missing_probes == MissingProbes::Warn;
+    let declared = syntax::parse(&source.text)
+        .and_then(|ast| params::declared(&ast))
+        .map_err(fail)?;
+    let values = match params::bind(&declared, &script_args).map_err(plain)? {
+        params::Request::Run(values) => values,
+        params::Request::Help => {
+            print!("{}", params::help(&source.name, &declared));
+            return Ok(0);
+        }
+    };
     let mut options = sema::Options {
         skip_missing_probes: skip_missing,
+        params: values,
         ..Default::default()
     };
     let mut compiled = pipeline::compile(&source, &options, start).map_err(fail)?;

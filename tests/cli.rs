@@ -227,20 +227,28 @@ fn output_file_command_and_duration() {
     assert!((3..=6).contains(&ticks), "{} ticks in 0.5 s", ticks);
 }
 
-/// Names of the BPF programs loaded in the kernel right now.
-fn loaded_program_names() -> Vec<String> {
-    let out = Command::new("bpftool")
-        .args(["prog", "show"])
-        .output()
-        .expect("bpftool runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.split(" name ")
-                .nth(1)
-                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+/// Ids of the BPF programs that process `pid` holds open (from the
+/// `prog_id` lines of its /proc fdinfo).
+fn program_ids_of(pid: u32) -> Vec<u64> {
+    let mut ids: Vec<u64> = std::fs::read_dir(format!("/proc/{}/fdinfo", pid))
+        .expect("the tracer is running")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("prog_id:").map(|v| v.trim().parse().ok()))?
         })
-        .collect()
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Whether a BPF program with this id is still loaded.
+fn program_exists(id: u64) -> bool {
+    Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -251,9 +259,8 @@ fn sigterm_prints_maps_and_leaves_no_program_behind() {
     let prog = "tracepoint:net:netif_receive_skb /args->len == 161/ { @pings = count(); } interval:s:1 { @secs = count(); }";
     let mut t = Tracer::start(netscript_bin(), &["-e", prog]);
     t.wait_for("Attaching 2 probes...", Duration::from_secs(20));
-    assert!(loaded_program_names()
-        .iter()
-        .any(|n| n.starts_with("p0_tracepoint_n")));
+    let ids = program_ids_of(t.pid());
+    assert_eq!(ids.len(), 2, "one program per probe");
     ping_loopback(2, 133);
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: signalling our own child.
@@ -261,10 +268,7 @@ fn sigterm_prints_maps_and_leaves_no_program_behind() {
     let (code, out, err) = t.finish();
     assert_eq!(code, 0, "{}", err);
     assert!(out.contains("\n@pings: 4\n"), "{}", out);
-    let left: Vec<String> = loaded_program_names()
-        .into_iter()
-        .filter(|n| n.starts_with("p0_") || n.starts_with("p1_"))
-        .collect();
+    let left: Vec<u64> = ids.into_iter().filter(|id| program_exists(*id)).collect();
     assert!(left.is_empty(), "programs left behind: {:?}", left);
 }
 

@@ -43,6 +43,9 @@ pub enum Func {
     Ksym,
     /// `exit()`
     Exit,
+    /// `matches(x, param)`: x is in the address prefix, interface list,
+    /// port or value a parameter names (always true for `any`).
+    Matches,
 }
 
 /// Where a call may appear.
@@ -107,6 +110,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("ntop", Func::Ntop, 1, 2, Role::Value),
     def("kstack", Func::Kstack, 0, 1, Role::Value),
     def("ksym", Func::Ksym, 1, 1, Role::Value),
+    def("matches", Func::Matches, 2, 2, Role::Value),
 ];
 
 /// Finds a function by name.

@@ -56,12 +56,50 @@ impl ProgramCode {
 /// Fails if the stack frame exceeds 512 bytes or a jump is out of range.
 pub fn generate(func: &Function) -> Result<ProgramCode, Diagnostic> {
     let mut func = func.clone();
+    drop_unreachable(&mut func);
     drop_jumps_to_next(&mut func);
     let alloc = regalloc::allocate(&mut func)?;
     emit::emit(&func, &alloc)
 }
 
 pub use disasm::disassemble;
+
+/// Removes instructions that no path from the entry reaches (the kernel
+/// verifier rejects unreachable code, which constant conditions create).
+fn drop_unreachable(func: &mut Function) {
+    use crate::ir::Inst;
+    let insts = &func.insts;
+    let labels: std::collections::HashMap<_, _> = insts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            if let Inst::Label(l) = n {
+                Some((*l, i))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut reached = vec![false; insts.len()];
+    let mut work = vec![0usize];
+    while let Some(i) = work.pop() {
+        if i >= insts.len() || reached[i] {
+            continue;
+        }
+        reached[i] = true;
+        match &insts[i] {
+            Inst::Jump(l) => work.extend(labels.get(l)),
+            Inst::Branch { target, .. } => {
+                work.extend(labels.get(target));
+                work.push(i + 1);
+            }
+            Inst::Exit(_) => {}
+            _ => work.push(i + 1),
+        }
+    }
+    let mut r = reached.into_iter();
+    func.insts.retain(|_| r.next().unwrap_or(true));
+}
 
 /// Removes jumps whose target label follows them with nothing but labels
 /// and source markers in between.

@@ -209,7 +209,17 @@ fn jump_out_of_range_is_reported() {
     let mut f = Function::new("t");
     let x = f.vreg();
     let end = f.label();
-    f.push(Inst::Jump(end));
+    // A conditional jump, so the code it skips stays reachable.
+    f.push(Inst::Mov {
+        dst: x,
+        src: Operand::Imm(0),
+    });
+    f.push(Inst::Branch {
+        cond: Cond::Eq,
+        lhs: x,
+        rhs: Operand::Imm(0),
+        target: end,
+    });
     for _ in 0..40_000 {
         f.push(Inst::Mov {
             dst: x,

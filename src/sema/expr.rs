@@ -119,7 +119,10 @@ impl<'a, 'o> Scope<'a, 'o> {
     /// A compile-time integer constant.
     pub fn constant(&mut self, e: &ast::Expr) -> Result<i64> {
         let c = self.expr(e)?;
-        fold(&c).ok_or_else(|| Diagnostic::at(e.span, "expected a constant integer"))
+        match c.kind {
+            K::Int(v) => Ok(v),
+            _ => Err(Diagnostic::at(e.span, "expected a constant integer")),
+        }
     }
 
     /// `printf(fmt, args...)`
@@ -157,8 +160,13 @@ impl<'a, 'o> Scope<'a, 'o> {
         Ok(Stmt::Printf(id, checked))
     }
 
-    /// Types an expression.
+    /// Types an expression, folding constant sub-expressions (parameters
+    /// are constants, so filters on unused parameters cost nothing).
     pub fn expr(&mut self, e: &ast::Expr) -> Result<Expr> {
+        self.expr_unfolded(e).map(Expr::folded)
+    }
+
+    fn expr_unfolded(&mut self, e: &ast::Expr) -> Result<Expr> {
         let span = e.span;
         let mk = |ty: Ty, kind: K| Ok(Expr { ty, kind, span });
         match &e.kind {
@@ -182,6 +190,9 @@ impl<'a, 'o> Scope<'a, 'o> {
                 mk(ty, K::MapRead { map, keys })
             }
             ExprKind::Builtin(name) => self.builtin(name, span),
+            ExprKind::Ident(name) if self.checker.options.params.contains_key(name) => {
+                self.param_value(name, span)
+            }
             ExprKind::Ident(name) => match Btf::vmlinux().ok().and_then(|b| b.enum_value(name)) {
                 Some((_, v)) => mk(Ty::I64, K::Int(v)),
                 None => Err(Diagnostic::at(
@@ -467,6 +478,22 @@ impl<'a, 'o> Scope<'a, 'o> {
                 }
                 mk(Ty::KStack, K::Kstack(limit as u8))
             }
+            Func::Matches => {
+                let x = self.expr(&args[0])?;
+                let ExprKind::Ident(name) = &args[1].kind else {
+                    return Err(Diagnostic::at(
+                        args[1].span,
+                        "matches() takes a parameter name as its second argument",
+                    ));
+                };
+                let Some(value) = self.checker.options.params.get(name).cloned() else {
+                    return Err(Diagnostic::at(
+                        args[1].span,
+                        format!("unknown parameter '{}'", name),
+                    ));
+                };
+                super::params::matches(x, &value, span)
+            }
             Func::Ksym => {
                 let a = self.expr(&args[0])?;
                 self.expect_scalar(&a, "ksym()'s argument")?;
@@ -513,28 +540,6 @@ impl<'a, 'o> Scope<'a, 'o> {
             span,
         };
         self.deref(addr, span)
-    }
-}
-
-/// The value of a constant integer expression, if it is one.
-pub(super) fn fold(e: &Expr) -> Option<i64> {
-    match &e.kind {
-        K::Int(v) => Some(*v),
-        K::Unary(UnOp::Neg, x) => fold(x).map(|v| v.wrapping_neg()),
-        K::Binary { op, lhs, rhs, .. } => {
-            let (a, b) = (fold(lhs)?, fold(rhs)?);
-            Some(match op {
-                BinOp::Add => a.wrapping_add(b),
-                BinOp::Sub => a.wrapping_sub(b),
-                BinOp::Mul => a.wrapping_mul(b),
-                BinOp::Div if b != 0 => a / b,
-                BinOp::Shl => a.wrapping_shl(b as u32),
-                BinOp::BitOr => a | b,
-                BinOp::BitAnd => a & b,
-                _ => return None,
-            })
-        }
-        _ => None,
     }
 }
 

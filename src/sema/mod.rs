@@ -5,6 +5,7 @@
 
 mod access;
 mod expr;
+mod params;
 mod stmt;
 pub mod tast;
 pub mod types;
@@ -26,6 +27,8 @@ pub struct Options {
     /// Skip probes that do not exist on this kernel (with a warning)
     /// instead of failing.
     pub skip_missing_probes: bool,
+    /// Values of the script's parameters (see `params::bind`).
+    pub params: std::collections::HashMap<String, crate::params::Value>,
 }
 
 /// Checks a parsed script against the running kernel.
@@ -86,7 +89,9 @@ impl<'o> Checker<'o> {
 
     fn run(&mut self, program: &ast::Program) -> Result<()> {
         for item in &program.items {
-            let ast::Item::Probe(block) = item;
+            let ast::Item::Probe(block) = item else {
+                continue;
+            };
             for spec in &block.specs {
                 let points = match providers::expand(&spec.provider, &spec.target, spec.span) {
                     Ok(points) => points,

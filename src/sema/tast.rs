@@ -254,4 +254,91 @@ pub enum ExprKind {
     Ksym(Box<Expr>),
     /// `(a, b)`
     Tuple(Vec<Expr>),
+    /// The 8 bytes at an offset of a memory value (a string or byte array),
+    /// as an integer.
+    Word(Box<Expr>, u32),
+}
+
+impl Expr {
+    /// The expression with constant operators evaluated: integer
+    /// arithmetic, comparisons, logic, string equality and ternaries on a
+    /// constant condition.
+    pub fn folded(self) -> Expr {
+        let int = |v: i64, span| Expr {
+            ty: Ty::I64,
+            kind: ExprKind::Int(v),
+            span,
+        };
+        match self.kind {
+            ExprKind::Unary(op, ref x) => {
+                let ExprKind::Int(v) = x.kind else {
+                    return self;
+                };
+                match op {
+                    UnOp::Neg => int(v.wrapping_neg(), self.span),
+                    UnOp::Not => int((v == 0) as i64, self.span),
+                    UnOp::BitNot => int(!v, self.span),
+                    _ => self,
+                }
+            }
+            ExprKind::Binary {
+                op,
+                ref lhs,
+                ref rhs,
+                signed,
+            } => match (&lhs.kind, &rhs.kind) {
+                (ExprKind::Int(a), ExprKind::Int(b)) => match fold_binary(op, *a, *b, signed) {
+                    Some(v) => int(v, self.span),
+                    None => self,
+                },
+                (ExprKind::Str(a), ExprKind::Str(b)) if matches!(op, BinOp::Eq | BinOp::Ne) => {
+                    int(((a == b) == (op == BinOp::Eq)) as i64, self.span)
+                }
+                _ => self,
+            },
+            ExprKind::Ternary(c, a, b) => match c.kind {
+                ExprKind::Int(v) if v != 0 => *a,
+                ExprKind::Int(_) => *b,
+                _ => Expr {
+                    kind: ExprKind::Ternary(c, a, b),
+                    ..self
+                },
+            },
+            _ => self,
+        }
+    }
+}
+
+/// `a op b` on constants, as the program would compute it.
+fn fold_binary(op: BinOp, a: i64, b: i64, signed: bool) -> Option<i64> {
+    let (ua, ub) = (a as u64, b as u64);
+    let bool = |c: bool| c as i64;
+    Some(match op {
+        BinOp::Add => a.wrapping_add(b),
+        BinOp::Sub => a.wrapping_sub(b),
+        BinOp::Mul => a.wrapping_mul(b),
+        BinOp::Div | BinOp::Mod if b == 0 => return None,
+        BinOp::Div if signed => a.wrapping_div(b),
+        BinOp::Div => (ua / ub) as i64,
+        BinOp::Mod if signed => a.wrapping_rem(b),
+        BinOp::Mod => (ua % ub) as i64,
+        BinOp::BitAnd => a & b,
+        BinOp::BitOr => a | b,
+        BinOp::BitXor => a ^ b,
+        BinOp::Shl => ua.wrapping_shl(b as u32) as i64,
+        BinOp::Shr if signed => a.wrapping_shr(b as u32),
+        BinOp::Shr => ua.wrapping_shr(b as u32) as i64,
+        BinOp::Eq => bool(a == b),
+        BinOp::Ne => bool(a != b),
+        BinOp::Lt if signed => bool(a < b),
+        BinOp::Le if signed => bool(a <= b),
+        BinOp::Gt if signed => bool(a > b),
+        BinOp::Ge if signed => bool(a >= b),
+        BinOp::Lt => bool(ua < ub),
+        BinOp::Le => bool(ua <= ub),
+        BinOp::Gt => bool(ua > ub),
+        BinOp::Ge => bool(ua >= ub),
+        BinOp::And => bool(a != 0 && b != 0),
+        BinOp::Or => bool(a != 0 || b != 0),
+    })
 }

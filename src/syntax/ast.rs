@@ -15,6 +15,25 @@ pub struct Program {
 pub enum Item {
     /// `probe, probe /pred/ { body }`
     Probe(ProbeBlock),
+    /// `param name: type = default "help"`
+    Param(ParamDecl),
+}
+
+/// A script parameter: a command-line flag whose value is compiled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamDecl {
+    /// Name (the flag is `--name` with `_` written as `-`).
+    pub name: String,
+    /// Type name (`addr`, `port`, `int`, `bool`, `duration`, `iface`, `ifaces`, `enum`).
+    pub ty: String,
+    /// The choices of an `enum(a, b)` type.
+    pub choices: Vec<String>,
+    /// Default value as written.
+    pub default: Option<String>,
+    /// Help text.
+    pub help: Option<String>,
+    /// Span of the declaration.
+    pub span: Span,
 }
 
 /// A block of statements attached to one or more probe points.

@@ -38,6 +38,7 @@ fn children<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
                 | Rule::kw_return
                 | Rule::kw_sizeof
                 | Rule::kw_offsetof
+                | Rule::kw_param
         )
     })
 }
@@ -52,8 +53,11 @@ fn next<'i>(it: &mut impl Iterator<Item = Pair<'i, Rule>>, at: Span) -> Result<P
 /// Builds the program from the `program` pair.
 pub fn program(pair: Pair<Rule>) -> Result<Program> {
     let items = children(pair)
-        .filter(|p| p.as_rule() == Rule::probe)
-        .map(|p| probe(p).map(Item::Probe))
+        .filter_map(|p| match p.as_rule() {
+            Rule::probe => Some(probe(p).map(Item::Probe)),
+            Rule::param_decl => Some(param_decl(p).map(Item::Param)),
+            _ => None,
+        })
         .collect::<Result<_>>()?;
     Ok(Program { items })
 }
@@ -81,6 +85,35 @@ fn probe(pair: Pair<Rule>) -> Result<ProbeBlock> {
         body,
         span,
     })
+}
+
+fn param_decl(pair: Pair<Rule>) -> Result<ParamDecl> {
+    let span = span_of(&pair);
+    let mut it = children(pair);
+    let name = next(&mut it, span)?.as_str().to_string();
+    let mut ty_parts = children(next(&mut it, span)?).map(|p| p.as_str().to_string());
+    let ty = ty_parts.next().unwrap_or_default();
+    let mut decl = ParamDecl {
+        name,
+        ty,
+        choices: ty_parts.collect(),
+        default: None,
+        help: None,
+        span,
+    };
+    for p in it {
+        match p.as_rule() {
+            Rule::param_value => {
+                let v = next(&mut children(p), span)?;
+                decl.default = Some(match v.as_rule() {
+                    Rule::string => string(v)?,
+                    _ => v.as_str().to_string(),
+                });
+            }
+            _ => decl.help = Some(string(p)?),
+        }
+    }
+    Ok(decl)
 }
 
 fn probe_spec(pair: Pair<Rule>) -> ProbeSpec {

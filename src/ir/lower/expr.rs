@@ -273,6 +273,18 @@ impl Lower<'_> {
                 v
             }
             K::Ksym(x) => self.expr(x)?,
+            K::Word(x, off) => match self.expr(x)? {
+                Val::Mem(slot, _) => {
+                    let r = self.f.vreg();
+                    self.f.push(Inst::Load {
+                        dst: r,
+                        addr: Addr::Stack(slot, *off as i32),
+                        width: Width::B8,
+                    });
+                    Val::Reg(r)
+                }
+                v => v,
+            },
             K::Tuple(items) => {
                 let tys: Vec<Ty> = items.iter().map(|i| i.ty.clone()).collect();
                 let (offsets, size) = crate::sema::types::tuple_layout(&tys);
@@ -607,6 +619,12 @@ impl Lower<'_> {
 
     /// Jumps to `target` when `cond` is `when` (true: non-zero).
     fn branch(&mut self, cond: &Expr, when: bool, target: Label) -> Result<()> {
+        if let K::Int(v) = cond.kind {
+            if (v != 0) == when {
+                self.f.push(Inst::Jump(target));
+            }
+            return Ok(());
+        }
         if let K::Binary {
             op,
             lhs,

@@ -16,8 +16,10 @@ fn parse_ok(src: &str) -> Program {
 /// The only probe block of a program.
 fn only_probe(program: &Program) -> &ProbeBlock {
     assert_eq!(program.items.len(), 1, "expected one probe block");
-    let Item::Probe(probe) = &program.items[0];
-    probe
+    match &program.items[0] {
+        Item::Probe(probe) => probe,
+        other => panic!("expected a probe block, got {other:?}"),
+    }
 }
 
 /// The expression of `BEGIN { <src>; }`.

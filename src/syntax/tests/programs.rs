@@ -163,7 +163,10 @@ fn several_probe_blocks_in_order() {
     let providers: Vec<&str> = program
         .items
         .iter()
-        .map(|Item::Probe(p)| p.specs[0].provider.as_str())
+        .filter_map(|item| match item {
+            Item::Probe(p) => Some(p.specs[0].provider.as_str()),
+            Item::Param(_) => None,
+        })
         .collect();
     assert_eq!(providers, ["BEGIN", "kprobe", "END"]);
     assert!(parse_ok("  // only a comment\n").items.is_empty());
@@ -235,4 +238,32 @@ fn reference_one_liners_parse() {
         block_sexpr(&only_probe(&program).body),
         "{(= $skb (cast struct sk_buff* b:arg0)); (= @len (stats (-> $skb len)))}"
     );
+}
+
+#[test]
+fn parameters_parse_with_type_default_and_help() {
+    let program = parse_ok("param src_ip: addr = 10.0.0.0/8 \"source\"\nparam mode: enum(tx, rx) = tx\nparam n: int\nBEGIN { }");
+    let Item::Param(p) = &program.items[0] else {
+        panic!("not a param")
+    };
+    assert_eq!(
+        (
+            p.name.as_str(),
+            p.ty.as_str(),
+            p.default.as_deref(),
+            p.help.as_deref()
+        ),
+        ("src_ip", "addr", Some("10.0.0.0/8"), Some("source"))
+    );
+    let Item::Param(m) = &program.items[1] else {
+        panic!("not a param")
+    };
+    assert_eq!(
+        (m.ty.as_str(), m.choices.clone(), m.default.as_deref()),
+        ("enum", vec!["tx".to_string(), "rx".to_string()], Some("tx"))
+    );
+    let Item::Param(n) = &program.items[2] else {
+        panic!("not a param")
+    };
+    assert_eq!((n.default.clone(), n.help.clone()), (None, None));
 }

@@ -1,0 +1,379 @@
+//! Script parameters: `param NAME: TYPE = DEFAULT "help"` declarations
+//! become command-line flags (`--name value`), are validated, and are
+//! compiled into the programs as constants.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::diag::{Diagnostic, Result};
+use crate::syntax::ast::{Item, ParamDecl, Program};
+
+/// The type of a parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// An IP address or prefix (`10.0.0.1`, `10.0.0.0/8`, `fd00::/64`) or `any`.
+    Addr,
+    /// A TCP/UDP port or `any`.
+    Port,
+    /// A signed integer.
+    Int,
+    /// `true`/`false` (a bare `--flag` is true).
+    Bool,
+    /// A duration: `500ms`, `2s`, `1m`, `10us`, a bare number is seconds.
+    Duration,
+    /// A network interface name, or `any`.
+    Iface,
+    /// A comma-separated list of interface names, or `any`.
+    Ifaces,
+    /// One of the listed words.
+    Enum(Vec<String>),
+}
+
+/// A validated parameter value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// `any`: the filter matches everything.
+    Any,
+    /// An address with its prefix length.
+    Prefix(IpAddr, u8),
+    /// An integer (also ports, booleans as 0/1, durations in ns).
+    Int(i64),
+    /// An enum choice.
+    Word(String),
+    /// Interfaces with their ifindex.
+    Ifaces(Vec<(String, u32)>),
+}
+
+/// A declared parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// Name as declared.
+    pub name: String,
+    /// Type.
+    pub kind: Kind,
+    /// Default value, as written (`None`: the flag is required).
+    pub default: Option<String>,
+    /// Help text.
+    pub help: String,
+}
+
+impl Param {
+    /// The command-line flag: `--src-ip` for `src_ip`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.name.replace('_', "-"))
+    }
+
+    fn type_label(&self) -> String {
+        match &self.kind {
+            Kind::Addr => "ADDR[/LEN]|any".into(),
+            Kind::Port => "PORT|any".into(),
+            Kind::Int => "N".into(),
+            Kind::Bool => "true|false".into(),
+            Kind::Duration => "DURATION".into(),
+            Kind::Iface => "IFACE|any".into(),
+            Kind::Ifaces => "IFACE[,IFACE...]|any".into(),
+            Kind::Enum(c) => c.join("|"),
+        }
+    }
+}
+
+/// The parameters declared by a script, with their types checked.
+pub fn declared(program: &Program) -> Result<Vec<Param>> {
+    let mut out: Vec<Param> = Vec::new();
+    for item in &program.items {
+        let Item::Param(d) = item else { continue };
+        if out.iter().any(|p| p.name == d.name) {
+            return Err(Diagnostic::at(
+                d.span,
+                format!("parameter {} is declared twice", d.name),
+            ));
+        }
+        let param = Param {
+            name: d.name.clone(),
+            kind: kind(d)?,
+            default: d.default.clone(),
+            help: d.help.clone().unwrap_or_default(),
+        };
+        if let Some(default) = &param.default {
+            parse(&param, default)
+                .map_err(|m| Diagnostic::at(d.span, format!("default of {}: {}", d.name, m)))?;
+        }
+        out.push(param);
+    }
+    Ok(out)
+}
+
+fn kind(d: &ParamDecl) -> Result<Kind> {
+    let k = match d.ty.as_str() {
+        "addr" => Kind::Addr,
+        "port" => Kind::Port,
+        "int" => Kind::Int,
+        "bool" => Kind::Bool,
+        "duration" => Kind::Duration,
+        "iface" => Kind::Iface,
+        "ifaces" => Kind::Ifaces,
+        "enum" if !d.choices.is_empty() => Kind::Enum(d.choices.clone()),
+        other => {
+            return Err(Diagnostic::at(
+                d.span,
+                format!("unknown parameter type '{}' (addr, port, int, bool, duration, iface, ifaces, enum(a, b, ...))", other),
+            ))
+        }
+    };
+    Ok(k)
+}
+
+/// Parses and validates one value for a parameter.
+pub fn parse(param: &Param, text: &str) -> std::result::Result<Value, String> {
+    let any = text == "any" || text == "0.0.0.0" || text == "::";
+    match &param.kind {
+        Kind::Addr if any => Ok(Value::Any),
+        Kind::Addr => {
+            let (addr, len) = match text.split_once('/') {
+                Some((a, l)) => (a, Some(l)),
+                None => (text, None),
+            };
+            let ip: IpAddr = addr
+                .parse()
+                .map_err(|_| format!("'{}' is not an IP address or prefix", text))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len = match len {
+                Some(l) => l
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|l| *l <= max)
+                    .ok_or_else(|| format!("bad prefix length in '{}'", text))?,
+                None => max,
+            };
+            Ok(Value::Prefix(ip, len))
+        }
+        Kind::Port if text == "any" || text == "0" => Ok(Value::Any),
+        Kind::Port => text
+            .parse::<u16>()
+            .map(|p| Value::Int(p as i64))
+            .map_err(|_| format!("'{}' is not a port (1-65535)", text)),
+        Kind::Int => parse_int(text)
+            .map(Value::Int)
+            .ok_or_else(|| format!("'{}' is not an integer", text)),
+        Kind::Bool => match text {
+            "true" | "1" | "yes" => Ok(Value::Int(1)),
+            "false" | "0" | "no" => Ok(Value::Int(0)),
+            _ => Err(format!("'{}' is not true or false", text)),
+        },
+        Kind::Duration => duration_ns(text)
+            .map(Value::Int)
+            .ok_or_else(|| format!("'{}' is not a duration (e.g. 500ms, 2s, 1m)", text)),
+        Kind::Iface | Kind::Ifaces if text == "any" => Ok(Value::Any),
+        Kind::Iface | Kind::Ifaces => {
+            let names: Vec<&str> = text.split(',').filter(|n| !n.is_empty()).collect();
+            if param.kind == Kind::Iface && names.len() != 1 {
+                return Err(format!("'{}' is not one interface name", text));
+            }
+            names
+                .iter()
+                .map(|n| ifindex(n).map(|i| (n.to_string(), i)))
+                .collect::<std::result::Result<_, _>>()
+                .map(Value::Ifaces)
+        }
+        Kind::Enum(choices) if choices.iter().any(|c| c == text) => {
+            Ok(Value::Word(text.to_string()))
+        }
+        Kind::Enum(choices) => Err(format!("'{}' is not one of {}", text, choices.join(", "))),
+    }
+}
+
+fn parse_int(text: &str) -> Option<i64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => i64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+fn duration_ns(text: &str) -> Option<i64> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match unit {
+        "" | "s" => 1e9,
+        "ms" => 1e6,
+        "us" => 1e3,
+        "ns" => 1.0,
+        "m" => 60e9,
+        _ => return None,
+    };
+    Some((n * scale) as i64)
+}
+
+/// The ifindex of a network interface in this network namespace.
+fn ifindex(name: &str) -> std::result::Result<u32, String> {
+    let c = std::ffi::CString::new(name).map_err(|_| format!("bad interface name '{}'", name))?;
+    // SAFETY: if_nametoindex reads a NUL-terminated string we own.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(format!("no network interface named '{}'", name)),
+        i => Ok(i),
+    }
+}
+
+/// What the command line asked for after the script name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Run with these values (every parameter bound).
+    Run(HashMap<String, Value>),
+    /// `--help`: print the script's parameters.
+    Help,
+}
+
+/// Binds `--flag value` / `--flag=value` arguments to the parameters,
+/// filling in defaults; unknown flags, missing values and invalid values
+/// are errors naming the flag.
+pub fn bind(params: &[Param], args: &[String]) -> Result<Request> {
+    let mut given: HashMap<String, String> = HashMap::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--help" || arg == "-h" {
+            return Ok(Request::Help);
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f, Some(v.to_string())),
+            None => (arg.as_str(), None),
+        };
+        let p = params.iter().find(|p| p.flag() == flag).ok_or_else(|| {
+            let known: Vec<String> = params.iter().map(|p| p.flag()).collect();
+            Diagnostic::plain(format!(
+                "unknown option '{}' for this script (its options: {})",
+                flag,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(" ")
+                }
+            ))
+        })?;
+        let value = match (inline, &p.kind) {
+            (Some(v), _) => v,
+            (None, Kind::Bool) => "true".to_string(),
+            (None, _) => it.next().cloned().ok_or_else(|| {
+                Diagnostic::plain(format!("{} needs a value ({})", flag, p.type_label()))
+            })?,
+        };
+        given.insert(p.name.clone(), value);
+    }
+    let mut out = HashMap::new();
+    for p in params {
+        let text = match given.get(&p.name).or(p.default.as_ref()) {
+            Some(t) => t,
+            None => {
+                return Err(Diagnostic::plain(format!(
+                    "{} is required ({})",
+                    p.flag(),
+                    p.type_label()
+                )))
+            }
+        };
+        let v = parse(p, text).map_err(|m| Diagnostic::plain(format!("{}: {}", p.flag(), m)))?;
+        out.insert(p.name.clone(), v);
+    }
+    Ok(Request::Run(out))
+}
+
+/// The `--help` text of a script.
+pub fn help(script: &str, params: &[Param]) -> String {
+    let mut out = format!("usage: netscript {} [OPTIONS]\n", script);
+    if params.is_empty() {
+        out.push_str("\nThis script has no options.\n");
+        return out;
+    }
+    out.push_str("\noptions:\n");
+    let rows: Vec<(String, String)> = params
+        .iter()
+        .map(|p| {
+            let default = p
+                .default
+                .as_ref()
+                .map(|d| format!(" [default: {}]", d))
+                .unwrap_or_else(|| " [required]".into());
+            (
+                format!("  {} {}", p.flag(), p.type_label()),
+                format!("{}{}", p.help, default),
+            )
+        })
+        .collect();
+    let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+    for (l, r) in rows {
+        out.push_str(&format!("{:<width$}  {}\n", l, r, width = width));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(src: &str) -> Vec<Param> {
+        declared(&crate::syntax::parse(src).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn values_are_validated_by_type() {
+        let ps = params(
+            "param a: addr = any \"addr\"\nparam p: port = 80\nparam d: duration = 1s\nparam m: enum(tx, rx) = tx\nparam b: bool = false\nparam i: ifaces = lo\n",
+        );
+        let get = |name: &str, text: &str| parse(ps.iter().find(|p| p.name == name).unwrap(), text);
+        assert_eq!(
+            get("a", "10.0.0.0/8"),
+            Ok(Value::Prefix("10.0.0.0".parse().unwrap(), 8))
+        );
+        assert_eq!(
+            get("a", "fd00::1"),
+            Ok(Value::Prefix("fd00::1".parse().unwrap(), 128))
+        );
+        assert_eq!(get("a", "0.0.0.0"), Ok(Value::Any));
+        assert_eq!(
+            get("a", "10.0.0.300"),
+            Err("'10.0.0.300' is not an IP address or prefix".into())
+        );
+        assert_eq!(
+            get("a", "10.0.0.0/33"),
+            Err("bad prefix length in '10.0.0.0/33'".into())
+        );
+        assert_eq!(
+            get("p", "70000"),
+            Err("'70000' is not a port (1-65535)".into())
+        );
+        assert_eq!(get("d", "250ms"), Ok(Value::Int(250_000_000)));
+        assert_eq!(get("m", "up"), Err("'up' is not one of tx, rx".into()));
+        assert_eq!(get("i", "lo"), Ok(Value::Ifaces(vec![("lo".into(), 1)])));
+        assert_eq!(
+            get("i", "nosuchif0"),
+            Err("no network interface named 'nosuchif0'".into())
+        );
+    }
+
+    #[test]
+    fn flags_bind_with_defaults_and_clear_errors() {
+        let ps = params("param src_ip: addr = any \"source\"\nparam latency_us: int \"threshold\"\nparam verbose: bool = false\n");
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let Ok(Request::Run(v)) = bind(&ps, &args(&["--latency-us", "5", "--verbose"])) else {
+            panic!()
+        };
+        assert_eq!(v["src_ip"], Value::Any);
+        assert_eq!(v["latency_us"], Value::Int(5));
+        assert_eq!(v["verbose"], Value::Int(1));
+        assert_eq!(bind(&ps, &args(&["--help"])).unwrap(), Request::Help);
+        let e = |a: &[&str]| bind(&ps, &args(a)).unwrap_err().message;
+        assert_eq!(e(&[]), "--latency-us is required (N)");
+        assert_eq!(
+            e(&["--latency-us=x"]),
+            "--latency-us: 'x' is not an integer"
+        );
+        assert_eq!(e(&["--nope"]), "unknown option '--nope' for this script (its options: --src-ip --latency-us --verbose)");
+        let h = help("t.ns", &ps);
+        assert!(
+            h.contains("  --src-ip ADDR[/LEN]|any  source [default: any]\n"),
+            "{}",
+            h
+        );
+    }
+}

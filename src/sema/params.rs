@@ -1,0 +1,161 @@
+//! Parameters inside expressions: their values as constants, and
+//! `matches(x, param)` built from ordinary comparisons, so that a filter on
+//! a parameter left at `any` folds away.
+
+use std::net::IpAddr;
+
+use super::expr::Scope;
+use super::tast::{Expr, ExprKind as K};
+use super::types::Ty;
+use crate::diag::{Diagnostic, Result, Span};
+use crate::params::Value;
+use crate::syntax::ast::BinOp;
+
+fn int(v: i64, span: Span) -> Expr {
+    Expr {
+        ty: Ty::I64,
+        kind: K::Int(v),
+        span,
+    }
+}
+
+fn binary(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
+    Expr {
+        ty: Ty::U64,
+        kind: K::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+            signed: false,
+        },
+        span,
+    }
+    .folded()
+}
+
+/// `(x & mask) == value` over one 64-bit word.
+fn masked_eq(x: Expr, mask: u64, value: u64, span: Span) -> Expr {
+    let masked = binary(BinOp::BitAnd, x, int(mask as i64, span), span);
+    binary(BinOp::Eq, masked, int((value & mask) as i64, span), span)
+}
+
+/// The first `bits` bits of `bytes` (network order) as little-endian words.
+fn prefix_words(bytes: &[u8], bits: u32) -> Vec<(u64, u64)> {
+    bytes
+        .chunks(8)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut value = [0u8; 8];
+            let mut mask = [0u8; 8];
+            for (j, b) in chunk.iter().enumerate() {
+                let bit = (i * 64 + j * 8) as u32;
+                let keep = bits.saturating_sub(bit).min(8);
+                let m = if keep == 0 { 0 } else { 0xffu8 << (8 - keep) };
+                mask[j] = m;
+                value[j] = *b;
+            }
+            (u64::from_le_bytes(mask), u64::from_le_bytes(value))
+        })
+        .collect()
+}
+
+/// `matches(x, param)`.
+pub(super) fn matches(x: Expr, value: &Value, span: Span) -> Result<Expr> {
+    Ok(match value {
+        Value::Any => int(1, span),
+        Value::Int(v) => binary(BinOp::Eq, x, int(*v, span), span),
+        Value::Word(w) => binary(
+            BinOp::Eq,
+            x,
+            Expr {
+                ty: Ty::Str(w.len() as u32 + 1),
+                kind: K::Str(w.clone()),
+                span,
+            },
+            span,
+        ),
+        Value::Ifaces(list) => list
+            .iter()
+            .map(|(_, index)| binary(BinOp::Eq, x.clone(), int(*index as i64, span), span))
+            .reduce(|a, b| binary(BinOp::Or, a, b, span))
+            .unwrap_or_else(|| int(0, span)),
+        Value::Prefix(ip, len) => {
+            let bytes = match ip {
+                IpAddr::V4(a) => a.octets().to_vec(),
+                IpAddr::V6(a) => a.octets().to_vec(),
+            };
+            match (&x.ty, bytes.len()) {
+                // An IPv4 address read from a packet or a socket: a u32 in network order.
+                (Ty::Int { .. }, 4) => {
+                    let (mask, value) = prefix_words(&bytes, *len as u32)[0];
+                    masked_eq(x, mask & 0xffff_ffff, value & 0xffff_ffff, span)
+                }
+                // 16 bytes of an IPv6 address: two words.
+                (Ty::Str(16), 16) => prefix_words(&bytes, *len as u32)
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, (mask, _))| *mask != 0)
+                    .map(|(i, (mask, value))| {
+                        let word = Expr { ty: Ty::U64, kind: K::Word(Box::new(x.clone()), i as u32 * 8), span };
+                        masked_eq(word, mask, value, span)
+                    })
+                    .reduce(|a, b| binary(BinOp::And, a, b, span))
+                    .unwrap_or_else(|| int(1, span)),
+                // An address of the other family never matches.
+                (Ty::Int { .. }, 16) | (Ty::Str(16), 4) => int(0, span),
+                _ => {
+                    return Err(Diagnostic::at(
+                        x.span,
+                        format!("matches() compares an address parameter with an IPv4 integer or 16 IPv6 bytes, not {}", x.ty.describe()),
+                    ))
+                }
+            }
+        }
+    })
+}
+
+impl Scope<'_, '_> {
+    /// A parameter used as a value.
+    pub(super) fn param_value(&mut self, name: &str, span: Span) -> Result<Expr> {
+        match &self.checker.options.params[name] {
+            Value::Int(v) => Ok(int(*v, span)),
+            Value::Word(w) => Ok(Expr {
+                ty: Ty::Str(w.len() as u32 + 1),
+                kind: K::Str(w.clone()),
+                span,
+            }),
+            Value::Any => Ok(int(0, span)),
+            Value::Ifaces(list) if list.len() == 1 => Ok(int(list[0].1 as i64, span)),
+            Value::Prefix(IpAddr::V4(a), 32) => {
+                Ok(int(u32::from_le_bytes(a.octets()) as i64, span))
+            }
+            _ => Err(Diagnostic::at(
+                span,
+                format!(
+                    "parameter {} holds several values; test it with matches(x, {})",
+                    name, name
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_masks_cover_exactly_the_prefix_bits() {
+        let w = prefix_words(&[10, 1, 2, 3], 12);
+        assert_eq!(
+            w,
+            vec![(
+                u64::from_le_bytes([0xff, 0xf0, 0, 0, 0, 0, 0, 0]),
+                u64::from_le_bytes([10, 1, 2, 3, 0, 0, 0, 0])
+            )]
+        );
+        let w6 = prefix_words(&[0xfd; 16], 72);
+        assert_eq!(w6[0].0, u64::MAX);
+        assert_eq!(w6[1].0, 0xff);
+    }
+}
