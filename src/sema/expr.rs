@@ -25,6 +25,8 @@ pub(super) struct Scope<'a, 'o> {
     pub var_types: Vec<Ty>,
     /// The tracepoint record format, for tracepoint probes.
     pub tracepoint: Option<TracepointFormat>,
+    /// The user functions being inlined, innermost last.
+    pub frames: Vec<super::inline::Frame>,
 }
 
 impl<'a, 'o> Scope<'a, 'o> {
@@ -42,6 +44,7 @@ impl<'a, 'o> Scope<'a, 'o> {
             vars: VarTable::new(),
             var_types: Vec::new(),
             tracepoint,
+            frames: Vec::new(),
         })
     }
 
@@ -382,6 +385,9 @@ impl<'a, 'o> Scope<'a, 'o> {
     }
 
     fn call(&mut self, name: &str, args: &[ast::Expr], span: Span) -> Result<Expr> {
+        if let Some(f) = self.checker.functions.get(name).cloned() {
+            return self.inline_call(&f, args, span);
+        }
         let def = builtins::function(name)
             .ok_or_else(|| Diagnostic::at(span, format!("unknown function '{}'", name)))?;
         match def.role {

@@ -5,6 +5,7 @@
 
 mod access;
 mod expr;
+mod inline;
 mod params;
 mod stmt;
 pub mod tast;
@@ -64,6 +65,8 @@ struct Checker<'o> {
     collecting: bool,
     maps: Vec<MapDecl>,
     map_ids: HashMap<String, MapId>,
+    /// User functions by name (the script's and the stdlib's).
+    functions: HashMap<String, ast::FnDecl>,
     /// Pass 1: maps seen only read so far (their type is a guess).
     placeholders: std::collections::HashSet<MapId>,
     printfs: Vec<PrintfDecl>,
@@ -79,6 +82,7 @@ impl<'o> Checker<'o> {
             collecting,
             maps: Vec::new(),
             map_ids: HashMap::new(),
+            functions: HashMap::new(),
             placeholders: Default::default(),
             printfs: Vec::new(),
             programs: Vec::new(),
@@ -88,6 +92,22 @@ impl<'o> Checker<'o> {
     }
 
     fn run(&mut self, program: &ast::Program) -> Result<()> {
+        for item in &program.items {
+            if let ast::Item::Fn(f) = item {
+                if crate::builtins::function(&f.name).is_some() {
+                    return Err(Diagnostic::at(
+                        f.span,
+                        format!("{} is a built-in function and cannot be redefined", f.name),
+                    ));
+                }
+                if self.functions.insert(f.name.clone(), f.clone()).is_some() {
+                    return Err(Diagnostic::at(
+                        f.span,
+                        format!("function {} is defined twice", f.name),
+                    ));
+                }
+            }
+        }
         for item in &program.items {
             let ast::Item::Probe(block) = item else {
                 continue;

@@ -47,7 +47,7 @@ pub(super) fn check_probe(
     })
 }
 
-fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Result<Vec<Stmt>> {
+pub(super) fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Result<Vec<Stmt>> {
     let mut out = Vec::new();
     for s in stmts {
         match check_stmt(scope, s, &mut out) {
@@ -107,7 +107,16 @@ fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Resul
                 out.extend(check_block(scope, &body.stmts)?);
             }
         }
-        StmtKind::Return => out.push(Stmt::Return),
+        StmtKind::Return(value) if !scope.frames.is_empty() => {
+            out.extend(scope.function_return(value.as_ref(), stmt.span)?)
+        }
+        StmtKind::Return(None) => out.push(Stmt::Return),
+        StmtKind::Return(Some(v)) => {
+            return Err(Diagnostic::at(
+                v.span,
+                "only a function can return a value; a probe returns with `return;`",
+            ))
+        }
     }
     Ok(())
 }

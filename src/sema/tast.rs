@@ -147,8 +147,10 @@ pub enum Stmt {
     If(Expr, Vec<Stmt>, Vec<Stmt>),
     /// `while`
     While(Expr, Vec<Stmt>),
-    /// `return`
+    /// `return`: leave the probe.
     Return,
+    /// Leave the innermost inlined function.
+    Leave,
 }
 
 /// A checked expression.
@@ -254,6 +256,14 @@ pub enum ExprKind {
     Ksym(Box<Expr>),
     /// `(a, b)`
     Tuple(Vec<Expr>),
+    /// An inlined user function call: its statements, then the value of
+    /// its result variable (none when it returns no value).
+    Inline {
+        /// Parameter bindings and the function's body.
+        body: Vec<Stmt>,
+        /// Where `return e` put the value.
+        result: Option<VarId>,
+    },
     /// The 8 bytes at an offset of a memory value (a string or byte array),
     /// as an integer.
     Word(Box<Expr>, u32),

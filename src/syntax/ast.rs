@@ -17,6 +17,21 @@ pub enum Item {
     Probe(ProbeBlock),
     /// `param name: type = default "help"`
     Param(ParamDecl),
+    /// `fn name($a, $b) { ... }`
+    Fn(FnDecl),
+}
+
+/// A function, inlined where it is called.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FnDecl {
+    /// Name.
+    pub name: String,
+    /// Parameter variable names (without `$`).
+    pub params: Vec<String>,
+    /// The body; `return expr;` gives the call its value.
+    pub body: Block,
+    /// Span of the declaration.
+    pub span: Span,
 }
 
 /// A script parameter: a command-line flag whose value is compiled in.
@@ -123,8 +138,9 @@ pub enum StmtKind {
         /// The repeated block.
         body: Block,
     },
-    /// `return;`: leave the probe.
-    Return,
+    /// `return;` leaves the probe (or the function); `return e;` gives a
+    /// function call its value.
+    Return(Option<Expr>),
 }
 
 /// Something that can be assigned to.

@@ -39,6 +39,7 @@ fn children<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
                 | Rule::kw_sizeof
                 | Rule::kw_offsetof
                 | Rule::kw_param
+                | Rule::kw_fn
         )
     })
 }
@@ -56,6 +57,7 @@ pub fn program(pair: Pair<Rule>) -> Result<Program> {
         .filter_map(|p| match p.as_rule() {
             Rule::probe => Some(probe(p).map(Item::Probe)),
             Rule::param_decl => Some(param_decl(p).map(Item::Param)),
+            Rule::fn_decl => Some(fn_decl(p).map(Item::Fn)),
             _ => None,
         })
         .collect::<Result<_>>()?;
@@ -82,6 +84,28 @@ fn probe(pair: Pair<Rule>) -> Result<ProbeBlock> {
     Ok(ProbeBlock {
         specs,
         predicate,
+        body,
+        span,
+    })
+}
+
+fn fn_decl(pair: Pair<Rule>) -> Result<FnDecl> {
+    let span = span_of(&pair);
+    let mut it = children(pair);
+    let name = next(&mut it, span)?.as_str().to_string();
+    let mut params = Vec::new();
+    let mut body = None;
+    for p in it {
+        match p.as_rule() {
+            Rule::var => params.push(p.as_str().trim_start_matches('$').to_string()),
+            _ => body = Some(block(p)?),
+        }
+    }
+    let body =
+        body.ok_or_else(|| Diagnostic::at(span, "internal parser error: function without body"))?;
+    Ok(FnDecl {
+        name,
+        params,
         body,
         span,
     })
@@ -169,7 +193,7 @@ fn stmt(pair: Pair<Rule>) -> Result<Stmt> {
                 body: block(next(&mut it, span)?)?,
             }
         }
-        Rule::return_stmt => StmtKind::Return,
+        Rule::return_stmt => StmtKind::Return(it.next().map(expr).transpose()?),
         Rule::assign_stmt => {
             let target = lvalue(next(&mut it, span)?)?;
             let op = assign_op(next(&mut it, span)?.as_str());

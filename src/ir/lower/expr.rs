@@ -273,6 +273,21 @@ impl Lower<'_> {
                 v
             }
             K::Ksym(x) => self.expr(x)?,
+            K::Inline { body, result } => {
+                let out = self.f.label();
+                self.leave.push(out);
+                let lowered = self.block(body);
+                self.leave.pop();
+                lowered?;
+                self.f.push(Inst::Label(out));
+                match result {
+                    Some(id) => match self.vars[id.0 as usize] {
+                        Home::Reg(r) => Val::Reg(r),
+                        Home::Mem(slot, size) => Val::Mem(slot, size),
+                    },
+                    None => Val::Reg(self.imm(0)),
+                }
+            }
             K::Word(x, off) => match self.expr(x)? {
                 Val::Mem(slot, _) => {
                     let r = self.f.vreg();

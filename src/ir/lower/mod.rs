@@ -35,7 +35,7 @@ fn stmt_span(s: &Stmt) -> Option<crate::diag::Span> {
         Stmt::Aggregate { arg, keys, .. } => arg.as_ref().or(keys.first()).map(|e| e.span),
         Stmt::Delete { keys, .. } => keys.first().map(|e| e.span),
         Stmt::Printf(_, args) => args.first().map(|e| e.span),
-        Stmt::MapAction(..) | Stmt::Exit | Stmt::Return => None,
+        Stmt::MapAction(..) | Stmt::Exit | Stmt::Return | Stmt::Leave => None,
     }
 }
 
@@ -67,6 +67,10 @@ struct Lower<'a> {
     start_ns: u64,
     /// The script location of the instructions being emitted.
     loc: Option<crate::diag::Span>,
+    /// Where `Leave` jumps: the end of each inlined function, innermost last.
+    leave: Vec<Label>,
+    /// Temporary slots in use, as indices into `temps`, in order taken.
+    taken: Vec<usize>,
 }
 
 impl<'a> Lower<'a> {
@@ -83,6 +87,8 @@ impl<'a> Lower<'a> {
             end,
             start_ns,
             loc: None,
+            leave: Vec::new(),
+            taken: Vec::new(),
         }
     }
 
@@ -114,11 +120,14 @@ impl<'a> Lower<'a> {
         Ok(self.f)
     }
 
-    fn block(&mut self, stmts: &[Stmt]) -> Result<()> {
+    /// Lowers statements; each statement's temporaries are free again
+    /// after it (those of an enclosing expression stay taken).
+    pub(super) fn block(&mut self, stmts: &[Stmt]) -> Result<()> {
         for s in stmts {
+            let mark = self.taken.len();
             self.stmt(s)?;
-            for t in &mut self.temps {
-                t.2 = false;
+            for i in self.taken.drain(mark..) {
+                self.temps[i].2 = false;
             }
         }
         Ok(())
@@ -129,16 +138,22 @@ impl<'a> Lower<'a> {
         let size = size.div_ceil(8).max(1) * 8;
         let best = self
             .temps
-            .iter_mut()
-            .filter(|t| !t.2 && t.1 >= size)
-            .min_by_key(|t| t.1);
-        if let Some(t) = best {
-            t.2 = true;
-            return t.0;
-        }
-        let slot = self.f.slot(size, 8);
-        self.temps.push((slot, size, true));
-        slot
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.2 && t.1 >= size)
+            .min_by_key(|(_, t)| t.1)
+            .map(|(i, _)| i);
+        let index = match best {
+            Some(i) => i,
+            None => {
+                let slot = self.f.slot(size, 8);
+                self.temps.push((slot, size, false));
+                self.temps.len() - 1
+            }
+        };
+        self.temps[index].2 = true;
+        self.taken.push(index);
+        self.temps[index].0
     }
 
     fn stmt(&mut self, s: &Stmt) -> Result<()> {
@@ -249,6 +264,13 @@ impl<'a> Lower<'a> {
                 self.block(body)?;
                 self.f.push(Inst::Jump(top));
                 self.f.push(Inst::Label(done));
+            }
+            Stmt::Leave => {
+                let out = *self
+                    .leave
+                    .last()
+                    .expect("the checker only puts Leave inside functions");
+                self.f.push(Inst::Jump(out));
             }
             Stmt::Return => {
                 let end = self.end;

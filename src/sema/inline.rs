@@ -1,0 +1,123 @@
+//! User functions (`fn name($a) { ...; return e; }`, from the script or the
+//! stdlib): checked and inlined at every call, so their parameters take
+//! the types of the arguments.
+
+use super::expr::Scope;
+use super::stmt::check_block;
+use super::tast::{Expr, ExprKind as K, Stmt, VarId};
+use super::types::Ty;
+use super::unify;
+use crate::diag::{Diagnostic, Result, Span};
+use crate::syntax::ast;
+
+/// How deep inlined calls may nest (which also stops recursion).
+const MAX_DEPTH: usize = 16;
+
+/// One function being inlined: where its `return e` values go.
+#[derive(Debug, Default)]
+pub(super) struct Frame {
+    /// The hidden variable holding the return value, once a `return e` is seen.
+    pub result: Option<VarId>,
+}
+
+impl Scope<'_, '_> {
+    /// Inlines a call of the user function `f`.
+    pub(super) fn inline_call(
+        &mut self,
+        f: &ast::FnDecl,
+        args: &[ast::Expr],
+        span: Span,
+    ) -> Result<Expr> {
+        if args.len() != f.params.len() {
+            return Err(Diagnostic::at(
+                span,
+                format!(
+                    "{}() takes {} argument(s), got {}",
+                    f.name,
+                    f.params.len(),
+                    args.len()
+                ),
+            ));
+        }
+        if self.frames.len() >= MAX_DEPTH {
+            return Err(Diagnostic::at(
+                span,
+                format!(
+                    "calls nest more than {} deep (is {}() recursive?)",
+                    MAX_DEPTH, f.name
+                ),
+            ));
+        }
+        let values = args
+            .iter()
+            .map(|a| self.expr(a))
+            .collect::<Result<Vec<_>>>()?;
+        let caller_vars = std::mem::take(&mut self.vars);
+        let mut body = Vec::new();
+        for (name, value) in f.params.iter().zip(values) {
+            if let Err(e) = self.expect_storable(&value) {
+                self.vars = caller_vars;
+                return Err(e);
+            }
+            let id = self.declare_var(name, value.ty.clone());
+            body.push(Stmt::SetVar(id, value));
+        }
+        self.frames.push(Frame::default());
+        let checked = check_block(self, &f.body.stmts);
+        let frame = self.frames.pop().unwrap_or_default();
+        self.vars = caller_vars;
+        body.extend(checked?);
+        let ty = frame
+            .result
+            .map(|r| self.var_types[r.0 as usize].clone())
+            .unwrap_or(Ty::Void);
+        Ok(Expr {
+            ty,
+            kind: K::Inline {
+                body,
+                result: frame.result,
+            },
+            span,
+        })
+    }
+
+    /// `return` / `return e` inside a function.
+    pub(super) fn function_return(
+        &mut self,
+        value: Option<&ast::Expr>,
+        span: Span,
+    ) -> Result<Vec<Stmt>> {
+        let Some(value) = value else {
+            return Ok(vec![Stmt::Leave]);
+        };
+        let v = self.expr(value)?;
+        self.expect_storable(&v)?;
+        let frame_result = self.frames.last().and_then(|f| f.result);
+        let id = match frame_result {
+            Some(id) => {
+                let have = &self.var_types[id.0 as usize];
+                let merged = unify(have, &v.ty).ok_or_else(|| {
+                    Diagnostic::at(
+                        span,
+                        format!(
+                            "this function returns {} here but {} elsewhere",
+                            v.ty.describe(),
+                            have.describe()
+                        ),
+                    )
+                })?;
+                self.var_types[id.0 as usize] = merged;
+                id
+            }
+            None => {
+                let id = VarId(self.var_types.len() as u32);
+                self.var_types.push(v.ty.clone());
+                if let Some(f) = self.frames.last_mut() {
+                    f.result = Some(id);
+                }
+                id
+            }
+        };
+        Ok(vec![Stmt::SetVar(id, v), Stmt::Leave])
+    }
+}
