@@ -38,7 +38,7 @@ fn infers_map_types_across_probes() {
     assert_eq!(by_name("@c").keys, vec![Ty::I64, Ty::Str(7)]);
     assert_eq!(by_name("@c").value, MapValue::Agg(Agg::Count));
     assert_eq!(by_name("@v").value, MapValue::Plain(Ty::I64));
-    assert_eq!(by_name("@h").value, MapValue::Agg(Agg::Hist));
+    assert_eq!(by_name("@h").value, MapValue::Agg(Agg::Hist { bits: 0 }));
     assert_eq!(
         by_name("@l").value,
         MapValue::Agg(Agg::Lhist {
