@@ -98,7 +98,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("min", Func::Min, 1, 1, Role::Aggregation),
     def("max", Func::Max, 1, 1, Role::Aggregation),
     def("stats", Func::Stats, 1, 1, Role::Aggregation),
-    def("hist", Func::Hist, 1, 1, Role::Aggregation),
+    def("hist", Func::Hist, 1, 2, Role::Aggregation),
     def("lhist", Func::Lhist, 4, 4, Role::Aggregation),
     def("delete", Func::Delete, 1, 1, Role::Action),
     def("clear", Func::Clear, 1, 1, Role::Action),

@@ -45,12 +45,12 @@ pub fn key_layout(decl: &MapDecl) -> KeyLayout {
     let (offsets, size) = tuple_layout(&decl.keys);
     let size = if decl.keys.is_empty() { 8 } else { size };
     match decl.value {
-        MapValue::Agg(Agg::Hist | Agg::Lhist { .. }) if !decl.keys.is_empty() => KeyLayout {
+        MapValue::Agg(Agg::Hist { .. } | Agg::Lhist { .. }) if !decl.keys.is_empty() => KeyLayout {
             offsets,
             bucket: Some(size),
             size: size + 8,
         },
-        MapValue::Agg(Agg::Hist | Agg::Lhist { .. }) => KeyLayout {
+        MapValue::Agg(Agg::Hist { .. } | Agg::Lhist { .. }) => KeyLayout {
             offsets,
             bucket: Some(0),
             size: 8,
@@ -68,7 +68,7 @@ pub fn key_layout(decl: &MapDecl) -> KeyLayout {
 pub fn value_size(decl: &MapDecl) -> u32 {
     match &decl.value {
         MapValue::Plain(ty) => ty.storage_size().div_ceil(8) * 8,
-        MapValue::Agg(Agg::Count | Agg::Sum | Agg::Hist | Agg::Lhist { .. }) => 8,
+        MapValue::Agg(Agg::Count | Agg::Sum | Agg::Hist { .. } | Agg::Lhist { .. }) => 8,
         MapValue::Agg(Agg::Min | Agg::Max | Agg::Avg | Agg::Stats) => 16,
     }
 }

@@ -1,6 +1,7 @@
 //! The histogram buckets bpftrace shows for `hist()` and `lhist()` values,
 //! shared by the text and JSON renderers.
 
+use super::loghist::bucket_range;
 use super::model::Aggregate;
 
 /// One printed histogram bucket.
@@ -23,7 +24,9 @@ pub struct Bucket {
 /// Returns an empty list for an all-zero histogram or a non-histogram.
 pub fn visible_buckets(aggregate: &Aggregate) -> Vec<Bucket> {
     let counts: &[u64] = match aggregate {
-        Aggregate::Hist(buckets) | Aggregate::Lhist { buckets, .. } => buckets,
+        Aggregate::Hist(buckets)
+        | Aggregate::SubHist { buckets, .. }
+        | Aggregate::Lhist { buckets, .. } => buckets,
         _ => return Vec::new(),
     };
     let (Some(first), Some(last)) = (
@@ -41,6 +44,7 @@ pub fn visible_buckets(aggregate: &Aggregate) -> Vec<Bucket> {
                     step,
                     buckets,
                 } => lhist_bounds(index, *min, *max, *step, buckets.len()),
+                Aggregate::SubHist { bits, .. } => sub_hist_bounds(index, *bits),
                 _ => hist_bounds(index),
             };
             Bucket {
@@ -68,6 +72,27 @@ fn hist_bounds(index: usize) -> (String, Option<i64>, Option<i64>) {
             (label, Some(i64::from(low)), Some(i64::from(high)))
         }
     }
+}
+
+/// Label and JSON bounds of bucket `index` of a `hist(x, k)` histogram:
+/// `[v]` for a bucket of one value, `[low, high)` otherwise, each bound with
+/// the largest of the suffixes K/M/G/T that divides it exactly
+/// (`[1K, 1152)`, `[1M, 1152K)`); JSON bounds are the first and last value.
+fn sub_hist_bounds(index: usize, bits: u8) -> (String, Option<i64>, Option<i64>) {
+    let Some(range) = bucket_range(index, bits) else {
+        return ("(..., 0)".to_string(), None, Some(-1));
+    };
+    let (low, last) = (range.start as i64, (range.end - 1) as i64);
+    let label = if range.end - range.start == 1 {
+        format!("[{}]", suffixed(low, &UNITS))
+    } else {
+        format!(
+            "[{}, {})",
+            suffixed(low, &UNITS),
+            suffixed(range.end as i64, &UNITS)
+        )
+    };
+    (label, Some(low), Some(last))
 }
 
 /// `2^power` with a K/M/G/T suffix, as bpftrace labels log2 buckets.
@@ -109,19 +134,29 @@ fn lhist_bounds(
     }
 }
 
-/// A linear bucket bound: `5M` / `3K` when an exact multiple of 2^20 / 2^10.
+/// Binary units from the largest: T (2^40), G, M, K (2^10).
+const UNITS: [(i64, &str); 4] = [
+    (1 << 40, "T"),
+    (1 << 30, "G"),
+    (1 << 20, "M"),
+    (1 << 10, "K"),
+];
+
+/// A linear bucket bound: `5M` / `3K` when an exact multiple of 2^20 / 2^10
+/// (bpftrace 0.17 uses no larger unit for lhist).
 fn linear_label(number: i64) -> String {
-    const MEGA: i64 = 1 << 20;
-    const KILO: i64 = 1 << 10;
-    if number == 0 {
-        "0".to_string()
-    } else if number % MEGA == 0 {
-        format!("{}M", number / MEGA)
-    } else if number % KILO == 0 {
-        format!("{}K", number / KILO)
-    } else {
-        number.to_string()
-    }
+    suffixed(number, &UNITS[2..])
+}
+
+/// `number` with the first of `units` that divides it exactly (`3K`),
+/// else plain (and `0` as `0`).
+fn suffixed(number: i64, units: &[(i64, &str)]) -> String {
+    units
+        .iter()
+        .find(|(unit, _)| number != 0 && number % unit == 0)
+        .map_or(number.to_string(), |(unit, suffix)| {
+            format!("{}{suffix}", number / unit)
+        })
 }
 
 #[cfg(test)]
@@ -148,6 +183,22 @@ mod tests {
         let labels: Vec<&str> = shown.iter().map(|b| b.label.as_str()).collect();
         assert_eq!(labels, vec!["[1]", "[2, 4)", "[4, 8)"]);
         assert!(visible_buckets(&Aggregate::Hist(vec![0; 65])).is_empty());
+    }
+
+    #[test]
+    fn sub_hist_labels_and_bounds() {
+        let label = |index| sub_hist_bounds(index, 3);
+        assert_eq!(label(0), ("(..., 0)".to_string(), None, Some(-1)));
+        assert_eq!(label(1), ("[0]".to_string(), Some(0), Some(0)));
+        assert_eq!(label(17), ("[16, 18)".to_string(), Some(16), Some(17)));
+        let one_k = crate::output::loghist::hist_index(1024, 3);
+        assert_eq!(
+            label(one_k),
+            ("[1K, 1152)".to_string(), Some(1024), Some(1151))
+        );
+        let one_m = crate::output::loghist::hist_index(1 << 20, 3);
+        assert_eq!(label(one_m).0, "[1M, 1152K)");
+        assert_eq!(label(one_m + 7).0, "[1920K, 2M)");
     }
 
     #[test]

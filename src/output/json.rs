@@ -2,6 +2,7 @@
 //! Every function returns complete lines, trailing newline included.
 
 use super::buckets::visible_buckets;
+use super::loghist::{percentile_name, percentiles};
 use super::model::{Aggregate, MapDump, Value};
 use super::order::ordered_entries;
 use super::text::{key_component_text, value_text, MapShape};
@@ -10,6 +11,8 @@ use super::text::{key_component_text, value_text, MapShape};
 /// `map`, `hist` (hist and lhist) or `stats` (avg and stats). Maps with keys
 /// nest one more object whose member names are the key components joined by
 /// `,`. Returns an empty string for an empty map (bpftrace prints nothing).
+/// A `hist(x, k)` value (k >= 1) is an object instead of bpftrace's bucket
+/// array: `{"buckets": [...], "percentiles": {"p50": 5, "p90": 104, ...}}`.
 pub fn map_json(dump: &MapDump) -> String {
     let Some((first_keys, first_value)) = dump.entries.first() else {
         return String::new();
@@ -74,24 +77,39 @@ fn aggregate_json(aggregate: &Aggregate) -> String {
         Aggregate::Stats { count, avg, total } => {
             format!("{{\"count\": {count}, \"average\": {avg}, \"total\": {total}}}")
         }
-        Aggregate::Hist(_) | Aggregate::Lhist { .. } => {
-            let buckets: Vec<String> = visible_buckets(aggregate)
+        Aggregate::SubHist { bits, buckets } => {
+            let members: Vec<String> = percentiles(buckets, *bits)
                 .iter()
-                .map(|bucket| {
-                    let min = bucket
-                        .min
-                        .map(|v| format!("\"min\": {v}, "))
-                        .unwrap_or_default();
-                    let max = bucket
-                        .max
-                        .map(|v| format!("\"max\": {v}, "))
-                        .unwrap_or_default();
-                    format!("{{{min}{max}\"count\": {}}}", bucket.count)
-                })
+                .map(|(q, value)| format!("{}: {value}", quote(&percentile_name(*q))))
                 .collect();
-            format!("[{}]", buckets.join(", "))
+            format!(
+                "{{\"buckets\": {}, \"percentiles\": {{{}}}}}",
+                buckets_json(aggregate),
+                members.join(", ")
+            )
         }
+        Aggregate::Hist(_) | Aggregate::Lhist { .. } => buckets_json(aggregate),
     }
+}
+
+/// The visible buckets of a histogram as bpftrace's JSON array:
+/// `[{"min": 4, "max": 7, "count": 2}, ...]`.
+fn buckets_json(aggregate: &Aggregate) -> String {
+    let buckets: Vec<String> = visible_buckets(aggregate)
+        .iter()
+        .map(|bucket| {
+            let min = bucket
+                .min
+                .map(|v| format!("\"min\": {v}, "))
+                .unwrap_or_default();
+            let max = bucket
+                .max
+                .map(|v| format!("\"max\": {v}, "))
+                .unwrap_or_default();
+            format!("{{{min}{max}\"count\": {}}}", bucket.count)
+        })
+        .collect();
+    format!("[{}]", buckets.join(", "))
 }
 
 /// A value: numbers bare, text-like values quoted, tuples as `[a,b]`.
@@ -150,6 +168,31 @@ mod tests {
         assert_eq!(
             map_json(&dump),
             "{\"type\": \"map\", \"data\": {\"@s\": \"\\n        f\\n\"}}\n"
+        );
+    }
+
+    #[test]
+    fn sub_hist_values_carry_percentiles() {
+        let mut buckets = vec![0u64; 30];
+        buckets[crate::output::loghist::hist_index(5, 2)] = 2;
+        buckets[crate::output::loghist::hist_index(100, 2)] = 1;
+        let dump = MapDump {
+            name: "@h".into(),
+            entries: vec![(vec![Value::Int(1)], Aggregate::SubHist { bits: 2, buckets })],
+        };
+        assert_eq!(
+            map_json(&dump),
+            "{\"type\": \"hist\", \"data\": {\"@h\": {\"1\": {\"buckets\": [\
+{\"min\": 5, \"max\": 5, \"count\": 2}, {\"min\": 6, \"max\": 6, \"count\": 0}, \
+{\"min\": 7, \"max\": 7, \"count\": 0}, {\"min\": 8, \"max\": 9, \"count\": 0}, \
+{\"min\": 10, \"max\": 11, \"count\": 0}, {\"min\": 12, \"max\": 13, \"count\": 0}, \
+{\"min\": 14, \"max\": 15, \"count\": 0}, {\"min\": 16, \"max\": 19, \"count\": 0}, \
+{\"min\": 20, \"max\": 23, \"count\": 0}, {\"min\": 24, \"max\": 27, \"count\": 0}, \
+{\"min\": 28, \"max\": 31, \"count\": 0}, {\"min\": 32, \"max\": 39, \"count\": 0}, \
+{\"min\": 40, \"max\": 47, \"count\": 0}, {\"min\": 48, \"max\": 55, \"count\": 0}, \
+{\"min\": 56, \"max\": 63, \"count\": 0}, {\"min\": 64, \"max\": 79, \"count\": 0}, \
+{\"min\": 80, \"max\": 95, \"count\": 0}, {\"min\": 96, \"max\": 111, \"count\": 1}], \
+\"percentiles\": {\"p50\": 5, \"p90\": 104, \"p99\": 104, \"p99.9\": 104}}}}}\n"
         );
     }
 

@@ -3,6 +3,7 @@
 
 pub mod buckets;
 pub mod json;
+pub mod loghist;
 pub mod model;
 pub mod order;
 pub mod printf;

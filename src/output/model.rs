@@ -49,6 +49,15 @@ pub enum Aggregate {
     /// `hist(x)`: `buckets[i]` counts values of bucket i: 0 holds negative
     /// values, 1 holds 0, and i >= 2 holds `[2^(i-2), 2^(i-1))`.
     Hist(Vec<u64>),
+    /// `hist(x, k)` with `k >= 1`: `buckets[i]` counts values of bucket i
+    /// as laid out in [`crate::output::loghist`] (each log2 bucket split in
+    /// `2^k` linear sub-buckets). Printed with a percentile line.
+    SubHist {
+        /// `k`, the sub-bucket bits (1..=5).
+        bits: u8,
+        /// Counts per bucket index.
+        buckets: Vec<u64>,
+    },
     /// `lhist(x, min, max, step)`: `buckets[0]` holds values below `min`,
     /// `buckets[i]` for 1..=n holds `[min+(i-1)*step, min+i*step)`, and the
     /// last bucket (index n+1) holds values `>= max`, where n = (max-min)/step.

@@ -24,7 +24,7 @@ pub type Entry = (Vec<Value>, Aggregate);
 pub fn ordered_entries(dump: &MapDump) -> Vec<&Entry> {
     let mut entries: Vec<&Entry> = dump.entries.iter().collect();
     match entries.first().map(|entry| &entry.1) {
-        Some(Aggregate::Hist(_) | Aggregate::Lhist { .. }) => {
+        Some(Aggregate::Hist(_) | Aggregate::SubHist { .. } | Aggregate::Lhist { .. }) => {
             entries.sort_by(|a, b| key_bytes_cmp(&a.0, &b.0));
             entries.sort_by_key(|entry| bucket_total(&entry.1));
         }
@@ -58,7 +58,9 @@ pub fn exit_order(a: &MapDump, b: &MapDump) -> Ordering {
 /// Sum of all buckets of a histogram (0 for other aggregates).
 fn bucket_total(aggregate: &Aggregate) -> u64 {
     match aggregate {
-        Aggregate::Hist(buckets) | Aggregate::Lhist { buckets, .. } => buckets
+        Aggregate::Hist(buckets)
+        | Aggregate::SubHist { buckets, .. }
+        | Aggregate::Lhist { buckets, .. } => buckets
             .iter()
             .fold(0u64, |sum, count| sum.wrapping_add(*count)),
         _ => 0,

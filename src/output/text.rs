@@ -2,6 +2,7 @@
 //! dump print).
 
 use super::buckets::visible_buckets;
+use super::loghist::percentiles_text;
 use super::model::{Aggregate, MapDump, Value};
 use super::order::ordered_entries;
 
@@ -28,7 +29,9 @@ impl MapShape {
     /// The shape of a map holding values like `aggregate`.
     pub fn of(aggregate: &Aggregate) -> MapShape {
         match aggregate {
-            Aggregate::Hist(_) | Aggregate::Lhist { .. } => MapShape::Histogram,
+            Aggregate::Hist(_) | Aggregate::SubHist { .. } | Aggregate::Lhist { .. } => {
+                MapShape::Histogram
+            }
             Aggregate::Avg(_) | Aggregate::Stats { .. } => MapShape::Stats,
             Aggregate::Scalar(Value::Stack(_) | Value::Sym(_) | Value::Addr(_)) => {
                 MapShape::Unseparated
@@ -134,16 +137,26 @@ fn aggregate_text(aggregate: &Aggregate) -> String {
         Aggregate::Stats { count, avg, total } => {
             format!("count {count}, average {avg}, total {total}")
         }
-        Aggregate::Hist(_) | Aggregate::Lhist { .. } => histogram_text(aggregate),
+        Aggregate::Hist(_) | Aggregate::SubHist { .. } | Aggregate::Lhist { .. } => {
+            histogram_text(aggregate)
+        }
     }
 }
 
 /// The bar chart of a histogram: one line per visible bucket, the label
 /// left-aligned in 16 columns, the count right-aligned in 8, then the bar.
+/// A `hist(x, k)` chart ends with its percentiles line
+/// (`p50=… p90=… p99=… p99.9=…`) when it is not empty.
 fn histogram_text(aggregate: &Aggregate) -> String {
     let buckets = visible_buckets(aggregate);
     let largest = buckets.iter().map(|b| b.count).max().unwrap_or(0);
-    buckets
+    let percentiles = match aggregate {
+        Aggregate::SubHist { bits, buckets } if !buckets.iter().all(|c| *c == 0) => {
+            format!("{}\n", percentiles_text(buckets, *bits))
+        }
+        _ => String::new(),
+    };
+    let chart: String = buckets
         .iter()
         .map(|bucket| {
             // bpftrace computes the bar in single-precision float and truncates.
@@ -154,7 +167,8 @@ fn histogram_text(aggregate: &Aggregate) -> String {
                 bucket.label, bucket.count, bar
             )
         })
-        .collect()
+        .collect();
+    chart + &percentiles
 }
 
 #[cfg(test)]
@@ -183,6 +197,25 @@ mod tests {
     fn kstack_keys_are_indented_by_four() {
         let keys = vec![Value::Stack(vec!["a".into()]), Value::UInt(u64::MAX)];
         assert_eq!(key_text("@k", &keys), "@k[\n    a\n, -1]");
+    }
+
+    #[test]
+    fn sub_hist_chart_ends_with_percentiles() {
+        let mut buckets = vec![0u64; 30];
+        buckets[crate::output::loghist::hist_index(5, 2)] = 2;
+        buckets[crate::output::loghist::hist_index(100, 2)] = 1;
+        let dump = MapDump {
+            name: "@h".into(),
+            entries: vec![(vec![], Aggregate::SubHist { bits: 2, buckets })],
+        };
+        let expected = "@h: \n\
+[5]                    2 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n\
+[6]                    0 |                                                    |\n";
+        assert!(map_text(&dump).starts_with(expected), "{}", map_text(&dump));
+        assert!(map_text(&dump).ends_with(
+            "[96, 112)              1 |@@@@@@@@@@@@@@@@@@@@@@@@@@                          |\n\
+p50=5 p90=104 p99=104 p99.9=104\n\n"
+        ));
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub fn map_dump(
                 out.push((keys_of(k), Aggregate::Scalar(v)));
             }
         }
-        MapValue::Agg(agg @ (Agg::Hist | Agg::Lhist { .. })) => {
+        MapValue::Agg(agg @ (Agg::Hist { .. } | Agg::Lhist { .. })) => {
             let mut groups: BTreeMap<Vec<u8>, BTreeMap<u64, u64>> = BTreeMap::new();
             for (k, vals) in entries {
                 let b = kl.bucket.unwrap_or(0) as usize;
@@ -142,6 +142,10 @@ pub fn map_dump(
                         min,
                         max,
                         step,
+                        buckets: counts,
+                    },
+                    Agg::Hist { bits } if bits > 0 => Aggregate::SubHist {
+                        bits,
                         buckets: counts,
                     },
                     _ => Aggregate::Hist(counts),
@@ -193,7 +197,9 @@ fn aggregate(agg: Agg, cpus: &[Vec<u8>]) -> Aggregate {
                 Aggregate::Stats { count, avg, total }
             }
         }
-        Agg::Hist | Agg::Lhist { .. } => unreachable!("histograms are grouped by the caller"),
+        Agg::Hist { .. } | Agg::Lhist { .. } => {
+            unreachable!("histograms are grouped by the caller")
+        }
     }
 }
 

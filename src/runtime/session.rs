@@ -242,7 +242,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
 /// How bpftrace lays out a map, from its declaration (empty maps included).
 fn shape(decl: &MapDecl) -> MapShape {
     match &decl.value {
-        MapValue::Agg(Agg::Hist | Agg::Lhist { .. }) => MapShape::Histogram,
+        MapValue::Agg(Agg::Hist { .. } | Agg::Lhist { .. }) => MapShape::Histogram,
         MapValue::Agg(Agg::Avg | Agg::Stats) => MapShape::Stats,
         MapValue::Plain(Ty::KStack | Ty::KSym | Ty::Inet) => MapShape::Unseparated,
         _ => MapShape::Plain,

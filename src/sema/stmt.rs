@@ -232,7 +232,24 @@ fn aggregation(
         Func::Min => Agg::Min,
         Func::Max => Agg::Max,
         Func::Stats => Agg::Stats,
-        Func::Hist => Agg::Hist,
+        Func::Hist => {
+            let bits = match args.get(1) {
+                Some(arg) => scope.constant(arg)?,
+                None => 0,
+            };
+            match u8::try_from(bits) {
+                Ok(bits) if bits <= tast::MAX_HIST_BITS => Agg::Hist { bits },
+                _ => {
+                    return Err(Diagnostic::at(
+                        args.get(1).map_or(span, |arg| arg.span),
+                        format!(
+                            "hist()'s second argument must be a constant from 0 to {}",
+                            tast::MAX_HIST_BITS
+                        ),
+                    ))
+                }
+            }
+        }
         Func::Lhist => {
             let min = scope.constant(&args[1])?;
             let max = scope.constant(&args[2])?;

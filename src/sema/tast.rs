@@ -33,6 +33,9 @@ pub enum MapValue {
     Agg(Agg),
 }
 
+/// The largest `k` of `hist(x, k)`.
+pub const MAX_HIST_BITS: u8 = 5;
+
 /// Aggregations (always per-CPU maps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Agg {
@@ -48,8 +51,13 @@ pub enum Agg {
     Max,
     /// `stats(x)`
     Stats,
-    /// `hist(x)`
-    Hist,
+    /// `hist(x)` (`bits` 0, bpftrace's log2 histogram) or `hist(x, bits)`:
+    /// each power-of-two bucket split into `2^bits` linear sub-buckets
+    /// (see `ir::layout::hist_bucket`).
+    Hist {
+        /// Linear sub-bucket bits, 0..=[`MAX_HIST_BITS`].
+        bits: u8,
+    },
     /// `lhist(x, min, max, step)`
     Lhist {
         /// Lower bound.

@@ -38,7 +38,7 @@ fn infers_map_types_across_probes() {
     assert_eq!(by_name("@c").keys, vec![Ty::I64, Ty::Str(7)]);
     assert_eq!(by_name("@c").value, MapValue::Agg(Agg::Count));
     assert_eq!(by_name("@v").value, MapValue::Plain(Ty::I64));
-    assert_eq!(by_name("@h").value, MapValue::Agg(Agg::Hist));
+    assert_eq!(by_name("@h").value, MapValue::Agg(Agg::Hist { bits: 0 }));
     assert_eq!(
         by_name("@l").value,
         MapValue::Agg(Agg::Lhist {
@@ -179,4 +179,28 @@ fn a_map_read_first_takes_the_type_assigned_later() {
     assert_eq!(s.maps.len(), 1);
     assert_eq!(s.maps[0].value, MapValue::Plain(Ty::Str(5)));
     assert_eq!(error("BEGIN { print(@never); }").0, "unknown map @never");
+}
+
+#[test]
+fn hist_sub_bucket_bits_are_a_constant_from_0_to_5() {
+    let s = checked("BEGIN { @a = hist(1, 3); @b = hist(1, 0); @c = hist(1, 2 + 3); }");
+    let bits: Vec<MapValue> = s.maps.iter().map(|m| m.value.clone()).collect();
+    assert_eq!(
+        bits,
+        [3, 0, 5].map(|bits| MapValue::Agg(Agg::Hist { bits }))
+    );
+    let message = "hist()'s second argument must be a constant from 0 to 5".to_string();
+    assert_eq!(
+        error("BEGIN { @h = hist(1, 6); }"),
+        (message.clone(), "6".into())
+    );
+    assert_eq!(error("BEGIN { @h = hist(1, -1); }"), (message, "-1".into()));
+    assert_eq!(
+        error("BEGIN { $k = 1; @h = hist(1, $k); }"),
+        ("expected a constant integer".into(), "$k".into())
+    );
+    assert_eq!(
+        error("BEGIN { @h = hist(1, 2); @h = hist(1); }").0,
+        "map @h is used with two different aggregations"
+    );
 }

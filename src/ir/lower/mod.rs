@@ -2,6 +2,7 @@
 //! BPF program. Scalars live in virtual registers; strings, tuples and
 //! addresses in stack slots; maps and events follow `ir::layout`.
 
+mod buckets;
 mod expr;
 mod mem;
 
@@ -364,7 +365,7 @@ impl<'a> Lower<'a> {
             None => None,
         };
         let bucket = match (agg, x) {
-            (Agg::Hist, Some(x)) => Some(self.log2_bucket(x)),
+            (Agg::Hist { bits }, Some(x)) => Some(self.hist_bucket(x, bits)),
             (Agg::Lhist { min, max, step }, Some(x)) => Some(self.linear_bucket(x, min, max, step)),
             _ => None,
         };
@@ -392,7 +393,7 @@ impl<'a> Lower<'a> {
         };
         let xo = x.map(Operand::Reg).unwrap_or(Operand::Imm(1));
         match agg {
-            Agg::Count | Agg::Hist | Agg::Lhist { .. } => add(self, 0, Operand::Imm(1)),
+            Agg::Count | Agg::Hist { .. } | Agg::Lhist { .. } => add(self, 0, Operand::Imm(1)),
             Agg::Sum => add(self, 0, xo),
             Agg::Avg | Agg::Stats => {
                 add(self, 0, Operand::Imm(1));
@@ -445,108 +446,6 @@ impl<'a> Lower<'a> {
         }
         self.f.push(Inst::Label(skip));
         Ok(())
-    }
-
-    /// bpftrace's hist() bucket: 0 for negatives, 1 for 0, 2 + floor(log2 x) otherwise.
-    fn log2_bucket(&mut self, x: VReg) -> VReg {
-        let (b, n, done) = (self.f.vreg(), self.f.vreg(), self.f.label());
-        self.f.push(Inst::Mov {
-            dst: b,
-            src: Operand::Imm(0),
-        });
-        self.f.push(Inst::Branch {
-            cond: Cond::SLt,
-            lhs: x,
-            rhs: Operand::Imm(0),
-            target: done,
-        });
-        self.f.push(Inst::Mov {
-            dst: b,
-            src: Operand::Imm(1),
-        });
-        self.f.push(Inst::Branch {
-            cond: Cond::Eq,
-            lhs: x,
-            rhs: Operand::Imm(0),
-            target: done,
-        });
-        self.f.push(Inst::Mov {
-            dst: n,
-            src: Operand::Reg(x),
-        });
-        self.f.push(Inst::Mov {
-            dst: b,
-            src: Operand::Imm(2),
-        });
-        for shift in [32, 16, 8, 4, 2, 1] {
-            let skip = self.f.label();
-            self.f.push(Inst::Branch {
-                cond: Cond::Lt,
-                lhs: n,
-                rhs: Operand::Imm(1i64 << shift),
-                target: skip,
-            });
-            self.f.push(Inst::Alu {
-                op: super::AluOp::Rsh,
-                dst: n,
-                lhs: Operand::Reg(n),
-                rhs: Operand::Imm(shift),
-            });
-            self.f.push(Inst::Alu {
-                op: super::AluOp::Add,
-                dst: b,
-                lhs: Operand::Reg(b),
-                rhs: Operand::Imm(shift),
-            });
-            self.f.push(Inst::Label(skip));
-        }
-        self.f.push(Inst::Label(done));
-        b
-    }
-
-    /// lhist() bucket: 0 below `min`, n+1 at or above `max`, else 1 + (x-min)/step.
-    fn linear_bucket(&mut self, x: VReg, min: i64, max: i64, step: i64) -> VReg {
-        let (b, done) = (self.f.vreg(), self.f.label());
-        self.f.push(Inst::Mov {
-            dst: b,
-            src: Operand::Imm(0),
-        });
-        self.f.push(Inst::Branch {
-            cond: Cond::SLt,
-            lhs: x,
-            rhs: Operand::Imm(min),
-            target: done,
-        });
-        self.f.push(Inst::Mov {
-            dst: b,
-            src: Operand::Imm((max - min) / step + 1),
-        });
-        self.f.push(Inst::Branch {
-            cond: Cond::SGe,
-            lhs: x,
-            rhs: Operand::Imm(max),
-            target: done,
-        });
-        self.f.push(Inst::Alu {
-            op: super::AluOp::Sub,
-            dst: b,
-            lhs: Operand::Reg(x),
-            rhs: Operand::Imm(min),
-        });
-        self.f.push(Inst::Alu {
-            op: super::AluOp::Div,
-            dst: b,
-            lhs: Operand::Reg(b),
-            rhs: Operand::Imm(step),
-        });
-        self.f.push(Inst::Alu {
-            op: super::AluOp::Add,
-            dst: b,
-            lhs: Operand::Reg(b),
-            rhs: Operand::Imm(1),
-        });
-        self.f.push(Inst::Label(done));
-        b
     }
 
     /// Sends `size` bytes of `slot` to the ring buffer with `kind` as the
