@@ -285,3 +285,15 @@ fn exit_in_a_probe_ends_the_run() {
     assert!(out.contains("done\n"), "{}", out);
     assert!(out.ends_with("@n: 3\n"), "{}", out);
 }
+
+#[test]
+fn functions_run_inlined() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let prog = "fn clamp($x, $lo, $hi) { if ($x < $lo) { return $lo; } if ($x > $hi) { return $hi; } return $x; }\n\
+                BEGIN { printf(\"%d %d %d\\n\", clamp(5, 0, 10), clamp(-5, 0, 10), clamp(50, 0, 10) + clamp(7, 0, 3)); exit(); }";
+    let (code, out, err) = netscript(&["-e", prog]);
+    assert_eq!(code, 0, "{}", err);
+    assert_eq!(out, "Attaching 1 probe...\n5 0 13\n\n\n");
+}

@@ -204,3 +204,48 @@ fn hist_sub_bucket_bits_are_a_constant_from_0_to_5() {
         "map @h is used with two different aggregations"
     );
 }
+
+#[test]
+fn functions_are_inlined_with_the_argument_types() {
+    let s = checked(
+        r#"fn twice($x) { return $x * 2; } fn greet($s) { return $s; } BEGIN { @a = twice(21); @b = greet("hi"); }"#,
+    );
+    assert_eq!(s.maps[0].value, MapValue::Plain(Ty::I64));
+    assert_eq!(s.maps[1].value, MapValue::Plain(Ty::Str(3)));
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "fn f($a) { return $a; } BEGIN { @x = f(1, 2); }",
+            "f() takes 1 argument(s), got 2",
+            "f(1, 2)",
+        ),
+        (
+            "fn f($a) { return f($a); } BEGIN { @x = f(1); }",
+            "calls nest more than 16 deep (is f() recursive?)",
+            "f($a)",
+        ),
+        (
+            "fn f($a) { if ($a) { return 1; } return \"s\"; } BEGIN { @x = f(1); }",
+            "this function returns string[2] here but int64 elsewhere",
+            "return \"s\"",
+        ),
+        (
+            "BEGIN { return 1; }",
+            "only a function can return a value; a probe returns with `return;`",
+            "1",
+        ),
+        (
+            "fn count() { return 1; } BEGIN { }",
+            "count is a built-in function and cannot be redefined",
+            "fn count() { return 1; }",
+        ),
+        (
+            "fn f() { } BEGIN { @x = f(); }",
+            "this expression has no value",
+            "f()",
+        ),
+    ];
+    for (src, message, text) in cases {
+        let (m, t) = error(src);
+        assert_eq!((m.as_str(), t.as_str()), (*message, *text), "for {}", src);
+    }
+}

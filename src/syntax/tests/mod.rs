@@ -157,7 +157,8 @@ fn stmt_sexpr(s: &Stmt) -> String {
         },
         StmtKind::While { cond, body } => format!("(while {} {})", sexpr(cond), block_sexpr(body)),
         StmtKind::Unroll { count, body } => format!("(unroll {count} {})", block_sexpr(body)),
-        StmtKind::Return => "return".to_string(),
+        StmtKind::Return(None) => "return".to_string(),
+        StmtKind::Return(Some(e)) => format!("(return {})", sexpr(e)),
     }
 }
 
