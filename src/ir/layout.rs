@@ -5,8 +5,9 @@ use crate::object::{map_type, MapSpec};
 use crate::sema::tast::{Agg, MapDecl, MapValue, Script};
 use crate::sema::types::{tuple_layout, Ty};
 
-/// Capacity of user maps.
-pub const MAP_ENTRIES: u32 = 10240;
+/// Capacity of user maps (bpftrace's default; hash maps are preallocated,
+/// so this is also what map creation costs at start-up).
+pub const MAP_ENTRIES: u32 = 4096;
 /// Size of the event ring buffer in bytes.
 pub const RINGBUF_BYTES: u32 = 1 << 20;
 /// Frames kept per kernel stack.

@@ -278,7 +278,8 @@ impl Events<'_> {
                 .get(off..off + 8)
                 .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
         };
-        let Some(kind) = word(0) else { return Ok(()) };
+        // Like bpftrace, nothing after exit() is handled.
+        let Some(kind) = word(0).filter(|_| !self.exit) else { return Ok(()) };
         let maps = &self.compiled.script.maps;
         match kind {
             event::EXIT => self.exit = true,

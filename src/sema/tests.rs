@@ -137,7 +137,7 @@ fn tracepoint_fields_come_from_tracefs() {
     let (m, t) = error("tracepoint:net:no_such_tracepoint_xyz { }");
     assert_eq!(
         m,
-        "no probe matches 'tracepoint:net:no_such_tracepoint_xyz'"
+        "tracepoint net:no_such_tracepoint_xyz not found"
     );
     assert_eq!(t, "tracepoint:net:no_such_tracepoint_xyz");
 }
