@@ -1,7 +1,7 @@
 //! Where values live in BPF maps and ring-buffer records. Lowering writes
 //! these layouts and the runtime reads them back, so both use this module.
 
-use crate::object::{map_type, MapSpec};
+use crate::object::{map_flags, map_type, MapSpec};
 use crate::sema::tast::{Agg, MapDecl, MapValue, Script};
 use crate::sema::types::{tuple_layout, Ty};
 
@@ -64,6 +64,21 @@ pub fn key_layout(decl: &MapDecl) -> KeyLayout {
     }
 }
 
+/// How many entries a user map can hold: every possible entry of a map
+/// without a key (one value, or every histogram bucket), else [`MAP_ENTRIES`].
+pub fn capacity(decl: &MapDecl) -> u32 {
+    if !decl.keys.is_empty() {
+        return MAP_ENTRIES;
+    }
+    match decl.value {
+        MapValue::Agg(Agg::Hist { bits }) => {
+            crate::output::loghist::hist_index(i64::MAX, bits) as u32 + 1
+        }
+        MapValue::Agg(Agg::Lhist { min, max, step }) => ((max - min) / step + 2) as u32,
+        _ => 1,
+    }
+}
+
 /// Size of a user map's value. Aggregations: count/sum/hist buckets are one
 /// u64; min/max are (value, set flag); avg/stats are (count, sum).
 pub fn value_size(decl: &MapDecl) -> u32 {
@@ -97,6 +112,12 @@ pub struct MapTable {
 impl MapTable {
     /// The maps of a checked script.
     pub fn new(script: &Script) -> MapTable {
+        // Kernels from 6.1 allocate hash elements on insert safely in any
+        // program: keyed maps then cost nothing to create.
+        let keyed_flags = match crate::kernel::symbols::kernel_version() {
+            Some(v) if v >= (6, 1) => map_flags::NO_PREALLOC,
+            _ => 0,
+        };
         let mut specs: Vec<MapSpec> = script
             .maps
             .iter()
@@ -109,7 +130,8 @@ impl MapTable {
                 },
                 key_size: key_layout(m).size,
                 value_size: value_size(m),
-                max_entries: MAP_ENTRIES,
+                max_entries: capacity(m),
+                flags: if m.keys.is_empty() { 0 } else { keyed_flags },
             })
             .collect();
         let events = specs.len() as u32;
@@ -119,6 +141,7 @@ impl MapTable {
             key_size: 0,
             value_size: 0,
             max_entries: RINGBUF_BYTES,
+            flags: 0,
         });
         let lost = specs.len() as u32;
         specs.push(MapSpec {
@@ -127,6 +150,7 @@ impl MapTable {
             key_size: 4,
             value_size: 8,
             max_entries: 1,
+            flags: 0,
         });
         let stacks = script.uses_kstack.then(|| {
             specs.push(MapSpec {
@@ -135,6 +159,7 @@ impl MapTable {
                 key_size: 4,
                 value_size: 8 * STACK_DEPTH,
                 max_entries: STACK_ENTRIES,
+                flags: 0,
             });
             specs.len() as u32 - 1
         });

@@ -54,6 +54,9 @@ pub struct MapsBtf {
 /// The numeric fields of a map definition, as (member name, value).
 fn map_fields(map: &MapSpec) -> Vec<(&'static str, u32)> {
     let mut fields = vec![("type", map.map_type), ("max_entries", map.max_entries)];
+    if map.flags != 0 {
+        fields.push(("map_flags", map.flags));
+    }
     if map.map_type != super::map_type::RINGBUF {
         fields.push(("key_size", map.key_size));
         fields.push(("value_size", map.value_size));
@@ -201,6 +204,7 @@ mod tests {
                 key_size: 8,
                 value_size: 8,
                 max_entries: 1024,
+                flags: 0,
             },
             MapSpec {
                 name: "events".into(),
@@ -208,6 +212,7 @@ mod tests {
                 key_size: 0,
                 value_size: 0,
                 max_entries: 4096,
+                flags: 0,
             },
         ];
         let btf = maps_btf(&maps);
@@ -255,6 +260,7 @@ mod tests {
             key_size: 4,
             value_size: 4,
             max_entries: 2,
+            flags: 0,
         };
         let one = maps_btf(std::slice::from_ref(&map));
         let two = maps_btf(&[

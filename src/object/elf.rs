@@ -205,6 +205,7 @@ mod tests {
             key_size: 8,
             value_size: 8,
             max_entries: 4,
+            flags: 0,
         };
         vec![spec("a"), spec("b")]
     }

@@ -36,6 +36,14 @@ pub struct MapSpec {
     pub value_size: u32,
     /// Capacity (bytes for a ring buffer).
     pub max_entries: u32,
+    /// `BPF_F_*` creation flags (e.g. [`map_flags::NO_PREALLOC`]).
+    pub flags: u32,
+}
+
+/// Map creation flags.
+pub mod map_flags {
+    /// `BPF_F_NO_PREALLOC`: allocate hash map elements on insert, not at creation.
+    pub const NO_PREALLOC: u32 = 1;
 }
 
 /// One program: its code and the ELF section that tells libbpf its type

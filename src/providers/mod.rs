@@ -297,11 +297,24 @@ pub fn expand(provider: &str, parts: &[String], span: Span) -> Result<Vec<ProbeP
         }
         // A plain name needs no scan of every event, only a look at its directory.
         Kind::Tracepoint if !parts.iter().any(|p| p.contains(['*', '?'])) => {
-            let dir = tracefs::tracefs_root().map_err(err)?.join("events").join(&parts[0]).join(&parts[1]);
+            let dir = tracefs::tracefs_root()
+                .map_err(err)?
+                .join("events")
+                .join(&parts[0])
+                .join(&parts[1]);
             if !dir.is_dir() {
-                return Err(Diagnostic::at(span, format!("tracepoint {}:{} not found", parts[0], parts[1])));
+                return Err(Diagnostic::at(
+                    span,
+                    format!("tracepoint {}:{} not found", parts[0], parts[1]),
+                ));
             }
-            vec![ProbePoint { kind: p.kind, target: Target::Tracepoint { category: parts[0].clone(), name: parts[1].clone() } }]
+            vec![ProbePoint {
+                kind: p.kind,
+                target: Target::Tracepoint {
+                    category: parts[0].clone(),
+                    name: parts[1].clone(),
+                },
+            }]
         }
         Kind::Tracepoint => {
             let pattern = format!("{}:{}", parts[0], parts[1]);

@@ -279,7 +279,9 @@ impl Events<'_> {
                 .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
         };
         // Like bpftrace, nothing after exit() is handled.
-        let Some(kind) = word(0).filter(|_| !self.exit) else { return Ok(()) };
+        let Some(kind) = word(0).filter(|_| !self.exit) else {
+            return Ok(());
+        };
         let maps = &self.compiled.script.maps;
         match kind {
             event::EXIT => self.exit = true,

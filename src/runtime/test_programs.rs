@@ -74,6 +74,7 @@ pub fn map(name: &str, map_type: u32, key_size: u32, value_size: u32, max_entrie
         key_size,
         value_size,
         max_entries,
+        flags: 0,
     }
 }
 

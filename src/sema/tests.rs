@@ -135,10 +135,7 @@ fn tracepoint_fields_come_from_tracefs() {
     );
     assert_eq!(t, "args->nope");
     let (m, t) = error("tracepoint:net:no_such_tracepoint_xyz { }");
-    assert_eq!(
-        m,
-        "tracepoint net:no_such_tracepoint_xyz not found"
-    );
+    assert_eq!(m, "tracepoint net:no_such_tracepoint_xyz not found");
     assert_eq!(t, "tracepoint:net:no_such_tracepoint_xyz");
 }
 
