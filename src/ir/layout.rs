@@ -2,7 +2,7 @@
 //! these layouts and the runtime reads them back, so both use this module.
 
 use crate::object::{map_flags, map_type, MapSpec};
-use crate::sema::tast::{Agg, MapDecl, MapValue, Script};
+use crate::sema::tast::{Agg, MapDecl, MapValue, PathInfo, Script};
 use crate::sema::types::{tuple_layout, Ty};
 
 /// Capacity of user maps (bpftrace's default; hash maps are preallocated,
@@ -27,6 +27,79 @@ pub mod event {
     pub const ZERO: u64 = 3;
     /// `printf` number n is `PRINTF_BASE + n`; followed by its arguments.
     pub const PRINTF_BASE: u64 = 16;
+}
+
+/// Ring-buffer records of path `n` have kind `PATH_EVENT_BASE + n`.
+pub const PATH_EVENT_BASE: u64 = 1 << 32;
+/// Bytes of context recorded per stage: skb address (u64), pid (u32),
+/// ifindex (u32), kernel stack id (i64), comm (16 bytes).
+pub const STAGE_CTX_SIZE: u32 = 40;
+/// The `from`/`to` of the histogram of a path's total latency.
+pub const TOTAL_SEGMENT: u32 = u32::MAX;
+
+/// Per-CPU counters of a path, by index.
+pub mod path_counter {
+    /// Records created by the first stage.
+    pub const STARTED: u32 = 0;
+    /// Records completed by the last stage.
+    pub const COMPLETED: u32 = 1;
+    /// Completed below the latency threshold (not reported).
+    pub const FILTERED: u32 = 2;
+    /// Not reported because of the rate limit.
+    pub const SUPPRESSED: u32 = 3;
+    /// Not reported because the ring buffer was full.
+    pub const LOST: u32 = 4;
+    /// Records the first stage found already there and started again.
+    pub const REPLACED: u32 = 5;
+    /// Number of counters.
+    pub const COUNT: u32 = 6;
+}
+
+/// Where things are in a path record (also the ring-buffer event of a
+/// completed packet): the event kind word, the key, one timestamp per
+/// stage, one context per stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathLayout {
+    /// Offset of the key.
+    pub key_off: u32,
+    /// Size of the key.
+    pub key_size: u32,
+    /// Offset of the stage timestamps (u64 each, 0: not seen).
+    pub ts_off: u32,
+    /// Offset of the stage contexts.
+    pub ctx_off: u32,
+    /// Record size.
+    pub size: u32,
+}
+
+/// The record layout of a path.
+pub fn path_layout(path: &PathInfo) -> PathLayout {
+    let key_size = path.key.storage_size().div_ceil(8) * 8;
+    let n = path.stages.len() as u32;
+    let ts_off = 8 + key_size;
+    let ctx_off = ts_off + 8 * n;
+    PathLayout {
+        key_off: 8,
+        key_size,
+        ts_off,
+        ctx_off,
+        size: ctx_off + STAGE_CTX_SIZE * n,
+    }
+}
+
+/// The maps of one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathMaps {
+    /// LRU hash: key -> record.
+    pub records: u32,
+    /// Per-CPU hash: (from stage, to stage, bucket) -> count.
+    pub hists: u32,
+    /// Per-CPU array of [`path_counter`]s.
+    pub counters: u32,
+    /// Per-CPU array holding one zeroed record (the initial value of new records).
+    pub zero: u32,
+    /// Array holding the rate limiter's next allowed time (ns).
+    pub rate: u32,
 }
 
 /// Layout of a user map's key: the offsets of the key components, the
@@ -107,6 +180,8 @@ pub struct MapTable {
     pub lost: u32,
     /// Index of the stack-trace map, when `kstack` is used.
     pub stacks: Option<u32>,
+    /// The maps of each path, by path id.
+    pub paths: Vec<PathMaps>,
 }
 
 impl MapTable {
@@ -163,7 +238,60 @@ impl MapTable {
             });
             specs.len() as u32 - 1
         });
+        let paths = script
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let layout = path_layout(path);
+                let mut add = |kind: &str,
+                               map_type: u32,
+                               key_size: u32,
+                               value_size: u32,
+                               max_entries: u32,
+                               flags: u32| {
+                    specs.push(MapSpec {
+                        name: format!("p{}_{}", i, kind),
+                        map_type,
+                        key_size,
+                        value_size,
+                        max_entries,
+                        flags,
+                    });
+                    specs.len() as u32 - 1
+                };
+                PathMaps {
+                    records: add(
+                        "records",
+                        map_type::LRU_HASH,
+                        layout.key_size,
+                        layout.size,
+                        path.records,
+                        0,
+                    ),
+                    hists: add(
+                        "hists",
+                        map_type::PERCPU_HASH,
+                        16,
+                        8,
+                        MAP_ENTRIES,
+                        keyed_flags,
+                    ),
+                    counters: add(
+                        "counters",
+                        map_type::PERCPU_ARRAY,
+                        4,
+                        8,
+                        path_counter::COUNT,
+                        0,
+                    ),
+                    zero: add("zero", map_type::PERCPU_ARRAY, 4, layout.size, 1, 0),
+                    rate: add("rate", map_type::ARRAY, 4, 8, 1, 0),
+                }
+            })
+            .collect();
         MapTable {
+            paths,
             specs,
             events,
             lost,

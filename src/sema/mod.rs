@@ -7,6 +7,7 @@ mod access;
 mod expr;
 mod inline;
 mod params;
+mod path;
 mod stmt;
 pub mod tast;
 pub mod types;
@@ -28,6 +29,9 @@ pub struct Options {
     /// Skip probes that do not exist on this kernel (with a warning)
     /// instead of failing.
     pub skip_missing_probes: bool,
+    /// Keep kprobe stage alternatives even where kprobes cannot attach
+    /// (to load them through the verifier with `--dry-run`).
+    pub keep_kprobe_stages: bool,
     /// Values of the script's parameters (see `params::bind`).
     pub params: std::collections::HashMap<String, crate::params::Value>,
 }
@@ -55,6 +59,7 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         printfs: second.printfs,
         uses_kstack: second.uses_kstack,
         warnings: second.warnings,
+        paths: second.paths,
     })
 }
 
@@ -73,6 +78,7 @@ struct Checker<'o> {
     programs: Vec<tast::Program>,
     uses_kstack: bool,
     warnings: Vec<String>,
+    paths: Vec<tast::PathInfo>,
 }
 
 impl<'o> Checker<'o> {
@@ -88,6 +94,7 @@ impl<'o> Checker<'o> {
             programs: Vec::new(),
             uses_kstack: false,
             warnings: Vec::new(),
+            paths: Vec::new(),
         }
     }
 
@@ -109,8 +116,13 @@ impl<'o> Checker<'o> {
             }
         }
         for item in &program.items {
-            let ast::Item::Probe(block) = item else {
-                continue;
+            let block = match item {
+                ast::Item::Probe(block) => block,
+                ast::Item::Path(path) => {
+                    self.check_path(path)?;
+                    continue;
+                }
+                _ => continue,
             };
             for spec in &block.specs {
                 let points = match providers::expand(&spec.provider, &spec.target, spec.span) {

@@ -11,6 +11,22 @@ use crate::diag::{Diagnostic, Result, Span};
 use crate::providers::ProbePoint;
 use crate::syntax::ast::{self, ExprKind, LValue, StmtKind};
 
+/// Number of parameters of the function an fexit probe returns from
+/// (where `retval` sits in its context); 0 for other probes.
+pub(super) fn param_count(point: &ProbePoint) -> Result<u32> {
+    Ok(match &point.target {
+        crate::providers::Target::Function { name, .. }
+            if point.kind == crate::providers::Kind::Fexit =>
+        {
+            crate::kernel::btf::Btf::vmlinux()?
+                .func_signature(name)
+                .map(|(p, _)| p.len() as u32)
+                .unwrap_or(0)
+        }
+        _ => 0,
+    })
+}
+
 /// Checks one probe block for one concrete probe point.
 pub(super) fn check_probe(
     checker: &mut Checker,
@@ -26,17 +42,7 @@ pub(super) fn check_probe(
         scope.expect_scalar(&cond, "a predicate")?;
         body = vec![Stmt::If(cond, body, Vec::new())];
     }
-    let param_count = match &point.target {
-        crate::providers::Target::Function { name, .. }
-            if point.kind == crate::providers::Kind::Fexit =>
-        {
-            crate::kernel::btf::Btf::vmlinux()?
-                .func_signature(name)
-                .map(|(p, _)| p.len() as u32)
-                .unwrap_or(0)
-        }
-        _ => 0,
-    };
+    let param_count = param_count(&point)?;
     Ok(tast::Program {
         name,
         probe: point,

@@ -22,6 +22,8 @@ pub struct Script {
     pub uses_kstack: bool,
     /// Probes skipped because they do not exist on this kernel.
     pub warnings: Vec<String>,
+    /// Packet paths, by path id.
+    pub paths: Vec<PathInfo>,
 }
 
 /// How a map's values are produced.
@@ -87,6 +89,49 @@ pub struct PrintfDecl {
     pub format: String,
     /// Argument types in order.
     pub args: Vec<Ty>,
+}
+
+/// A packet path: its stages that attach on this kernel, in order, the
+/// key type, and its settings resolved to constants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathInfo {
+    /// Name.
+    pub name: String,
+    /// The stages that are measured.
+    pub stages: Vec<StageInfo>,
+    /// Type of the key that recognises a packet.
+    pub key: Ty,
+    /// Report a packet only when its total latency reaches this (ns).
+    pub threshold_ns: u64,
+    /// At most this many detail events per second for all CPUs (0: no limit).
+    pub rate_limit: u64,
+    /// A record not completed within this is counted incomplete (ns).
+    pub timeout_ns: u64,
+    /// Capacity of the record map (an LRU).
+    pub records: u32,
+    /// Linear sub-bucket bits of the latency histograms.
+    pub hist_bits: u8,
+    /// Send one event per completed packet.
+    pub detail: bool,
+    /// Keep per-segment latency histograms.
+    pub histogram: bool,
+    /// Record a kernel stack at every stage.
+    pub stacks: bool,
+    /// Print and reset the histograms this often (ns; 0: only at exit).
+    pub interval_ns: u64,
+    /// Offsets of `sk_buff.dev` and `net_device.ifindex` (from BTF).
+    pub dev_offsets: Option<(u32, u32)>,
+}
+
+/// One measured stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageInfo {
+    /// Name.
+    pub name: String,
+    /// May legitimately not fire.
+    pub optional: bool,
+    /// The probe it is attached to.
+    pub probe: String,
 }
 
 /// One BPF program.
@@ -159,6 +204,17 @@ pub enum Stmt {
     Return,
     /// Leave the innermost inlined function.
     Leave,
+    /// Record stage `stage` of path `path` for the packet with this key.
+    PathStage {
+        /// Path id.
+        path: u32,
+        /// Index among the path's measured stages.
+        stage: u32,
+        /// The packet's key.
+        key: Expr,
+        /// The packet (`struct sk_buff *`).
+        skb: Expr,
+    },
 }
 
 /// A checked expression.

@@ -19,6 +19,46 @@ pub enum Item {
     Param(ParamDecl),
     /// `fn name($a, $b) { ... }`
     Fn(FnDecl),
+    /// `path name { key = ...; stage A = ...; stage B = ...; }`
+    Path(PathDecl),
+}
+
+/// A packet path: ordered stages where one packet, recognised by its key,
+/// is timestamped; the last stage reports the segment latencies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathDecl {
+    /// Name.
+    pub name: String,
+    /// `name = expr;` settings (`key`, `filter`, `threshold`, ...), in order.
+    pub options: Vec<(String, Expr)>,
+    /// The stages in path order.
+    pub stages: Vec<StageDecl>,
+    /// Span of the declaration.
+    pub span: Span,
+}
+
+/// One stage of a path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageDecl {
+    /// Name.
+    pub name: String,
+    /// `stage?`: the stage may legitimately not fire (e.g. an upcall).
+    pub optional: bool,
+    /// Probe points tried in order until one exists on this kernel.
+    pub alternatives: Vec<StageAlt>,
+    /// Span of the stage.
+    pub span: Span,
+}
+
+/// `probe -> packet if guard`: where the packet (`$skb`) is at that probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageAlt {
+    /// The probe point.
+    pub spec: ProbeSpec,
+    /// The packet's `struct sk_buff *`, evaluated in that probe.
+    pub packet: Expr,
+    /// Only packets for which this holds are taken.
+    pub guard: Option<Expr>,
 }
 
 /// A function, inlined where it is called.

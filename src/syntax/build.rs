@@ -40,6 +40,9 @@ fn children<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
                 | Rule::kw_offsetof
                 | Rule::kw_param
                 | Rule::kw_fn
+                | Rule::kw_path
+                | Rule::kw_stage
+                | Rule::kw_or
         )
     })
 }
@@ -58,6 +61,7 @@ pub fn program(pair: Pair<Rule>) -> Result<Program> {
             Rule::probe => Some(probe(p).map(Item::Probe)),
             Rule::param_decl => Some(param_decl(p).map(Item::Param)),
             Rule::fn_decl => Some(fn_decl(p).map(Item::Fn)),
+            Rule::path_decl => Some(path_decl(p).map(Item::Path)),
             _ => None,
         })
         .collect::<Result<_>>()?;
@@ -85,6 +89,58 @@ fn probe(pair: Pair<Rule>) -> Result<ProbeBlock> {
         specs,
         predicate,
         body,
+        span,
+    })
+}
+
+fn path_decl(pair: Pair<Rule>) -> Result<PathDecl> {
+    let span = span_of(&pair);
+    let mut it = children(pair);
+    let name = next(&mut it, span)?.as_str().to_string();
+    let (mut options, mut stages) = (Vec::new(), Vec::new());
+    for p in it {
+        let at = span_of(&p);
+        match p.as_rule() {
+            Rule::path_opt => {
+                let mut parts = children(p);
+                let key = next(&mut parts, at)?.as_str().to_string();
+                options.push((key, expr(next(&mut parts, at)?)?));
+            }
+            _ => stages.push(stage_decl(p)?),
+        }
+    }
+    Ok(PathDecl {
+        name,
+        options,
+        stages,
+        span,
+    })
+}
+
+fn stage_decl(pair: Pair<Rule>) -> Result<StageDecl> {
+    let span = span_of(&pair);
+    let mut it = children(pair).peekable();
+    let optional = it
+        .next_if(|p| p.as_rule() == Rule::stage_optional)
+        .is_some();
+    let name = next(&mut it, span)?.as_str().to_string();
+    let mut alternatives = Vec::new();
+    for alt in it {
+        let at = span_of(&alt);
+        let mut parts = children(alt);
+        let spec = probe_spec(next(&mut parts, at)?);
+        let packet = expr(next(&mut parts, at)?)?;
+        let guard = parts.next().map(expr).transpose()?;
+        alternatives.push(StageAlt {
+            spec,
+            packet,
+            guard,
+        });
+    }
+    Ok(StageDecl {
+        name,
+        optional,
+        alternatives,
         span,
     })
 }

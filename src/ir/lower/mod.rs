@@ -5,6 +5,7 @@
 mod buckets;
 mod expr;
 mod mem;
+mod path;
 
 use super::layout::{self, event, MapTable};
 use super::{Addr, Cond, Function, Inst, Label, MapId, Operand, Slot, VReg, Width};
@@ -37,6 +38,7 @@ fn stmt_span(s: &Stmt) -> Option<crate::diag::Span> {
         Stmt::Delete { keys, .. } => keys.first().map(|e| e.span),
         Stmt::Printf(_, args) => args.first().map(|e| e.span),
         Stmt::MapAction(..) | Stmt::Exit | Stmt::Return | Stmt::Leave => None,
+        Stmt::PathStage { key, .. } => Some(key.span),
     }
 }
 
@@ -266,6 +268,12 @@ impl<'a> Lower<'a> {
                 self.f.push(Inst::Jump(top));
                 self.f.push(Inst::Label(done));
             }
+            Stmt::PathStage {
+                path,
+                stage,
+                key,
+                skb,
+            } => self.path_stage(*path, *stage, key, skb)?,
             Stmt::Leave => {
                 let out = *self
                     .leave
@@ -320,8 +328,7 @@ impl<'a> Lower<'a> {
 
     /// A pointer to the map value for `key`, created zeroed if absent;
     /// jumps to `skip` if the map is full.
-    fn value_ptr(&mut self, map: MapId, key: Slot, skip: Label) -> VReg {
-        let size = layout::value_size(&self.script.maps[map.0 as usize]);
+    pub(super) fn value_ptr(&mut self, map: MapId, key: Slot, size: u32, skip: Label) -> VReg {
         let have = self.f.label();
         let p = self.f.vreg();
         let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
@@ -371,7 +378,8 @@ impl<'a> Lower<'a> {
         };
         let key = self.key(map, keys, bucket)?;
         let skip = self.f.label();
-        let p = self.value_ptr(map, key, skip);
+        let size = layout::value_size(&self.script.maps[map.0 as usize]);
+        let p = self.value_ptr(map, key, size, skip);
         let add = |l: &mut Self, off: i16, v: Operand| {
             let t = l.f.vreg();
             l.f.push(Inst::Load {
@@ -456,14 +464,19 @@ impl<'a> Lower<'a> {
             width: Width::B8,
             src: Operand::Imm(kind as i64),
         });
+        let data = self.addr(Place::stack(slot));
+        let lost = (MapId(self.maps.lost), 0);
+        self.send(data, size, lost);
+    }
+
+    /// Sends `size` bytes at `data` to the ring buffer; if it is full,
+    /// increments counter `lost.1` of per-CPU array `lost.0`.
+    pub(super) fn send(&mut self, data: Operand, size: u32, lost: (MapId, u32)) {
         let ret = self.f.vreg();
-        let (m, d) = (
-            self.map_ptr(MapId(self.maps.events)),
-            self.addr(Place::stack(slot)),
-        );
+        let m = self.map_ptr(MapId(self.maps.events));
         self.call(
             helper::RINGBUF_OUTPUT,
-            vec![m, d, Operand::Imm(size as i64), Operand::Imm(0)],
+            vec![m, data, Operand::Imm(size as i64), Operand::Imm(0)],
             Some(ret),
         );
         let sent = self.f.label();
@@ -473,23 +486,27 @@ impl<'a> Lower<'a> {
             rhs: Operand::Imm(0),
             target: sent,
         });
+        self.increment(lost.0, lost.1);
+        self.f.push(Inst::Label(sent));
+    }
+
+    /// Adds one to element `index` of per-CPU array `map`.
+    pub(super) fn increment(&mut self, map: MapId, index: u32) {
         let key = self.temp(8);
         self.f.push(Inst::Store {
             addr: Addr::Stack(key, 0),
             width: Width::B8,
-            src: Operand::Imm(0),
+            src: Operand::Imm(index as i64),
         });
         let p = self.f.vreg();
-        let (m, k) = (
-            self.map_ptr(MapId(self.maps.lost)),
-            self.addr(Place::stack(key)),
-        );
+        let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
         self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
+        let done = self.f.label();
         self.f.push(Inst::Branch {
             cond: Cond::Eq,
             lhs: p,
             rhs: Operand::Imm(0),
-            target: sent,
+            target: done,
         });
         let t = self.f.vreg();
         self.f.push(Inst::Load {
@@ -508,7 +525,7 @@ impl<'a> Lower<'a> {
             width: Width::B8,
             src: Operand::Reg(t),
         });
-        self.f.push(Inst::Label(sent));
+        self.f.push(Inst::Label(done));
     }
 
     fn map_ptr(&mut self, map: MapId) -> Operand {

@@ -1,0 +1,432 @@
+//! Lowering of `Stmt::PathStage`: the in-kernel half of packet paths.
+//!
+//! The first stage (re)creates the packet's record in the path's LRU map;
+//! later stages record their first timestamp and context; the last stage
+//! adds every segment between stages that fired (and the total) to the
+//! per-CPU histograms, sends the record as an event when it passes the
+//! latency threshold and the global rate limit, and deletes it. Every
+//! outcome is counted.
+
+use super::mem::{Base, Place};
+use super::Lower;
+use crate::codegen::insn::helper;
+use crate::diag::Result;
+use crate::ir::layout::{
+    path_counter as counter, path_layout, PathMaps, PATH_EVENT_BASE, STAGE_CTX_SIZE, TOTAL_SEGMENT,
+};
+use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, VReg, Width};
+use crate::sema::tast::{Expr, PathInfo};
+
+/// `BPF_ANY` for `bpf_map_update_elem`.
+const BPF_ANY: i64 = 0;
+
+impl Lower<'_> {
+    /// Records stage `stage` of path `path` for the packet with `key`.
+    pub(super) fn path_stage(
+        &mut self,
+        path: u32,
+        stage: u32,
+        key: &Expr,
+        skb: &Expr,
+    ) -> Result<()> {
+        let info = &self.script.paths[path as usize];
+        let maps = self.maps.paths[path as usize];
+        let layout = path_layout(info);
+        let last = stage as usize + 1 == info.stages.len();
+        let key_value = self.expr(key)?;
+        let key_slot = self.temp(layout.key_size);
+        self.zero(Place::stack(key_slot), layout.key_size);
+        self.store_val(Place::stack(key_slot), key_value, key.ty.storage_size());
+        let skb_value = self.expr(skb)?;
+        let skb = self.scalar_of(skb_value);
+        let now = self.f.vreg();
+        self.call(helper::KTIME_GET_NS, vec![], Some(now));
+        let done = self.f.label();
+        let p = self.f.vreg();
+        let records = MapId(maps.records);
+        if stage == 0 {
+            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(key_slot)));
+            self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
+            let fresh = self.f.label();
+            self.f.push(Inst::Branch {
+                cond: Cond::Eq,
+                lhs: p,
+                rhs: Operand::Imm(0),
+                target: fresh,
+            });
+            self.increment(MapId(maps.counters), counter::REPLACED);
+            self.f.push(Inst::Label(fresh));
+            // A zeroed record from the per-CPU scratch array (never written).
+            let zero = self.lookup_index(MapId(maps.zero), 0, done);
+            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(key_slot)));
+            self.call(
+                helper::MAP_UPDATE_ELEM,
+                vec![m, k, Operand::Reg(zero), Operand::Imm(BPF_ANY)],
+                None,
+            );
+            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(key_slot)));
+            self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
+            self.f.push(Inst::Branch {
+                cond: Cond::Eq,
+                lhs: p,
+                rhs: Operand::Imm(0),
+                target: done,
+            });
+            let kind = PATH_EVENT_BASE as i64 + path as i64;
+            self.f.push(Inst::Store {
+                addr: Addr::Reg(p, 0),
+                width: Width::B8,
+                src: Operand::Imm(kind),
+            });
+            self.copy(
+                Place {
+                    base: Base::Ptr(p),
+                    off: layout.key_off as i32,
+                },
+                Place::stack(key_slot),
+                layout.key_size,
+            );
+            self.increment(MapId(maps.counters), counter::STARTED);
+        } else {
+            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(key_slot)));
+            self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
+            self.f.push(Inst::Branch {
+                cond: Cond::Eq,
+                lhs: p,
+                rhs: Operand::Imm(0),
+                target: done,
+            });
+            // Only the first time a packet passes a stage counts.
+            let seen = self.f.vreg();
+            let ts = (layout.ts_off + 8 * stage) as i16;
+            self.f.push(Inst::Load {
+                dst: seen,
+                addr: Addr::Reg(p, ts),
+                width: Width::B8,
+            });
+            self.f.push(Inst::Branch {
+                cond: Cond::Ne,
+                lhs: seen,
+                rhs: Operand::Imm(0),
+                target: done,
+            });
+        }
+        self.record_context(info, p, stage, now, skb, layout.ts_off, layout.ctx_off);
+        if last {
+            self.complete(info, maps, p, now, key_slot, layout.ts_off, layout.size);
+        }
+        self.f.push(Inst::Label(done));
+        Ok(())
+    }
+
+    /// Writes a stage's timestamp and context into the record at `p`.
+    fn record_context(
+        &mut self,
+        info: &PathInfo,
+        p: VReg,
+        stage: u32,
+        now: VReg,
+        skb: VReg,
+        ts_off: u32,
+        ctx_off: u32,
+    ) {
+        let ctx = (ctx_off + STAGE_CTX_SIZE * stage) as i16;
+        let store = |l: &mut Self, off: i16, width: Width, src: Operand| {
+            l.f.push(Inst::Store {
+                addr: Addr::Reg(p, off),
+                width,
+                src,
+            })
+        };
+        store(
+            self,
+            (ts_off + 8 * stage) as i16,
+            Width::B8,
+            Operand::Reg(now),
+        );
+        store(self, ctx, Width::B8, Operand::Reg(skb));
+        let pid = self.f.vreg();
+        self.call(helper::GET_CURRENT_PID_TGID, vec![], Some(pid));
+        self.f.push(Inst::Alu {
+            op: AluOp::Rsh,
+            dst: pid,
+            lhs: Operand::Reg(pid),
+            rhs: Operand::Imm(32),
+        });
+        store(self, ctx + 8, Width::B4, Operand::Reg(pid));
+        if let Some((dev_off, ifindex_off)) = info.dev_offsets {
+            let dev = self.read_kernel(skb, dev_off, Width::B8);
+            let ifindex = self.read_kernel(dev, ifindex_off, Width::B4);
+            store(self, ctx + 12, Width::B4, Operand::Reg(ifindex));
+        }
+        let stack = match (info.stacks, self.maps.stacks) {
+            (true, Some(stacks)) => {
+                let id = self.f.vreg();
+                let (c, m) = (Operand::Reg(self.f.ctx), self.map_ptr(MapId(stacks)));
+                self.call(helper::GET_STACKID, vec![c, m, Operand::Imm(0)], Some(id));
+                Operand::Reg(id)
+            }
+            _ => Operand::Imm(-1),
+        };
+        store(self, ctx + 16, Width::B8, stack);
+        let comm = self.addr(Place {
+            base: Base::Ptr(p),
+            off: ctx as i32 + 24,
+        });
+        self.call(helper::GET_CURRENT_COMM, vec![comm, Operand::Imm(16)], None);
+    }
+
+    /// The last stage: histograms, the event, the counters, and the record's removal.
+    #[allow(clippy::too_many_arguments)]
+    fn complete(
+        &mut self,
+        info: &PathInfo,
+        maps: PathMaps,
+        p: VReg,
+        now: VReg,
+        key_slot: crate::ir::Slot,
+        ts_off: u32,
+        size: u32,
+    ) {
+        let first = self.f.vreg();
+        self.f.push(Inst::Load {
+            dst: first,
+            addr: Addr::Reg(p, ts_off as i16),
+            width: Width::B8,
+        });
+        let total = self.f.vreg();
+        self.f.push(Inst::Alu {
+            op: AluOp::Sub,
+            dst: total,
+            lhs: Operand::Reg(now),
+            rhs: Operand::Reg(first),
+        });
+        if info.histogram {
+            let (prev_ts, prev_stage) = (self.f.vreg(), self.f.vreg());
+            self.f.push(Inst::Mov {
+                dst: prev_ts,
+                src: Operand::Reg(first),
+            });
+            self.f.push(Inst::Mov {
+                dst: prev_stage,
+                src: Operand::Imm(0),
+            });
+            for j in 1..info.stages.len() as u32 {
+                let skip = self.f.label();
+                let t = self.f.vreg();
+                self.f.push(Inst::Load {
+                    dst: t,
+                    addr: Addr::Reg(p, (ts_off + 8 * j) as i16),
+                    width: Width::B8,
+                });
+                self.f.push(Inst::Branch {
+                    cond: Cond::Eq,
+                    lhs: t,
+                    rhs: Operand::Imm(0),
+                    target: skip,
+                });
+                let seg = self.f.vreg();
+                self.f.push(Inst::Alu {
+                    op: AluOp::Sub,
+                    dst: seg,
+                    lhs: Operand::Reg(t),
+                    rhs: Operand::Reg(prev_ts),
+                });
+                self.add_to_histogram(maps, info.hist_bits, Operand::Reg(prev_stage), j, seg);
+                self.f.push(Inst::Mov {
+                    dst: prev_ts,
+                    src: Operand::Reg(t),
+                });
+                self.f.push(Inst::Mov {
+                    dst: prev_stage,
+                    src: Operand::Imm(j as i64),
+                });
+                self.f.push(Inst::Label(skip));
+            }
+            self.add_to_histogram(
+                maps,
+                info.hist_bits,
+                Operand::Imm(TOTAL_SEGMENT as i64),
+                TOTAL_SEGMENT,
+                total,
+            );
+        }
+        if info.detail {
+            let (report, after) = (self.f.label(), self.f.label());
+            let below = self.f.label();
+            self.f.push(Inst::Branch {
+                cond: Cond::Lt,
+                lhs: total,
+                rhs: Operand::Imm(info.threshold_ns as i64),
+                target: below,
+            });
+            if info.rate_limit > 0 {
+                self.rate_limit(maps, info.rate_limit, now, report);
+                self.increment(MapId(maps.counters), counter::SUPPRESSED);
+                self.f.push(Inst::Jump(after));
+            }
+            self.f.push(Inst::Label(report));
+            let data = Operand::Reg(p);
+            self.send(data, size, (MapId(maps.counters), counter::LOST));
+            self.f.push(Inst::Jump(after));
+            self.f.push(Inst::Label(below));
+            self.increment(MapId(maps.counters), counter::FILTERED);
+            self.f.push(Inst::Label(after));
+        }
+        let (m, k) = (
+            self.map_ptr(MapId(maps.records)),
+            self.addr(Place::stack(key_slot)),
+        );
+        self.call(helper::MAP_DELETE_ELEM, vec![m, k], None);
+        self.increment(MapId(maps.counters), counter::COMPLETED);
+    }
+
+    /// Counts `value` in the histogram of segment `from -> to`.
+    fn add_to_histogram(&mut self, maps: PathMaps, bits: u8, from: Operand, to: u32, value: VReg) {
+        let bucket = self.hist_bucket(value, bits);
+        let key = self.temp(16);
+        self.f.push(Inst::Store {
+            addr: Addr::Stack(key, 0),
+            width: Width::B4,
+            src: from,
+        });
+        self.f.push(Inst::Store {
+            addr: Addr::Stack(key, 4),
+            width: Width::B4,
+            src: Operand::Imm(to as i64),
+        });
+        self.f.push(Inst::Store {
+            addr: Addr::Stack(key, 8),
+            width: Width::B8,
+            src: Operand::Reg(bucket),
+        });
+        let skip = self.f.label();
+        let c = self.value_ptr(MapId(maps.hists), key, 8, skip);
+        let t = self.f.vreg();
+        self.f.push(Inst::Load {
+            dst: t,
+            addr: Addr::Reg(c, 0),
+            width: Width::B8,
+        });
+        self.f.push(Inst::Alu {
+            op: AluOp::Add,
+            dst: t,
+            lhs: Operand::Reg(t),
+            rhs: Operand::Imm(1),
+        });
+        self.f.push(Inst::Store {
+            addr: Addr::Reg(c, 0),
+            width: Width::B8,
+            src: Operand::Reg(t),
+        });
+        self.f.push(Inst::Label(skip));
+    }
+
+    /// A token bucket shared by all CPUs (the generic cell rate algorithm:
+    /// one "next allowed time" per path): jumps to `allowed` when an event
+    /// may be sent now, falls through when it is over the limit. A burst
+    /// of a tenth of a second's worth is allowed.
+    fn rate_limit(&mut self, maps: PathMaps, per_second: u64, now: VReg, allowed: Label) {
+        let period = (1_000_000_000 / per_second).max(1) as i64;
+        let burst = period * (per_second as i64 / 10).max(1);
+        let over = self.f.label();
+        let q = self.lookup_index(MapId(maps.rate), 0, over);
+        let (tat, base, ahead) = (self.f.vreg(), self.f.vreg(), self.f.vreg());
+        self.f.push(Inst::Load {
+            dst: tat,
+            addr: Addr::Reg(q, 0),
+            width: Width::B8,
+        });
+        self.f.push(Inst::Mov {
+            dst: base,
+            src: Operand::Reg(tat),
+        });
+        let later = self.f.label();
+        self.f.push(Inst::Branch {
+            cond: Cond::Ge,
+            lhs: tat,
+            rhs: Operand::Reg(now),
+            target: later,
+        });
+        self.f.push(Inst::Mov {
+            dst: base,
+            src: Operand::Reg(now),
+        });
+        self.f.push(Inst::Label(later));
+        self.f.push(Inst::Alu {
+            op: AluOp::Sub,
+            dst: ahead,
+            lhs: Operand::Reg(base),
+            rhs: Operand::Reg(now),
+        });
+        self.f.push(Inst::Branch {
+            cond: Cond::Gt,
+            lhs: ahead,
+            rhs: Operand::Imm(burst),
+            target: over,
+        });
+        self.f.push(Inst::Alu {
+            op: AluOp::Add,
+            dst: base,
+            lhs: Operand::Reg(base),
+            rhs: Operand::Imm(period),
+        });
+        self.f.push(Inst::Store {
+            addr: Addr::Reg(q, 0),
+            width: Width::B8,
+            src: Operand::Reg(base),
+        });
+        self.f.push(Inst::Jump(allowed));
+        self.f.push(Inst::Label(over));
+    }
+
+    /// A pointer to element `index` of an array map (jumps to `missing` if none).
+    fn lookup_index(&mut self, map: MapId, index: u32, missing: Label) -> VReg {
+        let key = self.temp(8);
+        self.f.push(Inst::Store {
+            addr: Addr::Stack(key, 0),
+            width: Width::B8,
+            src: Operand::Imm(index as i64),
+        });
+        let p = self.f.vreg();
+        let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
+        self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
+        self.f.push(Inst::Branch {
+            cond: Cond::Eq,
+            lhs: p,
+            rhs: Operand::Imm(0),
+            target: missing,
+        });
+        p
+    }
+
+    /// `*(width *)(base + off)` read with `bpf_probe_read_kernel`.
+    fn read_kernel(&mut self, base: VReg, off: u32, width: Width) -> VReg {
+        let slot = self.temp(8);
+        self.f.push(Inst::Store {
+            addr: Addr::Stack(slot, 0),
+            width: Width::B8,
+            src: Operand::Imm(0),
+        });
+        let addr = self.f.vreg();
+        self.f.push(Inst::Alu {
+            op: AluOp::Add,
+            dst: addr,
+            lhs: Operand::Reg(base),
+            rhs: Operand::Imm(off as i64),
+        });
+        let dst = self.addr(Place::stack(slot));
+        self.call(
+            helper::PROBE_READ_KERNEL,
+            vec![dst, Operand::Imm(width.bytes() as i64), Operand::Reg(addr)],
+            None,
+        );
+        let r = self.f.vreg();
+        self.f.push(Inst::Load {
+            dst: r,
+            addr: Addr::Stack(slot, 0),
+            width,
+        });
+        r
+    }
+}

@@ -1,0 +1,276 @@
+//! Packet paths: each stage becomes a program that binds `$skb` to the
+//! packet, applies the stage guard and the path's filter, computes the
+//! path's key and records the stage (`Stmt::PathStage`). Stages whose probe
+//! this kernel lacks are skipped with one notice; the path is measured over
+//! the stages that remain.
+
+use super::expr::Scope;
+use super::stmt::param_count;
+use super::tast::{self, Expr, PathInfo, Stmt};
+use super::types::Ty;
+use super::{program_name, Checker};
+use crate::diag::{Diagnostic, Result, Span};
+use crate::kernel::btf::Btf;
+use crate::kernel::symbols::kernel_features;
+use crate::providers::{self, Kind, ProbePoint};
+use crate::syntax::ast;
+
+/// Option names a path accepts, besides `key` and `filter`.
+const OPTIONS: &[&str] = &[
+    "threshold",
+    "rate_limit",
+    "timeout",
+    "records",
+    "hist_bits",
+    "detail",
+    "histogram",
+    "stacks",
+    "interval",
+];
+
+impl Checker<'_> {
+    /// Checks a path declaration and adds one program per attachable stage.
+    pub(super) fn check_path(&mut self, decl: &ast::PathDecl) -> Result<()> {
+        let option = |name: &str| decl.options.iter().find(|(n, _)| n == name).map(|(_, e)| e);
+        for (name, e) in &decl.options {
+            if name != "key" && name != "filter" && !OPTIONS.contains(&name.as_str()) {
+                return Err(Diagnostic::at(
+                    e.span,
+                    format!(
+                        "unknown path setting '{}' (key, filter, {})",
+                        name,
+                        OPTIONS.join(", ")
+                    ),
+                ));
+            }
+        }
+        let key = option("key").ok_or_else(|| {
+            Diagnostic::at(decl.span, format!("path {} needs `key = ...;`", decl.name))
+        })?;
+        let constant = |c: &mut Self, name: &str, default: i64| -> Result<i64> {
+            match option(name) {
+                Some(e) => c.constant(e),
+                None => Ok(default),
+            }
+        };
+        let mut info = PathInfo {
+            name: decl.name.clone(),
+            stages: Vec::new(),
+            key: Ty::Void,
+            threshold_ns: constant(self, "threshold", 0)?.max(0) as u64,
+            rate_limit: constant(self, "rate_limit", 0)?.max(0) as u64,
+            timeout_ns: constant(self, "timeout", 5_000_000_000)?.max(1) as u64,
+            records: constant(self, "records", 10240)?.clamp(1, 1 << 24) as u32,
+            hist_bits: constant(self, "hist_bits", 3)?.clamp(0, tast::MAX_HIST_BITS as i64) as u8,
+            detail: constant(self, "detail", 1)? != 0,
+            histogram: constant(self, "histogram", 1)? != 0,
+            stacks: constant(self, "stacks", 0)? != 0,
+            interval_ns: constant(self, "interval", 0)?.max(0) as u64,
+            dev_offsets: skb_dev_offsets(),
+        };
+        let path_id = self.paths.len() as u32;
+        let mut programs = Vec::new();
+        for stage in &decl.stages {
+            let Some((alt, point)) = self.stage_probe(stage)? else {
+                continue;
+            };
+            let index = info.stages.len() as u32;
+            let program = self.stage_program(
+                path_id,
+                index,
+                stage,
+                alt,
+                point.clone(),
+                key,
+                option("filter"),
+            )?;
+            let Some(Stmt::If(_, inner, _)) = program.body.last() else {
+                unreachable!("stage bodies end with the guard")
+            };
+            let key_ty = find_key_type(inner).unwrap_or(Ty::Void);
+            match (&info.key, &key_ty) {
+                (Ty::Void, _) => info.key = key_ty,
+                (have, new) if have != new => {
+                    return Err(Diagnostic::at(
+                        stage.span,
+                        format!(
+                            "the key is {} at this stage but {} at the first",
+                            new.describe(),
+                            have.describe()
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+            info.stages.push(tast::StageInfo {
+                name: stage.name.clone(),
+                optional: stage.optional,
+                probe: point.display(),
+            });
+            programs.push(program);
+        }
+        if info.stages.len() < 2 && !self.collecting {
+            return Err(Diagnostic::at(
+                decl.span,
+                format!(
+                    "path {} has fewer than two stages this kernel can attach",
+                    decl.name
+                ),
+            ));
+        }
+        if info.stacks {
+            self.uses_kstack = true;
+        }
+        self.paths.push(info);
+        self.programs.extend(programs);
+        Ok(())
+    }
+
+    /// A constant path setting.
+    fn constant(&mut self, e: &ast::Expr) -> Result<i64> {
+        let point = ProbePoint {
+            kind: Kind::Begin,
+            target: providers::Target::Once,
+        };
+        Scope::new(self, point)?.constant(e)
+    }
+
+    /// The first alternative of a stage that this kernel can attach, or
+    /// `None` (with a notice) when there is none.
+    fn stage_probe<'s>(
+        &mut self,
+        stage: &'s ast::StageDecl,
+    ) -> Result<Option<(&'s ast::StageAlt, ProbePoint)>> {
+        let mut reasons = Vec::new();
+        for alt in &stage.alternatives {
+            let spec = &alt.spec;
+            match providers::expand(&spec.provider, &spec.target, spec.span) {
+                Ok(points) if points.len() == 1 => {
+                    let mut point = points.into_iter().next().expect("one point");
+                    if let (Some(k), true) =
+                        (point.kprobe_fallback(), self.options.fentry_as_kprobe)
+                    {
+                        point = k;
+                    }
+                    let kprobe = matches!(point.kind, Kind::Kprobe | Kind::Kretprobe);
+                    if kprobe && !kernel_features().kprobes && !self.options.keep_kprobe_stages {
+                        reasons.push(format!("{}: this kernel has no kprobes", point.display()));
+                        continue;
+                    }
+                    return Ok(Some((alt, point)));
+                }
+                Ok(_) => {
+                    return Err(Diagnostic::at(
+                        spec.span,
+                        "a stage must name exactly one probe (no wildcards)",
+                    ))
+                }
+                Err(e) if providers::lookup(&spec.provider).is_some() => reasons.push(e.message),
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.collecting {
+            self.warnings.push(format!(
+                "{}: {}, stage skipped",
+                stage.name,
+                reasons.join("; ")
+            ));
+        }
+        Ok(None)
+    }
+
+    /// The program of one stage.
+    #[allow(clippy::too_many_arguments)]
+    fn stage_program(
+        &mut self,
+        path: u32,
+        stage: u32,
+        decl: &ast::StageDecl,
+        alt: &ast::StageAlt,
+        point: ProbePoint,
+        key: &ast::Expr,
+        filter: Option<&ast::Expr>,
+    ) -> Result<tast::Program> {
+        let name = program_name(self.programs.len() + stage as usize, &point);
+        let param_count = param_count(&point)?;
+        let mut scope = Scope::new(self, point.clone())?;
+        let packet = scope.expr(&alt.packet)?;
+        scope.expect_scalar(&packet, "a stage's packet")?;
+        let skb_ty = Ty::Ptr(Btf::vmlinux().ok().and_then(|b| b.find_struct("sk_buff")));
+        let skb = scope.declare_var("skb", skb_ty);
+        let mut condition = match &alt.guard {
+            Some(g) => scope.expr(g)?,
+            None => int(1, alt.spec.span),
+        };
+        if let Some(f) = filter {
+            let f = scope.expr(f)?;
+            condition = and(condition, f);
+        }
+        scope.expect_scalar(&condition, "a stage guard")?;
+        let key = scope.expr(key)?;
+        scope.expect_storable(&key)?;
+        let packet_span = packet.span;
+        let record = Stmt::PathStage {
+            path,
+            stage,
+            key,
+            skb: Expr {
+                ty: Ty::U64,
+                kind: tast::ExprKind::Var(skb),
+                span: packet_span,
+            },
+        };
+        let body = vec![
+            Stmt::SetVar(skb, packet),
+            Stmt::If(condition, vec![record], Vec::new()),
+        ];
+        Ok(tast::Program {
+            name,
+            probe: point,
+            span: decl.span,
+            vars: scope.var_types,
+            param_count,
+            body,
+        })
+    }
+}
+
+fn int(v: i64, span: Span) -> Expr {
+    Expr {
+        ty: Ty::I64,
+        kind: tast::ExprKind::Int(v),
+        span,
+    }
+}
+
+fn and(a: Expr, b: Expr) -> Expr {
+    let span = a.span.join(b.span);
+    Expr {
+        ty: Ty::U64,
+        kind: tast::ExprKind::Binary {
+            op: ast::BinOp::And,
+            lhs: Box::new(a),
+            rhs: Box::new(b),
+            signed: false,
+        },
+        span,
+    }
+    .folded()
+}
+
+/// The key type recorded by a stage body.
+fn find_key_type(stmts: &[Stmt]) -> Option<Ty> {
+    stmts.iter().find_map(|s| match s {
+        Stmt::PathStage { key, .. } => Some(key.ty.clone()),
+        _ => None,
+    })
+}
+
+/// Offsets of `sk_buff.dev` and `net_device.ifindex`, to record the
+/// interface at each stage.
+fn skb_dev_offsets() -> Option<(u32, u32)> {
+    let btf = Btf::vmlinux().ok()?;
+    let dev = btf.member(btf.find_struct("sk_buff")?, "dev")?;
+    let ifindex = btf.member(btf.find_struct("net_device")?, "ifindex")?;
+    Some((dev.bit_offset / 8, ifindex.bit_offset / 8))
+}
