@@ -21,5 +21,6 @@ pub mod pipeline;
 pub mod providers;
 pub mod runtime;
 pub mod sema;
+pub mod stdlib;
 pub mod syntax;
 pub mod testing;

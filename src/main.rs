@@ -184,6 +184,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             )))
         }
     };
+    let mut source = source;
+    netscript::stdlib::attach(&mut source);
     let fail = |d: Diagnostic| (d, Some(source.clone()));
     let start = runtime::monotonic_ns();
     let skip_missing = cli.missing_probes == MissingProbes::Warn;
@@ -200,6 +202,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let mut options = sema::Options {
         skip_missing_probes: skip_missing,
         params: values,
+        library_start: Some(source.script_end()),
         ..Default::default()
     };
     let mut compiled = pipeline::compile(&source, &options, start).map_err(fail)?;

@@ -58,11 +58,112 @@ pub fn generate(func: &Function) -> Result<ProgramCode, Diagnostic> {
     let mut func = func.clone();
     drop_unreachable(&mut func);
     drop_jumps_to_next(&mut func);
+    let lowered_slots = func.slots.len();
     let alloc = regalloc::allocate(&mut func)?;
+    share_spill_slots(&mut func, lowered_slots);
     emit::emit(&func, &alloc)
 }
 
 pub use disasm::disassemble;
+
+/// Lets spill slots (those from index `first` on, only ever accessed by
+/// direct loads and stores) share stack space when their live ranges do
+/// not overlap. A range runs from the first to the last access of a slot,
+/// widened over every loop it overlaps, so a value that flows around a back
+/// edge stays intact.
+fn share_spill_slots(func: &mut Function, first: usize) {
+    use crate::ir::{Addr, Inst, SlotInfo};
+    let slot_of = |inst: &Inst| match inst {
+        Inst::Load {
+            addr: Addr::Stack(s, _),
+            ..
+        }
+        | Inst::Store {
+            addr: Addr::Stack(s, _),
+            ..
+        } if s.0 as usize >= first => Some(s.0 as usize),
+        _ => None,
+    };
+    let mut ranges: Vec<Option<(usize, usize)>> = vec![None; func.slots.len()];
+    for (i, inst) in func.insts.iter().enumerate() {
+        if let Some(s) = slot_of(inst) {
+            let r = ranges[s].get_or_insert((i, i));
+            r.1 = i;
+        }
+    }
+    let labels: std::collections::HashMap<_, _> = func
+        .insts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            if let Inst::Label(l) = n {
+                Some((*l, i))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let back_edges: Vec<(usize, usize)> = func
+        .insts
+        .iter()
+        .enumerate()
+        .filter_map(|(j, n)| match n {
+            Inst::Jump(l) | Inst::Branch { target: l, .. } => {
+                labels.get(l).filter(|k| **k <= j).map(|k| (*k, j))
+            }
+            _ => None,
+        })
+        .collect();
+    for r in ranges.iter_mut().flatten() {
+        loop {
+            let before = *r;
+            for &(k, j) in &back_edges {
+                if k <= r.1 && j >= r.0 {
+                    *r = (r.0.min(k), r.1.max(j));
+                }
+            }
+            if *r == before {
+                break;
+            }
+        }
+    }
+    // Greedy interval colouring: each spill slot reuses the first earlier
+    // spill slot whose range has ended.
+    let mut order: Vec<usize> = (first..func.slots.len())
+        .filter(|s| ranges[*s].is_some())
+        .collect();
+    order.sort_by_key(|s| ranges[*s].map(|r| r.0));
+    let mut owners: Vec<(usize, usize)> = Vec::new(); // (slot kept, end of its last range)
+    let mut target: Vec<usize> = (0..func.slots.len()).collect();
+    for s in order {
+        let (start, end) = ranges[s].unwrap_or((0, 0));
+        match owners.iter_mut().find(|(_, last)| *last < start) {
+            Some(owner) => {
+                target[s] = owner.0;
+                owner.1 = end;
+            }
+            None => owners.push((s, end)),
+        }
+    }
+    for inst in &mut func.insts {
+        if let Inst::Load {
+            addr: Addr::Stack(s, _),
+            ..
+        }
+        | Inst::Store {
+            addr: Addr::Stack(s, _),
+            ..
+        } = inst
+        {
+            s.0 = target[s.0 as usize] as u32;
+        }
+    }
+    for (s, t) in target.iter().enumerate().skip(first) {
+        if *t != s {
+            func.slots[s] = SlotInfo { size: 0, align: 1 };
+        }
+    }
+}
 
 /// Removes instructions that no path from the entry reaches (the kernel
 /// verifier rejects unreachable code, which constant conditions create).

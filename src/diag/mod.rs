@@ -26,12 +26,16 @@ impl Span {
 }
 
 /// A script source with its display name, used to render diagnostics.
+/// Library files (the stdlib) may be appended after the script; spans in
+/// them render with their own file name and lines.
 #[derive(Debug, Clone)]
 pub struct Source {
     /// File name, or `-e` for a one-liner.
     pub name: String,
     /// The full text.
     pub text: String,
+    /// Appended files: name and the offset where each starts.
+    appended: Vec<(String, usize)>,
 }
 
 impl Source {
@@ -40,15 +44,46 @@ impl Source {
         Source {
             name: name.into(),
             text: text.into(),
+            appended: Vec::new(),
         }
     }
 
-    /// 1-based line and column (in characters) of a byte offset.
+    /// Appends a library file after the script (on a line of its own).
+    pub fn append(&mut self, name: &str, text: &str) {
+        self.text.push('\n');
+        self.appended.push((name.to_string(), self.text.len()));
+        self.text.push_str(text);
+    }
+
+    /// Offset where the script ends and the appended libraries begin.
+    pub fn script_end(&self) -> usize {
+        self.appended
+            .first()
+            .map(|(_, start)| *start)
+            .unwrap_or(self.text.len())
+    }
+
+    /// The file an offset is in, and where that file starts.
+    fn file_of(&self, offset: usize) -> (&str, usize) {
+        self.appended
+            .iter()
+            .rev()
+            .find(|(_, start)| offset >= *start)
+            .map(|(n, s)| (n.as_str(), *s))
+            .unwrap_or((&self.name, 0))
+    }
+
+    /// 1-based line and column (in characters) of a byte offset, within
+    /// the file that holds it.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
+        let (_, file_start) = self.file_of(offset);
+        let before = &self.text[file_start..offset];
         let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let line_start = before
+            .rfind('\n')
+            .map(|i| file_start + i + 1)
+            .unwrap_or(file_start);
         let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
     }
@@ -109,7 +144,10 @@ impl Diagnostic {
                 let (line, col) = src.line_col(span.start);
                 out.push_str(&format!(
                     "{}:{}:{}: error: {}\n",
-                    src.name, line, col, self.message
+                    src.file_of(span.start).0,
+                    line,
+                    col,
+                    self.message
                 ));
                 let text = src.line_text(span.start);
                 out.push_str(&format!("{}\n", text));

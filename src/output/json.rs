@@ -113,7 +113,7 @@ fn buckets_json(aggregate: &Aggregate) -> String {
 }
 
 /// A value: numbers bare, text-like values quoted, tuples as `[a,b]`.
-fn value_json(value: &Value) -> String {
+pub fn value_json(value: &Value) -> String {
     match value {
         Value::Int(_) | Value::UInt(_) => value_text(value),
         Value::Tuple(elements) => {

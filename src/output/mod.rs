@@ -62,6 +62,15 @@ impl Printer {
         self.out.write_all(rendered.as_bytes())
     }
 
+    /// Prints a report that has a text form and a JSON form (one line,
+    /// without the newline), choosing by the output format.
+    pub fn report(&mut self, text: &str, json: &str) -> io::Result<()> {
+        match self.format {
+            Format::Text => self.out.write_all(text.as_bytes()),
+            Format::Json => writeln!(self.out, "{}", json),
+        }
+    }
+
     /// Prints the output of one `printf()` call (already formatted).
     pub fn printf(&mut self, formatted: &str) -> io::Result<()> {
         match self.format {

@@ -87,6 +87,16 @@ impl LoadedObject {
         lookup(&self.map(map)?, map, key)
     }
 
+    /// Deletes one key of map `map` (a key already gone is not an error).
+    pub fn map_delete(&self, map: &str, key: &[u8]) -> Result<(), Diagnostic> {
+        match self.map(map)?.delete(key) {
+            Err(e) if e.kind() != libbpf_rs::ErrorKind::NotFound => {
+                Err(map_error("delete from", map, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Empties map `map` (bpftrace's `clear()`): deletes every key, or, for
     /// array maps whose entries cannot be deleted, zeroes every value.
     pub fn map_delete_all(&self, map: &str) -> Result<(), Diagnostic> {

@@ -8,6 +8,7 @@ mod attach;
 pub mod decode;
 mod features;
 mod maps;
+pub mod paths;
 pub mod session;
 mod verifier;
 

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::decode::{self, Symbolizer};
+use super::paths::PathReports;
 use super::{load, AttachPoint, LoadError, LoadedObject};
 use crate::diag::{Diagnostic, Result};
-use crate::ir::layout::event;
+use crate::ir::layout::{event, PATH_EVENT_BASE};
 use crate::kernel::symbols::Kallsyms;
 use crate::output::text::MapShape;
 use crate::output::{self, Printer};
@@ -186,10 +187,19 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         None => None,
     };
     let deadline = options.duration.map(|d| Instant::now() + d);
+    let mut paths = PathReports::new(&compiled.script.paths, &compiled.maps);
+    let report_every = paths.interval_ns().map(Duration::from_nanos);
+    let mut next_report = report_every.map(|d| Instant::now() + d);
     loop {
         ring.poll(Duration::from_millis(100))?;
         for r in records.borrow_mut().drain(..) {
             events.handle(&r, printer)?;
+        }
+        if let (Some(at), Some(every)) = (next_report, report_every) {
+            if Instant::now() >= at {
+                paths.report(&object, printer, super::monotonic_ns(), false)?;
+                next_report = Some(at + every);
+            }
         }
         let child_done = match child.as_mut() {
             Some(c) => c.try_wait().map(|s| s.is_some()).unwrap_or(true),
@@ -221,6 +231,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         dumps.push((events.dump(i, decl)?, shape(decl)));
     }
     printer.exit_maps(dumps).map_err(io)?;
+    paths.report(&object, printer, super::monotonic_ns(), true)?;
     let lost: u64 = object
         .map_lookup(
             &compiled.maps.specs[compiled.maps.lost as usize].name,
@@ -282,6 +293,12 @@ impl Events<'_> {
         let Some(kind) = word(0).filter(|_| !self.exit) else {
             return Ok(());
         };
+        if let Some(path) = kind
+            .checked_sub(PATH_EVENT_BASE)
+            .and_then(|i| self.compiled.script.paths.get(i as usize))
+        {
+            return super::paths::print_event(path, record, self.symbols, printer).map_err(io);
+        }
         let maps = &self.compiled.script.maps;
         match kind {
             event::EXIT => self.exit = true,

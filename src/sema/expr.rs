@@ -27,6 +27,8 @@ pub(super) struct Scope<'a, 'o> {
     pub tracepoint: Option<TracepointFormat>,
     /// The user functions being inlined, innermost last.
     pub frames: Vec<super::inline::Frame>,
+    /// Variables that belong to an inlined call (started by the call).
+    pub inline_vars: std::collections::HashSet<usize>,
 }
 
 impl<'a, 'o> Scope<'a, 'o> {
@@ -45,7 +47,15 @@ impl<'a, 'o> Scope<'a, 'o> {
             var_types: Vec::new(),
             tracepoint,
             frames: Vec::new(),
+            inline_vars: Default::default(),
         })
+    }
+
+    /// For each variable: whether the program starts it (see `Program::entry_vars`).
+    pub fn entry_vars(&self) -> Vec<bool> {
+        (0..self.var_types.len())
+            .map(|i| !self.inline_vars.contains(&i))
+            .collect()
     }
 
     /// Declares a new `$variable`.

@@ -52,6 +52,7 @@ impl Scope<'_, '_> {
             .iter()
             .map(|a| self.expr(a))
             .collect::<Result<Vec<_>>>()?;
+        let first_local = self.var_types.len();
         let caller_vars = std::mem::take(&mut self.vars);
         let mut body = Vec::new();
         for (name, value) in f.params.iter().zip(values) {
@@ -71,11 +72,16 @@ impl Scope<'_, '_> {
             .result
             .map(|r| self.var_types[r.0 as usize].clone())
             .unwrap_or(Ty::Void);
+        let locals: Vec<VarId> = (first_local..self.var_types.len())
+            .map(|i| VarId(i as u32))
+            .collect();
+        self.inline_vars.extend(first_local..self.var_types.len());
         Ok(Expr {
             ty,
             kind: K::Inline {
                 body,
                 result: frame.result,
+                locals,
             },
             span,
         })

@@ -32,6 +32,9 @@ pub struct Options {
     /// Keep kprobe stage alternatives even where kprobes cannot attach
     /// (to load them through the verifier with `--dry-run`).
     pub keep_kprobe_stages: bool,
+    /// Where library code (the stdlib) starts in the source: a script's
+    /// function replaces a library function of the same name.
+    pub library_start: Option<usize>,
     /// Values of the script's parameters (see `params::bind`).
     pub params: std::collections::HashMap<String, crate::params::Value>,
 }
@@ -106,6 +109,13 @@ impl<'o> Checker<'o> {
                         f.span,
                         format!("{} is a built-in function and cannot be redefined", f.name),
                     ));
+                }
+                let from_library = self
+                    .options
+                    .library_start
+                    .is_some_and(|start| f.span.start >= start);
+                if from_library && self.functions.contains_key(&f.name) {
+                    continue;
                 }
                 if self.functions.insert(f.name.clone(), f.clone()).is_some() {
                     return Err(Diagnostic::at(

@@ -228,6 +228,7 @@ impl Checker<'_> {
             name,
             probe: point,
             span: decl.span,
+            entry_vars: scope.entry_vars(),
             vars: scope.var_types,
             param_count,
             body,

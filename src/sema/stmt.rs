@@ -47,6 +47,7 @@ pub(super) fn check_probe(
         name,
         probe: point,
         span: spec.span,
+        entry_vars: scope.entry_vars(),
         vars: scope.var_types,
         param_count,
         body,

@@ -145,6 +145,9 @@ pub struct Program {
     pub span: Span,
     /// Types of the program's `$variables`, by `VarId`.
     pub vars: Vec<Ty>,
+    /// Which variables start at zero when the program starts (the others
+    /// belong to an inlined function call, which starts them itself).
+    pub entry_vars: Vec<bool>,
     /// Number of parameters of the probed function (where `retval` sits
     /// in an fexit context); 0 for other probes.
     pub param_count: u32,
@@ -327,6 +330,9 @@ pub enum ExprKind {
         body: Vec<Stmt>,
         /// Where `return e` put the value.
         result: Option<VarId>,
+        /// Variables of this call (parameters, locals, result): they start
+        /// at zero when the call starts, not when the program does.
+        locals: Vec<VarId>,
     },
     /// The 8 bytes at an offset of a memory value (a string or byte array),
     /// as an integer.

@@ -273,7 +273,13 @@ impl Lower<'_> {
                 v
             }
             K::Ksym(x) => self.expr(x)?,
-            K::Inline { body, result } => {
+            K::Inline {
+                body,
+                result,
+                locals,
+            } => {
+                let locals: Vec<usize> = locals.iter().map(|v| v.0 as usize).collect();
+                self.start_vars(&locals);
                 let out = self.f.label();
                 self.leave.push(out);
                 let lowered = self.block(body);
@@ -301,24 +307,31 @@ impl Lower<'_> {
                 v => v,
             },
             K::Tuple(items) => {
-                let tys: Vec<Ty> = items.iter().map(|i| i.ty.clone()).collect();
-                let (offsets, size) = crate::sema::types::tuple_layout(&tys);
+                let size = e.ty.storage_size();
                 let slot = self.temp(size);
-                self.zero(Place::stack(slot), size);
-                for ((item, off), ty) in items.iter().zip(offsets).zip(&tys) {
-                    let v = self.expr(item)?;
-                    self.store_val(
-                        Place {
-                            base: Base::Stack(slot),
-                            off: off as i32,
-                        },
-                        v,
-                        ty.storage_size(),
-                    );
-                }
+                self.tuple_into(slot, items)?;
                 Val::Mem(slot, size)
             }
         })
+    }
+
+    /// Builds a tuple in `slot` (zeroed first: it may have padding).
+    pub(super) fn tuple_into(&mut self, slot: crate::ir::Slot, items: &[Expr]) -> Result<()> {
+        let tys: Vec<Ty> = items.iter().map(|i| i.ty.clone()).collect();
+        let (offsets, size) = crate::sema::types::tuple_layout(&tys);
+        self.zero(Place::stack(slot), size);
+        for ((item, off), ty) in items.iter().zip(offsets).zip(&tys) {
+            let v = self.expr(item)?;
+            self.store_val(
+                Place {
+                    base: Base::Stack(slot),
+                    off: off as i32,
+                },
+                v,
+                ty.storage_size(),
+            );
+        }
+        Ok(())
     }
 
     /// Evaluates `e` into an existing value location (ternary branches).

@@ -100,27 +100,35 @@ impl<'a> Lower<'a> {
             let home = match ty {
                 Ty::Str(_) | Ty::Tuple(_) | Ty::Inet => {
                     let size = ty.storage_size();
-                    let slot = self.f.slot(size.div_ceil(8) * 8, 8);
-                    self.zero(Place::stack(slot), size.div_ceil(8) * 8);
-                    Home::Mem(slot, size)
+                    Home::Mem(self.f.slot(size.div_ceil(8) * 8, 8), size)
                 }
-                _ => {
-                    let r = self.f.vreg();
-                    self.f.push(Inst::Mov {
-                        dst: r,
-                        src: Operand::Imm(0),
-                    });
-                    Home::Reg(r)
-                }
+                _ => Home::Reg(self.f.vreg()),
             };
             self.vars.push(home);
         }
+        let entry: Vec<usize> = (0..self.vars.len())
+            .filter(|i| self.prog.entry_vars.get(*i).copied().unwrap_or(true))
+            .collect();
+        self.start_vars(&entry);
         let body = &self.prog.body;
         self.block(body)?;
         let end = self.end;
         self.f.push(Inst::Label(end));
         self.f.push(Inst::Exit(Operand::Imm(0)));
         Ok(self.f)
+    }
+
+    /// Sets variables to zero (every read must follow a write, for the verifier).
+    pub(super) fn start_vars(&mut self, vars: &[usize]) {
+        for &i in vars {
+            match self.vars[i] {
+                Home::Mem(slot, size) => self.zero(Place::stack(slot), size.div_ceil(8) * 8),
+                Home::Reg(r) => self.f.push(Inst::Mov {
+                    dst: r,
+                    src: Operand::Imm(0),
+                }),
+            }
+        }
     }
 
     /// Lowers statements; each statement's temporaries are free again
@@ -166,6 +174,18 @@ impl<'a> Lower<'a> {
         match s {
             Stmt::Expr(e) => {
                 self.expr(e)?;
+            }
+            // A tuple assigned to a variable is built in place.
+            Stmt::SetVar(
+                id,
+                Expr {
+                    kind: crate::sema::tast::ExprKind::Tuple(items),
+                    ..
+                },
+            ) if matches!(self.vars[id.0 as usize], Home::Mem(..)) => {
+                if let Home::Mem(slot, _) = self.vars[id.0 as usize] {
+                    self.tuple_into(slot, items)?;
+                }
             }
             Stmt::SetVar(id, e) => {
                 let v = self.expr(e)?;
