@@ -121,7 +121,14 @@ fn traffic_one_liners_print_what_bpftrace_prints() {
             program,
             ns
         );
-        assert_same(program, &bt, &ns);
+        // Stopped by Ctrl-C, bpftrace 0.17 sometimes leaves out the blank
+        // lines it prints before the exit dump when no map follows them
+        // (seen under load); everything else must be identical.
+        assert_same(
+            program,
+            bt.trim_end_matches('\n'),
+            ns.trim_end_matches('\n'),
+        );
     }
 }
 
