@@ -376,7 +376,7 @@ impl Lower<'_> {
         r
     }
 
-    fn alu(&mut self, op: AluOp, r: VReg, imm: i64) {
+    pub(super) fn alu(&mut self, op: AluOp, r: VReg, imm: i64) {
         self.f.push(Inst::Alu {
             op,
             dst: r,
@@ -592,54 +592,6 @@ impl Lower<'_> {
         }
     }
 
-    /// Signed `/` or `%` through unsigned division of the magnitudes.
-    fn signed_div(&mut self, modulo: bool, l: VReg, r: VReg) -> VReg {
-        let (a, b, neg, out) = (self.f.vreg(), self.f.vreg(), self.f.vreg(), self.f.vreg());
-        self.f.push(Inst::Mov {
-            dst: a,
-            src: Operand::Reg(l),
-        });
-        self.f.push(Inst::Mov {
-            dst: b,
-            src: Operand::Reg(r),
-        });
-        self.f.push(Inst::Mov {
-            dst: neg,
-            src: Operand::Imm(0),
-        });
-        for (reg, flips) in [(a, true), (b, !modulo)] {
-            let pos = self.f.label();
-            self.f.push(Inst::Branch {
-                cond: Cond::SGe,
-                lhs: reg,
-                rhs: Operand::Imm(0),
-                target: pos,
-            });
-            self.f.push(Inst::Neg { dst: reg, src: reg });
-            if flips {
-                self.alu(AluOp::Xor, neg, 1);
-            }
-            self.f.push(Inst::Label(pos));
-        }
-        let op = if modulo { AluOp::Mod } else { AluOp::Div };
-        self.f.push(Inst::Alu {
-            op,
-            dst: out,
-            lhs: Operand::Reg(a),
-            rhs: Operand::Reg(b),
-        });
-        let done = self.f.label();
-        self.f.push(Inst::Branch {
-            cond: Cond::Eq,
-            lhs: neg,
-            rhs: Operand::Imm(0),
-            target: done,
-        });
-        self.f.push(Inst::Neg { dst: out, src: out });
-        self.f.push(Inst::Label(done));
-        out
-    }
-
     /// Jumps to `target` when `cond` is false (zero).
     pub(super) fn branch_unless(&mut self, cond: &Expr, target: Label) -> Result<()> {
         self.branch(cond, false, target)
@@ -713,55 +665,6 @@ impl Lower<'_> {
             target,
         });
         Ok(())
-    }
-
-    /// 1 if two strings are equal up to the first NUL (or the shorter buffer).
-    fn strings_equal(&mut self, a: &Expr, b: &Expr) -> Result<VReg> {
-        let (Val::Mem(sa, la), Val::Mem(sb, lb)) = (self.expr(a)?, self.expr(b)?) else {
-            unreachable!("strings are memory values");
-        };
-        let (eq, ca, cb) = (self.f.vreg(), self.f.vreg(), self.f.vreg());
-        let (differ, done) = (self.f.label(), self.f.label());
-        for i in 0..la.min(lb) as i32 {
-            self.f.push(Inst::Load {
-                dst: ca,
-                addr: Addr::Stack(sa, i),
-                width: Width::B1,
-            });
-            self.f.push(Inst::Load {
-                dst: cb,
-                addr: Addr::Stack(sb, i),
-                width: Width::B1,
-            });
-            self.f.push(Inst::Branch {
-                cond: Cond::Ne,
-                lhs: ca,
-                rhs: Operand::Reg(cb),
-                target: differ,
-            });
-            self.f.push(Inst::Mov {
-                dst: eq,
-                src: Operand::Imm(1),
-            });
-            self.f.push(Inst::Branch {
-                cond: Cond::Eq,
-                lhs: ca,
-                rhs: Operand::Imm(0),
-                target: done,
-            });
-        }
-        self.f.push(Inst::Mov {
-            dst: eq,
-            src: Operand::Imm(1),
-        });
-        self.f.push(Inst::Jump(done));
-        self.f.push(Inst::Label(differ));
-        self.f.push(Inst::Mov {
-            dst: eq,
-            src: Operand::Imm(0),
-        });
-        self.f.push(Inst::Label(done));
-        Ok(eq)
     }
 }
 

@@ -5,6 +5,7 @@
 mod buckets;
 mod expr;
 mod mem;
+mod ops;
 mod path;
 
 use super::layout::{self, event, MapTable};
