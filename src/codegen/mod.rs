@@ -91,18 +91,8 @@ fn share_spill_slots(func: &mut Function, first: usize) {
             r.1 = i;
         }
     }
-    let labels: std::collections::HashMap<_, _> = func
-        .insts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| {
-            if let Inst::Label(l) = n {
-                Some((*l, i))
-            } else {
-                None
-            }
-        })
-        .collect();
+    // A label defined twice is reported by liveness; here it only costs the optimisation.
+    let labels = liveness::label_positions(func).unwrap_or_default();
     let back_edges: Vec<(usize, usize)> = func
         .insts
         .iter()
@@ -170,17 +160,8 @@ fn share_spill_slots(func: &mut Function, first: usize) {
 fn drop_unreachable(func: &mut Function) {
     use crate::ir::Inst;
     let insts = &func.insts;
-    let labels: std::collections::HashMap<_, _> = insts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| {
-            if let Inst::Label(l) = n {
-                Some((*l, i))
-            } else {
-                None
-            }
-        })
-        .collect();
+    // A label defined twice is reported by liveness; here it only costs the optimisation.
+    let labels = liveness::label_positions(func).unwrap_or_default();
     let mut reached = vec![false; insts.len()];
     let mut work = vec![0usize];
     while let Some(i) = work.pop() {

@@ -100,6 +100,34 @@ pub(super) fn run_value(build: impl Fn(&mut Function) -> VReg) -> u64 {
 }
 
 /// A register holding `value`, set at run time.
+/// A loop adding 1..=100 (a bounded loop the verifier must accept); the
+/// register holding the sum.
+pub(super) fn sum_to_hundred(f: &mut Function) -> VReg {
+    let head = f.label();
+    let i = constant(f, 1);
+    let s = constant(f, 0);
+    f.push(Inst::Label(head));
+    f.push(Inst::Alu {
+        op: AluOp::Add,
+        dst: s,
+        lhs: Operand::Reg(s),
+        rhs: Operand::Reg(i),
+    });
+    f.push(Inst::Alu {
+        op: AluOp::Add,
+        dst: i,
+        lhs: Operand::Reg(i),
+        rhs: Operand::Imm(1),
+    });
+    f.push(Inst::Branch {
+        cond: Cond::Le,
+        lhs: i,
+        rhs: Operand::Imm(100),
+        target: head,
+    });
+    s
+}
+
 pub(super) fn constant(f: &mut Function, value: i64) -> VReg {
     let r = f.vreg();
     f.push(Inst::Mov {

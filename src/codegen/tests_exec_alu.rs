@@ -2,7 +2,7 @@
 //! running kernel (see `tests_exec` for the harness).
 
 use super::generate;
-use super::tests_exec::{constant, run_code, run_value};
+use super::tests_exec::{constant, run_code, run_value, sum_to_hundred};
 use crate::ir::{AluOp, Cond, Function, Inst, Operand, VReg};
 
 fn reference_alu(op: AluOp, a: u64, b: u64) -> u64 {
@@ -191,31 +191,7 @@ fn bounded_loop_sums_one_to_hundred() {
     if !crate::testing::bpf_available() {
         return;
     }
-    let got = run_value(|f| {
-        let head = f.label();
-        let i = constant(f, 1);
-        let s = constant(f, 0);
-        f.push(Inst::Label(head));
-        f.push(Inst::Alu {
-            op: AluOp::Add,
-            dst: s,
-            lhs: Operand::Reg(s),
-            rhs: Operand::Reg(i),
-        });
-        f.push(Inst::Alu {
-            op: AluOp::Add,
-            dst: i,
-            lhs: Operand::Reg(i),
-            rhs: Operand::Imm(1),
-        });
-        f.push(Inst::Branch {
-            cond: Cond::Le,
-            lhs: i,
-            rhs: Operand::Imm(100),
-            target: head,
-        });
-        s
-    });
+    let got = run_value(sum_to_hundred);
     assert_eq!(got, 5050);
 }
 

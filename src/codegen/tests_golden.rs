@@ -144,35 +144,7 @@ fn call_arguments_swap_through_r0() {
 #[test]
 fn loop_with_back_edge() {
     let mut f = Function::new("t");
-    let (i, s) = (f.vreg(), f.vreg());
-    let head = f.label();
-    f.push(Inst::Mov {
-        dst: i,
-        src: Operand::Imm(1),
-    });
-    f.push(Inst::Mov {
-        dst: s,
-        src: Operand::Imm(0),
-    });
-    f.push(Inst::Label(head));
-    f.push(Inst::Alu {
-        op: AluOp::Add,
-        dst: s,
-        lhs: Operand::Reg(s),
-        rhs: Operand::Reg(i),
-    });
-    f.push(Inst::Alu {
-        op: AluOp::Add,
-        dst: i,
-        lhs: Operand::Reg(i),
-        rhs: Operand::Imm(1),
-    });
-    f.push(Inst::Branch {
-        cond: Cond::Le,
-        lhs: i,
-        rhs: Operand::Imm(100),
-        target: head,
-    });
+    let s = super::tests_exec::sum_to_hundred(&mut f);
     f.push(Inst::Exit(Operand::Reg(s)));
     assert_eq!(
         listing(&f),

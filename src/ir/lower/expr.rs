@@ -88,21 +88,9 @@ impl Lower<'_> {
                 let width = Width::from_bytes(*size as u64).unwrap_or(Width::B8);
                 let r = match (space, base) {
                     (Space::Kernel, Some(b)) => {
-                        let addr = self.address(b, *offset)?;
-                        let slot = self.temp(8);
-                        let dst = self.addr(Place::stack(slot));
-                        self.call(
-                            helper::PROBE_READ_KERNEL,
-                            vec![dst, Operand::Imm(*size as i64), Operand::Reg(addr)],
-                            None,
-                        );
-                        let r = self.f.vreg();
-                        self.f.push(Inst::Load {
-                            dst: r,
-                            addr: Addr::Stack(slot, 0),
-                            width,
-                        });
-                        r
+                        let v = self.expr(b)?;
+                        let base = self.scalar_of(v);
+                        self.read_kernel(base, *offset, width)
                     }
                     _ => self.ctx_load(*offset as i16, width),
                 };
@@ -354,17 +342,7 @@ impl Lower<'_> {
     fn address(&mut self, base: &Expr, offset: u32) -> Result<VReg> {
         let v = self.expr(base)?;
         let b = self.scalar_of(v);
-        if offset == 0 {
-            return Ok(b);
-        }
-        let r = self.f.vreg();
-        self.f.push(Inst::Alu {
-            op: AluOp::Add,
-            dst: r,
-            lhs: Operand::Reg(b),
-            rhs: Operand::Imm(offset as i64),
-        });
-        Ok(r)
+        Ok(self.offset(b, offset as i64))
     }
 
     fn imm(&mut self, v: i64) -> VReg {
@@ -470,9 +448,7 @@ impl Lower<'_> {
 
     fn map_read(&mut self, map: MapId, keys: &[Expr], ty: &Ty) -> Result<Val> {
         let key = self.key(map, keys, None)?;
-        let p = self.f.vreg();
-        let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
-        self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
+        let p = self.lookup(map, key);
         let missing = self.f.label();
         let agg = match &self.script.maps[map.0 as usize].value {
             MapValue::Agg(a) => Some(*a),

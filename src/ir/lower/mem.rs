@@ -95,6 +95,41 @@ impl Lower<'_> {
         }
     }
 
+    /// `base + off` (just `base` when `off` is 0).
+    pub(super) fn offset(&mut self, base: VReg, off: i64) -> VReg {
+        if off == 0 {
+            return base;
+        }
+        let r = self.f.vreg();
+        self.f.push(Inst::Alu {
+            op: AluOp::Add,
+            dst: r,
+            lhs: Operand::Reg(base),
+            rhs: Operand::Imm(off),
+        });
+        r
+    }
+
+    /// `*(width *)(base + off)` read from kernel memory with
+    /// `bpf_probe_read_kernel` (zero when the read fails).
+    pub(super) fn read_kernel(&mut self, base: VReg, off: u32, width: Width) -> VReg {
+        let addr = self.offset(base, off as i64);
+        let slot = self.temp(8);
+        let dst = self.addr(Place::stack(slot));
+        self.call(
+            crate::codegen::insn::helper::PROBE_READ_KERNEL,
+            vec![dst, Operand::Imm(width.bytes() as i64), Operand::Reg(addr)],
+            None,
+        );
+        let r = self.f.vreg();
+        self.f.push(Inst::Load {
+            dst: r,
+            addr: Addr::Stack(slot, 0),
+            width,
+        });
+        r
+    }
+
     /// The address of a place, as an operand for a helper call.
     pub(super) fn addr(&mut self, place: Place) -> Operand {
         let r = self.f.vreg();

@@ -4,6 +4,7 @@
 
 mod buckets;
 mod expr;
+mod maps;
 mod mem;
 mod ops;
 mod path;
@@ -16,9 +17,6 @@ use crate::diag::Result;
 use crate::sema::tast::{self, Agg, Expr, Script, Stmt};
 use crate::sema::types::Ty;
 use mem::Place;
-
-/// BPF_NOEXIST for `bpf_map_update_elem`.
-const BPF_NOEXIST: i64 = 1;
 
 /// Lowers every program of a script. `start_ns` is the monotonic time
 /// netscript started at (for `elapsed`).
@@ -211,16 +209,7 @@ impl<'a> Lower<'a> {
                     self.zero(Place::stack(slot), size);
                 }
                 self.store_val(Place::stack(slot), v, value.ty.storage_size());
-                let (m, k, val) = (
-                    self.map_ptr(*map),
-                    self.addr(Place::stack(key)),
-                    self.addr(Place::stack(slot)),
-                );
-                self.call(
-                    helper::MAP_UPDATE_ELEM,
-                    vec![m, k, val, Operand::Imm(0)],
-                    None,
-                );
+                self.update_from(*map, key, slot, 0);
             }
             Stmt::Aggregate {
                 map,
@@ -230,8 +219,7 @@ impl<'a> Lower<'a> {
             } => self.aggregate(*map, keys, *agg, arg.as_ref())?,
             Stmt::Delete { map, keys } => {
                 let key = self.key(*map, keys, None)?;
-                let (m, k) = (self.map_ptr(*map), self.addr(Place::stack(key)));
-                self.call(helper::MAP_DELETE_ELEM, vec![m, k], None);
+                self.delete(*map, key);
             }
             Stmt::MapAction(func, map) => {
                 let kind = match func {
@@ -347,43 +335,6 @@ impl<'a> Lower<'a> {
         Ok(slot)
     }
 
-    /// A pointer to the map value for `key`, created zeroed if absent;
-    /// jumps to `skip` if the map is full.
-    pub(super) fn value_ptr(&mut self, map: MapId, key: Slot, size: u32, skip: Label) -> VReg {
-        let have = self.f.label();
-        let p = self.f.vreg();
-        let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
-        self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
-        self.f.push(Inst::Branch {
-            cond: Cond::Ne,
-            lhs: p,
-            rhs: Operand::Imm(0),
-            target: have,
-        });
-        let zero = self.temp(size);
-        self.zero(Place::stack(zero), size);
-        let (m, k, z) = (
-            self.map_ptr(map),
-            self.addr(Place::stack(key)),
-            self.addr(Place::stack(zero)),
-        );
-        self.call(
-            helper::MAP_UPDATE_ELEM,
-            vec![m, k, z, Operand::Imm(BPF_NOEXIST)],
-            None,
-        );
-        let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
-        self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
-        self.f.push(Inst::Branch {
-            cond: Cond::Eq,
-            lhs: p,
-            rhs: Operand::Imm(0),
-            target: skip,
-        });
-        self.f.push(Inst::Label(have));
-        p
-    }
-
     fn aggregate(&mut self, map: MapId, keys: &[Expr], agg: Agg, arg: Option<&Expr>) -> Result<()> {
         let x = match arg {
             Some(a) => {
@@ -401,25 +352,7 @@ impl<'a> Lower<'a> {
         let skip = self.f.label();
         let size = layout::value_size(&self.script.maps[map.0 as usize]);
         let p = self.value_ptr(map, key, size, skip);
-        let add = |l: &mut Self, off: i16, v: Operand| {
-            let t = l.f.vreg();
-            l.f.push(Inst::Load {
-                dst: t,
-                addr: Addr::Reg(p, off),
-                width: Width::B8,
-            });
-            l.f.push(Inst::Alu {
-                op: super::AluOp::Add,
-                dst: t,
-                lhs: Operand::Reg(t),
-                rhs: v,
-            });
-            l.f.push(Inst::Store {
-                addr: Addr::Reg(p, off),
-                width: Width::B8,
-                src: Operand::Reg(t),
-            });
-        };
+        let add = |l: &mut Self, off: i16, v: Operand| l.add_at(p, off, v);
         let xo = x.map(Operand::Reg).unwrap_or(Operand::Imm(1));
         match agg {
             Agg::Count | Agg::Hist { .. } | Agg::Lhist { .. } => add(self, 0, Operand::Imm(1)),
@@ -509,44 +442,6 @@ impl<'a> Lower<'a> {
         });
         self.increment(lost.0, lost.1);
         self.f.push(Inst::Label(sent));
-    }
-
-    /// Adds one to element `index` of per-CPU array `map`.
-    pub(super) fn increment(&mut self, map: MapId, index: u32) {
-        let key = self.temp(8);
-        self.f.push(Inst::Store {
-            addr: Addr::Stack(key, 0),
-            width: Width::B8,
-            src: Operand::Imm(index as i64),
-        });
-        let p = self.f.vreg();
-        let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
-        self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
-        let done = self.f.label();
-        self.f.push(Inst::Branch {
-            cond: Cond::Eq,
-            lhs: p,
-            rhs: Operand::Imm(0),
-            target: done,
-        });
-        let t = self.f.vreg();
-        self.f.push(Inst::Load {
-            dst: t,
-            addr: Addr::Reg(p, 0),
-            width: Width::B8,
-        });
-        self.f.push(Inst::Alu {
-            op: super::AluOp::Add,
-            dst: t,
-            lhs: Operand::Reg(t),
-            rhs: Operand::Imm(1),
-        });
-        self.f.push(Inst::Store {
-            addr: Addr::Reg(p, 0),
-            width: Width::B8,
-            src: Operand::Reg(t),
-        });
-        self.f.push(Inst::Label(done));
     }
 
     fn map_ptr(&mut self, map: MapId) -> Operand {

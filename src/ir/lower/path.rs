@@ -42,15 +42,13 @@ impl Lower<'_> {
         let now = self.f.vreg();
         self.call(helper::KTIME_GET_NS, vec![], Some(now));
         let done = self.f.label();
-        let p = self.f.vreg();
         let records = MapId(maps.records);
-        if stage == 0 {
-            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(key_slot)));
-            self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
+        let p = if stage == 0 {
+            let existing = self.lookup(records, key_slot);
             let fresh = self.f.label();
             self.f.push(Inst::Branch {
                 cond: Cond::Eq,
-                lhs: p,
+                lhs: existing,
                 rhs: Operand::Imm(0),
                 target: fresh,
             });
@@ -58,20 +56,8 @@ impl Lower<'_> {
             self.f.push(Inst::Label(fresh));
             // A zeroed record from the per-CPU scratch array (never written).
             let zero = self.lookup_index(MapId(maps.zero), 0, done);
-            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(key_slot)));
-            self.call(
-                helper::MAP_UPDATE_ELEM,
-                vec![m, k, Operand::Reg(zero), Operand::Imm(BPF_ANY)],
-                None,
-            );
-            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(key_slot)));
-            self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
-            self.f.push(Inst::Branch {
-                cond: Cond::Eq,
-                lhs: p,
-                rhs: Operand::Imm(0),
-                target: done,
-            });
+            self.update(records, key_slot, Operand::Reg(zero), BPF_ANY);
+            let p = self.lookup_or(records, key_slot, done);
             let kind = PATH_EVENT_BASE as i64 + path as i64;
             self.f.push(Inst::Store {
                 addr: Addr::Reg(p, 0),
@@ -87,15 +73,9 @@ impl Lower<'_> {
                 layout.key_size,
             );
             self.increment(MapId(maps.counters), counter::STARTED);
+            p
         } else {
-            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(key_slot)));
-            self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
-            self.f.push(Inst::Branch {
-                cond: Cond::Eq,
-                lhs: p,
-                rhs: Operand::Imm(0),
-                target: done,
-            });
+            let p = self.lookup_or(records, key_slot, done);
             // Only the first time a packet passes a stage counts.
             let seen = self.f.vreg();
             let ts = (layout.ts_off + 8 * stage) as i16;
@@ -110,7 +90,8 @@ impl Lower<'_> {
                 rhs: Operand::Imm(0),
                 target: done,
             });
-        }
+            p
+        };
         self.record_context(info, p, stage, now, skb, layout.ts_off, layout.ctx_off);
         if last {
             self.complete(info, maps, p, now, key_slot, layout.ts_off, layout.size);
@@ -273,11 +254,7 @@ impl Lower<'_> {
             self.increment(MapId(maps.counters), counter::FILTERED);
             self.f.push(Inst::Label(after));
         }
-        let (m, k) = (
-            self.map_ptr(MapId(maps.records)),
-            self.addr(Place::stack(key_slot)),
-        );
-        self.call(helper::MAP_DELETE_ELEM, vec![m, k], None);
+        self.delete(MapId(maps.records), key_slot);
         self.increment(MapId(maps.counters), counter::COMPLETED);
     }
 
@@ -302,23 +279,7 @@ impl Lower<'_> {
         });
         let skip = self.f.label();
         let c = self.value_ptr(MapId(maps.hists), key, 8, skip);
-        let t = self.f.vreg();
-        self.f.push(Inst::Load {
-            dst: t,
-            addr: Addr::Reg(c, 0),
-            width: Width::B8,
-        });
-        self.f.push(Inst::Alu {
-            op: AluOp::Add,
-            dst: t,
-            lhs: Operand::Reg(t),
-            rhs: Operand::Imm(1),
-        });
-        self.f.push(Inst::Store {
-            addr: Addr::Reg(c, 0),
-            width: Width::B8,
-            src: Operand::Reg(t),
-        });
+        self.add_at(c, 0, Operand::Imm(1));
         self.f.push(Inst::Label(skip));
     }
 
@@ -378,55 +339,5 @@ impl Lower<'_> {
         });
         self.f.push(Inst::Jump(allowed));
         self.f.push(Inst::Label(over));
-    }
-
-    /// A pointer to element `index` of an array map (jumps to `missing` if none).
-    fn lookup_index(&mut self, map: MapId, index: u32, missing: Label) -> VReg {
-        let key = self.temp(8);
-        self.f.push(Inst::Store {
-            addr: Addr::Stack(key, 0),
-            width: Width::B8,
-            src: Operand::Imm(index as i64),
-        });
-        let p = self.f.vreg();
-        let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
-        self.call(helper::MAP_LOOKUP_ELEM, vec![m, k], Some(p));
-        self.f.push(Inst::Branch {
-            cond: Cond::Eq,
-            lhs: p,
-            rhs: Operand::Imm(0),
-            target: missing,
-        });
-        p
-    }
-
-    /// `*(width *)(base + off)` read with `bpf_probe_read_kernel`.
-    fn read_kernel(&mut self, base: VReg, off: u32, width: Width) -> VReg {
-        let slot = self.temp(8);
-        self.f.push(Inst::Store {
-            addr: Addr::Stack(slot, 0),
-            width: Width::B8,
-            src: Operand::Imm(0),
-        });
-        let addr = self.f.vreg();
-        self.f.push(Inst::Alu {
-            op: AluOp::Add,
-            dst: addr,
-            lhs: Operand::Reg(base),
-            rhs: Operand::Imm(off as i64),
-        });
-        let dst = self.addr(Place::stack(slot));
-        self.call(
-            helper::PROBE_READ_KERNEL,
-            vec![dst, Operand::Imm(width.bytes() as i64), Operand::Reg(addr)],
-            None,
-        );
-        let r = self.f.vreg();
-        self.f.push(Inst::Load {
-            dst: r,
-            addr: Addr::Stack(slot, 0),
-            width,
-        });
-        r
     }
 }
