@@ -72,10 +72,12 @@ impl Scope<'_, '_> {
             .result
             .map(|r| self.var_types[r.0 as usize].clone())
             .unwrap_or(Ty::Void);
+        // Calls nested in this one have claimed (and start) their own variables.
         let locals: Vec<VarId> = (first_local..self.var_types.len())
+            .filter(|i| !self.inline_vars.contains(i))
             .map(|i| VarId(i as u32))
             .collect();
-        self.inline_vars.extend(first_local..self.var_types.len());
+        self.inline_vars.extend(locals.iter().map(|v| v.0 as usize));
         Ok(Expr {
             ty,
             kind: K::Inline {

@@ -30,6 +30,12 @@ impl Place {
         }
     }
 
+    /// How far the place is past an 8-byte boundary (slots and map values
+    /// start on one).
+    fn misalignment(self) -> u32 {
+        self.off.rem_euclid(8) as u32
+    }
+
     fn at(self, extra: u32) -> Addr {
         let off = self.off + extra as i32;
         match self.base {
@@ -39,14 +45,15 @@ impl Place {
     }
 }
 
-/// Splits `len` bytes into the widest aligned chunks: (offset, width).
-fn chunks(len: u32) -> impl Iterator<Item = (u32, Width)> {
+/// Splits `len` bytes into the widest chunks aligned on both sides of a
+/// copy, whose starts are `starts` bytes past an 8-byte boundary: (offset, width).
+fn chunks(len: u32, starts: [u32; 2]) -> impl Iterator<Item = (u32, Width)> {
     let mut off = 0;
     std::iter::from_fn(move || {
         let left = len - off;
         let w = [8u32, 4, 2, 1]
             .into_iter()
-            .find(|w| *w <= left && off % w == 0)?;
+            .find(|w| *w <= left && starts.iter().all(|s| (off + s) % w == 0))?;
         let at = off;
         off += w;
         Width::from_bytes(w as u64).map(|w| (at, w))
@@ -56,7 +63,7 @@ fn chunks(len: u32) -> impl Iterator<Item = (u32, Width)> {
 impl Lower<'_> {
     /// Writes `len` zero bytes.
     pub(super) fn zero(&mut self, place: Place, len: u32) {
-        for (off, width) in chunks(len) {
+        for (off, width) in chunks(len, [place.misalignment(); 2]) {
             self.f.push(Inst::Store {
                 addr: place.at(off),
                 width,
@@ -68,7 +75,7 @@ impl Lower<'_> {
     /// Copies `len` bytes.
     pub(super) fn copy(&mut self, dst: Place, src: Place, len: u32) {
         let t = self.f.vreg();
-        for (off, width) in chunks(len) {
+        for (off, width) in chunks(len, [dst.misalignment(), src.misalignment()]) {
             self.f.push(Inst::Load {
                 dst: t,
                 addr: src.at(off),
@@ -172,8 +179,12 @@ mod tests {
 
     #[test]
     fn chunks_cover_length_with_aligned_widths() {
-        let c: Vec<(u32, u32)> = chunks(15).map(|(o, w)| (o, w.bytes())).collect();
+        let c: Vec<(u32, u32)> = chunks(15, [0, 0]).map(|(o, w)| (o, w.bytes())).collect();
         assert_eq!(c, vec![(0, 8), (8, 4), (12, 2), (14, 1)]);
-        assert_eq!(chunks(0).count(), 0);
+        assert_eq!(chunks(0, [0, 0]).count(), 0);
+        let c: Vec<(u32, u32)> = chunks(16, [4, 4]).map(|(o, w)| (o, w.bytes())).collect();
+        assert_eq!(c, vec![(0, 4), (4, 8), (12, 4)]);
+        let c: Vec<(u32, u32)> = chunks(16, [4, 0]).map(|(o, w)| (o, w.bytes())).collect();
+        assert_eq!(c, vec![(0, 4), (4, 4), (8, 4), (12, 4)]);
     }
 }
