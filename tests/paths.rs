@@ -1,0 +1,260 @@
+//! Packet paths, live: `scripts/skb_path_latency.ns` measures packets from
+//! `net:net_dev_queue` on one end of a veth pair to `net:netif_receive_skb`
+//! on the other, between two network namespaces. Every packet the test
+//! sends must be matched exactly once, by its headers.
+
+mod common;
+
+use common::netns::NetnsPair;
+use common::{netscript_bin, Tracer};
+use serde_json::Value;
+use std::time::Duration;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/skb_path_latency.ns");
+
+/// Runs a path script with `args` in JSON mode around `traffic`; returns
+/// the JSON objects it printed.
+fn run_json(script: &str, args: &[&str], traffic: impl FnOnce()) -> Vec<Value> {
+    let mut all = vec![script, "-f", "json"];
+    all.extend_from_slice(args);
+    let mut t = Tracer::start(netscript_bin(), &all);
+    t.wait_for("attached_probes", Duration::from_secs(20));
+    traffic();
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {}", e, l)))
+        .collect()
+}
+
+fn of_type<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["type"] == kind).collect()
+}
+
+/// The counters line of path `skb_path`.
+fn stats(objects: &[Value]) -> &Value {
+    &of_type(objects, "stats").last().expect("a stats line")["data"]
+}
+
+/// Sends `n` UDP datagrams from namespace 0 to namespace 1, port 9999.
+fn udp(p: &NetnsPair, to: &str, n: u32) {
+    let family = if to.contains(':') {
+        "AF_INET6"
+    } else {
+        "AF_INET"
+    };
+    p.exec(0, &format!("python3 -c 'import socket\ns=socket.socket(socket.{},socket.SOCK_DGRAM)\nfor i in range({}): s.sendto(b\"x\"*32,(\"{}\",9999))\n'", family, n, to));
+}
+
+#[test]
+fn every_sent_packet_is_matched_once_for_each_protocol_and_family() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nspa", 21);
+    let src4 = p.ip4[0].clone();
+    let objects = run_json(SCRIPT, &["--src-ip", &src4], || {
+        p.exec(0, &format!("ping -q -c 5 -i 0.05 {}", p.ip4[1]));
+        udp(&p, &p.ip4[1], 7);
+    });
+    let events = of_type(&objects, "path");
+    let key = |e: &Value, i: usize| e["data"]["key"][i].clone();
+    let icmp_requests = events
+        .iter()
+        .filter(|e| key(e, 2) == 1 && key(e, 3) == 8)
+        .count();
+    let udp_datagrams = events
+        .iter()
+        .filter(|e| key(e, 2) == 17 && key(e, 4) == 9999)
+        .count();
+    assert_eq!(icmp_requests, 5, "{:#?}", events);
+    assert_eq!(udp_datagrams, 7, "{:#?}", events);
+    for e in &events {
+        assert_eq!(
+            e["data"]["key"][0],
+            Value::from(src4.as_str()),
+            "only packets from --src-ip"
+        );
+        let total = e["data"]["total_ns"].as_u64().unwrap();
+        let segment: u64 = e["data"]["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["ns"].as_u64().unwrap())
+            .sum();
+        assert_eq!(segment, total, "segments add up to the total");
+        assert!(
+            total > 0 && total < 50_000_000,
+            "a sane latency: {} ns",
+            total
+        );
+    }
+    let s = stats(&objects);
+    assert_eq!(s["started"], s["completed"], "{}", s);
+    assert_eq!(s["completed"].as_u64().unwrap(), events.len() as u64);
+    assert_eq!(
+        (
+            s["incomplete"].as_u64(),
+            s["evicted"].as_u64(),
+            s["lost"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{}",
+        s
+    );
+
+    let src6 = p.ip6[0].clone();
+    let objects = run_json(SCRIPT, &["--src-ip", &src6, "--proto", "icmp"], || {
+        p.exec(0, &format!("ping -6 -q -c 4 -i 0.05 {}", p.ip6[1]));
+    });
+    let events = of_type(&objects, "path");
+    let echo6 = events
+        .iter()
+        .filter(|e| key(e, 2) == 58 && key(e, 3) == 128)
+        .count();
+    assert_eq!(echo6, 4, "{:#?}", events);
+    assert!(events
+        .iter()
+        .all(|e| e["data"]["key"][0] == Value::from(src6.as_str())));
+
+    let objects = run_json(SCRIPT, &["--src-ip", &src6, "--proto", "udp"], || {
+        udp(&p, &p.ip6[1], 6)
+    });
+    assert_eq!(of_type(&objects, "path").len(), 6);
+}
+
+#[test]
+fn tcp_segments_are_matched_with_their_sequence_numbers() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nspt", 22);
+    let mut server = p.spawn(1, "python3 -c 'import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind((\"0.0.0.0\",5556))\ns.listen(1)\nc,_=s.accept()\nc.recv(100)\nc.sendall(b\"pong\")\nc.close()\n'");
+    std::thread::sleep(Duration::from_millis(400));
+    let objects = run_json(SCRIPT, &["--src-ip", &p.ip4[0], "--proto", "tcp"], || {
+        p.exec(0, &format!("python3 -c 'import socket\nc=socket.create_connection((\"{}\",5556))\nc.sendall(b\"ping\")\nc.recv(100)\nc.close()\n'", p.ip4[1]));
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let events = of_type(&objects, "path");
+    // SYN, ACK, the 4-byte "ping", at least one more ACK and the FIN.
+    assert!(events.len() >= 4, "{:#?}", events);
+    let data: Vec<_> = events.iter().filter(|e| e["data"]["key"][7] == 4).collect();
+    assert_eq!(
+        data.len(),
+        1,
+        "the data segment, recognised by its payload length: {:#?}",
+        events
+    );
+    let s = stats(&objects);
+    assert_eq!(s["started"], s["completed"], "{}", s);
+    assert_eq!(s["incomplete"], 0);
+}
+
+#[test]
+fn percentiles_agree_with_the_packets_latencies() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nspp", 23);
+    let objects = run_json(
+        SCRIPT,
+        &["--src-ip", &p.ip4[0], "--mode", "both", "--proto", "udp"],
+        || udp(&p, &p.ip4[1], 400),
+    );
+    let mut totals: Vec<u64> = of_type(&objects, "path")
+        .iter()
+        .map(|e| e["data"]["total_ns"].as_u64().unwrap())
+        .collect();
+    assert_eq!(totals.len(), 400);
+    totals.sort_unstable();
+    let hist = of_type(&objects, "hist");
+    let total = &hist.last().expect("a histogram")["data"]["@skb_path"]["total"];
+    for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
+        let rank = ((q * totals.len() as f64).ceil() as usize).max(1);
+        let exact = totals[rank - 1] as f64;
+        let estimate = total["percentiles"][name].as_f64().unwrap();
+        // hist_bits 3: the bucket midpoint is within 1/16 of any value in it.
+        assert!(
+            (estimate - exact).abs() <= exact / 16.0 + 1.0,
+            "{}: estimate {} exact {}",
+            name,
+            estimate,
+            exact
+        );
+    }
+}
+
+#[test]
+fn the_rate_limit_is_global_and_counts_what_it_suppresses() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nspr", 24);
+    let mut seconds = 0.0;
+    let objects = run_json(
+        SCRIPT,
+        &[
+            "--src-ip",
+            &p.ip4[0],
+            "--proto",
+            "udp",
+            "--rate-limit",
+            "100",
+        ],
+        || {
+            // Two seconds of datagrams as fast as one sender goes.
+            let started = std::time::Instant::now();
+            p.exec(0, &format!("python3 -c 'import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nend=time.time()+2\nwhile time.time()<end: s.sendto(b\"x\",(\"{}\",9999))\n'", p.ip4[1]));
+            seconds = started.elapsed().as_secs_f64();
+        },
+    );
+    let reported = of_type(&objects, "path").len() as u64;
+    let s = stats(&objects);
+    let completed = s["completed"].as_u64().unwrap();
+    assert!(completed > 5000, "a flood: {}", s);
+    // 100 per second plus a burst of a tenth of a second.
+    assert!(
+        reported <= (100.0 * seconds) as u64 + 10 + 5,
+        "{} reported in {:.1} s",
+        reported,
+        seconds
+    );
+    assert!(
+        reported as f64 >= 100.0 * (seconds - 0.5),
+        "{} reported in {:.1} s",
+        reported,
+        seconds
+    );
+    assert_eq!(
+        s["suppressed"].as_u64().unwrap() + reported,
+        completed,
+        "{}",
+        s
+    );
+}
+
+#[test]
+fn records_that_never_complete_are_evicted_or_counted_incomplete() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nspl", 25);
+    let script = std::env::temp_dir().join(format!("ns-lru-{}.ns", std::process::id()));
+    let src = format!(
+        "path never_done {{\n  key = pkt_key($skb);\n  filter = pkt_proto($skb) == 17 && ((struct iphdr *)skb_network($skb))->saddr == {};\n  records = 64;\n  stage XMIT = tracepoint:net:net_dev_queue -> args->skbaddr;\n  stage NEVER = tracepoint:net:netif_receive_skb -> args->skbaddr if args->len == 0;\n}}\n",
+        u32::from_le_bytes(p.ip4[0].parse::<std::net::Ipv4Addr>().unwrap().octets())
+    );
+    std::fs::write(&script, src).unwrap();
+    let objects = run_json(script.to_str().unwrap(), &[], || udp(&p, &p.ip4[1], 300));
+    std::fs::remove_file(&script).unwrap();
+    let s = stats(&objects);
+    let n = |k: &str| s[k].as_u64().unwrap();
+    assert_eq!(n("started"), 300, "{}", s);
+    assert_eq!(n("completed"), 0);
+    assert!(n("incomplete") <= 64 && n("incomplete") > 0, "{}", s);
+    assert_eq!(n("evicted") + n("incomplete") + n("replaced"), 300, "{}", s);
+    assert!(n("evicted") >= 200, "{}", s);
+}
