@@ -1,11 +1,10 @@
 //! A readable listing of BPF code in the style of `bpftool prog dump xlated`.
 
-use super::insn::{alu, class, jmp, size, Insn, MODE_MEM, PSEUDO_MAP_FD};
+use super::insn::{
+    alu, class, jmp, size, Insn, ATOMIC_CMPXCHG, MODE_ATOMIC, MODE_MEM, PSEUDO_MAP_FD,
+};
 use super::ProgramCode;
 use std::fmt::Write;
-
-/// Memory mode of atomic read-modify-write stores.
-const MODE_ATOMIC: u8 = 0xc0;
 
 /// One line per instruction, prefixed by its slot index (`  5: call 1`).
 pub fn disassemble(code: &ProgramCode) -> String {
@@ -146,6 +145,9 @@ pub fn format_insn(i: &Insn) -> String {
                 mem(i.dst, i.off),
                 i.src
             )
+        }
+        class::STX if i.code & 0xe0 == MODE_ATOMIC && i.imm == ATOMIC_CMPXCHG => {
+            format!("r0 = cmpxchg({}, r0, r{})", mem(i.dst, i.off), i.src)
         }
         class::STX if i.code & 0xe0 == MODE_ATOMIC => match alu_op(i.imm as u8) {
             Some(o) if i.imm & !0xf0 == 0 => format!(

@@ -223,6 +223,23 @@ impl Emitter<'_> {
                 };
                 self.out.push(insn);
             }
+            Inst::CmpXchg {
+                base,
+                off,
+                expected,
+                new,
+                old,
+            } => {
+                let (b, e, n, o) = (
+                    self.reg(*base)?,
+                    self.reg(*expected)?,
+                    self.reg(*new)?,
+                    self.reg(*old)?,
+                );
+                self.mov_reg(R0, e);
+                self.out.push(Insn::cmpxchg64(b, *off, n));
+                self.mov_reg(o, R0);
+            }
             Inst::StackAddr { dst, slot, off } => {
                 let d = self.reg(*dst)?;
                 let total = i64::from(self.slot_offset(slot.0)?) + i64::from(*off);

@@ -106,6 +106,10 @@ pub mod size {
 
 /// Memory mode for loads and stores.
 pub const MODE_MEM: u8 = 0x60;
+/// Mode of atomic read-modify-write stores.
+pub const MODE_ATOMIC: u8 = 0xc0;
+/// `imm` of an atomic compare-and-exchange (`BPF_CMPXCHG`, which fetches into r0).
+pub const ATOMIC_CMPXCHG: i32 = 0xf1;
 /// Mode of the 16-byte immediate load.
 pub const MODE_IMM: u8 = 0x00;
 /// `src` value of an `ld_imm64` that refers to a map (patched by libbpf).
@@ -224,6 +228,17 @@ impl Insn {
                 imm: (value >> 32) as u32 as i32,
             },
         ]
+    }
+
+    /// `r0 = cmpxchg((u64 *)(dst + off), r0, src)`.
+    pub fn cmpxchg64(dst: u8, off: i16, src_reg: u8) -> Insn {
+        Insn {
+            code: class::STX | MODE_ATOMIC | size::DW,
+            dst,
+            src: src_reg,
+            off,
+            imm: ATOMIC_CMPXCHG,
+        }
     }
 
     /// Conditional jump comparing `dst` with an immediate; `off` in slots.

@@ -39,6 +39,16 @@ pub fn visit_uses_mut(inst: &mut Inst, mut f: impl FnMut(&mut VReg)) {
             operand(rhs, &mut f);
         }
         Inst::Exit(v) => operand(v, &mut f),
+        Inst::CmpXchg {
+            base,
+            expected,
+            new,
+            ..
+        } => {
+            f(base);
+            f(expected);
+            f(new);
+        }
         Inst::StackAddr { .. }
         | Inst::MapPtr { .. }
         | Inst::Jump(_)
@@ -62,7 +72,8 @@ pub fn def_mut(inst: &mut Inst) -> Option<&mut VReg> {
         | Inst::Neg { dst, .. }
         | Inst::Load { dst, .. }
         | Inst::StackAddr { dst, .. }
-        | Inst::MapPtr { dst, .. } => Some(dst),
+        | Inst::MapPtr { dst, .. }
+        | Inst::CmpXchg { old: dst, .. } => Some(dst),
         Inst::Call { dst, .. } => dst.as_mut(),
         Inst::Store { .. }
         | Inst::Jump(_)

@@ -388,3 +388,104 @@ fn stack_addresses_passed_to_helper() {
     });
     assert_eq!(got, 0x1122_3344_5566_7788);
 }
+
+#[test]
+fn compare_and_exchange_swaps_only_the_expected_value() {
+    if !crate::testing::bpf_available() {
+        return;
+    }
+    let map = create_array_map();
+    let mut f = Function::new("t");
+    let key = f.slot(4, 4);
+    f.push(Inst::Store {
+        addr: Addr::Stack(key, 0),
+        width: Width::B4,
+        src: Operand::Imm(0),
+    });
+    let (m, k, p) = (f.vreg(), f.vreg(), f.vreg());
+    f.push(Inst::MapPtr {
+        dst: m,
+        map: MapId(0),
+    });
+    f.push(Inst::StackAddr {
+        dst: k,
+        slot: key,
+        off: 0,
+    });
+    f.push(Inst::Call {
+        helper: helper::MAP_LOOKUP_ELEM,
+        args: vec![Operand::Reg(m), Operand::Reg(k)],
+        dst: Some(p),
+    });
+    let found = f.label();
+    f.push(Inst::Branch {
+        cond: Cond::Ne,
+        lhs: p,
+        rhs: Operand::Imm(0),
+        target: found,
+    });
+    f.push(Inst::Exit(Operand::Imm(-1)));
+    f.push(Inst::Label(found));
+    // 0 -> 7 succeeds (old 0); 0 -> 9 fails (old 7); the word stays 7.
+    let (zero, seven, nine, first, second, now) = (
+        constant(&mut f, 0),
+        constant(&mut f, 7),
+        constant(&mut f, 9),
+        f.vreg(),
+        f.vreg(),
+        f.vreg(),
+    );
+    f.push(Inst::CmpXchg {
+        base: p,
+        off: 0,
+        expected: zero,
+        new: seven,
+        old: first,
+    });
+    f.push(Inst::CmpXchg {
+        base: p,
+        off: 0,
+        expected: zero,
+        new: nine,
+        old: second,
+    });
+    f.push(Inst::Load {
+        dst: now,
+        addr: Addr::Reg(p, 0),
+        width: Width::B8,
+    });
+    let out = f.vreg();
+    f.push(Inst::Alu {
+        op: AluOp::Mul,
+        dst: out,
+        lhs: Operand::Reg(second),
+        rhs: Operand::Imm(10),
+    });
+    f.push(Inst::Alu {
+        op: AluOp::Add,
+        dst: out,
+        lhs: Operand::Reg(out),
+        rhs: Operand::Reg(first),
+    });
+    let scaled = f.vreg();
+    f.push(Inst::Alu {
+        op: AluOp::Mul,
+        dst: scaled,
+        lhs: Operand::Reg(now),
+        rhs: Operand::Imm(100),
+    });
+    f.push(Inst::Alu {
+        op: AluOp::Add,
+        dst: out,
+        lhs: Operand::Reg(out),
+        rhs: Operand::Reg(scaled),
+    });
+    f.push(Inst::Exit(Operand::Reg(out)));
+    let code = generate(&f).unwrap();
+    assert!(
+        disassemble(&code).contains("r0 = cmpxchg("),
+        "{}",
+        disassemble(&code)
+    );
+    assert_eq!(run_code(&code, &[&map]), 770);
+}

@@ -218,6 +218,19 @@ pub enum Inst {
     },
     /// Marks a jump target.
     Label(Label),
+    /// Atomically: `old = *(u64 *)(base + off); if old == expected { *(u64 *)(base + off) = new }`.
+    CmpXchg {
+        /// Pointer to the 8-byte word (a map value).
+        base: VReg,
+        /// Offset from `base`.
+        off: i16,
+        /// The value the word must hold for the exchange to happen.
+        expected: VReg,
+        /// The value stored when it does.
+        new: VReg,
+        /// What the word held.
+        old: VReg,
+    },
     /// Return from the program with a value.
     Exit(Operand),
     /// The instructions that follow come from this place in the script
@@ -341,6 +354,19 @@ impl fmt::Display for Inst {
                 write!(f, "  if %{} {:?} {} goto L{}", lhs.0, cond, rhs, target.0)
             }
             Inst::Label(l) => write!(f, "L{}:", l.0),
+            Inst::CmpXchg {
+                base,
+                off,
+                expected,
+                new,
+                old,
+            } => {
+                write!(
+                    f,
+                    "  %{} = cmpxchg [%{}{:+}], %{}, %{}",
+                    old.0, base.0, off, expected.0, new.0
+                )
+            }
             Inst::Exit(v) => write!(f, "  exit {}", v),
             Inst::Loc(s) => write!(f, "  ; source {}..{}", s.start, s.end),
         }

@@ -284,7 +284,7 @@ impl Lower<'_> {
     }
 
     /// A token bucket shared by all CPUs (the generic cell rate algorithm:
-    /// one "next allowed time" per path): jumps to `allowed` when an event
+    /// one "next allowed time" per path, advanced with compare-and-exchange): jumps to `allowed` when an event
     /// may be sent now, falls through when it is over the limit. A burst
     /// of a tenth of a second's worth is allowed.
     fn rate_limit(&mut self, maps: PathMaps, per_second: u64, now: VReg, allowed: Label) {
@@ -332,12 +332,22 @@ impl Lower<'_> {
             lhs: Operand::Reg(base),
             rhs: Operand::Imm(period),
         });
-        self.f.push(Inst::Store {
-            addr: Addr::Reg(q, 0),
-            width: Width::B8,
-            src: Operand::Reg(base),
+        // Claim the slot atomically: if another CPU moved the time on
+        // since we read it, this event is over the limit.
+        let old = self.f.vreg();
+        self.f.push(Inst::CmpXchg {
+            base: q,
+            off: 0,
+            expected: tat,
+            new: base,
+            old,
         });
-        self.f.push(Inst::Jump(allowed));
+        self.f.push(Inst::Branch {
+            cond: Cond::Eq,
+            lhs: old,
+            rhs: Operand::Reg(tat),
+            target: allowed,
+        });
         self.f.push(Inst::Label(over));
     }
 }
