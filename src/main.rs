@@ -51,6 +51,12 @@ struct Cli {
     /// What to do with probes this kernel does not have.
     #[arg(long, value_enum, default_value = "error")]
     missing_probes: MissingProbes,
+    /// Which alternative of each path stage to use: the first this kernel
+    /// can attach (auto), kprobes even where they cannot attach (kprobe; to
+    /// check a script's kprobe form with --dry-run), or none of the kprobe
+    /// and fentry ones (tracepoint).
+    #[arg(long, value_enum, default_value = "auto")]
+    stages: Stages,
     /// Print a pipeline stage and exit.
     #[arg(short = 'd', value_enum, value_name = "STAGE")]
     debug: Option<Stage>,
@@ -66,6 +72,13 @@ enum OutFormat {
 enum MissingProbes {
     Error,
     Warn,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Stages {
+    Auto,
+    Kprobe,
+    Tracepoint,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -85,6 +98,7 @@ const GLOBAL_WITH_VALUE: &[&str] = &[
     "--emit-elf",
     "-d",
     "--missing-probes",
+    "--stages",
 ];
 /// netscript's own flags without a value.
 const GLOBAL_FLAGS: &[&str] = &["--dry-run"];
@@ -203,6 +217,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         skip_missing_probes: skip_missing,
         params: values,
         library_start: Some(source.script_end()),
+        stage_choice: match cli.stages {
+            Stages::Auto => sema::StageChoice::Attachable,
+            Stages::Kprobe => sema::StageChoice::Kprobe,
+            Stages::Tracepoint => sema::StageChoice::Tracepoint,
+        },
         ..Default::default()
     };
     let mut compiled = pipeline::compile(&source, &options, start).map_err(fail)?;

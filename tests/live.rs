@@ -3,8 +3,8 @@
 
 mod common;
 
+use common::measure;
 use common::netns::NetnsPair;
-use common::{netscript_bin, Tracer};
 use std::time::Duration;
 
 /// A background process killed when the test ends, pass or fail.
@@ -15,18 +15,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Runs `program`, waits until it is attached, runs `traffic`, stops it
-/// with Ctrl-C and returns its output.
-fn measure(program: &str, traffic: impl FnOnce()) -> String {
-    let mut t = Tracer::start(netscript_bin(), &["-e", program]);
-    t.wait_for("Attaching", Duration::from_secs(20));
-    traffic();
-    std::thread::sleep(Duration::from_millis(200));
-    let (code, out, err) = t.interrupt();
-    assert_eq!(code, 0, "{}", err);
-    out
 }
 
 #[test]

@@ -43,6 +43,11 @@ pub enum Func {
     Ksym,
     /// `exit()`
     Exit,
+    /// `enum_name(x, "enum or enumerator" [, "prefix"])`: x printed as the
+    /// name of a kernel enum's value, read from BTF.
+    EnumName,
+    /// `flagstr(x, "letters")`: the letters of x's set bits.
+    FlagStr,
     /// `matches(x, param)`: x is in the address prefix, interface list,
     /// port or value a parameter names (always true for `any`).
     Matches,
@@ -111,6 +116,8 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("kstack", Func::Kstack, 0, 1, Role::Value),
     def("ksym", Func::Ksym, 1, 1, Role::Value),
     def("matches", Func::Matches, 2, 2, Role::Value),
+    def("enum_name", Func::EnumName, 2, 3, Role::Value),
+    def("flagstr", Func::FlagStr, 2, 2, Role::Value),
 ];
 
 /// Finds a function by name.

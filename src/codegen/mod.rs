@@ -58,6 +58,7 @@ pub fn generate(func: &Function) -> Result<ProgramCode, Diagnostic> {
     let mut func = func.clone();
     drop_unreachable(&mut func);
     drop_jumps_to_next(&mut func);
+    drop_dead_defs(&mut func)?;
     let lowered_slots = func.slots.len();
     let alloc = regalloc::allocate(&mut func)?;
     share_spill_slots(&mut func, lowered_slots);
@@ -181,6 +182,43 @@ fn drop_unreachable(func: &mut Function) {
     }
     let mut r = reached.into_iter();
     func.insts.retain(|_| r.next().unwrap_or(true));
+}
+
+/// Removes moves, ALU operations and loads whose result is never read
+/// (such as the zeroing of a variable that is always assigned before it is
+/// read), so that values are live only from their real definition. A few
+/// rounds catch chains that cross blocks.
+fn drop_dead_defs(func: &mut Function) -> Result<(), Diagnostic> {
+    use crate::ir::Inst;
+    for _ in 0..3 {
+        let live = liveness::analyze(func)?;
+        let mut dead = vec![false; func.insts.len()];
+        for (b, block) in live.blocks.iter().enumerate() {
+            let mut now = live.live_out[b].clone();
+            for i in (block.start..=block.end).rev() {
+                let inst = &func.insts[i];
+                let pure = matches!(
+                    inst,
+                    Inst::Mov { .. } | Inst::Alu { .. } | Inst::Load { .. }
+                );
+                match liveness::def(inst) {
+                    Some(d) if pure && !now.contains(d) => {
+                        dead[i] = true;
+                        continue;
+                    }
+                    Some(d) => now.remove(d),
+                    None => {}
+                }
+                liveness::uses(inst).into_iter().for_each(|u| now.insert(u));
+            }
+        }
+        if !dead.contains(&true) {
+            break;
+        }
+        let mut d = dead.into_iter();
+        func.insts.retain(|_| !d.next().unwrap_or(false));
+    }
+    Ok(())
 }
 
 /// Removes jumps whose target label follows them with nothing but labels

@@ -192,9 +192,11 @@ fn jump_out_of_range_is_reported() {
         rhs: Operand::Imm(0),
         target: end,
     });
+    let slot = f.slot(8, 8);
     for _ in 0..40_000 {
-        f.push(Inst::Mov {
-            dst: x,
+        f.push(Inst::Store {
+            addr: Addr::Stack(slot, 0),
+            width: Width::B8,
             src: Operand::Imm(1),
         });
     }

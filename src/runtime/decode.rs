@@ -44,6 +44,7 @@ pub fn value(ty: &Ty, b: &[u8], sym: &dyn Symbolizer) -> Value {
             Value::Str(String::from_utf8_lossy(&bytes[..end]).into_owned())
         }
         Ty::KSym => Value::Sym(sym.symbol(u64_at(b, 0), false)),
+        Ty::Named(names) => Value::Str(names.render(u64_at(b, 0))),
         Ty::KStack => {
             // The stack id is the low 32 bits; kstack(n) puts n above them.
             let raw = u64_at(b, 0);

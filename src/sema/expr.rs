@@ -1,8 +1,10 @@
 //! Typing of expressions inside one probe.
 
+use std::sync::Arc;
+
 use super::stmt::VarTable;
 use super::tast::{self, Expr, ExprKind as K, PrintfDecl, Stmt, VarId};
-use super::types::{Ty, STRING_SIZE};
+use super::types::{Names, Ty, STRING_SIZE};
 use super::Checker;
 use crate::builtins::{self, Func, FunctionDef, Role, Var};
 use crate::diag::{Diagnostic, Result, Span};
@@ -157,7 +159,7 @@ impl<'a, 'o> Scope<'a, 'o> {
         let kinds: Vec<ArgKind> = checked
             .iter()
             .map(|e| {
-                if e.ty.is_scalar() && e.ty != Ty::KSym && e.ty != Ty::KStack {
+                if matches!(e.ty, Ty::Int { .. } | Ty::Ptr(_)) {
                     ArgKind::Integer
                 } else {
                     ArgKind::String
@@ -513,7 +515,21 @@ impl<'a, 'o> Scope<'a, 'o> {
             Func::Ksym => {
                 let a = self.expr(&args[0])?;
                 self.expect_scalar(&a, "ksym()'s argument")?;
-                mk(Ty::KSym, K::Ksym(Box::new(a)))
+                mk(Ty::KSym, K::Retyped(Box::new(a)))
+            }
+            Func::EnumName | Func::FlagStr => {
+                let a = self.expr(&args[0])?;
+                self.expect_scalar(&a, &format!("{}()'s first argument", name))?;
+                let texts = args[1..]
+                    .iter()
+                    .map(literal_text)
+                    .collect::<Result<Vec<&str>>>()?;
+                let names = if def.func == Func::EnumName {
+                    enum_names(texts[0], texts.get(1).copied().unwrap_or(""), args[1].span)?
+                } else {
+                    Names::Flags(texts[0].chars().collect())
+                };
+                mk(Ty::Named(Arc::new(names)), K::Retyped(Box::new(a)))
             }
             _ => unreachable!("value functions are handled above"),
         }
@@ -561,6 +577,39 @@ impl<'a, 'o> Scope<'a, 'o> {
 
 /// Is this the `fentry`/`kprobe` kind whose arguments come from a BTF
 /// function signature?
+/// The text of a string literal argument.
+fn literal_text(e: &ast::Expr) -> Result<&str> {
+    match &e.kind {
+        ExprKind::Str(s) => Ok(s),
+        _ => Err(Diagnostic::at(e.span, "expected a string literal")),
+    }
+}
+
+/// The enumerators of the kernel enum named `name`, or of the enum that has
+/// an enumerator `name` (anonymous enums such as the TCP states), with
+/// `prefix` removed from their names.
+fn enum_names(name: &str, prefix: &str, span: Span) -> Result<Names> {
+    let btf = Btf::vmlinux()?;
+    let id = btf
+        .find_enum(name)
+        .or_else(|| btf.enum_value(name).map(|(id, _)| id))
+        .ok_or_else(|| {
+            Diagnostic::at(
+                span,
+                format!("the kernel's BTF has no enum or enumerator '{}'", name),
+            )
+        })?;
+    let crate::kernel::btf::Type::Enum { values, .. } = btf.ty(id) else {
+        return Err(Diagnostic::at(span, format!("'{}' is not an enum", name)));
+    };
+    Ok(Names::Enum(
+        values
+            .iter()
+            .map(|(n, v)| (*v, n.strip_prefix(prefix).unwrap_or(n).to_string()))
+            .collect(),
+    ))
+}
+
 pub(super) fn has_btf_args(point: &ProbePoint) -> bool {
     matches!(
         point.kind,

@@ -4,7 +4,7 @@
 
 use super::expr::Scope;
 use super::stmt::check_block;
-use super::tast::{Expr, ExprKind as K, Stmt, VarId};
+use super::tast::{Expr, ExprKind as K, InlineResult, Stmt, VarId};
 use super::types::Ty;
 use super::unify;
 use crate::diag::{Diagnostic, Result, Span};
@@ -64,14 +64,24 @@ impl Scope<'_, '_> {
             body.push(Stmt::SetVar(id, value));
         }
         self.frames.push(Frame::default());
-        let checked = check_block(self, &f.body.stmts);
+        let (checked, result) = match f.body.stmts.as_slice() {
+            [ast::Stmt {
+                kind: ast::StmtKind::Return(Some(value)),
+                ..
+            }] => match self.expr(value) {
+                Ok(v) => (Ok(Vec::new()), InlineResult::Expr(Box::new(v))),
+                Err(e) => (Err(e), InlineResult::Nothing),
+            },
+            stmts => (check_block(self, stmts), InlineResult::Nothing),
+        };
         let frame = self.frames.pop().unwrap_or_default();
         self.vars = caller_vars;
         body.extend(checked?);
-        let ty = frame
-            .result
-            .map(|r| self.var_types[r.0 as usize].clone())
-            .unwrap_or(Ty::Void);
+        let (ty, result) = match (result, frame.result) {
+            (InlineResult::Expr(v), _) => (v.ty.clone(), InlineResult::Expr(v)),
+            (_, Some(r)) => (self.var_types[r.0 as usize].clone(), InlineResult::Var(r)),
+            (_, None) => (Ty::Void, InlineResult::Nothing),
+        };
         // Calls nested in this one have claimed (and start) their own variables.
         let locals: Vec<VarId> = (first_local..self.var_types.len())
             .filter(|i| !self.inline_vars.contains(i))
@@ -82,7 +92,7 @@ impl Scope<'_, '_> {
             ty,
             kind: K::Inline {
                 body,
-                result: frame.result,
+                result,
                 locals,
             },
             span,

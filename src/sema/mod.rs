@@ -29,14 +29,26 @@ pub struct Options {
     /// Skip probes that do not exist on this kernel (with a warning)
     /// instead of failing.
     pub skip_missing_probes: bool,
-    /// Keep kprobe stage alternatives even where kprobes cannot attach
-    /// (to load them through the verifier with `--dry-run`).
-    pub keep_kprobe_stages: bool,
+    /// Which alternative of a path stage is chosen.
+    pub stage_choice: StageChoice,
     /// Where library code (the stdlib) starts in the source: a script's
     /// function replaces a library function of the same name.
     pub library_start: Option<usize>,
     /// Values of the script's parameters (see `params::bind`).
     pub params: std::collections::HashMap<String, crate::params::Value>,
+}
+
+/// Which alternative of a path stage the checker picks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StageChoice {
+    /// The first one this kernel can attach.
+    #[default]
+    Attachable,
+    /// The first one that exists, kprobes included even where they cannot
+    /// attach (to load a script's kprobe form through the verifier).
+    Kprobe,
+    /// The first that is not a kprobe (a script's tracepoint form).
+    Tracepoint,
 }
 
 /// Checks a parsed script against the running kernel.
@@ -66,6 +78,28 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
     })
 }
 
+/// Adds a named definition; the script's own replaces the library's (which
+/// come after the script in the source), a name defined twice is an error.
+fn define<T: Clone>(
+    table: &mut HashMap<String, T>,
+    name: &str,
+    item: &T,
+    span: Span,
+    from_library: bool,
+    what: &str,
+) -> Result<()> {
+    if from_library && table.contains_key(name) {
+        return Ok(());
+    }
+    if table.insert(name.to_string(), item.clone()).is_some() {
+        return Err(Diagnostic::at(
+            span,
+            format!("{} {} is defined twice", what, name),
+        ));
+    }
+    Ok(())
+}
+
 /// Script-wide state of the checker.
 struct Checker<'o> {
     options: &'o Options,
@@ -75,6 +109,8 @@ struct Checker<'o> {
     map_ids: HashMap<String, MapId>,
     /// User functions by name (the script's and the stdlib's).
     functions: HashMap<String, ast::FnDecl>,
+    /// Catalogue stages by name (the script's and the stdlib's).
+    catalogue: HashMap<String, ast::StageDecl>,
     /// Pass 1: maps seen only read so far (their type is a guess).
     placeholders: std::collections::HashSet<MapId>,
     printfs: Vec<PrintfDecl>,
@@ -92,6 +128,7 @@ impl<'o> Checker<'o> {
             maps: Vec::new(),
             map_ids: HashMap::new(),
             functions: HashMap::new(),
+            catalogue: HashMap::new(),
             placeholders: Default::default(),
             printfs: Vec::new(),
             programs: Vec::new(),
@@ -101,28 +138,31 @@ impl<'o> Checker<'o> {
         }
     }
 
+    /// True for a span in the appended standard library.
+    fn in_library(&self, span: Span) -> bool {
+        self.options
+            .library_start
+            .is_some_and(|start| span.start >= start)
+    }
+
     fn run(&mut self, program: &ast::Program) -> Result<()> {
         for item in &program.items {
-            if let ast::Item::Fn(f) = item {
-                if crate::builtins::function(&f.name).is_some() {
-                    return Err(Diagnostic::at(
-                        f.span,
-                        format!("{} is a built-in function and cannot be redefined", f.name),
-                    ));
+            match item {
+                ast::Item::Fn(f) => {
+                    if crate::builtins::function(&f.name).is_some() {
+                        return Err(Diagnostic::at(
+                            f.span,
+                            format!("{} is a built-in function and cannot be redefined", f.name),
+                        ));
+                    }
+                    let library = self.in_library(f.span);
+                    define(&mut self.functions, &f.name, f, f.span, library, "function")?;
                 }
-                let from_library = self
-                    .options
-                    .library_start
-                    .is_some_and(|start| f.span.start >= start);
-                if from_library && self.functions.contains_key(&f.name) {
-                    continue;
+                ast::Item::Stage(s) => {
+                    let library = self.in_library(s.span);
+                    define(&mut self.catalogue, &s.name, s, s.span, library, "stage")?;
                 }
-                if self.functions.insert(f.name.clone(), f.clone()).is_some() {
-                    return Err(Diagnostic::at(
-                        f.span,
-                        format!("function {} is defined twice", f.name),
-                    ));
-                }
+                _ => {}
             }
         }
         for item in &program.items {

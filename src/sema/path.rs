@@ -8,7 +8,7 @@ use super::expr::Scope;
 use super::stmt::param_count;
 use super::tast::{self, Expr, PathInfo, Stmt};
 use super::types::Ty;
-use super::{program_name, Checker};
+use super::{program_name, Checker, StageChoice};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::btf::Btf;
 use crate::kernel::symbols::kernel_features;
@@ -71,7 +71,8 @@ impl Checker<'_> {
         let path_id = self.paths.len() as u32;
         let mut programs = Vec::new();
         for stage in &decl.stages {
-            let Some((alt, point)) = self.stage_probe(stage)? else {
+            let probes = self.stage_probes(&stage.alternatives, 0)?;
+            let Some((alt, point)) = self.stage_probe(stage, &probes)? else {
                 continue;
             };
             let index = info.stages.len() as u32;
@@ -135,14 +136,60 @@ impl Checker<'_> {
         Scope::new(self, point)?.constant(e)
     }
 
+    /// The probes a stage may use, in order: catalogue references are
+    /// replaced by the catalogue stage's alternatives, each with the
+    /// reference's guard added.
+    fn stage_probes(&self, alts: &[ast::StageAlt], depth: usize) -> Result<Vec<ast::StageProbe>> {
+        let mut probes = Vec::new();
+        for alt in alts {
+            let (name, guard, span) = match alt {
+                ast::StageAlt::Probe(p) => {
+                    probes.push(p.clone());
+                    continue;
+                }
+                ast::StageAlt::Named { name, guard, span } => (name, guard, *span),
+            };
+            let entry = self.catalogue.get(name).ok_or_else(|| {
+                Diagnostic::at(
+                    span,
+                    format!("unknown stage '{}' (not in the stage catalogue)", name),
+                )
+            })?;
+            if depth >= MAX_CATALOGUE_DEPTH {
+                return Err(Diagnostic::at(
+                    span,
+                    format!("stage '{}' refers to itself through the catalogue", name),
+                ));
+            }
+            for mut probe in self.stage_probes(&entry.alternatives, depth + 1)? {
+                if let Some(g) = guard {
+                    probe.guard = Some(match probe.guard {
+                        Some(own) => ast::Expr {
+                            span: g.span,
+                            kind: ast::ExprKind::Binary {
+                                op: ast::BinOp::And,
+                                lhs: Box::new(own),
+                                rhs: Box::new(g.clone()),
+                            },
+                        },
+                        None => g.clone(),
+                    });
+                }
+                probes.push(probe);
+            }
+        }
+        Ok(probes)
+    }
+
     /// The first alternative of a stage that this kernel can attach, or
     /// `None` (with a notice) when there is none.
     fn stage_probe<'s>(
         &mut self,
-        stage: &'s ast::StageDecl,
-    ) -> Result<Option<(&'s ast::StageAlt, ProbePoint)>> {
+        stage: &ast::StageDecl,
+        probes: &'s [ast::StageProbe],
+    ) -> Result<Option<(&'s ast::StageProbe, ProbePoint)>> {
         let mut reasons = Vec::new();
-        for alt in &stage.alternatives {
+        for alt in probes {
             let spec = &alt.spec;
             match providers::expand(&spec.provider, &spec.target, spec.span) {
                 Ok(points) if points.len() == 1 => {
@@ -153,8 +200,19 @@ impl Checker<'_> {
                         point = k;
                     }
                     let kprobe = matches!(point.kind, Kind::Kprobe | Kind::Kretprobe);
-                    if kprobe && !kernel_features().kprobes && !self.options.keep_kprobe_stages {
-                        reasons.push(format!("{}: this kernel has no kprobes", point.display()));
+                    let skip = match self.options.stage_choice {
+                        StageChoice::Attachable => kprobe && !kernel_features().kprobes,
+                        StageChoice::Kprobe => false,
+                        StageChoice::Tracepoint => {
+                            kprobe || matches!(point.kind, Kind::Fentry | Kind::Fexit)
+                        }
+                    };
+                    if skip {
+                        let why = match self.options.stage_choice {
+                            StageChoice::Tracepoint => "left out by --stages tracepoint",
+                            _ => "this kernel has no kprobes",
+                        };
+                        reasons.push(format!("{}: {}", point.display(), why));
                         continue;
                     }
                     return Ok(Some((alt, point)));
@@ -186,7 +244,7 @@ impl Checker<'_> {
         path: u32,
         stage: u32,
         decl: &ast::StageDecl,
-        alt: &ast::StageAlt,
+        alt: &ast::StageProbe,
         point: ProbePoint,
         key: &ast::Expr,
         filter: Option<&ast::Expr>,
@@ -235,6 +293,9 @@ impl Checker<'_> {
         })
     }
 }
+
+/// How deep catalogue stages may refer to one another.
+const MAX_CATALOGUE_DEPTH: usize = 8;
 
 fn int(v: i64, span: Span) -> Expr {
     Expr {

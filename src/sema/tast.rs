@@ -240,6 +240,18 @@ pub enum Space {
     Ctx,
 }
 
+/// The value of an inlined call.
+#[derive(Debug, Clone)]
+pub enum InlineResult {
+    /// The function returns no value.
+    Nothing,
+    /// The variable every `return e` stored into.
+    Var(VarId),
+    /// The expression of a function whose body is a single `return e`,
+    /// evaluated in place (no result variable, no copy).
+    Expr(Box<Expr>),
+}
+
 /// Checked expression kinds.
 #[derive(Debug, Clone)]
 pub enum ExprKind {
@@ -319,17 +331,17 @@ pub enum ExprKind {
     /// `kstack(n)`: the stack id, with the frame limit `n` (1..=127) in
     /// bits 32..40 of the value for user space (`kstack` is a `Builtin`).
     Kstack(u8),
-    /// `ksym(addr)`: the value itself, printed as a symbol.
-    Ksym(Box<Expr>),
+    /// The value itself under a type that prints it differently (`ksym()`,
+    /// `enum_name()`, `flagstr()`).
+    Retyped(Box<Expr>),
     /// `(a, b)`
     Tuple(Vec<Expr>),
-    /// An inlined user function call: its statements, then the value of
-    /// its result variable (none when it returns no value).
+    /// An inlined user function call: its statements, then its value.
     Inline {
         /// Parameter bindings and the function's body.
         body: Vec<Stmt>,
-        /// Where `return e` put the value.
-        result: Option<VarId>,
+        /// What the call evaluates to after the body.
+        result: InlineResult,
         /// Variables of this call (parameters, locals, result): they start
         /// at zero when the call starts, not when the program does.
         locals: Vec<VarId>,

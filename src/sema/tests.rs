@@ -246,3 +246,82 @@ fn functions_are_inlined_with_the_argument_types() {
         assert_eq!((m.as_str(), t.as_str()), (*message, *text), "for {}", src);
     }
 }
+
+#[test]
+fn path_stages_name_catalogue_stages_with_their_guards() {
+    let s = checked(
+        "stage xmit = kprobe:no_such_fn -> arg0 or tracepoint:net:net_dev_queue -> args->skbaddr;\n\
+         stage recv = tracepoint:net:netif_receive_skb -> args->skbaddr if args->len > 0;\n\
+         path p { key = 1; stage A = xmit if $skb != 0; stage B = recv if $skb != 1; }",
+    );
+    let probes: Vec<&str> = s.paths[0]
+        .stages
+        .iter()
+        .map(|st| st.probe.as_str())
+        .collect();
+    assert_eq!(
+        probes,
+        [
+            "tracepoint:net:net_dev_queue",
+            "tracepoint:net:netif_receive_skb"
+        ]
+    );
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "path p { key = 1; stage A = nowhere; stage B = nowhere; }",
+            "unknown stage 'nowhere' (not in the stage catalogue)",
+            "nowhere",
+        ),
+        (
+            "stage a = b; stage b = a; path p { key = 1; stage A = a; stage B = a; }",
+            "stage 'a' refers to itself through the catalogue",
+            "a",
+        ),
+        (
+            "stage a = tracepoint:net:net_dev_queue -> args->skbaddr;\n\
+             stage a = tracepoint:net:net_dev_queue -> args->skbaddr;",
+            "stage a is defined twice",
+            "stage a = tracepoint:net:net_dev_queue -> args->skbaddr;",
+        ),
+    ];
+    for (src, message, text) in cases {
+        let (m, t) = error(src);
+        assert_eq!((m.as_str(), t.as_str()), (*message, *text), "for {}", src);
+    }
+    let optional = parse("stage? a = tracepoint:net:net_dev_queue -> args->skbaddr;")
+        .err()
+        .map(|e| e.message);
+    assert_eq!(
+        optional.as_deref(),
+        Some("only a path's stage can be optional (`stage?` inside the path)")
+    );
+}
+
+#[test]
+fn enum_and_flag_names_are_resolved_when_printed() {
+    use super::types::Names;
+    let s = checked(
+        r#"BEGIN { @s = enum_name(1, "TCP_ESTABLISHED", "TCP_"); @r = enum_name(2, "skb_drop_reason"); @f = flagstr(0x12, "FSRPAU"); }"#,
+    );
+    let names = |i: usize| match &s.maps[i].value {
+        MapValue::Plain(Ty::Named(n)) => n.clone(),
+        other => panic!("not a name: {:?}", other),
+    };
+    assert_eq!(names(0).render(1), "ESTABLISHED");
+    assert_eq!(names(0).render(10), "LISTEN");
+    assert_eq!(names(0).render(99), "99");
+    assert_eq!(names(1).render(2), "SKB_DROP_REASON_NOT_SPECIFIED");
+    assert_eq!(*names(2), Names::Flags("FSRPAU".chars().collect()));
+    assert_eq!(names(2).render(0x12), "SA");
+    assert_eq!(names(2).render(0), "");
+    let (m, t) = error(r#"BEGIN { @x = enum_name(1, "NO_SUCH_ENUM"); }"#);
+    assert_eq!(
+        (m.as_str(), t.as_str()),
+        (
+            "the kernel's BTF has no enum or enumerator 'NO_SUCH_ENUM'",
+            "\"NO_SUCH_ENUM\""
+        )
+    );
+    let (m, _) = error(r#"BEGIN { @x = flagstr(1, 2); }"#);
+    assert_eq!(m, "expected a string literal");
+}

@@ -1,6 +1,8 @@
 //! The types of netscript values and how they are laid out in memory
 //! (BPF stack, map keys and values, ring-buffer records).
 
+use std::sync::Arc;
+
 use crate::kernel::btf::TypeId;
 
 /// Default size of a string buffer (bpftrace's default `strlen`).
@@ -32,6 +34,8 @@ pub enum Ty {
     KSym,
     /// An IP address (`ntop()`): 4 bytes of family then 16 bytes of address.
     Inet,
+    /// An integer printed by name (`enum_name()`, `flagstr()`).
+    Named(Arc<Names>),
     /// A tuple of values.
     Tuple(Vec<Ty>),
     /// No value (actions such as `printf`).
@@ -52,7 +56,10 @@ impl Ty {
 
     /// True for integers and pointers (values that live in a register).
     pub fn is_scalar(&self) -> bool {
-        matches!(self, Ty::Int { .. } | Ty::Ptr(_) | Ty::KSym | Ty::KStack)
+        matches!(
+            self,
+            Ty::Int { .. } | Ty::Ptr(_) | Ty::KSym | Ty::KStack | Ty::Named(_)
+        )
     }
 
     /// True for signed integers.
@@ -63,7 +70,7 @@ impl Ty {
     /// Bytes the value takes when stored in a map, a variable slot or an event.
     pub fn storage_size(&self) -> u32 {
         match self {
-            Ty::Int { .. } | Ty::Ptr(_) | Ty::KStack | Ty::KSym | Ty::Record(_) => 8,
+            Ty::Int { .. } | Ty::Ptr(_) | Ty::KStack | Ty::KSym | Ty::Named(_) | Ty::Record(_) => 8,
             Ty::Str(n) => *n,
             Ty::Inet => 20,
             Ty::Tuple(items) => tuple_layout(items).1,
@@ -94,11 +101,42 @@ impl Ty {
             Ty::KStack => "kstack".into(),
             Ty::KSym => "ksym".into(),
             Ty::Inet => "inet".into(),
+            Ty::Named(_) => "name".into(),
             Ty::Tuple(items) => {
                 let parts: Vec<String> = items.iter().map(|t| t.describe()).collect();
                 format!("({})", parts.join(", "))
             }
             Ty::Void => "void".into(),
+        }
+    }
+}
+
+/// How an integer is turned into a name in user space.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Names {
+    /// The enumerators of a kernel enum (value, name with a prefix removed);
+    /// a value without one prints as its number.
+    Enum(Vec<(i64, String)>),
+    /// One letter per bit, lowest bit first; the letters of the set bits
+    /// print in that order (TCP flags: `FSRPAUEC`).
+    Flags(Vec<char>),
+}
+
+impl Names {
+    /// The name of `value`.
+    pub fn render(&self, value: u64) -> String {
+        match self {
+            Names::Enum(entries) => entries
+                .iter()
+                .find(|(v, _)| *v as u64 == value)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_else(|| value.to_string()),
+            Names::Flags(letters) => letters
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| value >> bit & 1 == 1)
+                .map(|(_, c)| *c)
+                .collect(),
         }
     }
 }

@@ -21,6 +21,9 @@ pub enum Item {
     Fn(FnDecl),
     /// `path name { key = ...; stage A = ...; stage B = ...; }`
     Path(PathDecl),
+    /// `stage name = probe -> packet or ...;` outside a path: a catalogue
+    /// entry that path stages refer to by name.
+    Stage(StageDecl),
 }
 
 /// A packet path: ordered stages where one packet, recognised by its key,
@@ -50,9 +53,26 @@ pub struct StageDecl {
     pub span: Span,
 }
 
+/// One alternative of a stage.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageAlt {
+    /// `probe -> packet [if guard]`
+    Probe(StageProbe),
+    /// `NAME [if guard]`: the alternatives of the catalogue stage NAME,
+    /// each with the guard added.
+    Named {
+        /// The catalogue stage.
+        name: String,
+        /// Only packets for which this holds are taken.
+        guard: Option<Expr>,
+        /// Span of the reference.
+        span: Span,
+    },
+}
+
 /// `probe -> packet if guard`: where the packet (`$skb`) is at that probe.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StageAlt {
+pub struct StageProbe {
     /// The probe point.
     pub spec: ProbeSpec,
     /// The packet's `struct sk_buff *`, evaluated in that probe.

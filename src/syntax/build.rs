@@ -62,6 +62,7 @@ pub fn program(pair: Pair<Rule>) -> Result<Program> {
             Rule::param_decl => Some(param_decl(p).map(Item::Param)),
             Rule::fn_decl => Some(fn_decl(p).map(Item::Fn)),
             Rule::path_decl => Some(path_decl(p).map(Item::Path)),
+            Rule::stage_decl => Some(catalogue_stage(p).map(Item::Stage)),
             _ => None,
         })
         .collect::<Result<_>>()?;
@@ -126,15 +127,23 @@ fn stage_decl(pair: Pair<Rule>) -> Result<StageDecl> {
     let name = next(&mut it, span)?.as_str().to_string();
     let mut alternatives = Vec::new();
     for alt in it {
+        let alt = next(&mut children(alt), span)?;
         let at = span_of(&alt);
+        let rule = alt.as_rule();
         let mut parts = children(alt);
-        let spec = probe_spec(next(&mut parts, at)?);
-        let packet = expr(next(&mut parts, at)?)?;
-        let guard = parts.next().map(expr).transpose()?;
-        alternatives.push(StageAlt {
-            spec,
-            packet,
-            guard,
+        let first = next(&mut parts, at)?;
+        alternatives.push(if rule == Rule::stage_probe {
+            StageAlt::Probe(StageProbe {
+                spec: probe_spec(first),
+                packet: expr(next(&mut parts, at)?)?,
+                guard: parts.next().map(expr).transpose()?,
+            })
+        } else {
+            StageAlt::Named {
+                name: first.as_str().to_string(),
+                guard: parts.next().map(expr).transpose()?,
+                span: at,
+            }
         });
     }
     Ok(StageDecl {
@@ -143,6 +152,19 @@ fn stage_decl(pair: Pair<Rule>) -> Result<StageDecl> {
         alternatives,
         span,
     })
+}
+
+/// A stage declared outside a path (a catalogue entry): never optional,
+/// since whether a stage may not fire depends on the path.
+fn catalogue_stage(pair: Pair<Rule>) -> Result<StageDecl> {
+    let stage = stage_decl(pair)?;
+    if stage.optional {
+        return Err(Diagnostic::at(
+            stage.span,
+            "only a path's stage can be optional (`stage?` inside the path)",
+        ));
+    }
+    Ok(stage)
 }
 
 fn fn_decl(pair: Pair<Rule>) -> Result<FnDecl> {

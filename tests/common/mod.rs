@@ -160,3 +160,23 @@ pub fn ping_loopback(count: u32, size: u32) {
         .expect("ping runs");
     assert!(status.success(), "ping failed");
 }
+
+/// Runs the one-liner `program`, waits until it is attached, runs
+/// `traffic`, stops it with Ctrl-C and returns its output.
+pub fn measure(program: &str, traffic: impl FnOnce()) -> String {
+    let mut t = Tracer::start(netscript_bin(), &["-e", program]);
+    t.wait_for("Attaching", Duration::from_secs(20));
+    traffic();
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    out
+}
+
+/// The value printed for the scalar map `name` (`@name: N`), 0 if absent.
+pub fn map_value(out: &str, name: &str) -> u64 {
+    let prefix = format!("{}: ", name);
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str())?.parse().ok())
+        .unwrap_or(0)
+}

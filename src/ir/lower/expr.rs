@@ -7,7 +7,7 @@ use crate::codegen::insn::helper;
 use crate::diag::{Result, Span};
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, VReg, Width};
 use crate::providers::{self, ArgAccess};
-use crate::sema::tast::{Agg, Expr, ExprKind as K, MapValue, Space};
+use crate::sema::tast::{Agg, Expr, ExprKind as K, InlineResult, MapValue, Space};
 use crate::sema::types::Ty;
 use crate::syntax::ast::{BinOp, UnOp};
 
@@ -260,13 +260,14 @@ impl Lower<'_> {
                 }
                 v
             }
-            K::Ksym(x) => self.expr(x)?,
+            K::Retyped(x) => self.expr(x)?,
             K::Inline {
                 body,
                 result,
                 locals,
             } => {
                 let locals: Vec<usize> = locals.iter().map(|v| v.0 as usize).collect();
+                self.place_locals(&locals);
                 self.start_vars(&locals);
                 let out = self.f.label();
                 self.leave.push(out);
@@ -274,13 +275,20 @@ impl Lower<'_> {
                 self.leave.pop();
                 lowered?;
                 self.f.push(Inst::Label(out));
-                match result {
-                    Some(id) => match self.vars[id.0 as usize] {
+                let value = match result {
+                    InlineResult::Var(id) => match self.vars[id.0 as usize] {
                         Home::Reg(r) => Val::Reg(r),
                         Home::Mem(slot, size) => Val::Mem(slot, size),
                     },
-                    None => Val::Reg(self.imm(0)),
-                }
+                    InlineResult::Expr(e) => self.expr(e)?,
+                    InlineResult::Nothing => Val::Reg(self.imm(0)),
+                };
+                let kept = match value {
+                    Val::Mem(slot, _) => Some(slot),
+                    Val::Reg(_) => None,
+                };
+                self.release_locals(&locals, kept);
+                value
             }
             K::Word(x, off) => match self.expr(x)? {
                 Val::Mem(slot, _) => {

@@ -95,11 +95,18 @@ impl<'a> Lower<'a> {
     }
 
     fn program(mut self) -> Result<Function> {
-        for ty in &self.prog.vars {
+        for (i, ty) in self.prog.vars.iter().enumerate() {
             let home = match ty {
                 Ty::Str(_) | Ty::Tuple(_) | Ty::Inet => {
                     let size = ty.storage_size();
-                    Home::Mem(self.f.slot(size.div_ceil(8) * 8, 8), size)
+                    // Variables of inlined calls get a slot per call (place_locals).
+                    let entry = self.prog.entry_vars.get(i).copied().unwrap_or(true);
+                    let slot = if entry {
+                        self.f.slot(size.div_ceil(8) * 8, 8)
+                    } else {
+                        Slot(u32::MAX)
+                    };
+                    Home::Mem(slot, size)
                 }
                 _ => Home::Reg(self.f.vreg()),
             };
@@ -134,17 +141,32 @@ impl<'a> Lower<'a> {
     /// after it (those of an enclosing expression stay taken).
     pub(super) fn block(&mut self, stmts: &[Stmt]) -> Result<()> {
         for s in stmts {
-            let mark = self.taken.len();
-            self.stmt(s)?;
-            for i in self.taken.drain(mark..) {
-                self.temps[i].2 = false;
-            }
+            self.with_temps(|l| l.stmt(s))?;
         }
         Ok(())
     }
 
+    /// Runs `f`; the temporary slots it takes are free again afterwards.
+    pub(super) fn with_temps<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let mark = self.taken.len();
+        let out = f(self);
+        for i in self.taken.drain(mark..) {
+            self.temps[i].2 = false;
+        }
+        out
+    }
+
     /// A temporary stack slot of at least `size` bytes for this statement.
     fn temp(&mut self, size: u32) -> Slot {
+        let index = self.pooled_slot(size);
+        self.taken.push(index);
+        self.temps[index].0
+    }
+
+    /// Takes a free slot of at least `size` bytes from the pool shared by
+    /// temporaries and the memory variables of inlined calls (the smallest
+    /// that fits, or a new one); returns its index in `temps`.
+    fn pooled_slot(&mut self, size: u32) -> usize {
         let size = size.div_ceil(8).max(1) * 8;
         let best = self
             .temps
@@ -162,8 +184,35 @@ impl<'a> Lower<'a> {
             }
         };
         self.temps[index].2 = true;
-        self.taken.push(index);
-        self.temps[index].0
+        index
+    }
+
+    /// Gives the memory variables among an inlined call's `locals` their
+    /// slots from the pool for the duration of the call.
+    pub(super) fn place_locals(&mut self, locals: &[usize]) {
+        for &i in locals {
+            if let Home::Mem(_, size) = self.vars[i] {
+                let index = self.pooled_slot(size);
+                self.vars[i] = Home::Mem(self.temps[index].0, size);
+            }
+        }
+    }
+
+    /// Returns the slots of an inlined call's memory variables to the pool
+    /// once the call is done; the one holding its value (`kept`) stays
+    /// taken until the end of the statement that reads it.
+    pub(super) fn release_locals(&mut self, locals: &[usize], kept: Option<Slot>) {
+        for &i in locals {
+            if let Home::Mem(slot, _) = self.vars[i] {
+                if let Some(index) = self.temps.iter().position(|t| t.0 == slot) {
+                    if Some(slot) == kept {
+                        self.taken.push(index);
+                    } else {
+                        self.temps[index].2 = false;
+                    }
+                }
+            }
+        }
     }
 
     fn stmt(&mut self, s: &Stmt) -> Result<()> {

@@ -213,7 +213,9 @@ impl Lower<'_> {
                     lhs: Operand::Reg(t),
                     rhs: Operand::Reg(prev_ts),
                 });
-                self.add_to_histogram(maps, info.hist_bits, Operand::Reg(prev_stage), j, seg);
+                self.with_temps(|l| {
+                    l.add_to_histogram(maps, info.hist_bits, Operand::Reg(prev_stage), j, seg)
+                });
                 self.f.push(Inst::Mov {
                     dst: prev_ts,
                     src: Operand::Reg(t),
