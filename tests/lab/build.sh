@@ -10,7 +10,8 @@ OUT=$1; HERE=$(cd "$(dirname "$0")" && pwd)
 B=$OUT.building; rm -rf "$B"; mkdir -p "$B/debs"; cd "$B"
 export DEBIAN_FRONTEND=noninteractive
 # the kernel package linux-image-amd64 currently points at, and a static busybox for the initramfs
-KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+kpkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'; }
+KPKG=$(kpkg); [ -n "$KPKG" ] || { apt-get update -qq; KPKG=$(kpkg); }
 (cd debs && apt-get download -qq -o APT::Sandbox::User=root "$KPKG" busybox-static)
 dpkg-deb -x debs/linux-image-*.deb kpkg; dpkg-deb -x debs/busybox-static_*.deb bb
 K=$(ls kpkg/lib/modules); M=kpkg/lib/modules/$K/kernel
@@ -33,9 +34,10 @@ cp $MD/modules.order $MD/modules.builtin* $IR/lib/modules/$K/; depmod -b $IR "$K
 cp "$HERE/guest-init" $IR/init; chmod +x $IR/init
 (cd $IR && find . | cpio -o -H newc --quiet | gzip -1) > initramfs.cpio.gz
 # rootfs from the mirror this machine's apt uses
-MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+MIRROR=${MIRROR:-$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)}
 debootstrap --variant=minbase --include=openvswitch-switch,iproute2,iputils-ping,kmod,procps,netcat-openbsd,python3-minimal,libelf1,zlib1g \
-  bookworm rootfs "$MIRROR" >debootstrap.log 2>&1 || { tail -20 debootstrap.log; exit 1; }
+  bookworm rootfs "${MIRROR:-http://deb.debian.org/debian}" >debootstrap.log 2>&1 || { tail -20 debootstrap.log; exit 1; }
 chroot rootfs apt-get clean; rm -rf rootfs/var/lib/apt/lists/*
 rm -rf debs kpkg bb $IR debootstrap.log
 rm -rf "$OUT"; mv "$B" "$OUT"
