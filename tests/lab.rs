@@ -240,6 +240,7 @@ fn module_btf() {
         return;
     };
     let listing = section(&out, "listing");
+    // -lv shows a module function's parameters from the module's BTF.
     assert!(
         listing.contains("kprobe:ovs_dp_process_packet\n"),
         "{listing}"
@@ -248,6 +249,16 @@ fn module_btf() {
         listing.contains("fentry:ovs_flow_key_extract_userspace\n"),
         "{listing}"
     );
+    for param in [
+        "struct sk_buff * skb",
+        "struct sw_flow_key * key",
+        "bool log",
+    ] {
+        assert!(
+            listing.contains(&format!("    {param}\n")),
+            "-lv: {listing}"
+        );
+    }
     let run = section(&out, "run");
     assert_eq!(value(run, "@kprobe"), 10, "kprobe through kallsyms");
     assert_eq!(value(run, "@fentry"), 10, "fentry on a module function");

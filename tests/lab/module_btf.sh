@@ -2,7 +2,7 @@
 # arguments through the module's split BTF (/sys/kernel/btf/openvswitch). 5 pings from ns1 to ns2.
 . ./ovs_topology.sh
 section listing
-netscript -l 'kprobe:ovs_dp_process_*'; netscript -l 'fentry:ovs_flow_key_extract_user*'
+netscript -l 'kprobe:ovs_dp_process_*'; netscript -lv 'fentry:ovs_flow_key_extract_user*'
 section run
 netscript -e '
 kprobe:ovs_dp_process_packet { @kprobe = count(); }
