@@ -39,9 +39,15 @@ pub fn list(pattern: &str, verbose: bool) -> Result<Vec<String>> {
         }
         Kind::Kprobe | Kind::Kretprobe | Kind::Fentry | Kind::Fexit => {
             let glob = if rest.is_empty() { "*" } else { rest };
-            let btf = if verbose { Some(Btf::vmlinux()?) } else { None };
             for func in symbols::list_functions(glob)? {
                 out.push(format!("{}:{}", canonical, func));
+                // A module's function is described by the module's BTF
+                // (if it has none, the function is listed without arguments).
+                let btf = if verbose {
+                    Some(Btf::of_function(&func).or_else(|_| Btf::vmlinux())?)
+                } else {
+                    None
+                };
                 if let Some((params, ret)) = btf
                     .and_then(|b| b.func_signature(&func).map(|s| (b, s)))
                     .map(|(b, (ps, r))| {

@@ -48,6 +48,9 @@ struct Cli {
     /// Write the BPF ELF object to this file.
     #[arg(long, value_name = "FILE")]
     emit_elf: Option<PathBuf>,
+    /// Treat fentry/fexit as unavailable and use kprobe/kretprobe.
+    #[arg(long)]
+    no_fentry: bool,
     /// What to do with probes this kernel does not have.
     #[arg(long, value_enum, default_value = "error")]
     missing_probes: MissingProbes,
@@ -101,7 +104,7 @@ const GLOBAL_WITH_VALUE: &[&str] = &[
     "--stages",
 ];
 /// netscript's own flags without a value.
-const GLOBAL_FLAGS: &[&str] = &["--dry-run"];
+const GLOBAL_FLAGS: &[&str] = &["--dry-run", "--no-fentry"];
 
 /// Parses the command line. Everything after the script file belongs to
 /// the script (`netscript x.ns --src-ip 10.0.0.1 --help`), except
@@ -225,14 +228,22 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         ..Default::default()
     };
     let mut compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
-    if compiled
+    let has_fentry = compiled
         .script
         .programs
         .iter()
-        .any(|p| p.probe.kprobe_fallback().is_some())
-        && !runtime::fentry_supported()
-    {
-        eprintln!("netscript: this kernel cannot load fentry/fexit programs; using kprobe/kretprobe instead");
+        .any(|p| p.probe.kprobe_fallback().is_some());
+    let refusal = if !has_fentry {
+        None
+    } else if cli.no_fentry {
+        Some("fentry/fexit disabled by --no-fentry")
+    } else if !runtime::fentry_supported() {
+        Some("this kernel cannot load fentry/fexit programs")
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        eprintln!("netscript: {reason}; using kprobe/kretprobe instead");
         options.fentry_as_kprobe = true;
         compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
     }

@@ -119,6 +119,33 @@ fn dry_run_passes_kprobe_programs_through_the_verifier() {
 }
 
 #[test]
+fn no_fentry_compiles_fentry_probes_as_kprobes_and_says_so() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let prog =
+        "fentry:tcp_sendmsg { @s = sum(args.size); } fexit:tcp_sendmsg { @r = sum(retval); }";
+    // Before -e and, like the other global options, after the script.
+    for args in [
+        vec!["--no-fentry", "--dry-run", "-e", prog],
+        vec!["--dry-run", "-e", prog, "--no-fentry"],
+    ] {
+        let (code, _, err) = netscript(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(
+            err.contains("fentry/fexit disabled by --no-fentry; using kprobe/kretprobe instead"),
+            "{err}"
+        );
+        assert!(
+            err.contains("2 program(s) passed the kernel verifier"),
+            "{err}"
+        );
+    }
+    let (_, out, _) = netscript(&["--no-fentry", "-d", "bpf", "-e", prog]);
+    assert!(out.contains("kprobe") && !out.contains("fentry"), "{out}");
+}
+
+#[test]
 fn verifier_rejections_point_at_the_script_line() {
     if !netscript::testing::bpf_available() {
         return;

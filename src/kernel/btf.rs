@@ -9,7 +9,8 @@
 mod c_name;
 mod raw;
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use self::raw::{kind, Layout, Record};
 use super::name_index::NameIndex;
@@ -183,6 +184,37 @@ impl Btf {
         }
         let base = Btf::vmlinux()?;
         Btf::from_vec(read_btf_file(name)?, Some(base))
+    }
+
+    /// The BTF describing kernel function `name`: vmlinux's when it has the
+    /// function, else the split BTF of the module defining it (found in
+    /// kallsyms), read once per module and kept for the process.
+    pub fn of_function(name: &str) -> Result<&'static Btf, Diagnostic> {
+        static MODULES: OnceLock<Mutex<HashMap<String, &'static Btf>>> = OnceLock::new();
+        let vmlinux = Btf::vmlinux()?;
+        if vmlinux.find_func(name).is_some() {
+            return Ok(vmlinux);
+        }
+        let kallsyms = super::symbols::Kallsyms::global()?;
+        let Some(module) = kallsyms.module_of(name) else {
+            return Ok(vmlinux);
+        };
+        let mut modules = MODULES
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(btf) = modules.get(module) {
+            return Ok(btf);
+        }
+        let btf: &'static Btf = Box::leak(Box::new(Btf::module(module)?));
+        modules.insert(module.to_string(), btf);
+        Ok(btf)
+    }
+
+    /// True when `id` is a type of this BTF or of its base (so a module's
+    /// BTF has the ids of vmlinux, and vmlinux's not the module's).
+    pub fn has_type(&self, id: TypeId) -> bool {
+        id.0 < self.type_count()
     }
 
     /// Parses a BTF blob; with `base`, as split BTF whose type ids and string

@@ -280,7 +280,7 @@ impl Scope<'_, '_> {
         if !has_btf_args(&self.point) {
             return Err(Diagnostic::at(span, "args is not available here"));
         }
-        let btf = Btf::vmlinux()?;
+        let btf = Btf::of_function(name)?;
         let (params, _) = btf.func_signature(name).ok_or_else(|| {
             Diagnostic::at(
                 span,
@@ -310,6 +310,9 @@ impl Scope<'_, '_> {
             ));
         }
         let ty = match shape(btf, *ty, span)? {
+            // Types are vmlinux ids from here on: a pointer to a module's own
+            // type (`struct sw_flow_key *`) is kept as an untyped pointer.
+            Shape::Scalar(Ty::Ptr(Some(id)), _) if !Btf::vmlinux()?.has_type(id) => Ty::Ptr(None),
             Shape::Scalar(t, _) => t,
             _ => {
                 return Err(Diagnostic::at(

@@ -18,7 +18,7 @@ pub(super) fn param_count(point: &ProbePoint) -> Result<u32> {
         crate::providers::Target::Function { name, .. }
             if point.kind == crate::providers::Kind::Fexit =>
         {
-            crate::kernel::btf::Btf::vmlinux()?
+            crate::kernel::btf::Btf::of_function(name)?
                 .func_signature(name)
                 .map(|(p, _)| p.len() as u32)
                 .unwrap_or(0)

@@ -330,6 +330,19 @@ fn split_btf_continues_ids_and_strings() {
     assert_eq!(split.member(b.ty, "a").map(|m| m.ty), Some(TypeId(1)));
     assert_eq!(split.find_struct("s"), Some(TypeId(2)));
     assert_eq!(split.enum_value("NEG"), Some((TypeId(3), -2)));
+    assert!(split.has_type(TypeId(10)) && split.has_type(TypeId(2)));
+    assert!(base.has_type(TypeId(8)) && !base.has_type(TypeId(9)));
+}
+
+#[test]
+fn vmlinux_functions_are_described_by_vmlinux_btf() {
+    let vmlinux = Btf::vmlinux().unwrap();
+    for name in ["tcp_sendmsg", "no_such_function_xyz"] {
+        assert!(
+            std::ptr::eq(Btf::of_function(name).unwrap(), vmlinux),
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -1,0 +1,40 @@
+# Sourced by the OVS guest scripts: an ovs-vswitchd NORMAL bridge br0 in namespace sw, with
+#   - veth a1p <-> a1 in namespace ns1 (10.1.1.1) and a2p <-> a2 in ns2 (10.1.1.2),
+#   - its internal port br0 carrying 10.1.1.254 (in sw),
+#   - a tap port tap0 held open by a python3 reader (so it has carrier and OVS can transmit to it).
+# IPv6 is off and every neighbour is static, so the only packets are the ones the test sends.
+. ./common.sh
+modprobe openvswitch; modprobe veth; modprobe tun
+for n in sw ns1 ns2; do ip netns add $n
+  ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip -n $n link set lo up; done
+SW="ip netns exec sw"
+for i in 1 2; do
+  ip link add a$i address 02:00:00:00:00:0$i netns ns$i type veth peer name a${i}p netns sw
+  ip -n ns$i addr add 10.1.1.$i/24 dev a$i; ip -n ns$i link set a$i up; ip -n sw link set a${i}p up
+done
+mkdir -p /etc/openvswitch /run/openvswitch /var/log/openvswitch
+ovsdb-tool create /etc/openvswitch/conf.db /usr/share/openvswitch/vswitch.ovsschema
+$SW ovsdb-server --remote=punix:/run/openvswitch/db.sock --pidfile --detach --log-file 2>/dev/null
+$SW ovs-vsctl --no-wait init
+# ovs-vswitchd's handler threads start seconds late under TCG; wait for them.
+wait_handlers() { for _ in $(seq 150); do
+    grep -qs '^handler' /proc/"$(cat /run/openvswitch/ovs-vswitchd.pid)"/task/*/comm && return 0; sleep 0.2; done
+  echo "ovs-vswitchd handler threads did not start" >&2; return 1; }
+$SW ovs-vswitchd --pidfile --detach --log-file 2>/dev/null
+$SW ovs-vsctl add-br br0 -- set bridge br0 other-config:hwaddr=02:00:00:00:00:fe -- add-port br0 a1p -- add-port br0 a2p
+# OVS 3.1 quirk: the first ovs-vswitchd on a new datapath leaves the kernel's per-CPU upcall port ids at 0
+# and every upcall is lost; one restart against the existing datapath fixes it.
+wait_handlers; $SW ovs-appctl -t ovs-vswitchd exit; sleep 0.3
+$SW ovs-vswitchd --pidfile --detach --log-file 2>/dev/null; wait_handlers
+$SW python3 -c '
+import fcntl, os, struct
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"tap0", 0x0002 | 0x1000))  # TUNSETIFF: IFF_TAP|IFF_NO_PI
+open("/tmp/tap.ready", "w").close()
+while os.read(fd, 2048): pass' &
+for _ in $(seq 50); do [ -f /tmp/tap.ready ] && break; sleep 0.1; done
+$SW ip link set tap0 up; $SW ovs-vsctl add-port br0 tap0
+$SW ip addr add 10.1.1.254/24 dev br0; $SW ip link set br0 up
+neigh() { ip -n $1 neigh replace 10.1.1.$2 lladdr 02:00:00:00:00:$3 dev $4 nud permanent; }
+neigh ns1 2 02 a1; neigh ns1 254 fe a1; neigh ns2 1 01 a2; neigh ns2 254 fe a2; neigh sw 1 01 br0; neigh sw 2 02 br0
