@@ -6,9 +6,13 @@ use crate::kernel::{symbols, tracefs};
 use crate::providers::{self, Kind};
 
 /// Lines for `netscript -l PATTERN` (and `-lv` with `verbose`). The pattern
-/// is `provider:glob` (`tracepoint:net:*`, `kprobe:tcp_*`); a bare glob
-/// searches tracepoints.
+/// is `provider:glob` (`tracepoint:net:*`, `kprobe:tcp_*`), or
+/// `stage:glob` for the stdlib's stage catalogue; a bare glob searches
+/// tracepoints.
 pub fn list(pattern: &str, verbose: bool) -> Result<Vec<String>> {
+    if let Some(glob) = pattern.strip_prefix("stage:") {
+        return list_stages(glob, verbose);
+    }
     let (provider, rest) = match pattern.split_once(':') {
         Some((p, rest)) if providers::lookup(p).is_some() => (providers::lookup(p), rest),
         _ => (None, pattern),
@@ -71,6 +75,44 @@ pub fn list(pattern: &str, verbose: bool) -> Result<Vec<String>> {
                 "'{}' probes cannot be listed; list tracepoint:, kprobe: or fentry: probes",
                 canonical
             )));
+        }
+    }
+    Ok(out)
+}
+
+/// `stage:NAME` for every catalogue stage of the stdlib whose name matches
+/// `glob`; with `verbose`, its alternatives (`probe -> packet`) in order.
+fn list_stages(glob: &str, verbose: bool) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (file, text) in crate::stdlib::FILES {
+        let program = crate::syntax::parse(text).map_err(|e| {
+            Diagnostic::plain(format!("{}: {}", file, e.message))
+        })?;
+        for item in &program.items {
+            let crate::syntax::ast::Item::Stage(stage) = item else {
+                continue;
+            };
+            if !symbols::glob_match(if glob.is_empty() { "*" } else { glob }, &stage.name) {
+                continue;
+            }
+            out.push(format!("stage:{}", stage.name));
+            if verbose {
+                for alt in &stage.alternatives {
+                    let span = match alt {
+                        crate::syntax::ast::StageAlt::Probe(p) => crate::diag::Span::new(
+                            p.spec.span.start,
+                            p.guard.as_ref().unwrap_or(&p.packet).span.end,
+                        ),
+                        crate::syntax::ast::StageAlt::Named { span, guard, .. } => {
+                            crate::diag::Span::new(
+                                span.start,
+                                guard.as_ref().map_or(span.end, |g| g.span.end),
+                            )
+                        }
+                    };
+                    out.push(format!("    {}", &text[span.start..span.end]));
+                }
+            }
         }
     }
     Ok(out)

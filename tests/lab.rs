@@ -208,7 +208,7 @@ fn ovs_path() {
                 (e["key"][0].as_str(), e["key"][1].as_str()),
                 (Some(src), Some(dst))
             );
-            assert!(seen(e, "DP") && seen(e, "TX"), "{e:#}");
+            assert!(seen(e, "HOOK") && seen(e, "DP") && seen(e, "TX"), "{e:#}");
             let seq = e["key"][6].as_u64().expect("echo sequence");
             // The first packet of each direction misses the flow table and is
             // upcalled and executed by ovs-vswitchd; the others take the fast path.
@@ -273,4 +273,29 @@ fn module_btf() {
         2,
         "fexit retval after the 5 parameters of the module BTF signature"
     );
+}
+
+#[test]
+fn catalogue() {
+    let Some(out) = lab_run("catalogue.sh") else {
+        return;
+    };
+    let stages: usize = section(&out, "stages").trim().parse().expect("a stage count");
+    assert!(stages > 20, "{out}");
+    let verifier = section(&out, "verifier");
+    assert!(!verifier.contains("skipped"), "{verifier}");
+    assert!(
+        verifier.contains(&format!("netscript: {stages} program(s) passed the kernel verifier")),
+        "{verifier}"
+    );
+}
+
+#[test]
+fn vlan_hw() {
+    let Some(out) = lab_run("vlan_hw.sh") else {
+        return;
+    };
+    // Tagged in skb->vlan_tci (VLAN 10), no tag in the bytes, ICMP inside.
+    assert_eq!(value(&out, "@tx[10, 0, 1]"), 4, "{out}");
+    assert_eq!(value(&out, "@rx[10, 0, 1]"), 4, "{out}");
 }

@@ -33,6 +33,7 @@ fn vlan_and_qinq_frames_are_parsed_on_transmit_and_receive() {
   $f = {at}($skb);
   $end = skb_linear_end($skb);
   @{map}[frame_vid($f, 0), frame_vid($f, 1), frame_ethertype($f), frame_key($f, $end), tcp_flags_at(frame_l3($f), $end)] = count();
+  @{map}_pkt[pkt_key($skb), pkt_tcp_flags($skb)] = count();
 }}
 "#
         )
@@ -50,10 +51,18 @@ fn vlan_and_qinq_frames_are_parsed_on_transmit_and_receive() {
         "5, -1, 34525, (fd99::1, fd99::2, 6, 5555, 6666, 1000, 2000, 0), SA",
         "-1, -1, 2048, (10.99.0.1, 10.99.0.2, 17, 0, 0, 9, 185, 16), ",
     ];
-    let lines: Vec<String> = ["tx", "rx"]
+    let mut lines: Vec<String> = ["tx", "rx"]
         .iter()
         .flat_map(|map| expected.iter().map(move |k| format!("@{}[{}]: 3", map, k)))
         .collect();
+    // pkt_key finds the same packets: the network header of a frame sent
+    // through a packet socket is the frame itself, so it parses the frame.
+    for map in ["tx", "rx"] {
+        for k in expected {
+            let (_, key) = k.split_once('(').unwrap();
+            lines.push(format!("@{}_pkt[({}]: 3", map, key));
+        }
+    }
     assert_lines(&out, &lines);
 }
 
