@@ -147,3 +147,54 @@ impl Lower<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::layout::MapTable;
+    use crate::ir::{lower, Inst, Operand};
+    use crate::providers::XDP_PASS;
+    use crate::sema::{check, Options};
+    use crate::syntax::parse;
+
+    fn lowered(src: &str) -> crate::ir::Function {
+        let script = check(&parse(src).expect("parses"), &Options::default()).expect("checks");
+        let maps = MapTable::new(&script);
+        assert!(maps.packet_short.is_some());
+        lower::lower(&script, &maps, 0).expect("lowers").remove(0)
+    }
+
+    #[test]
+    fn every_packet_load_follows_a_check_against_the_packet_end() {
+        let f = lowered("xdp:lo { $x = ((struct iphdr *)(pkt + 14))->ttl; }");
+        let text = f.to_string();
+        let check = text.find("load32 [%0+4]").expect("data_end is read");
+        let branch = text.find(" Gt ").expect("a bounds check");
+        let load = text.find("load8 [").expect("a direct one-byte load");
+        assert!(check < branch && branch < load, "{}", text);
+        let body = &text[..text.find("L1:").expect("the too-short exit")];
+        assert!(
+            !body.contains("call"),
+            "no helper in a packet read:\n{}",
+            text
+        );
+        assert!(
+            text[body.len()..].contains("call 1("),
+            "the exit counts the packet"
+        );
+        assert!(matches!(
+            f.insts.last(),
+            Some(Inst::Exit(Operand::Imm(XDP_PASS)))
+        ));
+    }
+
+    #[test]
+    fn variable_offsets_are_bounded_before_they_move_a_packet_pointer() {
+        let f = lowered("xdp:lo { $ip = (struct iphdr *)(pkt + 14); $l4 = pkt + 14 + $ip->ihl * 4; $p = *(uint16 *)$l4; }");
+        let text = f.to_string();
+        assert!(
+            text.contains(&format!("Gt {} goto", super::MAX_PACKET_STEP)),
+            "{}",
+            text
+        );
+    }
+}
