@@ -153,12 +153,7 @@ fn tcp_segments_are_matched_with_their_sequence_numbers() {
     let s = stats(&objects);
     let n = |k: &str| s[k].as_u64().unwrap();
     assert_eq!(n("started"), n("completed") + n("replaced"), "{}", s);
-    assert_eq!(
-        (n("incomplete"), n("evicted"), n("lost")),
-        (0, 0, 0),
-        "{}",
-        s
-    );
+    assert_eq!((n("incomplete"), n("evicted"), n("lost")), (0, 0, 0), "{}", s);
     assert_eq!(n("completed"), events.len() as u64);
 }
 
