@@ -207,7 +207,7 @@ fn duration_ns(text: &str) -> Option<i64> {
 }
 
 /// The ifindex of a network interface in this network namespace.
-fn ifindex(name: &str) -> std::result::Result<u32, String> {
+pub fn ifindex(name: &str) -> std::result::Result<u32, String> {
     let c = std::ffi::CString::new(name).map_err(|_| format!("bad interface name '{}'", name))?;
     // SAFETY: if_nametoindex reads a NUL-terminated string we own.
     match unsafe { libc::if_nametoindex(c.as_ptr()) } {

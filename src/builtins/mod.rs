@@ -150,6 +150,11 @@ pub enum Var {
     Cgroup,
     /// Kernel stack of the current probe hit.
     Kstack,
+    /// `pkt`: the first byte of the packet (XDP probes; resolved by the
+    /// type checker, not in [`VARIABLES`]).
+    Packet,
+    /// `pkt_len`: the packet's length in bytes (XDP probes).
+    PacketLen,
 }
 
 /// A built-in variable's table entry: name, meaning and type.

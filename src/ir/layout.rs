@@ -182,6 +182,10 @@ pub struct MapTable {
     pub stacks: Option<u32>,
     /// The maps of each path, by path id.
     pub paths: Vec<PathMaps>,
+    /// Index of the per-CPU array counting, per program (by index in the
+    /// script), packets too short for one of its reads; present when the
+    /// script has XDP probes.
+    pub packet_short: Option<u32>,
 }
 
 impl MapTable {
@@ -290,7 +294,23 @@ impl MapTable {
                 }
             })
             .collect();
+        let has_packets = script
+            .programs
+            .iter()
+            .any(|p| p.probe.kind == crate::providers::Kind::Xdp);
+        let packet_short = has_packets.then(|| {
+            specs.push(MapSpec {
+                name: "pkt_short".into(),
+                map_type: map_type::PERCPU_ARRAY,
+                key_size: 4,
+                value_size: 8,
+                max_entries: script.programs.len() as u32,
+                flags: 0,
+            });
+            specs.len() as u32 - 1
+        });
         MapTable {
+            packet_short,
             paths,
             specs,
             events,

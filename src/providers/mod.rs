@@ -28,6 +28,23 @@ pub enum Kind {
     Begin,
     /// `END`
     End,
+    /// `xdp:IFACE`: every packet received on a network interface, with
+    /// direct access to its bytes (`pkt`, `pkt_len`).
+    Xdp,
+}
+
+/// `XDP_PASS`: what XDP programs return (netscript never drops a packet).
+pub const XDP_PASS: i64 = 2;
+
+impl Kind {
+    /// The value the program returns: `XDP_PASS` for XDP (the packet goes
+    /// on), 0 for every other program type.
+    pub fn exit_code(self) -> i64 {
+        match self {
+            Kind::Xdp => XDP_PASS,
+            _ => 0,
+        }
+    }
 }
 
 /// How a program reads `arg0..argN` and `retval`.
@@ -117,6 +134,14 @@ pub static PROVIDERS: &[Provider] = &[
         parts: &[2],
     },
     Provider {
+        kind: Kind::Xdp,
+        names: &["xdp"],
+        help: "packets received on an interface (XDP, always passed on)",
+        args: ArgAccess::None,
+        has_retval: false,
+        parts: &[1],
+    },
+    Provider {
         kind: Kind::Begin,
         names: &["BEGIN"],
         help: "once at start",
@@ -171,6 +196,13 @@ pub enum Target {
     Interval(u64),
     /// BEGIN/END.
     Once,
+    /// A network interface (XDP).
+    Interface {
+        /// Its name.
+        name: String,
+        /// Its index.
+        ifindex: u32,
+    },
 }
 
 /// One concrete probe point after wildcard expansion.
@@ -193,6 +225,7 @@ impl ProbePoint {
             Target::RawTracepoint(n) => format!("{}:{}", p, n),
             Target::Interval(ns) => format!("{}:ms:{}", p, ns / 1_000_000),
             Target::Once => p.to_string(),
+            Target::Interface { name, .. } => format!("{}:{}", p, name),
         }
     }
 
@@ -208,6 +241,7 @@ impl ProbePoint {
             }
             (Kind::RawTracepoint, Target::RawTracepoint(n)) => format!("raw_tp/{}", n),
             (Kind::Interval, _) => "perf_event".into(),
+            (Kind::Xdp, _) => "xdp".into(),
             _ => "raw_tp".into(),
         }
     }
@@ -230,6 +264,9 @@ impl ProbePoint {
                 AttachPoint::RawTracepoint { name: n.clone() }
             }
             (Kind::Interval, Target::Interval(ns)) => AttachPoint::Interval { period_ns: *ns },
+            (Kind::Xdp, Target::Interface { ifindex, .. }) => AttachPoint::Xdp {
+                ifindex: *ifindex as i32,
+            },
             _ => AttachPoint::Manual,
         }
     }
@@ -327,6 +364,16 @@ pub fn expand(provider: &str, parts: &[String], span: Span) -> Result<Vec<ProbeP
                 })
                 .collect()
         }
+        Kind::Xdp => {
+            let ifindex = crate::params::ifindex(&parts[0]).map_err(|m| Diagnostic::at(span, m))?;
+            vec![ProbePoint {
+                kind: p.kind,
+                target: Target::Interface {
+                    name: parts[0].clone(),
+                    ifindex,
+                },
+            }]
+        }
         Kind::RawTracepoint => vec![ProbePoint {
             kind: p.kind,
             target: Target::RawTracepoint(parts[0].clone()),
@@ -400,5 +447,17 @@ mod tests {
             .unwrap_err()
             .message
             .contains("unknown probe type"));
+    }
+
+    #[test]
+    fn xdp_resolves_its_interface_and_passes_packets() {
+        let lo = expand("xdp", &["lo".into()], Span::default()).unwrap();
+        assert_eq!(lo[0].display(), "xdp:lo");
+        assert_eq!(lo[0].section(), "xdp");
+        assert_eq!(lo[0].attach_point(), AttachPoint::Xdp { ifindex: 1 });
+        assert_eq!(lo[0].kind.exit_code(), XDP_PASS);
+        assert_eq!(Kind::Kprobe.exit_code(), 0);
+        let err = expand("xdp", &["nope0".into()], Span::new(3, 12)).unwrap_err();
+        assert!(err.message.contains("no network interface named 'nope0'"));
     }
 }

@@ -37,7 +37,9 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 pub fn value(ty: &Ty, b: &[u8], sym: &dyn Symbolizer) -> Value {
     match ty {
         Ty::Int { signed: true, .. } => Value::Int(u64_at(b, 0) as i64),
-        Ty::Int { .. } | Ty::Ptr(_) | Ty::Record(_) | Ty::Void => Value::UInt(u64_at(b, 0)),
+        Ty::Int { .. } | Ty::Ptr(_) | Ty::PacketPtr(_) | Ty::Record(_) | Ty::Void => {
+            Value::UInt(u64_at(b, 0))
+        }
         Ty::Str(n) => {
             let bytes = &b[..(*n as usize).min(b.len())];
             let end = bytes.iter().position(|c| *c == 0).unwrap_or(bytes.len());

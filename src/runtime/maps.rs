@@ -82,6 +82,18 @@ impl LoadedObject {
         Ok(entries)
     }
 
+    /// The sum over CPUs of u64 counter `index` of per-CPU array `map`.
+    pub fn percpu_counter(&self, map: &str, index: u32) -> Result<u64, Diagnostic> {
+        let values = self.map_lookup(map, &index.to_le_bytes())?;
+        Ok(values
+            .unwrap_or_default()
+            .iter()
+            .map(|v| {
+                u64::from_le_bytes(v.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]))
+            })
+            .sum())
+    }
+
     /// The value(s) under `key` in map `map`, if present.
     pub fn map_lookup(&self, map: &str, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>, Diagnostic> {
         lookup(&self.map(map)?, map, key)

@@ -8,6 +8,7 @@ mod attach;
 pub mod decode;
 mod features;
 mod maps;
+pub mod packets;
 pub mod paths;
 pub mod session;
 mod verifier;
@@ -154,9 +155,23 @@ impl LoadedObject {
     /// Runs a `raw_tp` program (BEGIN/END) once with `BPF_PROG_TEST_RUN`
     /// and returns its return value.
     pub fn run_once(&self, program: &str) -> Result<u64, Diagnostic> {
+        self.test_run(program, None)
+    }
+
+    /// Runs an XDP program once on `packet` (an Ethernet frame) with
+    /// `BPF_PROG_TEST_RUN` and returns its return value (the XDP action).
+    pub fn run_on_packet(&self, program: &str, packet: &[u8]) -> Result<u64, Diagnostic> {
+        self.test_run(program, Some(packet))
+    }
+
+    fn test_run(&self, program: &str, data: Option<&[u8]>) -> Result<u64, Diagnostic> {
+        let input = libbpf_rs::ProgramInput {
+            data_in: data,
+            ..Default::default()
+        };
         let output = self
             .program(program)?
-            .test_run(libbpf_rs::ProgramInput::default())
+            .test_run(input)
             .map_err(|e| Diagnostic::plain(format!("cannot run program '{program}': {e:#}")))?;
         Ok(output.return_value.into())
     }

@@ -232,17 +232,8 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
     }
     printer.exit_maps(dumps).map_err(io)?;
     paths.report(&object, printer, super::monotonic_ns(), true)?;
-    let lost: u64 = object
-        .map_lookup(
-            &compiled.maps.specs[compiled.maps.lost as usize].name,
-            &0u32.to_le_bytes(),
-        )?
-        .map(|cpus| {
-            cpus.iter()
-                .map(|v| u64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8])))
-                .sum()
-        })
-        .unwrap_or(0);
+    super::packets::report_too_short(compiled, &object, printer)?;
+    let lost = object.percpu_counter(&compiled.maps.specs[compiled.maps.lost as usize].name, 0)?;
     if lost > 0 {
         printer.lost(lost).map_err(io)?;
     }

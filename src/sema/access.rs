@@ -61,13 +61,16 @@ fn shape(btf: &Btf, id: TypeId, span: Span) -> Result<Shape> {
     })
 }
 
-/// The read of a value of BTF type `id` at `base + offset` in kernel memory.
+/// The read of a value of BTF type `id` at `base + offset` in `space`
+/// (kernel memory or the packet). Structs and arrays inside the packet stay
+/// packet pointers, so reads through them are checked against its end.
 fn read_at(
     btf: &Btf,
     base: Expr,
     offset: u32,
     id: TypeId,
     bitfield: Option<(u32, u32)>,
+    space: Space,
     span: Span,
 ) -> Result<Expr> {
     // Fold nested offsets so `a->b.c.d` is one read.
@@ -98,9 +101,12 @@ fn read_at(
                     offset,
                     size,
                     bitfield: bits,
-                    space: Space::Kernel,
+                    space,
                 },
             )
+        }
+        Shape::Record(rid) if space == Space::Packet => {
+            mk(Ty::PacketPtr(Some(rid)), K::Offset(Box::new(base), offset))
         }
         Shape::Record(rid) => mk(Ty::Record(rid), K::Offset(Box::new(base), offset)),
         Shape::Bytes(len) => mk(
@@ -109,10 +115,13 @@ fn read_at(
                 base: Some(Box::new(base)),
                 offset,
                 nul_terminated: false,
-                space: Space::Kernel,
+                space,
                 data_loc: false,
             },
         ),
+        Shape::Array(elem) if space == Space::Packet => {
+            mk(Ty::PacketPtr(Some(elem)), K::Offset(Box::new(base), offset))
+        }
         Shape::Array(elem) => mk(Ty::Ptr(Some(elem)), K::Offset(Box::new(base), offset)),
     }
 }
@@ -166,8 +175,9 @@ impl Scope<'_, '_> {
             return self.probe_arg(field, span);
         }
         let b = self.expr(base)?;
-        let rid = match b.ty {
-            Ty::Ptr(Some(t)) | Ty::Record(t) => t,
+        let (rid, space) = match b.ty {
+            Ty::Ptr(Some(t)) | Ty::Record(t) => (t, Space::Kernel),
+            Ty::PacketPtr(Some(t)) => (t, Space::Packet),
             ref other => {
                 return Err(Diagnostic::at(
                     base.span,
@@ -191,7 +201,8 @@ impl Scope<'_, '_> {
             bits => (0, Some((m.bit_offset, bits))),
         };
         // A record's value is its address, and so is a pointer's.
-        read_at(btf, Expr { ty: Ty::U64, ..b }, offset, m.ty, bitfield, span)
+        let base = Expr { ty: Ty::U64, ..b };
+        read_at(btf, base, offset, m.ty, bitfield, space, span)
     }
 
     /// `args.name`: a tracepoint record field or a named function argument.
@@ -334,9 +345,13 @@ impl Scope<'_, '_> {
     /// `*p`
     pub(super) fn deref(&mut self, p: Expr, span: Span) -> Result<Expr> {
         match p.ty {
-            Ty::Ptr(Some(t)) => {
+            Ty::Ptr(Some(t)) | Ty::PacketPtr(Some(t)) => {
+                let space = match p.ty {
+                    Ty::PacketPtr(_) => Space::Packet,
+                    _ => Space::Kernel,
+                };
                 let btf = Btf::vmlinux()?;
-                read_at(btf, Expr { ty: Ty::U64, ..p }, 0, t, None, span)
+                read_at(btf, Expr { ty: Ty::U64, ..p }, 0, t, None, space, span)
             }
             Ty::Record(_) => Ok(p),
             ref other => Err(Diagnostic::at(
@@ -374,6 +389,12 @@ impl Scope<'_, '_> {
                 )
             })?;
             self.expect_scalar(&x, "a cast operand")?;
+            if let Ty::PacketPtr(_) = x.ty {
+                return Err(Diagnostic::at(
+                    span,
+                    "a packet pointer cannot be cast to an integer; subtract pkt for its offset",
+                ));
+            }
             return Ok(Expr {
                 ty: Ty::Int { size, signed },
                 kind: K::Convert(Box::new(x)),
@@ -392,10 +413,11 @@ impl Scope<'_, '_> {
         } else {
             Some(btf_type(Btf::vmlinux()?, &ty.base, ty.span)?)
         };
-        Ok(Expr {
-            ty: Ty::Ptr(pointee),
-            ..x
-        })
+        let ty = match x.ty {
+            Ty::PacketPtr(_) => Ty::PacketPtr(pointee),
+            _ => Ty::Ptr(pointee),
+        };
+        Ok(Expr { ty, ..x })
     }
 
     /// `sizeof(type)`

@@ -326,6 +326,7 @@ impl<'a, 'o> Scope<'a, 'o> {
                 span,
                 "args must be followed by a field, e.g. args->len",
             )),
+            "pkt" | "pkt_len" => self.packet_builtin(name, span),
             _ => Err(Diagnostic::at(span, format!("unknown builtin '{}'", name))),
         }
     }
@@ -373,6 +374,9 @@ impl<'a, 'o> Scope<'a, 'o> {
                     span,
                 });
             }
+        }
+        if matches!(l.ty, Ty::PacketPtr(_)) || matches!(r.ty, Ty::PacketPtr(_)) {
+            return self.packet_arith(op, l, r, span);
         }
         self.expect_scalar(&l, "an operand")?;
         self.expect_scalar(&r, "an operand")?;
@@ -539,7 +543,7 @@ impl<'a, 'o> Scope<'a, 'o> {
         let b = self.expr(base)?;
         let i = self.expr(index)?;
         self.expect_scalar(&i, "an index")?;
-        let Ty::Ptr(Some(elem)) = b.ty else {
+        let (Ty::Ptr(Some(elem)) | Ty::PacketPtr(Some(elem))) = b.ty else {
             return Err(Diagnostic::at(
                 span,
                 format!("cannot index a value of type {}", b.ty.describe()),

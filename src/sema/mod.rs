@@ -6,6 +6,7 @@
 mod access;
 mod expr;
 mod inline;
+mod packet;
 mod params;
 mod path;
 mod stmt;
@@ -175,7 +176,8 @@ impl<'o> Checker<'o> {
                 _ => continue,
             };
             for spec in &block.specs {
-                let points = match providers::expand(&spec.provider, &spec.target, spec.span) {
+                let target = packet::probe_target(&self.options.params, spec)?;
+                let points = match providers::expand(&spec.provider, &target, spec.span) {
                     Ok(points) => points,
                     Err(e)
                         if self.options.skip_missing_probes
@@ -317,6 +319,7 @@ pub(crate) fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
             .collect::<Option<Vec<_>>>()
             .map(Ty::Tuple),
         (Ty::Ptr(_), Ty::Ptr(_)) | (Ty::Ptr(_), Ty::Int { .. }) => Some(a.clone()),
+        (Ty::PacketPtr(_), Ty::PacketPtr(_)) => Some(a.clone()),
         _ if a == b => Some(a.clone()),
         _ => None,
     }

@@ -238,6 +238,9 @@ pub enum Space {
     Kernel,
     /// The program context (tracepoint record), read with direct loads.
     Ctx,
+    /// The packet of an XDP program, read with direct loads after a check
+    /// that the read ends before the packet does.
+    Packet,
 }
 
 /// The value of an inlined call.

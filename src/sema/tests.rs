@@ -87,7 +87,7 @@ fn errors_name_the_problem_and_point_at_it() {
         ("BEGIN { $s = (struct sk_buff *)0; @a = $s->no_such_field; }", "struct sk_buff has no field named 'no_such_field'", "$s->no_such_field"),
         ("BEGIN { clear(@nothing); }", "unknown map @nothing", "@nothing"),
         ("BEGIN { $a = 1; $a = \"str\"; }", "$a was int64 and is assigned string[4] here", "$a"),
-        ("bogus:x { }", "unknown probe type 'bogus' (known: kprobe, kretprobe, fentry, fexit, tracepoint, rawtracepoint, interval, BEGIN, END)", "bogus:x"),
+        ("bogus:x { }", "unknown probe type 'bogus' (known: kprobe, kretprobe, fentry, fexit, tracepoint, rawtracepoint, interval, xdp, BEGIN, END)", "bogus:x"),
         ("interval:m:1 { }", "unknown interval unit 'm' (use s, ms, us or hz)", "interval:m:1"),
     ];
     for (src, message, text) in cases {

@@ -23,6 +23,10 @@ pub enum Ty {
     },
     /// A pointer into kernel memory to a BTF type (`None`: `void *`).
     Ptr(Option<TypeId>),
+    /// A pointer into the packet of an XDP program to a BTF type (`None`:
+    /// bytes). Reads through it are direct loads behind a bounds check;
+    /// arithmetic on it counts bytes.
+    PacketPtr(Option<TypeId>),
     /// A struct or union living in kernel memory at a known address; only
     /// an intermediate of field access, never stored.
     Record(TypeId),
@@ -58,7 +62,7 @@ impl Ty {
     pub fn is_scalar(&self) -> bool {
         matches!(
             self,
-            Ty::Int { .. } | Ty::Ptr(_) | Ty::KSym | Ty::KStack | Ty::Named(_)
+            Ty::Int { .. } | Ty::Ptr(_) | Ty::PacketPtr(_) | Ty::KSym | Ty::KStack | Ty::Named(_)
         )
     }
 
@@ -70,7 +74,13 @@ impl Ty {
     /// Bytes the value takes when stored in a map, a variable slot or an event.
     pub fn storage_size(&self) -> u32 {
         match self {
-            Ty::Int { .. } | Ty::Ptr(_) | Ty::KStack | Ty::KSym | Ty::Named(_) | Ty::Record(_) => 8,
+            Ty::Int { .. }
+            | Ty::Ptr(_)
+            | Ty::PacketPtr(_)
+            | Ty::KStack
+            | Ty::KSym
+            | Ty::Named(_)
+            | Ty::Record(_) => 8,
             Ty::Str(n) => *n,
             Ty::Inet => 20,
             Ty::Tuple(items) => tuple_layout(items).1,
@@ -96,6 +106,7 @@ impl Ty {
                 format!("{}int{}", if *signed { "" } else { "u" }, size * 8)
             }
             Ty::Ptr(_) => "pointer".into(),
+            Ty::PacketPtr(_) => "packet pointer".into(),
             Ty::Record(_) => "struct".into(),
             Ty::Str(n) => format!("string[{}]", n),
             Ty::KStack => "kstack".into(),

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 const BUILTINS: &[&str] = &[
     "pid", "tid", "uid", "gid", "comm", "nsecs", "elapsed", "cpu", "probe", "func", "retval",
     "args", "arg0", "arg1", "arg2", "arg3", "arg4", "arg5", "arg6", "arg7", "arg8", "arg9",
-    "kstack", "curtask", "cgroup", "ctx",
+    "kstack", "curtask", "cgroup", "ctx", "pkt", "pkt_len",
 ];
 
 /// Largest `unroll` count accepted.

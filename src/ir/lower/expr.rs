@@ -92,6 +92,7 @@ impl Lower<'_> {
                         let base = self.scalar_of(v);
                         self.read_kernel(base, *offset, width)
                     }
+                    (Space::Packet, Some(b)) => self.packet_load(b, *offset, width)?,
                     _ => self.ctx_load(*offset as i16, width),
                 };
                 if let Some((shift, bits)) = bitfield {
@@ -116,6 +117,10 @@ impl Lower<'_> {
             } => {
                 let len = e.ty.storage_size();
                 let slot = self.temp(len);
+                if let (Space::Packet, Some(b)) = (space, base) {
+                    self.packet_copy(b, *offset, len, slot)?;
+                    return Ok(Val::Mem(slot, len));
+                }
                 self.zero(Place::stack(slot), len);
                 let src = match (space, base) {
                     (Space::Kernel, Some(b)) => self.address(b, *offset)?,
@@ -184,6 +189,13 @@ impl Lower<'_> {
                     }
                 }
                 Val::Reg(r)
+            }
+            K::Binary { lhs, rhs, .. } if matches!(e.ty, Ty::PacketPtr(_)) => {
+                let (ptr, n) = match lhs.ty {
+                    Ty::PacketPtr(_) => (lhs, rhs),
+                    _ => (rhs, lhs),
+                };
+                self.packet_add(ptr, n)?
             }
             K::Binary {
                 op,
@@ -381,7 +393,7 @@ impl Lower<'_> {
         self.alu(if signed { AluOp::Arsh } else { AluOp::Rsh }, r, shift);
     }
 
-    fn ctx_load(&mut self, off: i16, width: Width) -> VReg {
+    pub(super) fn ctx_load(&mut self, off: i16, width: Width) -> VReg {
         let r = self.f.vreg();
         let ctx = self.f.ctx;
         self.f.push(Inst::Load {
@@ -393,6 +405,11 @@ impl Lower<'_> {
     }
 
     fn builtin(&mut self, v: Var) -> Val {
+        match v {
+            Var::Packet => return Val::Reg(self.packet_start()),
+            Var::PacketLen => return Val::Reg(self.packet_len()),
+            _ => {}
+        }
         let r = self.f.vreg();
         let call = |l: &mut Self, h: u32, args: Vec<Operand>| l.call(h, args, Some(r));
         match v {
@@ -450,6 +467,7 @@ impl Lower<'_> {
                 let (ctx, m) = (Operand::Reg(self.f.ctx), self.map_ptr(stacks));
                 call(self, helper::GET_STACKID, vec![ctx, m, Operand::Imm(0)]);
             }
+            Var::Packet | Var::PacketLen => unreachable!("packet variables are handled above"),
         }
         Val::Reg(r)
     }
@@ -560,7 +578,7 @@ impl Lower<'_> {
     }
 
     /// A scalar expression as an operand: constants stay immediates.
-    fn operand(&mut self, e: &Expr) -> Result<Operand> {
+    pub(super) fn operand(&mut self, e: &Expr) -> Result<Operand> {
         if let K::Int(v) = e.kind {
             return Ok(Operand::Imm(v));
         }
@@ -569,7 +587,7 @@ impl Lower<'_> {
     }
 
     /// An operand in a register.
-    fn scalar_operand(&mut self, o: Operand) -> VReg {
+    pub(super) fn scalar_operand(&mut self, o: Operand) -> VReg {
         match o {
             Operand::Reg(r) => r,
             Operand::Imm(v) => self.imm(v),

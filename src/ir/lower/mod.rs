@@ -7,6 +7,7 @@ mod expr;
 mod maps;
 mod mem;
 mod ops;
+mod packet;
 mod path;
 
 use super::layout::{self, event, MapTable};
@@ -21,10 +22,8 @@ use mem::Place;
 /// Lowers every program of a script. `start_ns` is the monotonic time
 /// netscript started at (for `elapsed`).
 pub fn lower(script: &Script, maps: &MapTable, start_ns: u64) -> Result<Vec<Function>> {
-    script
-        .programs
-        .iter()
-        .map(|p| Lower::new(script, p, maps, start_ns).program())
+    (0..script.programs.len())
+        .map(|index| Lower::new(script, index, maps, start_ns).program())
         .collect()
 }
 
@@ -61,6 +60,8 @@ struct Lower<'a> {
     f: Function,
     script: &'a Script,
     prog: &'a tast::Program,
+    /// The program's index in the script.
+    index: usize,
     maps: &'a MapTable,
     vars: Vec<Home>,
     /// Temporary slots: (slot, size, in use). Freed after each statement.
@@ -73,16 +74,20 @@ struct Lower<'a> {
     leave: Vec<Label>,
     /// Temporary slots in use, as indices into `temps`, in order taken.
     taken: Vec<usize>,
+    /// Where a failed packet bounds check jumps (see `packet`).
+    short: Option<Label>,
 }
 
 impl<'a> Lower<'a> {
-    fn new(script: &'a Script, prog: &'a tast::Program, maps: &'a MapTable, start_ns: u64) -> Self {
+    fn new(script: &'a Script, index: usize, maps: &'a MapTable, start_ns: u64) -> Self {
+        let prog = &script.programs[index];
         let mut f = Function::new(prog.name.clone());
         let end = f.label();
         Lower {
             f,
             script,
             prog,
+            index,
             maps,
             vars: Vec::new(),
             temps: Vec::new(),
@@ -91,6 +96,7 @@ impl<'a> Lower<'a> {
             loc: None,
             leave: Vec::new(),
             taken: Vec::new(),
+            short: None,
         }
     }
 
@@ -118,9 +124,11 @@ impl<'a> Lower<'a> {
         self.start_vars(&entry);
         let body = &self.prog.body;
         self.block(body)?;
+        self.finish_packet_checks();
         let end = self.end;
         self.f.push(Inst::Label(end));
-        self.f.push(Inst::Exit(Operand::Imm(0)));
+        let code = self.prog.probe.kind.exit_code();
+        self.f.push(Inst::Exit(Operand::Imm(code)));
         Ok(self.f)
     }
 
