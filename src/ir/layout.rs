@@ -32,8 +32,9 @@ pub mod event {
 /// Ring-buffer records of path `n` have kind `PATH_EVENT_BASE + n`.
 pub const PATH_EVENT_BASE: u64 = 1 << 32;
 /// Bytes of context recorded per stage: skb address (u64), pid (u32),
-/// ifindex (u32), kernel stack id (i64), comm (16 bytes).
-pub const STAGE_CTX_SIZE: u32 = 40;
+/// ifindex (u32), kernel stack id (i64), comm (16 bytes), device name
+/// (16 bytes).
+pub const STAGE_CTX_SIZE: u32 = 56;
 /// The `from`/`to` of the histogram of a path's total latency.
 pub const TOTAL_SEGMENT: u32 = u32::MAX;
 
@@ -64,6 +65,8 @@ pub struct PathLayout {
     pub key_off: u32,
     /// Size of the key.
     pub key_size: u32,
+    /// Offset of the `info` values the first stage keeps.
+    pub info_off: u32,
     /// Offset of the stage timestamps (u64 each, 0: not seen).
     pub ts_off: u32,
     /// Offset of the stage contexts.
@@ -76,11 +79,13 @@ pub struct PathLayout {
 pub fn path_layout(path: &PathInfo) -> PathLayout {
     let key_size = path.key.storage_size().div_ceil(8) * 8;
     let n = path.stages.len() as u32;
-    let ts_off = 8 + key_size;
+    let info_off = 8 + key_size;
+    let ts_off = info_off + path.report.info.storage_size().div_ceil(8) * 8;
     let ctx_off = ts_off + 8 * n;
     PathLayout {
         key_off: 8,
         key_size,
+        info_off,
         ts_off,
         ctx_off,
         size: ctx_off + STAGE_CTX_SIZE * n,

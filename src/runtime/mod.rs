@@ -9,6 +9,7 @@ pub mod decode;
 mod features;
 mod maps;
 pub mod packets;
+mod path_report;
 pub mod paths;
 pub mod session;
 mod verifier;

@@ -288,7 +288,8 @@ impl Events<'_> {
             .checked_sub(PATH_EVENT_BASE)
             .and_then(|i| self.compiled.script.paths.get(i as usize))
         {
-            return super::paths::print_event(path, record, self.symbols, printer).map_err(io);
+            return super::path_report::print_event(path, record, self.symbols, printer)
+                .map_err(io);
         }
         let maps = &self.compiled.script.maps;
         match kind {

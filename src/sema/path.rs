@@ -12,6 +12,7 @@ use super::{program_name, Checker, StageChoice};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::btf::Btf;
 use crate::kernel::symbols::kernel_features;
+use crate::output::printf::ArgKind;
 use crate::providers::{self, Kind, ProbePoint};
 use crate::syntax::ast;
 
@@ -26,6 +27,12 @@ const OPTIONS: &[&str] = &[
     "histogram",
     "stacks",
     "interval",
+    "title",
+    "describe",
+    "info",
+    "split",
+    "skip_note",
+    "enabled",
 ];
 
 impl Checker<'_> {
@@ -42,6 +49,11 @@ impl Checker<'_> {
                         OPTIONS.join(", ")
                     ),
                 ));
+            }
+        }
+        if let Some(e) = option("enabled") {
+            if self.constant(e)? == 0 {
+                return Ok(());
             }
         }
         let key = option("key").ok_or_else(|| {
@@ -67,10 +79,23 @@ impl Checker<'_> {
             stacks: constant(self, "stacks", 0)? != 0,
             interval_ns: constant(self, "interval", 0)?.max(0) as u64,
             dev_offsets: skb_dev_offsets(),
+            report: tast::PathReport {
+                title: self.setting_str(option("title"))?.unwrap_or_default(),
+                describe: self.setting_str(option("describe"))?,
+                info: Ty::Void,
+                split: constant(self, "split", 0)?.max(0) as u32,
+                skip_note: self.setting_str(option("skip_note"))?.unwrap_or_default(),
+            },
         };
         let path_id = self.paths.len() as u32;
         let mut programs = Vec::new();
-        for stage in &decl.stages {
+        // `split` names a declared stage; stages left out shift the measured ones.
+        let declared_split = info.report.split as usize;
+        info.report.split = 0;
+        for (declared, stage) in decl.stages.iter().enumerate() {
+            if declared == declared_split && declared > 0 {
+                info.report.split = info.stages.len() as u32;
+            }
             let probes = self.stage_probes(&stage.alternatives, 0)?;
             let Some((alt, point)) = self.stage_probe(stage, &probes)? else {
                 continue;
@@ -84,11 +109,15 @@ impl Checker<'_> {
                 point.clone(),
                 key,
                 option("filter"),
+                option("info").filter(|_| index == 0),
             )?;
             let Some(Stmt::If(_, inner, _)) = program.body.last() else {
                 unreachable!("stage bodies end with the guard")
             };
-            let key_ty = find_key_type(inner).unwrap_or(Ty::Void);
+            let (key_ty, info_ty) = recorded_types(inner).unwrap_or((Ty::Void, Ty::Void));
+            if index == 0 {
+                info.report.info = info_ty;
+            }
             match (&info.key, &key_ty) {
                 (Ty::Void, _) => info.key = key_ty,
                 (have, new) if have != new => {
@@ -119,12 +148,27 @@ impl Checker<'_> {
                 ),
             ));
         }
+        if let (Some(format), Some(e)) = (&info.report.describe, option("describe")) {
+            check_describe(format, &info.report.info, e.span)?;
+        }
         if info.stacks {
             self.uses_kstack = true;
         }
         self.paths.push(info);
         self.programs.extend(programs);
         Ok(())
+    }
+
+    /// A constant string setting, if given.
+    fn setting_str(&mut self, e: Option<&ast::Expr>) -> Result<Option<String>> {
+        let Some(e) = e else {
+            return Ok(None);
+        };
+        let point = ProbePoint {
+            kind: Kind::Begin,
+            target: providers::Target::Once,
+        };
+        Scope::new(self, point)?.constant_str(e).map(Some)
     }
 
     /// A constant path setting.
@@ -248,6 +292,7 @@ impl Checker<'_> {
         point: ProbePoint,
         key: &ast::Expr,
         filter: Option<&ast::Expr>,
+        info: Option<&ast::Expr>,
     ) -> Result<tast::Program> {
         let name = program_name(self.programs.len() + stage as usize, &point);
         let param_count = param_count(&point)?;
@@ -267,10 +312,19 @@ impl Checker<'_> {
         scope.expect_scalar(&condition, "a stage guard")?;
         let key = scope.expr(key)?;
         scope.expect_storable(&key)?;
+        let info = match info {
+            Some(e) => {
+                let v = scope.expr(e)?;
+                scope.expect_storable(&v)?;
+                Some(v)
+            }
+            None => None,
+        };
         let packet_span = packet.span;
         let record = Stmt::PathStage {
             path,
             stage,
+            info,
             key,
             skb: Expr {
                 ty: Ty::U64,
@@ -321,18 +375,45 @@ fn and(a: Expr, b: Expr) -> Expr {
 }
 
 /// The key type recorded by a stage body.
-fn find_key_type(stmts: &[Stmt]) -> Option<Ty> {
+/// The types of the key and of the `info` values a stage records.
+fn recorded_types(stmts: &[Stmt]) -> Option<(Ty, Ty)> {
     stmts.iter().find_map(|s| match s {
-        Stmt::PathStage { key, .. } => Some(key.ty.clone()),
+        Stmt::PathStage { key, info, .. } => Some((
+            key.ty.clone(),
+            info.as_ref().map_or(Ty::Void, |i| i.ty.clone()),
+        )),
         _ => None,
     })
 }
 
+/// An error unless the `describe` format fits the `info` values.
+fn check_describe(format: &str, info: &Ty, span: Span) -> Result<()> {
+    let items = match info {
+        Ty::Void => Vec::new(),
+        Ty::Tuple(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    let kinds: Vec<ArgKind> = items
+        .iter()
+        .map(|t| match t {
+            Ty::Int { .. } | Ty::Ptr(_) => ArgKind::Integer,
+            _ => ArgKind::String,
+        })
+        .collect();
+    let pieces =
+        crate::output::printf::parse_format(format).map_err(|m| Diagnostic::at(span, m))?;
+    crate::output::printf::check_args(&pieces, &kinds)
+        .map_err(|m| Diagnostic::at(span, format!("describe and info do not fit: {}", m)))
+}
+
 /// Offsets of `sk_buff.dev` and `net_device.ifindex`, to record the
 /// interface at each stage.
-fn skb_dev_offsets() -> Option<(u32, u32)> {
+fn skb_dev_offsets() -> Option<tast::DevOffsets> {
     let btf = Btf::vmlinux().ok()?;
-    let dev = btf.member(btf.find_struct("sk_buff")?, "dev")?;
-    let ifindex = btf.member(btf.find_struct("net_device")?, "ifindex")?;
-    Some((dev.bit_offset / 8, ifindex.bit_offset / 8))
+    let member = |s: &str, m: &str| Some(btf.member(btf.find_struct(s)?, m)?.bit_offset / 8);
+    Some(tast::DevOffsets {
+        dev: member("sk_buff", "dev")?,
+        ifindex: member("net_device", "ifindex")?,
+        name: member("net_device", "name")?,
+    })
 }

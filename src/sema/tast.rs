@@ -119,8 +119,38 @@ pub struct PathInfo {
     pub stacks: bool,
     /// Print and reset the histograms this often (ns; 0: only at exit).
     pub interval_ns: u64,
-    /// Offsets of `sk_buff.dev` and `net_device.ifindex` (from BTF).
-    pub dev_offsets: Option<(u32, u32)>,
+    /// Where an skb's device and its ifindex and name are (from BTF).
+    pub dev_offsets: Option<DevOffsets>,
+    /// How a packet's report is headed and described.
+    pub report: PathReport,
+}
+
+/// Offsets of `sk_buff.dev`, `net_device.ifindex` and `net_device.name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevOffsets {
+    /// `sk_buff.dev`.
+    pub dev: u32,
+    /// `net_device.ifindex`.
+    pub ifindex: u32,
+    /// `net_device.name`.
+    pub name: u32,
+}
+
+/// The text layout of a path's per-packet report (`title`, `describe`,
+/// `info`, `split`, `skip_note` settings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathReport {
+    /// Heading (`=== TITLE: time ===`); the path's name when empty.
+    pub title: String,
+    /// A printf format for the `info` values, printed under the heading.
+    pub describe: Option<String>,
+    /// Type of the values the first stage keeps (`Ty::Void`: none).
+    pub info: Ty,
+    /// Index of the first stage of a second half (a reply after a request:
+    /// per-half totals, round trip and the time between the halves); 0: none.
+    pub split: u32,
+    /// Said after a segment that skips optional stages.
+    pub skip_note: String,
 }
 
 /// One measured stage.
@@ -217,6 +247,8 @@ pub enum Stmt {
         key: Expr,
         /// The packet (`struct sk_buff *`).
         skb: Expr,
+        /// The first stage: what the path's `info` setting keeps for the report.
+        info: Option<Expr>,
     },
 }
 

@@ -339,7 +339,8 @@ impl<'a> Lower<'a> {
                 stage,
                 key,
                 skb,
-            } => self.path_stage(*path, *stage, key, skb)?,
+                info,
+            } => self.path_stage(*path, *stage, key, skb, info.as_ref())?,
             Stmt::Leave => {
                 let out = *self
                     .leave

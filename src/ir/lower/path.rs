@@ -28,6 +28,7 @@ impl Lower<'_> {
         stage: u32,
         key: &Expr,
         skb: &Expr,
+        info_values: Option<&Expr>,
     ) -> Result<()> {
         let info = &self.script.paths[path as usize];
         let maps = self.maps.paths[path as usize];
@@ -72,6 +73,14 @@ impl Lower<'_> {
                 Place::stack(key_slot),
                 layout.key_size,
             );
+            if let Some(values) = info_values {
+                let v = self.expr(values)?;
+                let place = Place {
+                    base: Base::Ptr(p),
+                    off: layout.info_off as i32,
+                };
+                self.store_val(place, v, values.ty.storage_size());
+            }
             self.increment(MapId(maps.counters), counter::STARTED);
             p
         } else {
@@ -135,10 +144,21 @@ impl Lower<'_> {
             rhs: Operand::Imm(32),
         });
         store(self, ctx + 8, Width::B4, Operand::Reg(pid));
-        if let Some((dev_off, ifindex_off)) = info.dev_offsets {
-            let dev = self.read_kernel(skb, dev_off, Width::B8);
-            let ifindex = self.read_kernel(dev, ifindex_off, Width::B4);
+        if let Some(offsets) = info.dev_offsets {
+            let dev = self.read_kernel(skb, offsets.dev, Width::B8);
+            let ifindex = self.read_kernel(dev, offsets.ifindex, Width::B4);
             store(self, ctx + 12, Width::B4, Operand::Reg(ifindex));
+            let name = self.offset(dev, offsets.name as i64);
+            let into = self.addr(Place {
+                base: Base::Ptr(p),
+                off: ctx as i32 + 40,
+            });
+            let size = Operand::Imm(16);
+            self.call(
+                helper::PROBE_READ_KERNEL,
+                vec![into, size, Operand::Reg(name)],
+                None,
+            );
         }
         let stack = match (info.stacks, self.maps.stacks) {
             (true, Some(stacks)) => {
