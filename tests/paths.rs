@@ -6,31 +6,17 @@
 mod common;
 
 use common::netns::NetnsPair;
-use common::{netscript_bin, Tracer};
+use common::of_type;
 use serde_json::Value;
 use std::time::Duration;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/skb_path_latency.ns");
 
-/// Runs a path script with `args` in JSON mode around `traffic`; returns
-/// the JSON objects it printed.
+/// Runs a path script with `args` in JSON mode around `traffic`.
 fn run_json(script: &str, args: &[&str], traffic: impl FnOnce()) -> Vec<Value> {
-    let mut all = vec![script, "-f", "json"];
+    let mut all = vec![script];
     all.extend_from_slice(args);
-    let mut t = Tracer::start(netscript_bin(), &all);
-    t.wait_for("attached_probes", Duration::from_secs(20));
-    traffic();
-    std::thread::sleep(Duration::from_millis(300));
-    let (code, out, err) = t.interrupt();
-    assert_eq!(code, 0, "{}", err);
-    out.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {}", e, l)))
-        .collect()
-}
-
-fn of_type<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    objects.iter().filter(|o| o["type"] == kind).collect()
+    common::run_json(None, &all, traffic)
 }
 
 /// The counters line of path `skb_path`.

@@ -180,3 +180,38 @@ pub fn map_value(out: &str, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(prefix.as_str())?.parse().ok())
         .unwrap_or(0)
 }
+
+/// Runs netscript with `args` and `-f json` around `traffic`, inside network
+/// namespace `netns` if given; returns the JSON objects it printed.
+pub fn run_json(
+    netns: Option<&str>,
+    args: &[&str],
+    traffic: impl FnOnce(),
+) -> Vec<serde_json::Value> {
+    let mut argv: Vec<&str> = match netns {
+        Some(ns) => vec!["netns", "exec", ns, netscript_bin()],
+        None => Vec::new(),
+    };
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&["-f", "json"]);
+    let program = if netns.is_some() {
+        "ip"
+    } else {
+        netscript_bin()
+    };
+    let mut t = Tracer::start(program, &argv);
+    t.wait_for("attached_probes", Duration::from_secs(20));
+    traffic();
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {}", e, l)))
+        .collect()
+}
+
+/// The JSON objects of one `"type"`.
+pub fn of_type<'a>(objects: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    objects.iter().filter(|o| o["type"] == kind).collect()
+}
