@@ -304,3 +304,56 @@ fn vlan_hw() {
     assert_eq!(value(&out, "@tx[10, 0, 1]"), 4, "{out}");
     assert_eq!(value(&out, "@rx[10, 0, 1]"), 4, "{out}");
 }
+
+#[test]
+fn kernel_icmp_rtt() {
+    let Some(out) = lab_run("kernel_icmp_rtt.sh") else {
+        return;
+    };
+    let p1 = ["P1_S0", "P1_S1", "P1_S2"];
+    let p2 = ["P2_S0", "P2_S1", "P2_S2"];
+    for (direction, requester, responder) in [
+        ("tx", "10.3.3.1", "10.3.3.2"),
+        ("rx", "10.3.3.2", "10.3.3.1"),
+    ] {
+        let trips: Vec<Value> = section(&out, direction)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == "path")
+            .map(|v| v["data"].clone())
+            .collect();
+        assert_eq!(trips.len(), 3, "{direction}: {out}");
+        for t in &trips {
+            assert_eq!(
+                (t["info"][0].as_str(), t["info"][1].as_str()),
+                (Some(requester), Some(responder))
+            );
+            // Every stage of both halves is attached with kprobes; all fire
+            // but ip_send_skb, which Debian's 6.1 build inlines into its callers.
+            let stages = t["stages"].as_array().expect("stages");
+            assert_eq!(stages.len(), 6, "{t:#}");
+            for (stage, prefix) in stages.iter().zip(p1.iter().chain(&p2)) {
+                let name = stage["name"].as_str().unwrap_or("");
+                assert!(name.starts_with(prefix), "{t:#}");
+                assert_eq!(stage["seen"], !name.contains("IP_SEND_SKB"), "{t:#}");
+            }
+            let ns = |k: &str| t[k].as_u64().unwrap_or(0);
+            assert!(ns("path1_ns") > 0 && ns("path2_ns") > 0, "{t:#}");
+            assert_eq!(
+                ns("path1_ns") + ns("inter_path_ns") + ns("path2_ns"),
+                ns("total_ns"),
+                "{t:#}"
+            );
+        }
+    }
+    // The last section; its reports have "=== " headings of their own.
+    let text = out.split("=== text\n").nth(1).unwrap_or_default();
+    assert!(
+        text.contains("Total RTT (Path1 Start to Path2 End):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[1->2] P1_S1_IP_OUTPUT -> P1_S2_DEV_QUEUE_XMIT:"),
+        "{text}"
+    );
+}

@@ -7,16 +7,6 @@ use common::measure;
 use common::netns::NetnsPair;
 use std::time::Duration;
 
-/// A background process killed when the test ends, pass or fail.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn icmp_over_veth_is_counted_exactly_per_device_and_family() {
     if !netscript::testing::bpf_available() {
@@ -68,7 +58,7 @@ fn tcp_connections_are_counted_exactly() {
     }
     let p = NetnsPair::new("nslt", 12);
     let server = "import socket\ns=socket.socket(socket.AF_INET6)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind((\"::\",5555))\ns.listen(8)\nfor i in range(6):\n  c,_=s.accept(); c.recv(100); c.sendall(b\"pong\"); c.close()\n";
-    let _server = KillOnDrop(p.spawn(1, &format!("python3 -c '{}'", server)));
+    let _server = p.spawn(1, &format!("python3 -c '{}'", server));
     std::thread::sleep(Duration::from_millis(500));
     let client = |addr: &str| {
         format!(

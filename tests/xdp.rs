@@ -90,16 +90,6 @@ fn python(name: &str, body: &str, p: &NetnsPair) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// A background process killed when the test ends, even by a failure.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs `args` in namespace `ns`; returns its stdout (panics on failure).
 fn run_in(ns: &str, args: &[&str]) -> String {
     let out = Command::new("ip")
@@ -144,7 +134,7 @@ fn logs_exactly_the_packets_to_its_port_and_drops_nothing() {
     }
     let p = NetnsPair::new("nsxd", 31);
     let (ns, dev) = (&p.ns[1], &p.dev[1]);
-    let _server = Killed(p.spawn(1, &format!("exec python3 {}", python("server", SERVER, &p))));
+    let _server = p.spawn(1, &format!("exec python3 {}", python("server", SERVER, &p)));
     wait_listening(ns);
 
     let port = PORT.to_string();

@@ -176,10 +176,11 @@ pub fn print_event(
             ));
             continue;
         }
-        let interface = if s.device.is_empty() {
-            format!("ifindex {}", s.ifindex)
-        } else {
-            s.device.clone()
+        // No device yet (e.g. before routing): "-".
+        let interface = match (s.device.is_empty(), s.ifindex) {
+            (false, _) => s.device.clone(),
+            (true, 0) => "-".to_string(),
+            (true, n) => format!("ifindex {}", n),
         };
         text += &format!(
             "  [{}] {:<width$}  PID={} COMM={} IF={} SKB=0x{:x}\n",

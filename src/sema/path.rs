@@ -109,7 +109,8 @@ impl Checker<'_> {
                 point.clone(),
                 key,
                 option("filter"),
-                option("info").filter(|_| index == 0),
+                // Stages that may start a record keep the info values.
+                option("info").filter(|_| info.stages.iter().all(|s| s.optional)),
             )?;
             let Some(Stmt::If(_, inner, _)) = program.body.last() else {
                 unreachable!("stage bodies end with the guard")

@@ -78,13 +78,19 @@ impl NetnsPair {
         );
     }
 
-    /// Starts a shell command inside namespace `i` in the background.
-    pub fn spawn(&self, i: usize, cmd: &str) -> std::process::Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns[i], "sh", "-c", cmd])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("ip netns exec runs")
+    /// Starts a shell command inside namespace `i` in the background, in
+    /// its own process group: it and its children are killed when the
+    /// returned handle is dropped, so a failing test leaves nothing behind.
+    pub fn spawn(&self, i: usize, cmd: &str) -> Spawned {
+        use std::os::unix::process::CommandExt;
+        Spawned(
+            Command::new("ip")
+                .args(["netns", "exec", &self.ns[i], "sh", "-c", cmd])
+                .stdout(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("ip netns exec runs"),
+        )
     }
 
     fn remove(&self) {
@@ -100,5 +106,25 @@ impl NetnsPair {
 impl Drop for NetnsPair {
     fn drop(&mut self) {
         self.remove();
+    }
+}
+
+/// A background process group started by [`NetnsPair::spawn`].
+pub struct Spawned(std::process::Child);
+
+impl Spawned {
+    /// Waits for the process to end.
+    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            // SAFETY: kill(2) on our own child's process group.
+            unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+            let _ = self.0.wait();
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Lowering of `Stmt::PathStage`: the in-kernel half of packet paths.
 //!
-//! The first stage (re)creates the packet's record in the path's LRU map;
-//! later stages record their first timestamp and context; the last stage
+//! The first stage (re)creates the packet's record in the path's LRU map
+//! (a stage after optional stages only also creates it when it is
+//! missing); later stages record their first timestamp and context; the last stage
 //! adds every segment between stages that fired (and the total) to the
 //! per-CPU histograms, sends the record as an event when it passes the
 //! latency threshold and the global rate limit, and deletes it. Every
@@ -12,9 +13,10 @@ use super::Lower;
 use crate::codegen::insn::helper;
 use crate::diag::Result;
 use crate::ir::layout::{
-    path_counter as counter, path_layout, PathMaps, PATH_EVENT_BASE, STAGE_CTX_SIZE, TOTAL_SEGMENT,
+    path_counter as counter, path_layout, PathLayout, PathMaps, PATH_EVENT_BASE, STAGE_CTX_SIZE,
+    TOTAL_SEGMENT,
 };
-use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, VReg, Width};
+use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
 
 /// `BPF_ANY` for `bpf_map_update_elem`.
@@ -44,8 +46,14 @@ impl Lower<'_> {
         self.call(helper::KTIME_GET_NS, vec![], Some(now));
         let done = self.f.label();
         let records = MapId(maps.records);
-        let p = if stage == 0 {
-            let existing = self.lookup(records, key_slot);
+        // A stage starts records if no stage before it must fire (the
+        // first stage, or one after optional stages only).
+        let starter = info.stages[..stage as usize].iter().all(|s| s.optional);
+        let p = self.f.vreg();
+        let existing = self.lookup(records, key_slot);
+        let (create, record) = (self.f.label(), self.f.label());
+        if stage == 0 {
+            // The first stage starts the packet again, whatever came before.
             let fresh = self.f.label();
             self.f.push(Inst::Branch {
                 cond: Cond::Eq,
@@ -55,42 +63,21 @@ impl Lower<'_> {
             });
             self.increment(MapId(maps.counters), counter::REPLACED);
             self.f.push(Inst::Label(fresh));
-            // A zeroed record from the per-CPU scratch array (never written).
-            let zero = self.lookup_index(MapId(maps.zero), 0, done);
-            self.update(records, key_slot, Operand::Reg(zero), BPF_ANY);
-            let p = self.lookup_or(records, key_slot, done);
-            let kind = PATH_EVENT_BASE as i64 + path as i64;
-            self.f.push(Inst::Store {
-                addr: Addr::Reg(p, 0),
-                width: Width::B8,
-                src: Operand::Imm(kind),
-            });
-            self.copy(
-                Place {
-                    base: Base::Ptr(p),
-                    off: layout.key_off as i32,
-                },
-                Place::stack(key_slot),
-                layout.key_size,
-            );
-            if let Some(values) = info_values {
-                let v = self.expr(values)?;
-                let place = Place {
-                    base: Base::Ptr(p),
-                    off: layout.info_off as i32,
-                };
-                self.store_val(place, v, values.ty.storage_size());
-            }
-            self.increment(MapId(maps.counters), counter::STARTED);
-            p
+            self.f.push(Inst::Jump(create));
         } else {
-            let p = self.lookup_or(records, key_slot, done);
+            let missing = if starter { create } else { done };
+            self.f.push(Inst::Branch {
+                cond: Cond::Eq,
+                lhs: existing,
+                rhs: Operand::Imm(0),
+                target: missing,
+            });
             // Only the first time a packet passes a stage counts.
             let seen = self.f.vreg();
             let ts = (layout.ts_off + 8 * stage) as i16;
             self.f.push(Inst::Load {
                 dst: seen,
-                addr: Addr::Reg(p, ts),
+                addr: Addr::Reg(existing, ts),
                 width: Width::B8,
             });
             self.f.push(Inst::Branch {
@@ -99,14 +86,69 @@ impl Lower<'_> {
                 rhs: Operand::Imm(0),
                 target: done,
             });
-            p
-        };
+            self.f.push(Inst::Mov {
+                dst: p,
+                src: Operand::Reg(existing),
+            });
+            self.f.push(Inst::Jump(record));
+        }
+        self.f.push(Inst::Label(create));
+        if starter {
+            let created = self.create_record(path, &layout, maps, key_slot, info_values, done)?;
+            self.f.push(Inst::Mov {
+                dst: p,
+                src: Operand::Reg(created),
+            });
+        }
+        self.f.push(Inst::Label(record));
         self.record_context(info, p, stage, now, skb, layout.ts_off, layout.ctx_off);
         if last {
             self.complete(info, maps, p, now, key_slot, layout.ts_off, layout.size);
         }
         self.f.push(Inst::Label(done));
         Ok(())
+    }
+
+    /// Creates the record of the packet whose key is in `key_slot`: zeroed,
+    /// with its event kind, key and `info` values; counts it started.
+    fn create_record(
+        &mut self,
+        path: u32,
+        layout: &PathLayout,
+        maps: PathMaps,
+        key_slot: Slot,
+        info_values: Option<&Expr>,
+        done: Label,
+    ) -> Result<VReg> {
+        let records = MapId(maps.records);
+        // A zeroed record from the per-CPU scratch array (never written).
+        let zero = self.lookup_index(MapId(maps.zero), 0, done);
+        self.update(records, key_slot, Operand::Reg(zero), BPF_ANY);
+        let p = self.lookup_or(records, key_slot, done);
+        let kind = PATH_EVENT_BASE as i64 + path as i64;
+        self.f.push(Inst::Store {
+            addr: Addr::Reg(p, 0),
+            width: Width::B8,
+            src: Operand::Imm(kind),
+        });
+        self.copy(
+            Place {
+                base: Base::Ptr(p),
+                off: layout.key_off as i32,
+            },
+            Place::stack(key_slot),
+            layout.key_size,
+        );
+        if let Some(values) = info_values {
+            let v = self.expr(values)?;
+            let place = Place {
+                base: Base::Ptr(p),
+                off: layout.info_off as i32,
+            };
+            self.store_val(place, v, values.ty.storage_size());
+        }
+        self.increment(MapId(maps.counters), counter::STARTED);
+        Ok(p)
     }
 
     /// Writes a stage's timestamp and context into the record at `p`.
