@@ -3,7 +3,8 @@
 # (TCG, no KVM needed) with a Debian userland (ovs-vswitchd, iproute2, python3, nc). Needs root.
 #   lab.sh dir                               print the lab directory, building the lab first if missing
 #   lab.sh run [-w DIR] [-t SECS] SCRIPT     boot, run SCRIPT with bash in the guest (cwd = a copy of this
-#                                            directory, /mnt/host), print its output, exit with its exit code
+#                                            directory with the repository's scripts/ in it, /mnt/host), print
+#                                            its output, exit with its exit code
 #                                            (125: the guest gave none: boot failure, crash or timeout)
 #   lab.sh shell [-w DIR]                    interactive root shell on the serial console (Ctrl-a x quits)
 # -w DIR: host DIR read-only at /mnt/work, first in the guest's PATH (e.g. cargo's target/release).
@@ -34,7 +35,7 @@ qemu() { # $1 = job directory, $2 = extra kernel command line
   [ -z "$WORK" ] || { q+=(-virtfs "local,path=$WORK,mount_tag=work,security_model=none,readonly=on,id=work"); append+=" lab.work=1"; }
   "${q[@]}" -append "$append"
 }
-newjob() { mkdir -p "$LAB/jobs"; J=$(mktemp -d "$LAB/jobs/job.XXXXXX"); cp -r "$HERE"/. "$J"/; }
+newjob() { mkdir -p "$LAB/jobs"; J=$(mktemp -d "$LAB/jobs/job.XXXXXX"); cp -r "$HERE"/. "$J"/; cp -r "$HERE"/../../scripts "$J"/; }
 
 case "$CMD" in
 dir) echo "$LAB" ;;
