@@ -11,18 +11,18 @@ SW="ip netns exec sw"
 NS_SW="nsenter --net=/run/netns/sw"
 run() { # run DIRECTION SRC DST PORT SERVER_NS CLIENT_NS
   $SW ovs-appctl dpctl/del-flows
-  ip netns exec $5 python3 tcp_transfer.py server $4 & wait_port $5 $4
+  ip netns exec $5 python3 tcp_transfer.py server $4 & local server=$!; wait_port $5 $4
   section "$1"
   $NS_SW netscript scripts/ovs_tcp_latency.ns --direction $1 --src-ip $2 --dst-ip $3 --dst-port $4 \
     --phy-iface1 a2p -f json -c "ip netns exec $6 python3 tcp_transfer.py client $3 $4" 2>&1
-  wait
+  wait $server
 }
 run tx 10.1.1.254 10.1.1.2 5001 ns2 sw
 run rx 10.1.1.2 10.1.1.254 5002 sw ns2
 section "text"
 $SW ovs-appctl dpctl/del-flows
-ip netns exec ns2 python3 tcp_transfer.py server 5003 & wait_port ns2 5003
+ip netns exec ns2 python3 tcp_transfer.py server 5003 & SERVER=$!; wait_port ns2 5003
 $NS_SW netscript scripts/ovs_tcp_latency.ns --src-ip 10.1.1.254 --dst-ip 10.1.1.2 --dst-port 5003 \
   --phy-iface1 a2p --mode both -c "ip netns exec sw python3 tcp_transfer.py client 10.1.1.2 5003" 2>&1
-wait
+wait $SERVER
 section "end"
