@@ -3,14 +3,15 @@
 # (10.1.1.2). tx: sw pings ns2 (request: ip_output -> internal_dev_xmit -> datapath -> vport send ->
 # dev_queue_xmit on a2p; reply: netif_receive on a2p -> netdev_frame_hook -> datapath -> vport send to br0
 # -> icmp_rcv); rx: ns2 pings sw (the same stages, request and reply swapped). The datapath's flows are
-# flushed before each run, so the first echo of each direction goes through the upcall.
+# purged before each run (revalidator/purge, which also forgets ovs-vswitchd's record of them, unlike
+# dpctl/del-flows), so the first echo of each direction goes through the upcall.
 . ./ovs_topology.sh
 SW="ip netns exec sw"
 # netscript runs in sw's network namespace (to resolve a2p) without ip netns exec's fresh /sys, which
 # would hide tracefs.
 NS_SW="nsenter --net=/run/netns/sw"
 run() { # run SECTION DIRECTION PINGER TARGET [netscript options]
-  $SW ovs-appctl dpctl/del-flows
+  $SW ovs-appctl revalidator/purge
   local d=$2 from=$3 to=$4
   section "$1"; shift 4
   $NS_SW netscript scripts/ovs_icmp_rtt.ns --direction $d --src-ip 10.1.1.254 --dst-ip 10.1.1.2 \
