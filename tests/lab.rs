@@ -305,6 +305,14 @@ fn vlan_hw() {
     assert_eq!(value(&out, "@rx[10, 0, 1]"), 4, "{out}");
 }
 
+/// The text between markers `=== text` and `=== end`, which holds path
+/// reports (whose own headings start with `=== ` too).
+fn text_section(out: &str) -> &str {
+    let start = out.find("=== text\n").expect("a text section") + "=== text\n".len();
+    let end = out.rfind("=== end").expect("an end marker");
+    &out[start..end]
+}
+
 /// Whether stage `stage` of path event `e` fired.
 fn stage_seen(e: &Value, stage: &str) -> bool {
     e["stages"]
@@ -370,7 +378,7 @@ fn ovs_icmp_rtt() {
             assert_eq!(total, p1 + p2 + e["inter_path_ns"].as_u64().expect("inter"));
         }
     }
-    let text = section(&out, "text");
+    let text = text_section(&out);
     assert!(text.contains("(OVS No Upcall)"), "{text}");
     assert!(
         text.contains("Total RTT (Path1 Start to Path2 End)"),
@@ -431,7 +439,7 @@ fn ovs_tcp_latency() {
             );
         }
     }
-    let text = section(&out, "text");
+    let text = text_section(&out);
     assert!(text.contains("=== TCP Latency Trace (TX): "), "{text}");
     assert!(text.contains("(OVS No Upcall)"), "{text}");
 }
