@@ -90,7 +90,14 @@ fn section<'a>(out: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no section '{name}' in:\n{out}"))
         + marker.len();
     let rest = &out[start..];
-    &rest[..rest.find("=== ").unwrap_or(rest.len())]
+    // Path reports' `=== Title: time ===` headings are not markers.
+    let is_marker = |l: &str| l.starts_with("=== ") && !l.trim_end().ends_with(" ===");
+    let end = rest
+        .split_inclusive('\n')
+        .take_while(|l| !is_marker(l))
+        .map(str::len)
+        .sum();
+    &rest[..end]
 }
 
 /// The value printed for map entry `entry` (`@count`, `@[kprobe:f]`, `@dp[1]`).
@@ -346,8 +353,7 @@ fn kernel_icmp_rtt() {
             );
         }
     }
-    // The last section; its reports have "=== " headings of their own.
-    let text = out.split("=== text\n").nth(1).unwrap_or_default();
+    let text = section(&out, "text");
     assert!(
         text.contains("Total RTT (Path1 Start to Path2 End):"),
         "{text}"
@@ -356,4 +362,135 @@ fn kernel_icmp_rtt() {
         text.contains("[1->2] P1_S1_IP_OUTPUT -> P1_S2_DEV_QUEUE_XMIT:"),
         "{text}"
     );
+}
+
+/// Whether stage `stage` of path event `e` fired.
+fn stage_seen(e: &Value, stage: &str) -> bool {
+    e["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == stage))
+        .is_some_and(|s| s["seen"] == true)
+}
+
+#[test]
+fn ovs_icmp_rtt() {
+    let Some(out) = lab_run("ovs_icmp_rtt.sh") else {
+        return;
+    };
+    for direction in ["tx", "rx"] {
+        let events = path_events(section(&out, direction));
+        let mut seqs: Vec<u64> = events
+            .iter()
+            .map(|e| e["key"][3].as_u64().expect("echo sequence"))
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, [1, 2, 3, 4, 5], "{direction}: 5 round trips");
+        // The first echo of each direction misses the flow table and is
+        // upcalled; once one takes the fast path, every later one does (a
+        // slow handler thread may still be installing the flow for echo 2).
+        for p in ["P1", "P2"] {
+            let upcalls: Vec<bool> = (1..=5)
+                .map(|seq| {
+                    let e = events.iter().find(|e| e["key"][3] == seq).expect("echo");
+                    let upcall = stage_seen(e, &format!("{p}_S3_OVS_UPCALL"));
+                    assert_eq!(
+                        upcall,
+                        stage_seen(e, &format!("{p}_S4_OVS_KEY_EXTRACT")),
+                        "{e:#}"
+                    );
+                    upcall
+                })
+                .collect();
+            assert!(upcalls[0] && !upcalls[4], "{direction} {p}: {upcalls:?}");
+            assert!(upcalls.windows(2).all(|w| w[0] || !w[1]), "{upcalls:?}");
+        }
+        for e in &events {
+            for p in ["P1", "P2"] {
+                for s in ["S0", "S1", "S2", "S5", "S6"] {
+                    let name = e["stages"]
+                        .as_array()
+                        .and_then(|st| {
+                            st.iter().find(|x| {
+                                x["name"]
+                                    .as_str()
+                                    .is_some_and(|n| n.starts_with(&format!("{p}_{s}_")))
+                            })
+                        })
+                        .and_then(|x| x["name"].as_str())
+                        .unwrap_or_default();
+                    assert!(stage_seen(e, name), "{direction} {p}_{s}: {e:#}");
+                }
+            }
+            let total = e["total_ns"].as_u64().expect("total");
+            let (p1, p2) = (e["path1_ns"].as_u64(), e["path2_ns"].as_u64());
+            let (p1, p2) = (p1.expect("path1"), p2.expect("path2"));
+            assert!(p1 > 0 && p2 > 0, "{e:#}");
+            assert!(total > p1 + p2, "RTT covers both paths: {e:#}");
+            assert_eq!(total, p1 + p2 + e["inter_path_ns"].as_u64().expect("inter"));
+        }
+    }
+    let text = section(&out, "text");
+    assert!(text.contains("(OVS No Upcall)"), "{text}");
+    assert!(
+        text.contains("Total RTT (Path1 Start to Path2 End)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ovs_tcp_latency() {
+    let Some(out) = lab_run("ovs_tcp_latency.sh") else {
+        return;
+    };
+    for direction in ["tx", "rx"] {
+        let events = path_events(section(&out, direction));
+        let info = |e: &Value, i: usize| e["info"][i].clone();
+        let syn = events
+            .iter()
+            .find(|e| info(e, 6) == "S")
+            .unwrap_or_else(|| panic!("{direction}: no SYN in {events:#?}"));
+        assert!(
+            stage_seen(syn, "S3_OVS_UPCALL"),
+            "the SYN is upcalled: {syn:#}"
+        );
+        let isn = info(syn, 4).as_u64().expect("seq");
+        let data: Vec<&Value> = events.iter().filter(|e| info(e, 7) == 100).collect();
+        assert_eq!(data.len(), 3, "{direction}: 3 data segments: {events:#?}");
+        // By the last data segment the flow is cached: the fast path.
+        assert!(!stage_seen(data[2], "S3_OVS_UPCALL"), "{:#}", data[2]);
+        for (i, e) in data.iter().enumerate() {
+            assert_eq!(info(e, 4).as_u64(), Some(isn + 1 + 100 * i as u64), "{e:#}");
+            assert_eq!(info(e, 6), "PA", "{e:#}");
+            assert_eq!(
+                stage_seen(e, "S3_OVS_UPCALL"),
+                stage_seen(e, "S4_OVS_KEY_EXTRACT"),
+                "{e:#}"
+            );
+            let stages = e["stages"].as_array().expect("stages");
+            assert!(
+                stages
+                    .iter()
+                    .filter(
+                        |s| !s["name"].as_str().unwrap_or_default().starts_with("S3")
+                            && !s["name"].as_str().unwrap_or_default().starts_with("S4")
+                    )
+                    .all(|s| s["seen"] == true),
+                "{e:#}"
+            );
+            let sum: u64 = e["segments"]
+                .as_array()
+                .expect("segments")
+                .iter()
+                .filter_map(|s| s["ns"].as_u64())
+                .sum();
+            assert_eq!(
+                sum,
+                e["total_ns"].as_u64().expect("total"),
+                "segments add up"
+            );
+        }
+    }
+    let text = section(&out, "text");
+    assert!(text.contains("=== TCP Latency Trace (TX): "), "{text}");
+    assert!(text.contains("(OVS No Upcall)"), "{text}");
 }

@@ -1,0 +1,22 @@
+"""tcp_transfer.py server PORT | client HOST PORT: a known TCP transfer for the latency tests. The client
+connects, sends 3 segments of 100 bytes 0.2 s apart (TCP_NODELAY: one segment per send) and closes; the
+server reads until the client closes, then closes too."""
+import socket, sys, time
+
+if sys.argv[1] == "server":
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", int(sys.argv[2])))
+    srv.listen(1)
+    conn, _ = srv.accept()
+    while conn.recv(4096):
+        pass
+    conn.close()
+else:
+    s = socket.create_connection((sys.argv[2], int(sys.argv[3])))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for _ in range(3):
+        s.send(b"x" * 100)
+        time.sleep(0.2)
+    s.close()
+    time.sleep(0.3)
