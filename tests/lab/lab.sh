@@ -34,7 +34,7 @@ qemu() { # $1 = job directory, $2 = extra kernel command line
   [ -z "$WORK" ] || { q+=(-virtfs "local,path=$WORK,mount_tag=work,security_model=none,readonly=on,id=work"); append+=" lab.work=1"; }
   "${q[@]}" -append "$append"
 }
-newjob() { mkdir -p "$LAB/jobs"; J=$(mktemp -d "$LAB/jobs/job.XXXXXX"); cp -r "$HERE"/. "$J"/; }
+newjob() { mkdir -p "$LAB/jobs"; J=$(mktemp -d "$LAB/jobs/job.XXXXXX"); cp -rL "$HERE"/. "$J"/; }  # -L: symlinked bundled scripts
 
 case "$CMD" in
 dir) echo "$LAB" ;;
