@@ -494,3 +494,66 @@ fn ovs_tcp_latency() {
     assert!(text.contains("=== TCP Latency Trace (TX): "), "{text}");
     assert!(text.contains("(OVS No Upcall)"), "{text}");
 }
+
+#[test]
+fn tcp_connlife() {
+    let Some(out) = lab_run("tcp_connlife.sh") else {
+        return;
+    };
+    // The lines of one function: [PID, COMM, IP, SADDR, SPORT, DADDR, DPORT, TIME, FUNC, STATE, DESC..].
+    let lines = |func: &str| -> Vec<Vec<String>> {
+        out.lines()
+            .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .filter(|f| f.len() >= 11 && f[8] == func)
+            .collect()
+    };
+    for v4 in ["tcp_v4_connect", "tcp_sendmsg", "tcp_recvmsg", "tcp_v4_rcv"] {
+        assert!(
+            !out.contains(&format!("kprobe:{v4}: ")),
+            "{v4} was not attached:\n{out}"
+        );
+    }
+    let connect = lines("tcp_v4_connect");
+    assert_eq!(connect.len(), 1, "{out}");
+    assert_eq!(
+        (
+            &connect[0][1][..],
+            &connect[0][5][..],
+            &connect[0][6][..],
+            &connect[0][9][..]
+        ),
+        ("python3", "127.0.0.1", "7001", "CLOSE"),
+        "{out}"
+    );
+    let established = lines("inet_sock_set_state")
+        .into_iter()
+        .find(|f| f[10] == "SYN_SENT->ESTABLISHED")
+        .unwrap_or_else(|| panic!("no ESTABLISHED line:\n{out}"));
+    let client_port = &established[4];
+    // send.py's 3 send() calls, on the client's established socket.
+    let sends = lines("tcp_sendmsg");
+    assert_eq!(sends.len(), 3, "{out}");
+    assert!(
+        sends
+            .iter()
+            .all(|f| f[1] == "python3" && &f[4] == client_port && f[9] == "ESTABLISHED"),
+        "{out}"
+    );
+    // nc reads on the accepted socket (local port 7001).
+    let recvs = lines("tcp_recvmsg");
+    assert!(!recvs.is_empty(), "{out}");
+    assert!(
+        recvs
+            .iter()
+            .all(|f| f[4] == "7001" && f[1].starts_with("nc")),
+        "{out}"
+    );
+    // Every segment of the connection passes tcp_v4_rcv, the handshake tcp_rcv_state_process.
+    assert!(lines("tcp_v4_rcv").len() >= 5, "{out}");
+    assert!(!lines("tcp_rcv_state_process").is_empty(), "{out}");
+    let connect_us: u64 = established
+        .get(11)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no connect time:\n{out}"));
+    assert!(connect_us > 0, "{out}");
+}

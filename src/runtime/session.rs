@@ -75,13 +75,18 @@ fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
 fn attach_diagnostic(p: &crate::sema::tast::Program, e: Diagnostic) -> Diagnostic {
     let mut d = Diagnostic::at(p.span, e.message);
     d.notes = e.notes;
-    let kprobe = matches!(p.probe.kind, Kind::Kprobe | Kind::Kretprobe);
-    if kprobe && !crate::kernel::symbols::kernel_features().kprobes {
+    if kprobe_without_kprobes(p) {
         d = d.with_note(
             "this kernel was built without kprobes (CONFIG_KPROBES): use a tracepoint, or --dry-run to check the program",
         );
     }
     d
+}
+
+/// True for a kprobe on a kernel built without kprobes (CONFIG_KPROBES).
+fn kprobe_without_kprobes(p: &crate::sema::tast::Program) -> bool {
+    matches!(p.probe.kind, Kind::Kprobe | Kind::Kretprobe)
+        && !crate::kernel::symbols::kernel_features().kprobes
 }
 
 /// Kernel symbols (kallsyms, loaded on first use) and recorded stacks for decoding.
@@ -124,11 +129,16 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         }
         match object.attach(&p.name, &point) {
             Ok(()) => attached += 1,
-            Err(e) if options.skip_missing_probes => {
-                eprintln!(
-                    "netscript: warning: cannot attach {}: {}, probe skipped",
-                    p.probe.display(),
+            Err(e) if options.skip_missing_probes || p.optional => {
+                let why = if kprobe_without_kprobes(p) {
+                    "this kernel has no kprobes".to_string()
+                } else {
                     e.message
+                };
+                eprintln!(
+                    "netscript: warning: {}: {}, probe skipped",
+                    p.probe.display(),
+                    why
                 )
             }
             Err(e) => return Err(attach_diagnostic(p, e)),

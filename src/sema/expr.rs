@@ -213,8 +213,11 @@ impl<'a, 'o> Scope<'a, 'o> {
                 };
                 mk(ty, K::MapRead { map, keys })
             }
-            ExprKind::Builtin(name) => self.builtin(name, span),
-            ExprKind::Ident(name) if self.checker.options.params.contains_key(name) => {
+            // A parameter named like a built-in variable (`param pid: int`,
+            // for a `--pid` option) replaces it in the script.
+            ExprKind::Builtin(name) | ExprKind::Ident(name)
+                if self.checker.options.params.contains_key(name) =>
+            {
                 self.param_value(name, span)
             }
             ExprKind::Ident(name) => match Btf::vmlinux().ok().and_then(|b| b.enum_value(name)) {
@@ -224,6 +227,7 @@ impl<'a, 'o> Scope<'a, 'o> {
                     format!("unknown identifier '{}'", name),
                 )),
             },
+            ExprKind::Builtin(name) => self.builtin(name, span),
             ExprKind::Unary { op, expr } => self.unary(*op, expr, span),
             ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, span),
             ExprKind::Ternary {

@@ -180,7 +180,7 @@ impl<'o> Checker<'o> {
                 let points = match providers::expand(&spec.provider, &target, spec.span) {
                     Ok(points) => points,
                     Err(e)
-                        if self.options.skip_missing_probes
+                        if (self.options.skip_missing_probes || block.optional)
                             && providers::lookup(&spec.provider).is_some() =>
                     {
                         if !self.collecting {

@@ -340,6 +340,7 @@ impl Checker<'_> {
         Ok(tast::Program {
             name,
             probe: point,
+            optional: false,
             span: decl.span,
             entry_vars: scope.entry_vars(),
             vars: scope.var_types,

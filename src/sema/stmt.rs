@@ -46,6 +46,7 @@ pub(super) fn check_probe(
     Ok(tast::Program {
         name,
         probe: point,
+        optional: block.optional,
         span: spec.span,
         entry_vars: scope.entry_vars(),
         vars: scope.var_types,

@@ -171,6 +171,9 @@ pub struct Program {
     pub name: String,
     /// Where it attaches.
     pub probe: ProbePoint,
+    /// From an `optional` probe block: skipped with a notice when it
+    /// cannot attach.
+    pub optional: bool,
     /// Span of the probe block (for error messages).
     pub span: Span,
     /// Types of the program's `$variables`, by `VarId`.

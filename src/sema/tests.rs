@@ -325,3 +325,31 @@ fn enum_and_flag_names_are_resolved_when_printed() {
     let (m, _) = error(r#"BEGIN { @x = flagstr(1, 2); }"#);
     assert_eq!(m, "expected a string literal");
 }
+
+#[test]
+fn optional_probe_blocks_skip_missing_probes_with_a_warning() {
+    let src = "optional kprobe:no_such_function_xyz, kprobe:tcp_sendmsg { @n = count(); }";
+    let s = checked(src);
+    assert_eq!(s.programs.len(), 1);
+    assert!(s.programs[0].optional);
+    assert_eq!(
+        s.warnings,
+        vec!["kernel function no_such_function_xyz not found, probe skipped".to_string()]
+    );
+    let (message, _) = error("kprobe:no_such_function_xyz { @n = count(); }");
+    assert!(message.contains("no_such_function_xyz"), "{message}");
+    assert!(!checked("kprobe:tcp_sendmsg { }").programs[0].optional);
+}
+
+#[test]
+fn a_parameter_named_like_a_builtin_replaces_it() {
+    let ast = parse("BEGIN { @x = pid; @y = tid; }").expect("parses");
+    let mut options = Options::default();
+    options
+        .params
+        .insert("pid".into(), crate::params::Value::Int(4242));
+    let s = check(&ast, &options).expect("checks");
+    let text = format!("{:?}", s.programs[0].body);
+    assert!(text.contains("Int(4242)"), "{text}");
+    assert_eq!(text.matches("Builtin(").count(), 1, "tid stays: {text}");
+}

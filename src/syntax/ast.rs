@@ -114,6 +114,9 @@ pub struct ParamDecl {
 /// A block of statements attached to one or more probe points.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeBlock {
+    /// `optional` before the probes: a probe this kernel does not have or
+    /// cannot attach is skipped with a notice instead of being an error.
+    pub optional: bool,
     /// The probe points sharing this body (`a, b { }`).
     pub specs: Vec<ProbeSpec>,
     /// Optional `/predicate/`.

@@ -74,8 +74,10 @@ fn probe(pair: Pair<Rule>) -> Result<ProbeBlock> {
     let mut specs = Vec::new();
     let mut predicate = None;
     let mut body = None;
+    let mut optional = false;
     for child in children(pair) {
         match child.as_rule() {
+            Rule::kw_optional => optional = true,
             Rule::probe_spec => specs.push(probe_spec(child)),
             Rule::predicate => {
                 let at = span_of(&child);
@@ -87,6 +89,7 @@ fn probe(pair: Pair<Rule>) -> Result<ProbeBlock> {
     let body =
         body.ok_or_else(|| Diagnostic::at(span, "internal parser error: probe without body"))?;
     Ok(ProbeBlock {
+        optional,
         specs,
         predicate,
         body,

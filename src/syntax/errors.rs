@@ -35,6 +35,7 @@ const RULE_PHRASES: &[(Rule, &str)] = &[
     (Rule::ident_raw, "a name"),
     (Rule::program, PROBE_PHRASE),
     (Rule::probe_spec, PROBE_PHRASE),
+    (Rule::probe, PROBE_PHRASE),
 ];
 
 /// Turns a pest error into a diagnostic at the failing position.
