@@ -274,12 +274,17 @@ impl Repl {
     }
 
     fn probes(&self) {
-        println!("{:<4} {:<8} {:<18} ATTACHED TO", "ID", "HITS", "INPUT");
+        println!(
+            "{:<4} {:<8} {:<12} {:<18} ATTACHED TO",
+            "ID", "HITS", "PROG IDS", "INPUT"
+        );
         for p in self.session.probes() {
+            let ids: Vec<String> = p.program_ids().iter().map(u32::to_string).collect();
             println!(
-                "{:<4} {:<8} {:<18} {}",
+                "{:<4} {:<8} {:<12} {:<18} {}",
                 p.id,
                 p.hits(),
+                ids.join(","),
                 p.origin,
                 p.points.join(", ")
             );

@@ -48,6 +48,11 @@ impl LiveProbe {
             .sum()
     }
 
+    /// Kernel ids of the programs (as `bpftool prog show` lists them).
+    pub fn program_ids(&self) -> Vec<u32> {
+        self.object.program_ids()
+    }
+
     /// Names of the packet paths this input defined.
     pub fn path_names(&self) -> Vec<String> {
         let paths = &self.compiled.script.paths;
