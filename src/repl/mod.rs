@@ -390,3 +390,17 @@ impl Repl {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::brace_depth;
+
+    #[test]
+    fn braces_in_strings_and_comments_do_not_count() {
+        assert_eq!(brace_depth("kprobe:f {"), 1);
+        assert_eq!(brace_depth("kprobe:f { @x = 1; }"), 0);
+        assert_eq!(brace_depth("kprobe:f { printf(\"{\\\"\"); // }\n"), 1);
+        assert_eq!(brace_depth("kprobe:f { /* } */ }"), 0);
+        assert_eq!(brace_depth("}"), -1);
+    }
+}

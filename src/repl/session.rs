@@ -11,6 +11,7 @@ use crate::output::Printer;
 use crate::pipeline::{self, Compiled};
 use crate::providers::Kind;
 use crate::runtime::decode::{self, KallsymsOnly};
+use crate::runtime::paths::PathReports;
 use crate::runtime::session::{attach_diagnostic, drain_events, load_checked_reusing, shape};
 use crate::runtime::{self, AttachPoint, LoadedObject, SharedMap};
 use crate::sema::tast::{MapDecl, MapValue};
@@ -265,6 +266,13 @@ impl Session {
             }
         }
         drain_events(&probe.compiled, &probe.object, printer)?;
+        let paths = &probe.compiled.script.paths;
+        PathReports::new(paths, &probe.compiled.maps).report(
+            &probe.object,
+            printer,
+            runtime::monotonic_ns(),
+            true,
+        )?;
         Ok(true)
     }
 
