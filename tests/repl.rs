@@ -230,6 +230,35 @@ fn tab_completes_struct_fields_commands_and_maps() {
 }
 
 #[test]
+fn load_runs_a_script_with_its_parameters_and_paths() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let home = tempdir("load");
+    let script = home.join("lo.ns");
+    std::fs::write(
+        &script,
+        "param bucket: int = 0 \"a key\"\n\
+         tracepoint:net:netif_receive_skb { @loaded[bucket] = count(); }\n\
+         path lo_path {\n\
+           key = pkt_key($skb);\n\
+           detail = 0;\n\
+           stage XMIT = tracepoint:net:net_dev_queue -> args->skbaddr;\n\
+           stage RECV = tracepoint:net:netif_receive_skb -> args->skbaddr;\n\
+         }\n",
+    )
+    .expect("script written");
+    let mut repl = start(&home);
+    let load = format!(":load {} --bucket 7", script.display());
+    enter(&mut repl, &load, "attached probe 1: ");
+    common::ping_loopback(3, 56);
+    enter(&mut repl, ":print @loaded", r"@loaded\[7\]: \d+");
+    enter(&mut repl, ":paths", r"lo_path  \(probe 1");
+    enter(&mut repl, ":detach 1", r"lo_path: started [1-9]");
+    leave(repl, None);
+}
+
+#[test]
 fn history_is_kept_across_sessions() {
     let home = tempdir("history");
     let mut repl = start(&home);
