@@ -14,7 +14,7 @@ use crate::runtime::decode::{self, KallsymsOnly};
 use crate::runtime::paths::PathReports;
 use crate::runtime::session::{attach_diagnostic, drain_events, load_checked_reusing, shape};
 use crate::runtime::{self, AttachPoint, LoadedObject, SharedMap};
-use crate::sema::tast::{MapDecl, MapValue};
+use crate::sema::tast::{Agg, MapDecl, MapValue};
 use crate::syntax::{self, ast::Item};
 use crate::{params, sema};
 
@@ -349,6 +349,9 @@ fn describe(decl: &MapDecl) -> String {
     let keys: Vec<String> = decl.keys.iter().map(|k| k.describe()).collect();
     let value = match &decl.value {
         MapValue::Plain(ty) => ty.describe(),
+        MapValue::Agg(Agg::Hist { bits: 0 }) => "hist".to_string(),
+        MapValue::Agg(Agg::Hist { bits }) => format!("hist(x, {bits})"),
+        MapValue::Agg(Agg::Lhist { min, max, step }) => format!("lhist(x, {min}, {max}, {step})"),
         MapValue::Agg(agg) => format!("{agg:?}").to_lowercase(),
     };
     if keys.is_empty() {
