@@ -276,6 +276,20 @@ mod tests {
     }
 
     #[test]
+    fn probe_names_complete_from_tracefs_and_kernel_functions() {
+        let tracepoints = probe_candidates("tracepoint:net:netif_receive_s");
+        if crate::kernel::tracefs::tracefs_root().is_ok() {
+            assert!(tracepoints.contains(&"tracepoint:net:netif_receive_skb".to_string()));
+            assert!(probe_candidates("tracepoint:ne").contains(&"tracepoint:net:".to_string()));
+        }
+        let functions = probe_candidates("kprobe:tcp_sendms");
+        if !functions.is_empty() {
+            assert!(functions.contains(&"kprobe:tcp_sendmsg".to_string()));
+            assert!(functions.iter().all(|f| f.starts_with("kprobe:tcp_sendms")));
+        }
+    }
+
+    #[test]
     fn casts_name_the_struct() {
         assert_eq!(
             cast_struct("((struct sk_buff *)args->skbaddr)"),
