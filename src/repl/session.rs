@@ -101,7 +101,7 @@ fn enable_run_stats() -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The text of `span` plus a `;` that ends it, if one follows.
+/// The source of an item (`start..end`), with the `;` that ends it if one follows.
 fn item_text(text: &str, start: usize, end: usize) -> String {
     let rest = &text[end..];
     let trimmed = rest.trim_start();
