@@ -142,6 +142,13 @@ fn a_mistake_leaves_the_attached_probe_counting() {
         "tracepoint:net:netif_rx { @n = nosuchfunction(); }",
         r"<input 3>:1:\d+: error: unknown function",
     );
+    enter(
+        &mut repl,
+        "tracepoint:net:netif_rx { $i = 1; while ($i) { @y = 1; } }",
+        r"<input 4>:1:\d+: error: the kernel verifier rejected the program for tracepoint:net:netif_rx",
+    );
+    // The rejected input left no map behind.
+    enter(&mut repl, ":print @y", "no map named @y");
     common::ping_loopback(2, 56);
     let before = print_rx(&mut repl);
     common::ping_loopback(5, 56);
