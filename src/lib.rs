@@ -19,6 +19,7 @@ pub mod output;
 pub mod params;
 pub mod pipeline;
 pub mod providers;
+pub mod repl;
 pub mod runtime;
 pub mod sema;
 pub mod stdlib;

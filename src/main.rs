@@ -162,6 +162,12 @@ fn main() -> ExitCode {
 
 type Failure = (Diagnostic, Option<Source>);
 
+/// `netscript` without a script, or `netscript repl`: the REPL.
+fn repl() -> Result<u8, Diagnostic> {
+    netscript::repl::Repl::new()?.run()?;
+    Ok(0)
+}
+
 fn run(cli: Cli) -> Result<u8, Failure> {
     let plain = |d: Diagnostic| (d, None);
     if cli.list {
@@ -185,6 +191,9 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             script_args.insert(0, first.to_string_lossy().into_owned());
             Source::new("-e", text.clone())
         }
+        (None, Some(path)) if path.as_os_str() == "repl" && !path.exists() => {
+            return repl().map_err(plain)
+        }
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 plain(Diagnostic::plain(format!(
@@ -195,11 +204,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             })?;
             Source::new(path.display().to_string(), text)
         }
-        (None, None) => {
-            return Err(plain(Diagnostic::plain(
-                "no program given: use -e 'PROGRAM' or a script file (see --help)",
-            )))
-        }
+        (None, None) => return repl().map_err(plain),
     };
     let mut source = source;
     netscript::stdlib::attach(&mut source);

@@ -18,6 +18,22 @@ pub trait Symbolizer {
     fn stack(&self, id: u64) -> Vec<u64>;
 }
 
+/// Symbolises addresses through /proc/kallsyms; knows no recorded stacks.
+pub struct KallsymsOnly;
+
+impl Symbolizer for KallsymsOnly {
+    fn symbol(&self, addr: u64, with_offset: bool) -> String {
+        match Kallsyms::global() {
+            Ok(k) => kallsyms_symbol(k, addr, with_offset),
+            Err(_) => format!("0x{:x}", addr),
+        }
+    }
+
+    fn stack(&self, _id: u64) -> Vec<u64> {
+        Vec::new()
+    }
+}
+
 /// Symbolises through /proc/kallsyms (loaded on first use).
 pub fn kallsyms_symbol(syms: &Kallsyms, addr: u64, with_offset: bool) -> String {
     match syms.resolve(addr) {

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use libbpf_rs::{Map, MapCore, MapFlags, RingBuffer, RingBufferBuilder};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use libbpf_rs::{Map, MapCore, MapFlags, MapHandle, RingBuffer, RingBufferBuilder};
 
 use super::LoadedObject;
 use crate::diag::Diagnostic;
@@ -41,7 +43,7 @@ fn map_error(operation: &str, map: &str, error: libbpf_rs::Error) -> Diagnostic 
 }
 
 /// The value(s) stored under `key`: one per possible CPU for per-CPU maps.
-fn lookup(map: &Map<'_>, name: &str, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>, Diagnostic> {
+fn lookup(map: &impl MapCore, name: &str, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>, Diagnostic> {
     let result = if map.map_type().is_percpu() {
         map.lookup_percpu(key, MapFlags::ANY)
     } else {
@@ -52,7 +54,7 @@ fn lookup(map: &Map<'_>, name: &str, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>,
 }
 
 /// True for maps whose entries cannot be deleted, only overwritten.
-fn is_array(map: &Map<'_>) -> bool {
+fn is_array(map: &impl MapCore) -> bool {
     matches!(
         map.map_type(),
         libbpf_rs::MapType::Array | libbpf_rs::MapType::PercpuArray
@@ -71,15 +73,7 @@ impl LoadedObject {
     /// Every key of map `map` with its value: one value per possible CPU
     /// for per-CPU maps, a single value otherwise.
     pub fn map_entries(&self, map: &str) -> Result<Vec<MapEntry>, Diagnostic> {
-        let handle = self.map(map)?;
-        let mut entries = Vec::new();
-        for key in handle.keys() {
-            // A key deleted by a program since keys() returned it is skipped.
-            if let Some(values) = lookup(&handle, map, &key)? {
-                entries.push((key, values));
-            }
-        }
-        Ok(entries)
+        entries(&self.map(map)?, map)
     }
 
     /// The sum over CPUs of u64 counter `index` of per-CPU array `map`.
@@ -112,32 +106,7 @@ impl LoadedObject {
     /// Empties map `map` (bpftrace's `clear()`): deletes every key, or, for
     /// array maps whose entries cannot be deleted, zeroes every value.
     pub fn map_delete_all(&self, map: &str) -> Result<(), Diagnostic> {
-        let handle = self.map(map)?;
-        let keys: Vec<Vec<u8>> = handle.keys().collect();
-        if is_array(&handle) {
-            let zero = vec![vec![0u8; handle.value_size() as usize]; self.cpu_slots(&handle)?];
-            return keys
-                .iter()
-                .try_for_each(|key| self.map_update(map, key, &zero));
-        }
-        for key in keys {
-            match handle.delete(&key) {
-                Err(e) if e.kind() != libbpf_rs::ErrorKind::NotFound => {
-                    return Err(map_error("clear", map, e))
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// How many values a lookup of `map` returns.
-    fn cpu_slots(&self, map: &Map<'_>) -> Result<usize, Diagnostic> {
-        if !map.map_type().is_percpu() {
-            return Ok(1);
-        }
-        libbpf_rs::num_possible_cpus()
-            .map_err(|e| Diagnostic::plain(format!("cannot count the CPUs: {e:#}")))
+        delete_all(&self.map(map)?, map)
     }
 
     /// Stores `value_per_cpu` under `key` (one value per possible CPU for
@@ -148,23 +117,19 @@ impl LoadedObject {
         key: &[u8],
         value_per_cpu: &[Vec<u8>],
     ) -> Result<(), Diagnostic> {
-        let handle = self.map(map)?;
-        let result = match value_per_cpu {
-            _ if handle.map_type().is_percpu() => {
-                handle.update_percpu(key, value_per_cpu, MapFlags::ANY)
-            }
-            [value] => handle.update(key, value, MapFlags::ANY),
-            _ => {
-                let message = format!(
-                    "{} values given for a map that holds one",
-                    value_per_cpu.len()
-                );
-                return Err(Diagnostic::plain(format!(
-                    "cannot update map '{map}': {message}"
-                )));
-            }
-        };
-        result.map_err(|e| map_error("update", map, e))
+        update(&self.map(map)?, map, key, value_per_cpu)
+    }
+
+    /// A handle on map `map` that keeps the kernel map alive after this
+    /// object is dropped, and can be reused by later objects
+    /// ([`super::load_reusing`]).
+    pub fn shared_map(&self, map: &str) -> Result<SharedMap, Diagnostic> {
+        let handle =
+            MapHandle::try_from(&self.map(map)?).map_err(|e| map_error("share", map, e))?;
+        Ok(SharedMap {
+            name: map.to_string(),
+            handle,
+        })
     }
 
     /// A reader of ring buffer map `map` that passes every record to
@@ -184,5 +149,99 @@ impl LoadedObject {
             .map_err(|e| map_error("read", map, e))?;
         let ring = builder.build().map_err(|e| map_error("read", map, e))?;
         Ok(RingReader { ring })
+    }
+}
+
+/// Every key of `map` with its value(s).
+fn entries(map: &impl MapCore, name: &str) -> Result<Vec<MapEntry>, Diagnostic> {
+    let mut entries = Vec::new();
+    for key in map.keys() {
+        // A key deleted by a program since keys() returned it is skipped.
+        if let Some(values) = lookup(map, name, &key)? {
+            entries.push((key, values));
+        }
+    }
+    Ok(entries)
+}
+
+/// How many values a lookup of `map` returns.
+fn cpu_slots(map: &impl MapCore) -> Result<usize, Diagnostic> {
+    if !map.map_type().is_percpu() {
+        return Ok(1);
+    }
+    libbpf_rs::num_possible_cpus()
+        .map_err(|e| Diagnostic::plain(format!("cannot count the CPUs: {e:#}")))
+}
+
+/// Stores `value_per_cpu` under `key` in `map`.
+fn update(
+    map: &impl MapCore,
+    name: &str,
+    key: &[u8],
+    value_per_cpu: &[Vec<u8>],
+) -> Result<(), Diagnostic> {
+    let result = match value_per_cpu {
+        _ if map.map_type().is_percpu() => map.update_percpu(key, value_per_cpu, MapFlags::ANY),
+        [value] => map.update(key, value, MapFlags::ANY),
+        _ => {
+            let message = format!(
+                "{} values given for a map that holds one",
+                value_per_cpu.len()
+            );
+            return Err(Diagnostic::plain(format!(
+                "cannot update map '{name}': {message}"
+            )));
+        }
+    };
+    result.map_err(|e| map_error("update", name, e))
+}
+
+/// Deletes every key of `map`, or zeroes every value of an array map.
+fn delete_all(map: &impl MapCore, name: &str) -> Result<(), Diagnostic> {
+    let keys: Vec<Vec<u8>> = map.keys().collect();
+    if is_array(map) {
+        let zero = vec![vec![0u8; map.value_size() as usize]; cpu_slots(map)?];
+        return keys
+            .iter()
+            .try_for_each(|key| update(map, name, key, &zero));
+    }
+    for key in keys {
+        match map.delete(&key) {
+            Err(e) if e.kind() != libbpf_rs::ErrorKind::NotFound => {
+                return Err(map_error("clear", name, e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A kernel map held independently of the object that created it (e.g. a
+/// REPL map that outlives the probes filling it).
+#[derive(Debug)]
+pub struct SharedMap {
+    name: String,
+    handle: MapHandle,
+}
+
+impl SharedMap {
+    /// The map's name in the objects that use it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every key with its value(s), as [`LoadedObject::map_entries`].
+    pub fn entries(&self) -> Result<Vec<MapEntry>, Diagnostic> {
+        entries(&self.handle, &self.name)
+    }
+
+    /// Empties the map, as [`LoadedObject::map_delete_all`].
+    pub fn delete_all(&self) -> Result<(), Diagnostic> {
+        delete_all(&self.handle, &self.name)
+    }
+
+    /// The map's file descriptor, for [`super::load_reusing`].
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.handle.as_fd()
     }
 }

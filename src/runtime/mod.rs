@@ -28,7 +28,7 @@ use crate::diag::Diagnostic;
 
 pub use attach::AttachPoint;
 pub use features::{fentry_supported, monotonic_ns};
-pub use maps::{MapEntry, RingReader};
+pub use maps::{MapEntry, RingReader, SharedMap};
 pub use verifier::{failing_insn, verifier_summary};
 
 /// Number of verifier log lines [`LoadError`] shows when displayed.
@@ -91,12 +91,25 @@ impl From<LoadError> for Diagnostic {
 /// creates its maps and runs the verifier on every program. Program types
 /// come from the section names.
 pub fn load(elf: &[u8]) -> Result<LoadedObject, LoadError> {
+    load_reusing(elf, &[])
+}
+
+/// Like [`load`], but the maps named in `reuse` are not created: the
+/// object uses the given existing maps instead (which must have the same
+/// type, key and value sizes), so programs of several objects share them.
+pub fn load_reusing(elf: &[u8], reuse: &[&SharedMap]) -> Result<LoadedObject, LoadError> {
     let (result, output) = verifier::capture_libbpf_output(|| {
         let mut builder = ObjectBuilder::default();
-        builder
+        let mut open = builder
             .name("netscript")
-            .and_then(|builder| builder.open_memory(elf))
-            .and_then(|open| open.load())
+            .and_then(|builder| builder.open_memory(elf))?;
+        for mut map in open.maps_mut() {
+            let name = map.name().to_string_lossy().into_owned();
+            if let Some(shared) = reuse.iter().find(|s| s.name() == name) {
+                map.reuse_fd(shared.fd())?;
+            }
+        }
+        open.load()
     });
     match result {
         Ok(object) => Ok(LoadedObject {

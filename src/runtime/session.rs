@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::decode::{self, Symbolizer};
 use super::paths::PathReports;
-use super::{load, AttachPoint, LoadError, LoadedObject};
+use super::{AttachPoint, LoadError, LoadedObject, SharedMap};
 use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{event, PATH_EVENT_BASE};
-use crate::kernel::symbols::Kallsyms;
 use crate::output::text::MapShape;
 use crate::output::{self, Printer};
 use crate::pipeline::Compiled;
@@ -36,7 +35,12 @@ pub struct RunOptions {
 /// Loads a compiled script into the kernel, turning a verifier rejection
 /// into a diagnostic that points at the probe's source.
 pub fn load_checked(compiled: &Compiled) -> Result<LoadedObject> {
-    load(&compiled.object).map_err(|e| load_diagnostic(compiled, e))
+    load_checked_reusing(compiled, &[])
+}
+
+/// [`load_checked`] with existing maps reused (see [`super::load_reusing`]).
+pub fn load_checked_reusing(compiled: &Compiled, reuse: &[&SharedMap]) -> Result<LoadedObject> {
+    super::load_reusing(&compiled.object, reuse).map_err(|e| load_diagnostic(compiled, e))
 }
 
 fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
@@ -72,7 +76,7 @@ fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
 }
 
 /// An attach failure pointing at the probe, with what to do about it.
-fn attach_diagnostic(p: &crate::sema::tast::Program, e: Diagnostic) -> Diagnostic {
+pub fn attach_diagnostic(p: &crate::sema::tast::Program, e: Diagnostic) -> Diagnostic {
     let mut d = Diagnostic::at(p.span, e.message);
     d.notes = e.notes;
     if kprobe_without_kprobes(p) {
@@ -95,12 +99,61 @@ struct KernelSymbols<'a> {
     stacks: Option<String>,
 }
 
+impl<'a> KernelSymbols<'a> {
+    /// The symbols of a loaded script.
+    fn new(compiled: &Compiled, object: &'a LoadedObject) -> Self {
+        KernelSymbols {
+            object,
+            stacks: compiled
+                .maps
+                .stacks
+                .map(|i| compiled.maps.specs[i as usize].name.clone()),
+        }
+    }
+}
+
+/// The parsed printf formats of a script, by printf id.
+fn printf_formats(compiled: &Compiled) -> Result<Vec<Vec<output::printf::Piece>>> {
+    compiled
+        .script
+        .printfs
+        .iter()
+        .map(|p| output::printf::parse_format(&p.format).map_err(Diagnostic::plain))
+        .collect()
+}
+
+/// Handles the records waiting in the ring buffer of a script that was
+/// loaded and attached outside [`run`] (by the REPL): printf, print,
+/// clear, zero and path events. Returns true when one was `exit()`.
+pub fn drain_events(
+    compiled: &Compiled,
+    object: &LoadedObject,
+    printer: &mut Printer,
+) -> Result<bool> {
+    let symbols = KernelSymbols::new(compiled, object);
+    let records: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let sink = Rc::clone(&records);
+    let ring = object.ring_buffer(
+        &compiled.maps.specs[compiled.maps.events as usize].name,
+        move |r| sink.borrow_mut().push(r.to_vec()),
+    )?;
+    ring.consume()?;
+    let mut events = Events {
+        compiled,
+        object,
+        symbols: &symbols,
+        formats: printf_formats(compiled)?,
+        exit: false,
+    };
+    for r in records.borrow_mut().drain(..) {
+        events.handle(&r, printer)?;
+    }
+    Ok(events.exit)
+}
+
 impl Symbolizer for KernelSymbols<'_> {
     fn symbol(&self, addr: u64, with_offset: bool) -> String {
-        match Kallsyms::global() {
-            Ok(k) => decode::kallsyms_symbol(k, addr, with_offset),
-            Err(_) => format!("0x{:x}", addr),
-        }
+        decode::KallsymsOnly.symbol(addr, with_offset)
     }
 
     fn stack(&self, id: u64) -> Vec<u64> {
@@ -154,30 +207,18 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| Diagnostic::plain(format!("cannot handle signals: {}", e)))?;
     }
-    let symbols = KernelSymbols {
-        object: &object,
-        stacks: compiled
-            .maps
-            .stacks
-            .map(|i| compiled.maps.specs[i as usize].name.clone()),
-    };
+    let symbols = KernelSymbols::new(compiled, &object);
     let records: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
     let sink = Rc::clone(&records);
     let ring = object.ring_buffer(
         &compiled.maps.specs[compiled.maps.events as usize].name,
         move |r| sink.borrow_mut().push(r.to_vec()),
     )?;
-    let formats = compiled
-        .script
-        .printfs
-        .iter()
-        .map(|p| output::printf::parse_format(&p.format).map_err(Diagnostic::plain))
-        .collect::<Result<Vec<_>>>()?;
     let mut events = Events {
         compiled,
         object: &object,
         symbols: &symbols,
-        formats,
+        formats: printf_formats(compiled)?,
         exit: false,
     };
 
@@ -252,7 +293,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
 }
 
 /// How bpftrace lays out a map, from its declaration (empty maps included).
-fn shape(decl: &MapDecl) -> MapShape {
+pub fn shape(decl: &MapDecl) -> MapShape {
     match &decl.value {
         MapValue::Agg(Agg::Hist { .. } | Agg::Lhist { .. }) => MapShape::Histogram,
         MapValue::Agg(Agg::Avg | Agg::Stats) => MapShape::Stats,

@@ -37,6 +37,9 @@ pub struct Options {
     pub library_start: Option<usize>,
     /// Values of the script's parameters (see `params::bind`).
     pub params: std::collections::HashMap<String, crate::params::Value>,
+    /// Maps that already exist (a REPL session's): they keep their types
+    /// and take the first `MapId`s, in this order.
+    pub known_maps: Vec<MapDecl>,
 }
 
 /// Which alternative of a path stage the checker picks.
@@ -57,6 +60,12 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
     // Pass 1 learns every map's type from its assignments, so that a probe
     // may read a map that a later probe writes; pass 2 checks for real.
     let mut first = Checker::new(options, true);
+    for decl in &options.known_maps {
+        first
+            .map_ids
+            .insert(decl.name.clone(), MapId(first.maps.len() as u32));
+        first.maps.push(decl.clone());
+    }
     first.run(program)?;
     let mut second = Checker::new(options, false);
     // Maps that pass 1 only saw read are not declared: pass 2 reports them.
