@@ -182,6 +182,9 @@ pub struct MapTable {
     pub stacks: Option<u32>,
     /// The maps of each path, by path id.
     pub paths: Vec<PathMaps>,
+    /// Index of the array of `ratelimit()` limiters (next allowed time,
+    /// ns, one per call in the source), when the script has any.
+    pub rate_limits: Option<u32>,
 }
 
 impl MapTable {
@@ -234,6 +237,17 @@ impl MapTable {
                 key_size: 4,
                 value_size: 8 * STACK_DEPTH,
                 max_entries: STACK_ENTRIES,
+                flags: 0,
+            });
+            specs.len() as u32 - 1
+        });
+        let rate_limits = (script.rate_limits > 0).then(|| {
+            specs.push(MapSpec {
+                name: "ratelimits".into(),
+                map_type: map_type::ARRAY,
+                key_size: 4,
+                value_size: 8,
+                max_entries: script.rate_limits,
                 flags: 0,
             });
             specs.len() as u32 - 1
@@ -292,6 +306,7 @@ impl MapTable {
             .collect();
         MapTable {
             paths,
+            rate_limits,
             specs,
             events,
             lost,

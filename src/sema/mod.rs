@@ -73,6 +73,7 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         maps: second.maps,
         printfs: second.printfs,
         uses_kstack: second.uses_kstack,
+        rate_limits: second.rate_limits.len() as u32,
         warnings: second.warnings,
         paths: second.paths,
     })
@@ -116,6 +117,8 @@ struct Checker<'o> {
     printfs: Vec<PrintfDecl>,
     programs: Vec<tast::Program>,
     uses_kstack: bool,
+    /// The `ratelimit()` calls of the source, by limiter slot.
+    rate_limits: Vec<Span>,
     warnings: Vec<String>,
     paths: Vec<tast::PathInfo>,
 }
@@ -133,6 +136,7 @@ impl<'o> Checker<'o> {
             printfs: Vec::new(),
             programs: Vec::new(),
             uses_kstack: false,
+            rate_limits: Vec::new(),
             warnings: Vec::new(),
             paths: Vec::new(),
         }
@@ -175,7 +179,11 @@ impl<'o> Checker<'o> {
                 _ => continue,
             };
             for spec in &block.specs {
-                let points = match providers::expand(&spec.provider, &spec.target, spec.span) {
+                let points = match providers::expand(
+                    &spec.provider,
+                    &params::probe_parts(&spec.target, &self.options.params),
+                    spec.span,
+                ) {
                     Ok(points) => points,
                     Err(e)
                         if self.options.skip_missing_probes
