@@ -9,6 +9,7 @@ pub mod decode;
 mod features;
 mod maps;
 pub mod paths;
+pub mod prometheus;
 pub mod session;
 mod verifier;
 
