@@ -1,8 +1,17 @@
-//! A script's maps in the Prometheus text exposition format (OpenMetrics
-//! flavour, written by the `prometheus-client` crate): `count()` maps are
-//! counters, other numeric maps gauges, `hist`/`lhist` maps histograms with
-//! cumulative `le` buckets, `_sum` and `_count`. Map keys become labels
-//! `key` (one key) or `key1`, `key2`, ... (several keys, tuples flattened).
+//! A script's maps in the Prometheus text exposition format, version 0.0.4
+//! (what Prometheus 2 scrapes and `promtool check metrics` reads): `count()`
+//! maps are counters, other numeric maps gauges, `hist`/`lhist` maps
+//! histograms with cumulative `le` buckets, `_sum` and `_count`. Map keys
+//! become labels `key` (one key) or `key1`, `key2`, ... (several keys,
+//! tuples flattened). A map whose name starts with `_` (`@_since`) is
+//! the script's internal state and is left out. Prometheus wants base
+//! units: a map named `*_ns`, `*_us` or `*_ms` is exported as `*_seconds`,
+//! its values (gauge values, bucket bounds, sums) scaled to seconds.
+//!
+//! The `prometheus-client` crate writes the text in its OpenMetrics form;
+//! the two differ only in a counter's HELP and TYPE lines (named without
+//! `_total` in OpenMetrics, with it in the classic format, like the
+//! samples) and the closing `# EOF`, which [`exposition`] adapts.
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
@@ -13,13 +22,13 @@ use super::model::{Aggregate, MapDump, Value};
 use super::text::key_component_text;
 
 /// The content type of [`exposition`]'s text, for the HTTP response.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// One sample of a map entry.
 #[derive(Debug, Clone)]
 enum Sample {
     Counter(u64),
-    Gauge(i64),
+    Gauge(f64),
     Histogram {
         sum: f64,
         count: u64,
@@ -102,29 +111,42 @@ fn labels(keys: &[Value]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn number(v: &Value) -> Option<i64> {
+fn number(v: &Value) -> Option<f64> {
     match v {
-        Value::Int(i) => Some(*i),
-        Value::UInt(u) => Some(i64::try_from(*u).unwrap_or(i64::MAX)),
+        Value::Int(i) => Some(*i as f64),
+        Value::UInt(u) => Some(*u as f64),
         _ => None,
     }
 }
 
-/// The sample of one aggregate; `None` for values that are not numbers
-/// (strings, stacks, addresses).
-fn sample(aggregate: &Aggregate) -> Option<Sample> {
+/// A map name in base units: the name with a time suffix (`_ns`, `_us`,
+/// `_ms`) replaced by `_seconds`, and the divisor that turns its values
+/// into seconds (1 for other names).
+fn base_unit(name: &str) -> (String, f64) {
+    for (suffix, scale) in [("_ns", 1e9), ("_us", 1e6), ("_ms", 1e3)] {
+        if let Some(stem) = name.strip_suffix(suffix) {
+            return (format!("{}_seconds", stem), scale);
+        }
+    }
+    (name.to_string(), 1.0)
+}
+
+/// The sample of one aggregate, values divided by `scale` (counts are
+/// not); `None` for values that are not numbers (strings, stacks,
+/// addresses).
+fn sample(aggregate: &Aggregate, scale: f64) -> Option<Sample> {
     Some(match aggregate {
-        Aggregate::Scalar(v) => Sample::Gauge(number(v)?),
+        Aggregate::Scalar(v) => Sample::Gauge(number(v)? / scale),
         Aggregate::Count(n) => Sample::Counter(*n),
         Aggregate::Sum(v) | Aggregate::Min(v) | Aggregate::Max(v) | Aggregate::Avg(v) => {
-            Sample::Gauge(*v)
+            Sample::Gauge(*v as f64 / scale)
         }
-        Aggregate::Stats { avg, .. } => Sample::Gauge(*avg),
+        Aggregate::Stats { avg, .. } => Sample::Gauge(*avg as f64 / scale),
         Aggregate::Hist(_) | Aggregate::SubHist { .. } | Aggregate::Lhist { .. } => {
             let visible = visible_buckets(aggregate);
             let mut buckets: Vec<(f64, u64)> = visible
                 .iter()
-                .map(|b| (b.max.map_or(f64::INFINITY, |m| m as f64), b.count))
+                .map(|b| (b.max.map_or(f64::INFINITY, |m| m as f64 / scale), b.count))
                 .collect();
             if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
                 buckets.push((f64::INFINITY, 0));
@@ -137,7 +159,8 @@ fn sample(aggregate: &Aggregate) -> Option<Sample> {
                     let (lo, hi) = (b.min.or(b.max).unwrap_or(0), b.max.or(b.min).unwrap_or(0));
                     (lo as f64 + hi as f64) / 2.0 * b.count as f64
                 })
-                .sum();
+                .sum::<f64>()
+                / scale;
             Sample::Histogram {
                 sum,
                 count: visible.iter().map(|b| b.count).sum(),
@@ -147,11 +170,13 @@ fn sample(aggregate: &Aggregate) -> Option<Sample> {
     })
 }
 
-/// The exposition text of `maps` (metric names `prefix` + map name), ending
-/// with `# EOF`. Maps without a numeric value are left out.
+/// The exposition text of `maps` (metric names `prefix` + map name). Maps
+/// without a numeric value are left out.
 pub fn exposition(maps: &[MapDump], prefix: &str) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    for dump in maps {
+    let mut counters = Vec::new();
+    for dump in maps.iter().filter(|m| !m.name.starts_with("@_")) {
+        let (name, scale) = base_unit(&metric_name(prefix, &dump.name));
         let kind = match dump.entries.first().map(|e| &e.1) {
             Some(Aggregate::Count(_)) => MetricType::Counter,
             Some(Aggregate::Hist(_) | Aggregate::SubHist { .. } | Aggregate::Lhist { .. }) => {
@@ -163,18 +188,32 @@ pub fn exposition(maps: &[MapDump], prefix: &str) -> Result<String, std::fmt::Er
         let samples: Vec<_> = dump
             .entries
             .iter()
-            .filter_map(|(keys, value)| Some((labels(keys), sample(value)?)))
+            .filter_map(|(keys, value)| Some((labels(keys), sample(value, scale)?)))
             .collect();
         if samples.is_empty() {
             continue;
         }
-        let name = metric_name(prefix, &dump.name);
+        if matches!(kind, MetricType::Counter) {
+            counters.push(name.clone());
+        }
         let help = format!("netscript map {}", dump.name);
         registry.register(name, help, MapMetric { kind, samples });
     }
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry)?;
-    Ok(text)
+    let mut open_metrics = String::new();
+    prometheus_client::encoding::text::encode_registry(&mut open_metrics, &registry)?;
+    Ok(open_metrics
+        .lines()
+        .map(|line| {
+            let counter_descriptor = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+                let rest = line.strip_prefix(tag)?;
+                let (name, tail) = rest.split_once(' ')?;
+                counters
+                    .contains(&name.to_string())
+                    .then(|| format!("{}{}_total {}", tag, name, tail))
+            });
+            counter_descriptor.unwrap_or_else(|| line.to_string()) + "\n"
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -211,7 +250,12 @@ mod tests {
             "netscript_",
         )
         .expect("encodes");
-        assert!(text.contains("# TYPE netscript_rst counter\n"), "{}", text);
+        assert!(
+            text.contains("# TYPE netscript_rst_total counter\n"),
+            "{}",
+            text
+        );
+        assert!(text.contains("# HELP netscript_rst_total "), "{}", text);
         assert!(
             text.contains("netscript_rst_total{key=\"sent\"} 3\n"),
             "{}",
@@ -219,12 +263,12 @@ mod tests {
         );
         assert!(text.contains("# TYPE netscript_bytes gauge\n"), "{}", text);
         assert!(
-            text.contains("netscript_bytes{key1=\"10.0.0.1\",key2=\"80\"} 1500\n"),
+            text.contains("netscript_bytes{key1=\"10.0.0.1\",key2=\"80\"} 1500.0\n"),
             "{}",
             text
         );
         assert!(!text.contains("empty"));
-        assert!(text.ends_with("# EOF\n"));
+        assert!(!text.contains("# EOF"));
     }
 
     #[test]
@@ -245,6 +289,28 @@ mod tests {
         assert!(text.contains("lat_count 5\n"), "{}", text);
         // Midpoints 2.5 and 5.5: 2*2.5 + 3*5.5.
         assert!(text.contains("lat_sum 21.5\n"), "{}", text);
+    }
+
+    #[test]
+    fn time_units_become_seconds_and_internal_maps_stay_out() {
+        let text = exposition(
+            &[
+                dump("@lat_us", vec![(vec![], Aggregate::Hist(vec![0, 0, 0, 2]))]),
+                dump("@avg_ms", vec![(vec![], Aggregate::Avg(250))]),
+                dump("@_since", vec![(vec![], Aggregate::Scalar(Value::UInt(5)))]),
+            ],
+            "",
+        )
+        .expect("encodes");
+        assert!(text.contains("# TYPE lat_seconds histogram\n"), "{}", text);
+        assert!(
+            text.contains("lat_seconds_bucket{le=\"0.000003\"} 2\n"),
+            "{}",
+            text
+        );
+        assert!(text.contains("lat_seconds_sum 0.000005\n"), "{}", text);
+        assert!(text.contains("avg_seconds 0.25\n"), "{}", text);
+        assert!(!text.contains("since"), "{}", text);
     }
 
     #[test]
