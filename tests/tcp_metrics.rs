@@ -15,14 +15,17 @@ use common::{netscript_bin, Tracer};
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tcp_metrics.ns");
 
 /// A dual-stack TCP server: every connection is read to its end, answered
-/// with 500 bytes and closed.
+/// with 500 bytes and closed; with a second argument `stall`, connections
+/// are accepted and never read.
 const SERVER: &str = r#"
-import socket, sys, threading
+import socket, sys, threading, time
 s = socket.socket(socket.AF_INET6)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("::", int(sys.argv[1])))
 s.listen(64)
 def serve(c):
+    if sys.argv[2:] == ["stall"]:
+        time.sleep(3600)
     while c.recv(65536):
         pass
     c.sendall(b"r" * 500)
@@ -69,9 +72,14 @@ struct Server(std::process::Child);
 
 impl Server {
     fn start(p: &NetnsPair, port: u16) -> Server {
+        Server::with_args(p, port, &[])
+    }
+
+    fn with_args(p: &NetnsPair, port: u16, extra: &[&str]) -> Server {
         let child = Command::new("ip")
             .args(["netns", "exec", &p.ns[1], "python3", "-c", SERVER])
             .arg(port.to_string())
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("server starts");
@@ -426,5 +434,29 @@ fn prometheus_scrapes_the_summary_and_promtool_accepts_it() {
         parsed["data"]["result"][0]["value"][1], "2",
         "{}",
         histogram
+    );
+}
+
+#[test]
+fn a_receiver_that_stops_reading_shows_a_zero_window() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nstz", 35);
+    let _server = Server::with_args(&p, 7006, &["stall"]);
+    let t = start(&["--rport", "7006", "--interval", "100", "--reset=false"]);
+    // The server never reads: its receive buffer fills, it advertises a
+    // zero window, and the client's window probes are answered with it.
+    let stuck = format!(
+        "import socket\nc = socket.create_connection(('{}', 7006))\nc.settimeout(3)\ntry:\n  c.sendall(b'x' * 50000000)\nexcept socket.timeout:\n  print('stuck')\n",
+        p.ip4[1]
+    );
+    assert_eq!(python(&p, 0, &stuck, &[]).trim(), "stuck");
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    assert!(
+        value(&out, "@zero_window[peer]").unwrap_or(0) > 0,
+        "no zero window seen:\n{}",
+        out
     );
 }
