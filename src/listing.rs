@@ -85,8 +85,9 @@ pub fn list(pattern: &str, verbose: bool) -> Result<Vec<String>> {
 fn list_stages(glob: &str, verbose: bool) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for (file, text) in crate::stdlib::FILES {
-        let program = crate::syntax::parse(text)
-            .map_err(|e| Diagnostic::plain(format!("{}: {}", file, e.message)))?;
+        let program = crate::syntax::parse(text).map_err(|e| {
+            Diagnostic::plain(format!("{}: {}", file, e.message))
+        })?;
         for item in &program.items {
             let crate::syntax::ast::Item::Stage(stage) = item else {
                 continue;

@@ -280,17 +280,12 @@ fn catalogue() {
     let Some(out) = lab_run("catalogue.sh") else {
         return;
     };
-    let stages: usize = section(&out, "stages")
-        .trim()
-        .parse()
-        .expect("a stage count");
+    let stages: usize = section(&out, "stages").trim().parse().expect("a stage count");
     assert!(stages > 20, "{out}");
     let verifier = section(&out, "verifier");
     assert!(!verifier.contains("skipped"), "{verifier}");
     assert!(
-        verifier.contains(&format!(
-            "netscript: {stages} program(s) passed the kernel verifier"
-        )),
+        verifier.contains(&format!("netscript: {stages} program(s) passed the kernel verifier")),
         "{verifier}"
     );
 }

@@ -168,8 +168,9 @@ pub fn args_layout(args: &[Ty]) -> (Vec<u32>, u32) {
 }
 
 /// Which BPF maps a script needs: user maps first (same index as their
-/// `MapId`), then the event ring buffer, the lost-event counter and, when
-/// `kstack` is used, the stack-trace map.
+/// `MapId`), then the event ring buffer, the lost-event counter, when
+/// `kstack` is used, the stack-trace map, when `ratelimit()` is used, its
+/// limiters, then the maps of each path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapTable {
     /// Every map, in `ir::MapId` order.
