@@ -258,7 +258,20 @@ fn retransmissions_forced_by_packet_loss_agree_with_tcp_info() {
         "ip netns exec {} nft 'add table inet loss; add chain inet loss input {{ type filter hook input priority 0; }}; add rule inet loss input tcp dport 7003 meta length > 1000 numgen random mod 4 == 0 drop'",
         p.ns[1]
     ));
-    let t = start(&["--rport", "7003", "--interval", "100", "--reset=false"]);
+    // Both modes: the summary and a detail event per retransmission.
+    let t = start(&[
+        "--rport",
+        "7003",
+        "--interval",
+        "100",
+        "--reset=false",
+        "--mode",
+        "both",
+        "--rtt-threshold",
+        "10000000",
+        "--max-events-per-sec",
+        "100000",
+    ]);
     let retrans = client(&p, &p.ip4[1], 7003, 1, 2_000_000);
     std::thread::sleep(Duration::from_millis(500));
     let (code, out, err) = t.interrupt();
@@ -280,6 +293,17 @@ fn retransmissions_forced_by_packet_loss_agree_with_tcp_info() {
         retrans[0]
     );
     assert!(out.contains("@retransmits_by_state["), "{}", out);
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.starts_with("{\"trigger\":\"retransmit\""))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {}", e, l)))
+        .collect();
+    assert_eq!(events.len() as u64, traced, "{}", out);
+    assert_eq!(events[0]["dport"], 7003);
+    assert_eq!(events[0]["role"], "client");
+    assert!(events
+        .iter()
+        .all(|e| e["total_retrans"].as_u64() < Some(retrans[0] + 1)));
 }
 
 #[test]
