@@ -60,6 +60,10 @@ struct Cli {
     /// and fentry ones (tracepoint).
     #[arg(long, value_enum, default_value = "auto")]
     stages: Stages,
+    /// Serve the script's maps in the Prometheus text format on
+    /// ADDR:PORT (PORT alone: 127.0.0.1), read at each scrape of /metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    prometheus: Option<String>,
     /// Print a pipeline stage and exit.
     #[arg(short = 'd', value_enum, value_name = "STAGE")]
     debug: Option<Stage>,
@@ -102,6 +106,7 @@ const GLOBAL_WITH_VALUE: &[&str] = &[
     "-d",
     "--missing-probes",
     "--stages",
+    "--prometheus",
 ];
 /// netscript's own flags without a value.
 const GLOBAL_FLAGS: &[&str] = &["--dry-run", "--no-fentry"];
@@ -306,7 +311,14 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         OutFormat::Json => Format::Json,
     };
     let mut printer = Printer::new(format, writer);
+    let prometheus = cli
+        .prometheus
+        .as_deref()
+        .map(runtime::prometheus::listen_addr)
+        .transpose()
+        .map_err(plain)?;
     let options = RunOptions {
+        prometheus,
         duration: cli.duration.map(Duration::from_secs_f64),
         command: cli.command,
         skip_missing_probes: skip_missing,

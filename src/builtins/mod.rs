@@ -51,6 +51,9 @@ pub enum Func {
     /// `matches(x, param)`: x is in the address prefix, interface list,
     /// port or value a parameter names (always true for `any`).
     Matches,
+    /// `ratelimit(N)`: true when an event may be sent now, at most N per
+    /// second for all CPUs together (one limiter per call in the source).
+    RateLimit,
 }
 
 /// Where a call may appear.
@@ -116,6 +119,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("kstack", Func::Kstack, 0, 1, Role::Value),
     def("ksym", Func::Ksym, 1, 1, Role::Value),
     def("matches", Func::Matches, 2, 2, Role::Value),
+    def("ratelimit", Func::RateLimit, 1, 1, Role::Value),
     def("enum_name", Func::EnumName, 2, 3, Role::Value),
     def("flagstr", Func::FlagStr, 2, 2, Role::Value),
 ];

@@ -173,8 +173,9 @@ pub fn args_layout(args: &[Ty]) -> (Vec<u32>, u32) {
 }
 
 /// Which BPF maps a script needs: user maps first (same index as their
-/// `MapId`), then the event ring buffer, the lost-event counter and, when
-/// `kstack` is used, the stack-trace map.
+/// `MapId`), then the event ring buffer, the lost-event counter, when
+/// `kstack` is used, the stack-trace map, when `ratelimit()` is used, its
+/// limiters, then the maps of each path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapTable {
     /// Every map, in `ir::MapId` order.
@@ -191,6 +192,9 @@ pub struct MapTable {
     /// script), packets too short for one of its reads; present when the
     /// script has XDP probes.
     pub packet_short: Option<u32>,
+    /// Index of the array of `ratelimit()` limiters (next allowed time,
+    /// ns, one per call in the source), when the script has any.
+    pub rate_limits: Option<u32>,
 }
 
 impl MapTable {
@@ -243,6 +247,17 @@ impl MapTable {
                 key_size: 4,
                 value_size: 8 * STACK_DEPTH,
                 max_entries: STACK_ENTRIES,
+                flags: 0,
+            });
+            specs.len() as u32 - 1
+        });
+        let rate_limits = (script.rate_limits > 0).then(|| {
+            specs.push(MapSpec {
+                name: "ratelimits".into(),
+                map_type: map_type::ARRAY,
+                key_size: 4,
+                value_size: 8,
+                max_entries: script.rate_limits,
                 flags: 0,
             });
             specs.len() as u32 - 1
@@ -317,6 +332,7 @@ impl MapTable {
         MapTable {
             packet_short,
             paths,
+            rate_limits,
             specs,
             events,
             lost,

@@ -7,6 +7,7 @@ pub mod loghist;
 pub mod model;
 pub mod order;
 pub mod printf;
+pub mod prometheus;
 pub mod text;
 
 use std::io::{self, Write};

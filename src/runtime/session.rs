@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub command: Option<String>,
     /// Go on without probes that cannot be attached (with a warning).
     pub skip_missing_probes: bool,
+    /// Serve the maps to Prometheus scrapes on this address.
+    pub prometheus: Option<std::net::SocketAddr>,
 }
 
 /// Loads a compiled script into the kernel, turning a verifier rejection
@@ -237,6 +239,10 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         ),
         None => None,
     };
+    let metrics = options
+        .prometheus
+        .map(super::prometheus::MetricsServer::bind)
+        .transpose()?;
     let deadline = options.duration.map(|d| Instant::now() + d);
     let mut paths = PathReports::new(&compiled.script.paths, &compiled.maps);
     let report_every = paths.interval_ns().map(Duration::from_nanos);
@@ -245,6 +251,15 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         ring.poll(Duration::from_millis(100))?;
         for r in records.borrow_mut().drain(..) {
             events.handle(&r, printer)?;
+        }
+        if let Some(server) = &metrics {
+            server.answer_pending(|| {
+                let maps = &compiled.script.maps;
+                maps.iter()
+                    .enumerate()
+                    .map(|(i, decl)| events.dump(i, decl))
+                    .collect()
+            })?;
         }
         if let (Some(at), Some(every)) = (next_report, report_every) {
             if Instant::now() >= at {

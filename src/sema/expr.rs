@@ -220,6 +220,7 @@ impl<'a, 'o> Scope<'a, 'o> {
             {
                 self.param_value(name, span)
             }
+            ExprKind::Builtin(name) => self.builtin(name, span),
             ExprKind::Ident(name) => match Btf::vmlinux().ok().and_then(|b| b.enum_value(name)) {
                 Some((_, v)) => mk(Ty::I64, K::Int(v)),
                 None => Err(Diagnostic::at(
@@ -227,7 +228,6 @@ impl<'a, 'o> Scope<'a, 'o> {
                     format!("unknown identifier '{}'", name),
                 )),
             },
-            ExprKind::Builtin(name) => self.builtin(name, span),
             ExprKind::Unary { op, expr } => self.unary(*op, expr, span),
             ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, span),
             ExprKind::Ternary {
@@ -528,6 +528,29 @@ impl<'a, 'o> Scope<'a, 'o> {
                     ));
                 };
                 super::params::matches(x, &value, span)
+            }
+            Func::RateLimit => {
+                let per_second = self.constant(&args[0])?;
+                if per_second <= 0 {
+                    return Err(Diagnostic::at(
+                        args[0].span,
+                        "ratelimit() needs a positive number of events per second",
+                    ));
+                }
+                let slot = match self.checker.rate_limits.iter().position(|s| *s == span) {
+                    Some(i) => i,
+                    None => {
+                        self.checker.rate_limits.push(span);
+                        self.checker.rate_limits.len() - 1
+                    }
+                };
+                mk(
+                    Ty::U64,
+                    K::RateLimit {
+                        per_second: per_second as u64,
+                        slot: slot as u32,
+                    },
+                )
             }
             Func::Ksym => {
                 let a = self.expr(&args[0])?;

@@ -83,6 +83,7 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         maps: second.maps,
         printfs: second.printfs,
         uses_kstack: second.uses_kstack,
+        rate_limits: second.rate_limits.len() as u32,
         warnings: second.warnings,
         paths: second.paths,
     })
@@ -126,6 +127,8 @@ struct Checker<'o> {
     printfs: Vec<PrintfDecl>,
     programs: Vec<tast::Program>,
     uses_kstack: bool,
+    /// The `ratelimit()` calls of the source, by limiter slot.
+    rate_limits: Vec<Span>,
     warnings: Vec<String>,
     paths: Vec<tast::PathInfo>,
 }
@@ -143,6 +146,7 @@ impl<'o> Checker<'o> {
             printfs: Vec::new(),
             programs: Vec::new(),
             uses_kstack: false,
+            rate_limits: Vec::new(),
             warnings: Vec::new(),
             paths: Vec::new(),
         }
@@ -186,6 +190,7 @@ impl<'o> Checker<'o> {
             };
             for spec in &block.specs {
                 let target = packet::probe_target(&self.options.params, spec)?;
+                let target = params::probe_parts(&target, &self.options.params);
                 let points = match providers::expand(&spec.provider, &target, spec.span) {
                     Ok(points) => points,
                     Err(e)

@@ -114,6 +114,23 @@ pub(super) fn matches(x: Expr, value: &Value, span: Span) -> Result<Expr> {
     })
 }
 
+/// A probe's target parts with every part that names an integer or enum
+/// parameter replaced by its value (`interval:s:period` with
+/// `--period 5` is `interval:s:5`); other parts are kept as written.
+pub(super) fn probe_parts(
+    parts: &[String],
+    params: &std::collections::HashMap<String, Value>,
+) -> Vec<String> {
+    parts
+        .iter()
+        .map(|part| match params.get(part) {
+            Some(Value::Int(v)) => v.to_string(),
+            Some(Value::Word(w)) => w.clone(),
+            _ => part.clone(),
+        })
+        .collect()
+}
+
 impl Scope<'_, '_> {
     /// A parameter used as a value.
     pub(super) fn param_value(&mut self, name: &str, span: Span) -> Result<Expr> {

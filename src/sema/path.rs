@@ -8,7 +8,7 @@ use super::expr::Scope;
 use super::stmt::param_count;
 use super::tast::{self, Expr, PathInfo, Stmt};
 use super::types::Ty;
-use super::{program_name, Checker, StageChoice};
+use super::{params, program_name, Checker, StageChoice};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::btf::Btf;
 use crate::kernel::symbols::kernel_features;
@@ -236,7 +236,11 @@ impl Checker<'_> {
         let mut reasons = Vec::new();
         for alt in probes {
             let spec = &alt.spec;
-            match providers::expand(&spec.provider, &spec.target, spec.span) {
+            match providers::expand(
+                &spec.provider,
+                &params::probe_parts(&spec.target, &self.options.params),
+                spec.span,
+            ) {
                 Ok(points) if points.len() == 1 => {
                     let mut point = points.into_iter().next().expect("one point");
                     if let (Some(k), true) =

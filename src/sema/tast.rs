@@ -20,6 +20,9 @@ pub struct Script {
     pub printfs: Vec<PrintfDecl>,
     /// Whether any program records a kernel stack.
     pub uses_kstack: bool,
+    /// How many `ratelimit()` limiters the script has (one per call in
+    /// the source).
+    pub rate_limits: u32,
     /// Probes skipped because they do not exist on this kernel.
     pub warnings: Vec<String>,
     /// Packet paths, by path id.
@@ -365,6 +368,14 @@ pub enum ExprKind {
         family: u32,
         /// The address value or pointer.
         addr: Box<Expr>,
+    },
+    /// `ratelimit(N)`: 1 when the limiter in `slot` lets an event through
+    /// now (at most `per_second` per second for all CPUs), else 0.
+    RateLimit {
+        /// Events per second.
+        per_second: u64,
+        /// The limiter's index in the rate-limit map.
+        slot: u32,
     },
     /// `kstack(n)`: the stack id, with the frame limit `n` (1..=127) in
     /// bits 32..40 of the value for user space (`kstack` is a `Builtin`).

@@ -341,15 +341,59 @@ fn optional_probe_blocks_skip_missing_probes_with_a_warning() {
     assert!(!checked("kprobe:tcp_sendmsg { }").programs[0].optional);
 }
 
+fn checked_with(src: &str, params: &[(&str, crate::params::Value)]) -> super::tast::Script {
+    let options = Options {
+        params: params
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    let ast = parse(src).unwrap_or_else(|e| panic!("parse {}: {}", src, e.message));
+    check(&ast, &options).unwrap_or_else(|e| panic!("check {}: {}", src, e.message))
+}
+
 #[test]
-fn a_parameter_named_like_a_builtin_replaces_it() {
-    let ast = parse("BEGIN { @x = pid; @y = tid; }").expect("parses");
-    let mut options = Options::default();
-    options
-        .params
-        .insert("pid".into(), crate::params::Value::Int(4242));
-    let s = check(&ast, &options).expect("checks");
-    let text = format!("{:?}", s.programs[0].body);
-    assert!(text.contains("Int(4242)"), "{text}");
-    assert_eq!(text.matches("Builtin(").count(), 1, "tid stays: {text}");
+fn a_probe_part_naming_a_parameter_takes_its_value() {
+    let s = checked_with(
+        "interval:s:period { @n = count(); }",
+        &[("period", crate::params::Value::Int(5))],
+    );
+    assert_eq!(
+        s.programs[0].probe.target,
+        crate::providers::Target::Interval(5_000_000_000)
+    );
+}
+
+#[test]
+fn each_ratelimit_call_in_the_source_is_one_limiter() {
+    // One call inside a function inlined twice: one limiter, shared.
+    let s = checked(
+        "fn send() { if (ratelimit(10)) { printf(\"x\\n\"); } } BEGIN { send(); } END { send(); }",
+    );
+    assert_eq!(s.rate_limits, 1);
+    let s = checked("BEGIN { @a = ratelimit(10); @b = ratelimit(5); }");
+    assert_eq!(s.rate_limits, 2);
+    let (message, text) = error("BEGIN { @a = ratelimit(0); }");
+    assert_eq!(
+        message,
+        "ratelimit() needs a positive number of events per second"
+    );
+    assert_eq!(text, "0");
+}
+
+#[test]
+fn a_parameter_named_like_a_builtin_variable_replaces_it() {
+    let s = checked_with(
+        "BEGIN { @p = pid; }",
+        &[("pid", crate::params::Value::Int(42))],
+    );
+    let super::tast::Stmt::SetMap { value, .. } = &s.programs[0].body[0] else {
+        panic!("an assignment: {:?}", s.programs[0].body[0]);
+    };
+    assert!(
+        matches!(value.kind, super::tast::ExprKind::Int(42)),
+        "{:?}",
+        value.kind
+    );
 }

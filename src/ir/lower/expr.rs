@@ -260,6 +260,30 @@ impl Lower<'_> {
                 }
                 Val::Mem(slot, 20)
             }
+            K::RateLimit { per_second, slot } => {
+                let Some(map) = self.maps.rate_limits else {
+                    return Err(crate::diag::Diagnostic::at(
+                        e.span,
+                        "internal error: no rate-limit map for ratelimit()",
+                    ));
+                };
+                let (result, now) = (self.f.vreg(), self.f.vreg());
+                self.f.push(Inst::Mov {
+                    dst: result,
+                    src: Operand::Imm(0),
+                });
+                self.call(helper::KTIME_GET_NS, vec![], Some(now));
+                let (allowed, done) = (self.f.label(), self.f.label());
+                self.rate_limit(MapId(map), *slot, *per_second, now, allowed);
+                self.f.push(Inst::Jump(done));
+                self.f.push(Inst::Label(allowed));
+                self.f.push(Inst::Mov {
+                    dst: result,
+                    src: Operand::Imm(1),
+                });
+                self.f.push(Inst::Label(done));
+                Val::Reg(result)
+            }
             K::Kstack(limit) => {
                 let v = self.builtin(Var::Kstack);
                 if let (Val::Reg(r), 1..) = (v, *limit) {

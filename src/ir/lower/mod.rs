@@ -173,18 +173,25 @@ impl<'a> Lower<'a> {
 
     /// Takes a free slot of at least `size` bytes from the pool shared by
     /// temporaries and the memory variables of inlined calls (the smallest
-    /// that fits, or a new one); returns its index in `temps`.
+    /// that fits, else the largest free one grown to `size`, or a new one);
+    /// returns its index in `temps`.
     fn pooled_slot(&mut self, size: u32) -> usize {
         let size = size.div_ceil(8).max(1) * 8;
-        let best = self
-            .temps
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| !t.2 && t.1 >= size)
+        let free = || self.temps.iter().enumerate().filter(|(_, t)| !t.2);
+        let best = free()
+            .filter(|(_, t)| t.1 >= size)
             .min_by_key(|(_, t)| t.1)
+            .or_else(|| free().max_by_key(|(_, t)| t.1))
             .map(|(i, _)| i);
         let index = match best {
-            Some(i) => i,
+            Some(i) => {
+                if self.temps[i].1 < size {
+                    // Slot sizes are fixed only when the frame is laid out.
+                    self.temps[i].1 = size;
+                    self.f.slots[self.temps[i].0 .0 as usize].size = size;
+                }
+                i
+            }
             None => {
                 let slot = self.f.slot(size, 8);
                 self.temps.push((slot, size, false));
@@ -295,27 +302,36 @@ impl<'a> Lower<'a> {
             Stmt::Printf(id, args) => {
                 let tys: Vec<Ty> = args.iter().map(|a| a.ty.clone()).collect();
                 let (offsets, size) = layout::args_layout(&tys);
-                let mut vals = Vec::new();
-                for a in args {
-                    vals.push(self.expr(a)?);
-                }
+                // Each argument goes into the record as soon as it is
+                // computed, so its temporaries are free for the next one.
                 let slot = self.temp(8 + size);
                 self.zero(Place::stack(slot), 8 + size);
-                for ((v, off), ty) in vals.into_iter().zip(offsets).zip(&tys) {
-                    self.store_val(
-                        Place {
-                            off: 8 + off as i32,
-                            ..Place::stack(slot)
-                        },
-                        v,
-                        ty.storage_size(),
-                    );
+                for ((a, off), ty) in args.iter().zip(offsets).zip(&tys) {
+                    self.with_temps(|l| -> Result<()> {
+                        let v = l.expr(a)?;
+                        l.store_val(
+                            Place {
+                                off: 8 + off as i32,
+                                ..Place::stack(slot)
+                            },
+                            v,
+                            ty.storage_size(),
+                        );
+                        Ok(())
+                    })?;
                 }
                 self.emit_event(event::PRINTF_BASE + *id as u64, slot, 8 + size);
             }
             Stmt::Exit => {
                 let slot = self.temp(8);
                 self.emit_event(event::EXIT, slot, 8);
+            }
+            // A constant condition (a parameter test) keeps only its branch.
+            Stmt::If(cond, then_b, else_b) if matches!(cond.kind, tast::ExprKind::Int(_)) => {
+                let tast::ExprKind::Int(v) = cond.kind else {
+                    return Ok(());
+                };
+                self.block(if v != 0 { then_b } else { else_b })?;
             }
             Stmt::If(cond, then_b, else_b) => {
                 let (else_l, done) = (self.f.label(), self.f.label());

@@ -306,7 +306,7 @@ impl Lower<'_> {
                 target: below,
             });
             if info.rate_limit > 0 {
-                self.rate_limit(maps, info.rate_limit, now, report);
+                self.rate_limit(MapId(maps.rate), 0, info.rate_limit, now, report);
                 self.increment(MapId(maps.counters), counter::SUPPRESSED);
                 self.f.push(Inst::Jump(after));
             }
@@ -348,14 +348,23 @@ impl Lower<'_> {
     }
 
     /// A token bucket shared by all CPUs (the generic cell rate algorithm:
-    /// one "next allowed time" per path, advanced with compare-and-exchange): jumps to `allowed` when an event
-    /// may be sent now, falls through when it is over the limit. A burst
-    /// of a tenth of a second's worth is allowed.
-    fn rate_limit(&mut self, maps: PathMaps, per_second: u64, now: VReg, allowed: Label) {
+    /// one "next allowed time" per limiter, element `index` of array `map`,
+    /// advanced with compare-and-exchange): jumps to `allowed` when an
+    /// event may be sent now, falls through when it is over the limit. A
+    /// burst of a tenth of a second's worth is allowed. Used by paths and
+    /// by `ratelimit()`.
+    pub(super) fn rate_limit(
+        &mut self,
+        map: MapId,
+        index: u32,
+        per_second: u64,
+        now: VReg,
+        allowed: Label,
+    ) {
         let period = (1_000_000_000 / per_second).max(1) as i64;
         let burst = period * (per_second as i64 / 10).max(1);
         let over = self.f.label();
-        let q = self.lookup_index(MapId(maps.rate), 0, over);
+        let q = self.lookup_index(map, index, over);
         let (tat, base, ahead) = (self.f.vreg(), self.f.vreg(), self.f.vreg());
         self.f.push(Inst::Load {
             dst: tat,
