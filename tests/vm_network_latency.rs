@@ -17,21 +17,23 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm_network_la
 const VM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/tap_vm.py");
 
 /// Namespace `<tag>h` (bridge br0 with tap `<tag>tap` and veth
-/// `<tag>phy`) and namespace `<tag>r` (veth `<tag>eth`, 10.66.0.2); the VM
-/// is 10.66.0.1.
+/// `<tag>phy`) and namespace `<tag>r` (veth `<tag>eth`, 10.66.N.2); the VM
+/// is 10.66.N.1. Tests run at once and tracepoints see every namespace:
+/// each host has its own subnet N, which the tests filter on.
 struct Host {
     tag: &'static str,
+    subnet: u8,
 }
 
 impl Host {
-    fn new(tag: &'static str) -> Host {
-        let host = Host { tag };
+    fn new(tag: &'static str, subnet: u8) -> Host {
+        let host = Host { tag, subnet };
         host.remove();
         let (h, r) = (host.ns(), format!("{tag}r"));
         for cmd in [
             format!("ip netns add {h}"),
             format!("ip netns add {r}"),
-            format!("ip -n {h} link add br0 type bridge"),
+            format!("ip -n {h} link add br0 type bridge forward_delay 0"),
             format!("ip -n {h} tuntap add mode tap name {tag}tap"),
             format!("ip link add {tag}phy netns {h} type veth peer name {tag}eth netns {r}"),
             format!("ip -n {h} link set {tag}tap master br0"),
@@ -39,9 +41,12 @@ impl Host {
             format!("ip -n {h} link set br0 up"),
             format!("ip -n {h} link set {tag}tap up"),
             format!("ip -n {h} link set {tag}phy up"),
-            format!("ip -n {r} addr add 10.66.0.2/24 dev {tag}eth"),
+            format!("ip -n {r} addr add {}/24 dev {tag}eth", host.ip(2)),
             format!("ip -n {r} link set {tag}eth up"),
-            format!("ip -n {r} neigh add 10.66.0.1 lladdr 02:00:00:00:66:01 dev {tag}eth"),
+            format!(
+                "ip -n {r} neigh add {} lladdr 02:00:00:00:66:01 dev {tag}eth",
+                host.ip(1)
+            ),
         ] {
             sh(&cmd);
         }
@@ -50,6 +55,11 @@ impl Host {
         let settled = (0..20).any(|_| host.try_ping(1));
         assert!(settled, "the VM's first echo never came back");
         host
+    }
+
+    /// The VM's address (1) or the peer's (2).
+    fn ip(&self, host: u8) -> String {
+        format!("10.66.{}.{}", self.subnet, host)
     }
 
     /// The namespace holding the bridge, the tap and the NIC.
@@ -83,9 +93,9 @@ impl Host {
             .args([
                 &format!("{tag}tap"),
                 "02:00:00:00:66:01",
-                "10.66.0.1",
+                &self.ip(1),
                 mac,
-                "10.66.0.2",
+                &self.ip(2),
             ])
             .arg(n.to_string())
             .stderr(std::process::Stdio::null())
@@ -125,7 +135,7 @@ fn vm_packets_are_measured_from_the_tap_to_the_nic_and_back() {
     if !netscript::testing::bpf_available() {
         return;
     }
-    let host = Host::new("vmm");
+    let host = Host::new("vmm", 1);
     let args = [
         SCRIPT,
         "--vm-dev",
@@ -136,13 +146,13 @@ fn vm_packets_are_measured_from_the_tap_to_the_nic_and_back() {
         "icmp",
         // Only the VM's exchange: no IPv6 neighbour discovery of the peer.
         "--src-ip",
-        "10.66.0.0/24",
+        "10.66.1.0/24",
     ];
     let objects = run_json(Some(&host.ns()), &args, || host.ping(5));
     let events = of_type(&objects, "path");
     for (path, first, last, src, dst) in [
-        ("vm_tx", "TUN_RX", "DEV_QUEUE", "10.66.0.1", "10.66.0.2"),
-        ("vm_rx", "PHY_RX", "TUN_XMIT", "10.66.0.2", "10.66.0.1"),
+        ("vm_tx", "TUN_RX", "DEV_QUEUE", "10.66.1.1", "10.66.1.2"),
+        ("vm_rx", "PHY_RX", "TUN_XMIT", "10.66.1.2", "10.66.1.1"),
     ] {
         let mine: Vec<&&Value> = events
             .iter()
@@ -180,7 +190,7 @@ fn histogram_mode_gives_percentiles_per_segment() {
     if !netscript::testing::bpf_available() {
         return;
     }
-    let host = Host::new("vmg");
+    let host = Host::new("vmg", 2);
     let args = [
         SCRIPT,
         "--vm-dev",
@@ -191,6 +201,8 @@ fn histogram_mode_gives_percentiles_per_segment() {
         "tx",
         "--mode",
         "histogram",
+        "--src-ip",
+        "10.66.2.0/24",
     ];
     let objects = run_json(Some(&host.ns()), &args, || host.ping(20));
     assert!(
