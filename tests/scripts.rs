@@ -1,7 +1,7 @@
-//! The bundled OVS scripts pass the kernel verifier here, in their default
-//! form (the tracepoint twins where kprobes cannot attach) and in their
-//! kprobe form (`--stages kprobe`; the OVS functions this kernel lacks are
-//! skipped with a notice), in both directions.
+//! The bundled path scripts pass the kernel verifier here, in their
+//! default form (the tracepoint twins where kprobes cannot attach) and in
+//! their kprobe form (`--stages kprobe`; the OVS functions this kernel
+//! lacks are skipped with a notice), in both directions.
 
 use std::process::Command;
 
@@ -90,6 +90,30 @@ fn ovs_icmp_rtt_passes_the_verifier() {
             "--latency-ms",
             "1",
             "--disable-kernel-stacks",
+        ],
+    );
+}
+
+#[test]
+fn vm_network_latency_passes_the_verifier() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    check_all_forms(
+        "vm_network_latency.ns",
+        &[
+            "--vm-dev",
+            "lo",
+            "--phy-dev",
+            "lo",
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "80",
+            "--mode",
+            "both",
+            "--latency-threshold",
+            "50",
         ],
     );
 }
