@@ -202,12 +202,7 @@ fn ovs_path() {
         return;
     };
     let events = path_events(&out);
-    let seen = |e: &Value, stage: &str| -> bool {
-        e["stages"]
-            .as_array()
-            .and_then(|s| s.iter().find(|s| s["name"] == stage))
-            .is_some_and(|s| s["seen"] == true)
-    };
+    let seen = stage_seen;
     for (src, dst, icmp_type) in [("10.1.1.1", "10.1.1.2", 8), ("10.1.1.2", "10.1.1.1", 0)] {
         let mut seqs: Vec<u64> = Vec::new();
         for e in events.iter().filter(|e| e["key"][3] == icmp_type) {
@@ -323,12 +318,7 @@ fn kernel_icmp_rtt() {
         ("tx", "10.3.3.1", "10.3.3.2"),
         ("rx", "10.3.3.2", "10.3.3.1"),
     ] {
-        let trips: Vec<Value> = section(&out, direction)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["type"] == "path")
-            .map(|v| v["data"].clone())
-            .collect();
+        let trips = path_events(section(&out, direction));
         assert_eq!(trips.len(), 3, "{direction}: {out}");
         for t in &trips {
             assert_eq!(

@@ -133,12 +133,7 @@ pub fn drain_events(
     printer: &mut Printer,
 ) -> Result<bool> {
     let symbols = KernelSymbols::new(compiled, object);
-    let records: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
-    let sink = Rc::clone(&records);
-    let ring = object.ring_buffer(
-        &compiled.maps.specs[compiled.maps.events as usize].name,
-        move |r| sink.borrow_mut().push(r.to_vec()),
-    )?;
+    let (ring, records) = event_ring(compiled, object)?;
     ring.consume()?;
     let mut events = Events {
         compiled,
@@ -151,6 +146,21 @@ pub fn drain_events(
         events.handle(&r, printer)?;
     }
     Ok(events.exit)
+}
+
+/// The reader of the program's event ring buffer, and the records it has
+/// read (copied out, to be handled after each poll).
+fn event_ring<'a>(
+    compiled: &Compiled,
+    object: &'a LoadedObject,
+) -> Result<(super::RingReader<'a>, Rc<RefCell<Vec<Vec<u8>>>>)> {
+    let records: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let sink = Rc::clone(&records);
+    let ring = object.ring_buffer(
+        &compiled.maps.specs[compiled.maps.events as usize].name,
+        move |r| sink.borrow_mut().push(r.to_vec()),
+    )?;
+    Ok((ring, records))
 }
 
 impl Symbolizer for KernelSymbols<'_> {
@@ -210,12 +220,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
             .map_err(|e| Diagnostic::plain(format!("cannot handle signals: {}", e)))?;
     }
     let symbols = KernelSymbols::new(compiled, &object);
-    let records: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
-    let sink = Rc::clone(&records);
-    let ring = object.ring_buffer(
-        &compiled.maps.specs[compiled.maps.events as usize].name,
-        move |r| sink.borrow_mut().push(r.to_vec()),
-    )?;
+    let (ring, records) = event_ring(compiled, &object)?;
     let mut events = Events {
         compiled,
         object: &object,

@@ -189,8 +189,7 @@ impl<'o> Checker<'o> {
                 _ => continue,
             };
             for spec in &block.specs {
-                let target = packet::probe_target(&self.options.params, spec)?;
-                let target = params::probe_parts(&target, &self.options.params);
+                let target = params::probe_parts(spec, &self.options.params)?;
                 let points = match providers::expand(&spec.provider, &target, spec.span) {
                     Ok(points) => points,
                     Err(e)

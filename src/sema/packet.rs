@@ -1,55 +1,17 @@
-//! Packet access in XDP probes: the interface of `xdp:IFACE` (a name or a
-//! parameter of type `iface`), the built-in variables `pkt` and `pkt_len`,
+//! Packet access in XDP probes (the interface of `xdp:IFACE`, a name or an
+//! `iface` parameter, is resolved by `params::probe_parts`): the built-in
+//! variables `pkt` and `pkt_len`,
 //! and arithmetic on packet pointers. Reads through packet pointers are
 //! typed in `access` (space `Packet`) and checked against the packet's end
 //! by lowering.
-
-use std::collections::HashMap;
 
 use super::expr::Scope;
 use super::tast::{Expr, ExprKind as K};
 use super::types::Ty;
 use crate::builtins::Var;
 use crate::diag::{Diagnostic, Result, Span};
-use crate::params::Value;
-use crate::providers::{self, Kind};
-use crate::syntax::ast::{BinOp, ProbeSpec};
-
-/// The target parts of a probe spec with parameters substituted: in
-/// `xdp:NAME`, a NAME that is a script parameter of type `iface` stands for
-/// the interface it was given (parameters take precedence over interface
-/// names).
-pub(super) fn probe_target(
-    params: &HashMap<String, Value>,
-    spec: &ProbeSpec,
-) -> Result<Vec<String>> {
-    let is_xdp = providers::lookup(&spec.provider).is_some_and(|p| p.kind == Kind::Xdp);
-    let param = spec
-        .target
-        .first()
-        .and_then(|n| params.get(n).map(|v| (n, v)));
-    let (true, Some((name, value))) = (is_xdp, param) else {
-        return Ok(spec.target.clone());
-    };
-    match value {
-        Value::Ifaces(ifaces) if ifaces.len() == 1 => Ok(vec![ifaces[0].0.clone()]),
-        Value::Any => Err(Diagnostic::at(
-            spec.span,
-            format!(
-                "xdp:{} needs one interface: pass --{} IFACE",
-                name,
-                name.replace('_', "-")
-            ),
-        )),
-        _ => Err(Diagnostic::at(
-            spec.span,
-            format!(
-                "parameter '{}' is not one interface (declare it `iface`)",
-                name
-            ),
-        )),
-    }
-}
+use crate::providers::Kind;
+use crate::syntax::ast::BinOp;
 
 impl Scope<'_, '_> {
     /// `pkt` (a packet pointer to the first byte of the packet) and
@@ -113,6 +75,7 @@ mod tests {
     use super::super::tast::{ExprKind as K, Space, Stmt};
     use super::super::{check, Options};
     use super::*;
+    use crate::params::Value;
     use crate::syntax::parse;
 
     fn checked(src: &str, params: &[(&str, Value)]) -> Result<super::super::tast::Script> {

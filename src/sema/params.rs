@@ -9,7 +9,7 @@ use super::tast::{Expr, ExprKind as K};
 use super::types::Ty;
 use crate::diag::{Diagnostic, Result, Span};
 use crate::params::Value;
-use crate::syntax::ast::BinOp;
+use crate::syntax::ast::{BinOp, ProbeSpec};
 
 fn int(v: i64, span: Span) -> Expr {
     Expr {
@@ -114,19 +114,42 @@ pub(super) fn matches(x: Expr, value: &Value, span: Span) -> Result<Expr> {
     })
 }
 
-/// A probe's target parts with every part that names an integer or enum
-/// parameter replaced by its value (`interval:s:period` with
-/// `--period 5` is `interval:s:5`); other parts are kept as written.
+/// A probe's target parts with every part that names a script parameter
+/// replaced by its value: an integer or enum (`interval:s:period` with
+/// `--period 5` is `interval:s:5`) or one interface (`xdp:dev` with
+/// `--dev eth0` is `xdp:eth0`). Parameters take precedence over probe
+/// names; other parts are kept as written.
 pub(super) fn probe_parts(
-    parts: &[String],
+    spec: &ProbeSpec,
     params: &std::collections::HashMap<String, Value>,
-) -> Vec<String> {
-    parts
+) -> Result<Vec<String>> {
+    let flag = |part: &str| part.replace('_', "-");
+    // A provider whose target is an interface takes only interface parameters.
+    let wants_interface = crate::providers::lookup(&spec.provider)
+        .is_some_and(|p| p.kind == crate::providers::Kind::Xdp);
+    spec.target
         .iter()
         .map(|part| match params.get(part) {
-            Some(Value::Int(v)) => v.to_string(),
-            Some(Value::Word(w)) => w.clone(),
-            _ => part.clone(),
+            None => Ok(part.clone()),
+            Some(Value::Int(v)) if !wants_interface => Ok(v.to_string()),
+            Some(Value::Word(w)) if !wants_interface => Ok(w.clone()),
+            Some(Value::Ifaces(ifaces)) if ifaces.len() == 1 => Ok(ifaces[0].0.clone()),
+            Some(Value::Any) => Err(Diagnostic::at(
+                spec.span,
+                format!(
+                    "{}:{} needs one interface: pass --{} IFACE",
+                    spec.provider,
+                    part,
+                    flag(part)
+                ),
+            )),
+            Some(_) => Err(Diagnostic::at(
+                spec.span,
+                format!(
+                    "parameter '{}' is not one interface (declare it `iface`)",
+                    part
+                ),
+            )),
         })
         .collect()
 }

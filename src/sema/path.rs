@@ -238,7 +238,7 @@ impl Checker<'_> {
             let spec = &alt.spec;
             match providers::expand(
                 &spec.provider,
-                &params::probe_parts(&spec.target, &self.options.params),
+                &params::probe_parts(spec, &self.options.params)?,
                 spec.span,
             ) {
                 Ok(points) if points.len() == 1 => {
