@@ -54,6 +54,8 @@ pub enum Func {
     /// `ratelimit(N)`: true when an event may be sent now, at most N per
     /// second for all CPUs together (one limiter per call in the source).
     RateLimit,
+    /// `kernel_has("struct S.member")`: 1 or 0, decided at compile time.
+    KernelHas,
 }
 
 /// Where a call may appear.
@@ -120,6 +122,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("ksym", Func::Ksym, 1, 1, Role::Value),
     def("matches", Func::Matches, 2, 2, Role::Value),
     def("ratelimit", Func::RateLimit, 1, 1, Role::Value),
+    def("kernel_has", Func::KernelHas, 1, 1, Role::Value),
     def("enum_name", Func::EnumName, 2, 3, Role::Value),
     def("flagstr", Func::FlagStr, 2, 2, Role::Value),
 ];

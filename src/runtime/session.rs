@@ -18,7 +18,7 @@ use crate::output::text::MapShape;
 use crate::output::{self, Printer};
 use crate::pipeline::Compiled;
 use crate::providers::Kind;
-use crate::sema::tast::{Agg, MapDecl, MapValue};
+use crate::sema::tast::{Agg, MapDecl, MapValue, Program};
 use crate::sema::types::Ty;
 
 /// How to run a script.
@@ -182,11 +182,39 @@ impl Symbolizer for KernelSymbols<'_> {
     }
 }
 
+/// The lines saying what is lost with the programs that could not attach
+/// (each with why): one per metric that no attached program writes, and
+/// one per program that takes no metric down with it.
+fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec<String> {
+    let name = |m: &crate::ir::MapId| compiled.script.maps[m.0 as usize].name.clone();
+    let live = |map: &str| {
+        compiled.script.programs.iter().any(|p| {
+            !failed.iter().any(|(f, _)| f.name == p.name) && p.writes.iter().any(|m| name(m) == map)
+        })
+    };
+    let off: Vec<(String, String)> = failed
+        .iter()
+        .flat_map(|(p, why)| p.writes.iter().map(move |m| (name(m), why.clone())))
+        .collect();
+    let mut lines: Vec<String> = failed
+        .iter()
+        .filter(|(p, _)| {
+            !p.writes
+                .iter()
+                .any(|m| !name(m).starts_with("@_") && !live(&name(m)))
+        })
+        .map(|(_, why)| format!("{}, probe skipped", why))
+        .collect();
+    lines.extend(crate::sema::off_metrics(&off, live));
+    lines
+}
+
 /// Runs a script until it ends; returns the process exit code.
 pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> Result<i32> {
     let mut object = load_checked(compiled)?;
     let programs = &compiled.script.programs;
     let mut attached = 0;
+    let mut failed = Vec::new();
     for p in programs {
         let point = p.probe.attach_point();
         if point == AttachPoint::Manual {
@@ -200,14 +228,13 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
                 } else {
                     e.message
                 };
-                eprintln!(
-                    "netscript: warning: {}: {}, probe skipped",
-                    p.probe.display(),
-                    why
-                )
+                failed.push((p, format!("{}: {}", p.probe.display(), why)));
             }
             Err(e) => return Err(attach_diagnostic(p, e)),
         }
+    }
+    for line in unattached_metrics(compiled, &failed) {
+        eprintln!("netscript: warning: {}", line);
     }
     let begin = programs
         .iter()

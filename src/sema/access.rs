@@ -64,6 +64,40 @@ fn shape(btf: &Btf, id: TypeId, span: Span) -> Result<Shape> {
 /// The read of a value of BTF type `id` at `base + offset` in `space`
 /// (kernel memory or the packet). Structs and arrays inside the packet stay
 /// packet pointers, so reads through them are checked against its end.
+/// `$t.N`: element N of a tuple.
+fn tuple_element(tuple: Expr, items: &[Ty], field: &str, span: Span) -> Result<Expr> {
+    let index: usize = field.parse().map_err(|_| {
+        Diagnostic::at(
+            span,
+            format!(
+                "a tuple's elements are .0 to .{}",
+                items.len().saturating_sub(1)
+            ),
+        )
+    })?;
+    let ty = items.get(index).cloned().ok_or_else(|| {
+        Diagnostic::at(
+            span,
+            format!(
+                "the tuple has {} elements: .0 to .{}",
+                items.len(),
+                items.len().saturating_sub(1)
+            ),
+        )
+    })?;
+    if !(ty.is_scalar() || matches!(ty, Ty::Str(_) | Ty::Inet | Ty::Tuple(_))) {
+        return Err(Diagnostic::at(
+            span,
+            format!("cannot read a tuple element of type {}", ty.describe()),
+        ));
+    }
+    let kind = K::Element {
+        tuple: Box::new(tuple),
+        offset: crate::sema::types::tuple_layout(items).0[index],
+    };
+    Ok(Expr { ty, kind, span })
+}
+
 fn read_at(
     btf: &Btf,
     base: Expr,
@@ -176,6 +210,7 @@ impl Scope<'_, '_> {
         }
         let b = self.expr(base)?;
         let (rid, space) = match b.ty {
+            Ty::Tuple(ref items) => return tuple_element(b.clone(), items, field, span),
             Ty::Ptr(Some(t)) | Ty::Record(t) => (t, Space::Kernel),
             Ty::PacketPtr(Some(t)) => (t, Space::Packet),
             ref other => {

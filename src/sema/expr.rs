@@ -552,6 +552,11 @@ impl<'a, 'o> Scope<'a, 'o> {
                     },
                 )
             }
+            Func::KernelHas => {
+                let feature = super::kernel_has::feature_text(&args[0])?;
+                let value = super::kernel_has::kernel_has(feature, args[0].span)?;
+                mk(Ty::I64, K::Int(i64::from(value)))
+            }
             Func::Ksym => {
                 let a = self.expr(&args[0])?;
                 self.expect_scalar(&a, "ksym()'s argument")?;

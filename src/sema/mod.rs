@@ -6,6 +6,7 @@
 mod access;
 mod expr;
 mod inline;
+mod kernel_has;
 mod packet;
 mod params;
 mod path;
@@ -77,16 +78,45 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
             second.maps.push(decl);
         }
     }
+    second.off = first.off;
     second.run(program)?;
+    let mut warnings = second.warnings;
+    warnings.extend(off_metrics(&second.off, |name| {
+        second.map_ids.contains_key(name)
+    }));
     Ok(Script {
         programs: second.programs,
         maps: second.maps,
         printfs: second.printfs,
         uses_kstack: second.uses_kstack,
         rate_limits: second.rate_limits.len() as u32,
-        warnings: second.warnings,
+        warnings,
         paths: second.paths,
     })
+}
+
+/// One line per metric (a map whose name does not start with `@_`) that
+/// only switched-off code writes: `metric @m off: why`. `live` says
+/// whether some running code writes the map after all.
+pub fn off_metrics<'a>(
+    off: impl IntoIterator<Item = &'a (String, String)>,
+    live: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, why) in off {
+        if name.starts_with("@_") || live(name) {
+            continue;
+        }
+        match reasons.iter_mut().find(|(n, _)| n == name) {
+            Some((_, whys)) if !whys.contains(&why.as_str()) => whys.push(why),
+            Some(_) => {}
+            None => reasons.push((name, vec![why])),
+        }
+    }
+    reasons
+        .into_iter()
+        .map(|(name, whys)| format!("metric {} off: {}", name, whys.join("; ")))
+        .collect()
 }
 
 /// Adds a named definition; the script's own replaces the library's (which
@@ -131,6 +161,10 @@ struct Checker<'o> {
     rate_limits: Vec<Span>,
     warnings: Vec<String>,
     paths: Vec<tast::PathInfo>,
+    /// Maps written by the program being checked.
+    writes: std::collections::BTreeSet<MapId>,
+    /// (map, why) for each map assignment in switched-off code.
+    off: Vec<(String, String)>,
 }
 
 impl<'o> Checker<'o> {
@@ -149,6 +183,37 @@ impl<'o> Checker<'o> {
             rate_limits: Vec::new(),
             warnings: Vec::new(),
             paths: Vec::new(),
+            writes: Default::default(),
+            off: Vec::new(),
+        }
+    }
+
+    /// Records the maps `stmts` assign as switched off for `why` (pass 1
+    /// learns them all; pass 2 starts with the list).
+    fn switch_off(&mut self, stmts: &[ast::Stmt], why: &str) {
+        if !self.collecting {
+            return;
+        }
+        let mut maps = Vec::new();
+        kernel_has::assigned_maps(stmts, &mut maps);
+        self.off
+            .extend(maps.into_iter().map(|m| (m, why.to_string())));
+    }
+
+    /// `e` is `print`, `clear`, `zero` or `delete` of a map that only
+    /// switched-off code writes: the statement is dropped.
+    fn acts_on_off_map(&self, e: &ast::Expr) -> bool {
+        let ast::ExprKind::Call { name, args } = &e.kind else {
+            return false;
+        };
+        let action = crate::builtins::function(name)
+            .is_some_and(|d| d.role == crate::builtins::Role::Action);
+        match args.first().map(|a| &a.kind) {
+            Some(ast::ExprKind::Map(m)) if action && !self.collecting => {
+                let full = format!("@{}", m.name);
+                !self.map_ids.contains_key(&full) && self.off.iter().any(|(n, _)| *n == full)
+            }
+            _ => false,
         }
     }
 
@@ -196,9 +261,12 @@ impl<'o> Checker<'o> {
                         if (self.options.skip_missing_probes || block.optional)
                             && providers::lookup(&spec.provider).is_some() =>
                     {
-                        if !self.collecting {
+                        let mut maps = Vec::new();
+                        kernel_has::assigned_maps(&block.body.stmts, &mut maps);
+                        if !self.collecting && !maps.iter().any(|m| !m.starts_with("@_")) {
                             self.warnings.push(format!("{}, probe skipped", e.message));
                         }
+                        self.switch_off(&block.body.stmts, &e.message);
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -209,7 +277,8 @@ impl<'o> Checker<'o> {
                         _ => point,
                     };
                     match stmt::check_probe(self, block, spec, point) {
-                        Ok(checked) => self.programs.push(checked),
+                        Ok(Some(checked)) => self.programs.push(checked),
+                        Ok(None) => {}
                         Err(_) if self.collecting => {}
                         Err(e) => return Err(e),
                     }
@@ -222,8 +291,24 @@ impl<'o> Checker<'o> {
         Ok(())
     }
 
-    /// Declares or refines a map from one of its uses.
+    /// Declares or refines a map from one of its uses (a write when
+    /// `value` is given).
     fn use_map(
+        &mut self,
+        name: &str,
+        keys: &[Ty],
+        value: Option<MapValue>,
+        span: Span,
+    ) -> Result<MapId> {
+        let write = value.is_some();
+        let id = self.declare_map(name, keys, value, span)?;
+        if write {
+            self.writes.insert(id);
+        }
+        Ok(id)
+    }
+
+    fn declare_map(
         &mut self,
         name: &str,
         keys: &[Ty],
@@ -299,10 +384,22 @@ impl<'o> Checker<'o> {
                 MapValue::Plain(Ty::I64)
             }
             None => {
-                return Err(Diagnostic::at(
-                    span,
-                    format!("map {} is read but never assigned", full),
-                ))
+                let off: Vec<&str> = self
+                    .off
+                    .iter()
+                    .filter(|(n, _)| *n == full)
+                    .map(|(_, why)| why.as_str())
+                    .collect();
+                let message = if off.is_empty() {
+                    format!("map {} is read but never assigned", full)
+                } else {
+                    format!(
+                        "map {} is off on this kernel ({}) and cannot be read here",
+                        full,
+                        off.join("; ")
+                    )
+                };
+                return Err(Diagnostic::at(span, message));
             }
         };
         let id = MapId(self.maps.len() as u32);

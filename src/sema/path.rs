@@ -349,6 +349,7 @@ impl Checker<'_> {
             entry_vars: scope.entry_vars(),
             vars: scope.var_types,
             param_count,
+            writes: Vec::new(),
             body,
         })
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::expr::Scope;
 use super::tast::{self, Agg, MapValue, Stmt};
 use super::types::Ty;
-use super::{program_name, unify, Checker};
+use super::{kernel_has, program_name, unify, Checker};
 use crate::builtins::{self, Func, Role};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::providers::ProbePoint;
@@ -27,23 +27,33 @@ pub(super) fn param_count(point: &ProbePoint) -> Result<u32> {
     })
 }
 
-/// Checks one probe block for one concrete probe point.
+/// Checks one probe block for one concrete probe point; `None` when its
+/// predicate is a `kernel_has()` test this kernel fails.
 pub(super) fn check_probe(
     checker: &mut Checker,
     block: &ast::ProbeBlock,
     spec: &ast::ProbeSpec,
     point: ProbePoint,
-) -> Result<tast::Program> {
+) -> Result<Option<tast::Program>> {
+    let mut predicate = block.predicate.as_ref();
+    if let Some(decided) = predicate.map(kernel_has::decide).transpose()?.flatten() {
+        if !decided.value {
+            checker.switch_off(&block.body.stmts, &decided.why);
+            return Ok(None);
+        }
+        predicate = None;
+    }
     let name = program_name(checker.programs.len(), &point);
+    checker.writes.clear();
     let mut scope = Scope::new(checker, point.clone())?;
     let mut body = check_block(&mut scope, &block.body.stmts)?;
-    if let Some(pred) = &block.predicate {
+    if let Some(pred) = predicate {
         let cond = scope.expr(pred)?;
         scope.expect_scalar(&cond, "a predicate")?;
         body = vec![Stmt::If(cond, body, Vec::new())];
     }
     let param_count = param_count(&point)?;
-    Ok(tast::Program {
+    Ok(Some(tast::Program {
         name,
         probe: point,
         optional: block.optional,
@@ -51,8 +61,9 @@ pub(super) fn check_probe(
         entry_vars: scope.entry_vars(),
         vars: scope.var_types,
         param_count,
+        writes: std::mem::take(&mut checker.writes).into_iter().collect(),
         body,
-    })
+    }))
 }
 
 pub(super) fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Result<Vec<Stmt>> {
@@ -69,6 +80,8 @@ pub(super) fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Result<Vec<
 
 fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Result<()> {
     match &stmt.kind {
+        // print/clear/zero/delete of a metric that is off on this kernel.
+        StmtKind::Expr(e) if scope.checker.acts_on_off_map(e) => {}
         StmtKind::Expr(e) => out.push(expr_stmt(scope, e)?),
         StmtKind::Assign { target, op, value } => {
             let value = match op {
@@ -95,6 +108,20 @@ fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Resul
             then_block,
             else_block,
         } => {
+            if let Some(decided) = kernel_has::decide(cond)? {
+                let (taken, skipped) = if decided.value {
+                    (Some(then_block), else_block.as_ref())
+                } else {
+                    (else_block.as_ref(), Some(then_block))
+                };
+                if let Some(b) = skipped {
+                    scope.checker.switch_off(&b.stmts, &decided.why);
+                }
+                if let Some(b) = taken {
+                    out.extend(check_block(scope, &b.stmts)?);
+                }
+                return Ok(());
+            }
             let c = scope.expr(cond)?;
             scope.expect_scalar(&c, "an if condition")?;
             let t = check_block(scope, &then_block.stmts)?;

@@ -187,6 +187,9 @@ pub struct Program {
     /// Number of parameters of the probed function (where `retval` sits
     /// in an fexit context); 0 for other probes.
     pub param_count: u32,
+    /// The maps the program writes (its metrics: when it cannot attach,
+    /// those no other program writes are off).
+    pub writes: Vec<MapId>,
     /// The statements, the predicate folded into an early return.
     pub body: Vec<Stmt>,
 }
@@ -385,6 +388,13 @@ pub enum ExprKind {
     Retyped(Box<Expr>),
     /// `(a, b)`
     Tuple(Vec<Expr>),
+    /// `t.N`: the element of tuple `tuple` that starts `offset` bytes in.
+    Element {
+        /// The tuple.
+        tuple: Box<Expr>,
+        /// Byte offset of the element.
+        offset: u32,
+    },
     /// An inlined user function call: its statements, then its value.
     Inline {
         /// Parameter bindings and the function's body.

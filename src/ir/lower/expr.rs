@@ -4,7 +4,7 @@ use super::mem::{Base, Place};
 use super::{Home, Lower, Val};
 use crate::builtins::Var;
 use crate::codegen::insn::helper;
-use crate::diag::{Result, Span};
+use crate::diag::{Diagnostic, Result, Span};
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, VReg, Width};
 use crate::providers::{self, ArgAccess};
 use crate::sema::tast::{Agg, Expr, ExprKind as K, InlineResult, MapValue, Space};
@@ -343,6 +343,29 @@ impl Lower<'_> {
                 let slot = self.temp(size);
                 self.tuple_into(slot, items)?;
                 Val::Mem(slot, size)
+            }
+            K::Element { tuple, offset } => {
+                let Val::Mem(slot, _) = self.expr(tuple)? else {
+                    return Err(Diagnostic::at(e.span, "a tuple element of a non-tuple"));
+                };
+                let from = Place {
+                    base: Base::Stack(slot),
+                    off: *offset as i32,
+                };
+                let size = e.ty.storage_size();
+                if e.ty.is_scalar() {
+                    let r = self.f.vreg();
+                    self.f.push(Inst::Load {
+                        dst: r,
+                        addr: Addr::Stack(slot, *offset as i32),
+                        width: Width::from_bytes(u64::from(size)).unwrap_or(Width::B8),
+                    });
+                    Val::Reg(r)
+                } else {
+                    let copy = self.temp(size);
+                    self.copy(Place::stack(copy), from, size);
+                    Val::Mem(copy, size)
+                }
             }
         })
     }

@@ -1,0 +1,168 @@
+//! `kernel_has("...")`: what the running kernel offers, decided at compile
+//! time, and the code it switches off.
+//!
+//! A feature is `struct NAME.member[.member...]`, `enum NAME.ENUMERATOR`
+//! or a bare `ENUMERATOR`. An `if` or a probe predicate made of such tests
+//! (with `!`, `&&`, `||`) is decided while checking: only the branch taken
+//! is checked and compiled, so the other may name fields this kernel lacks.
+//! The maps that only skipped code writes are the script's metrics that are
+//! off on this kernel; each is reported with one line saying why.
+
+use crate::builtins::{self, Func};
+use crate::diag::{Diagnostic, Result, Span};
+use crate::kernel::btf::{Btf, Type};
+use crate::syntax::ast::{self, BinOp, ExprKind, LValue, StmtKind, UnOp};
+
+/// A condition decided at compile time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Decided {
+    /// Its value on this kernel.
+    pub value: bool,
+    /// Why the code it guards is off when `value` is false (for the
+    /// `else` branch, why that is off when `value` is true).
+    pub why: String,
+}
+
+/// Whether this kernel has `feature` (see the module documentation).
+pub(super) fn kernel_has(feature: &str, span: Span) -> Result<bool> {
+    let btf = Btf::vmlinux()?;
+    let bad = || {
+        Diagnostic::at(
+            span,
+            format!(
+                "kernel_has(\"{}\"): expected \"struct NAME.member\", \"enum NAME.ENUMERATOR\" or \"ENUMERATOR\"",
+                feature
+            ),
+        )
+    };
+    let (head, rest) = match feature.split_once(' ') {
+        Some((head, rest)) => (head, rest),
+        None if !feature.is_empty() && !feature.contains('.') => {
+            return Ok(btf.enum_value(feature).is_some())
+        }
+        None => return Err(bad()),
+    };
+    let mut parts = rest.split('.');
+    let name = parts.next().filter(|n| !n.is_empty()).ok_or_else(bad)?;
+    match head {
+        "struct" | "union" => {
+            let Some(mut ty) = btf.find_struct(name) else {
+                return Ok(false);
+            };
+            let mut any = false;
+            for member in parts {
+                any = true;
+                match btf.member(ty, member) {
+                    Some(m) => ty = m.ty,
+                    None => return Ok(false),
+                }
+            }
+            if any {
+                Ok(true)
+            } else {
+                Err(bad())
+            }
+        }
+        "enum" => {
+            let enumerator = parts.next().ok_or_else(bad)?;
+            let Some(id) = btf.find_enum(name) else {
+                return Ok(false);
+            };
+            Ok(matches!(btf.ty(id), Type::Enum { values, .. }
+                if values.iter().any(|(n, _)| n == enumerator)))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// `cond` decided at compile time, if it is made only of `kernel_has()`
+/// tests, `!`, `&&` and `||`.
+pub(super) fn decide(cond: &ast::Expr) -> Result<Option<Decided>> {
+    Ok(match &cond.kind {
+        ExprKind::Call { name, args }
+            if builtins::function(name).is_some_and(|d| d.func == Func::KernelHas) =>
+        {
+            let [feature] = args.as_slice() else {
+                return Ok(None);
+            };
+            let text = feature_text(feature)?;
+            let value = kernel_has(text, feature.span)?;
+            Some(Decided {
+                value,
+                why: if value {
+                    format!("this kernel has {}", text)
+                } else {
+                    format!("this kernel has no {}", text)
+                },
+            })
+        }
+        ExprKind::Unary {
+            op: UnOp::Not,
+            expr,
+        } => decide(expr)?.map(|d| Decided {
+            value: !d.value,
+            why: d.why,
+        }),
+        ExprKind::Binary {
+            op: op @ (BinOp::And | BinOp::Or),
+            lhs,
+            rhs,
+        } => {
+            match (decide(lhs)?, decide(rhs)?) {
+                (Some(a), Some(b)) => {
+                    let value = if *op == BinOp::And {
+                        a.value && b.value
+                    } else {
+                        a.value || b.value
+                    };
+                    // The side that decided the outcome explains it.
+                    let why = if a.value == value { a.why } else { b.why };
+                    Some(Decided { value, why })
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    })
+}
+
+/// The string literal naming a feature.
+pub(super) fn feature_text(arg: &ast::Expr) -> Result<&str> {
+    match &arg.kind {
+        ExprKind::Str(s) => Ok(s),
+        _ => Err(Diagnostic::at(
+            arg.span,
+            "kernel_has() takes a string literal, e.g. kernel_has(\"struct tcp_sock.total_rto\")",
+        )),
+    }
+}
+
+/// The maps that `stmts` assign (directly, not in called functions).
+pub(super) fn assigned_maps(stmts: &[ast::Stmt], out: &mut Vec<String>) {
+    for stmt in stmts {
+        match &stmt.kind {
+            StmtKind::Assign {
+                target: LValue::Map(m),
+                ..
+            }
+            | StmtKind::IncDec {
+                target: LValue::Map(m),
+                ..
+            } => out.push(format!("@{}", m.name)),
+            StmtKind::If {
+                then_block,
+                else_block,
+                ..
+            } => {
+                assigned_maps(&then_block.stmts, out);
+                if let Some(b) = else_block {
+                    assigned_maps(&b.stmts, out);
+                }
+            }
+            StmtKind::While { body, .. } | StmtKind::Unroll { body, .. } => {
+                assigned_maps(&body.stmts, out)
+            }
+            _ => {}
+        }
+    }
+}
