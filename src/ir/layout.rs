@@ -143,10 +143,10 @@ pub fn key_layout(decl: &MapDecl) -> KeyLayout {
 }
 
 /// How many entries a user map can hold: every possible entry of a map
-/// without a key (one value, or every histogram bucket), else [`MAP_ENTRIES`].
-pub fn capacity(decl: &MapDecl) -> u32 {
+/// without a key (one value, or every histogram bucket), else `map_keys`.
+pub fn capacity(decl: &MapDecl, map_keys: u32) -> u32 {
     if !decl.keys.is_empty() {
-        return MAP_ENTRIES;
+        return map_keys;
     }
     match decl.value {
         MapValue::Agg(Agg::Hist { bits }) => {
@@ -218,7 +218,7 @@ impl MapTable {
                 },
                 key_size: key_layout(m).size,
                 value_size: value_size(m),
-                max_entries: capacity(m),
+                max_entries: capacity(m, script.map_keys),
                 flags: if m.keys.is_empty() { 0 } else { keyed_flags },
             })
             .collect();

@@ -148,6 +148,7 @@ impl Session {
         for item in &ast.items {
             let (kind, name, span) = match item {
                 Item::Param(d) => ("param", &d.name, d.span),
+                Item::Config(d) => ("config", &d.name, d.span),
                 Item::Fn(d) => ("fn", &d.name, d.span),
                 Item::Stage(d) => ("stage", &d.name, d.span),
                 Item::Probe(_) | Item::Path(_) => {

@@ -85,6 +85,7 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         second.map_ids.contains_key(name)
     }));
     Ok(Script {
+        map_keys: map_keys(program, options)?,
         programs: second.programs,
         maps: second.maps,
         printfs: second.printfs,
@@ -94,6 +95,49 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         paths: second.paths,
     })
 }
+
+/// The capacity of keyed maps: `config map_keys = N;` (an integer or a
+/// parameter), else [`crate::ir::layout::MAP_ENTRIES`].
+fn map_keys(program: &ast::Program, options: &Options) -> Result<u32> {
+    let mut keys = crate::ir::layout::MAP_ENTRIES;
+    for item in &program.items {
+        let ast::Item::Config(c) = item else { continue };
+        if c.name != "map_keys" {
+            return Err(Diagnostic::at(
+                c.span,
+                format!("unknown config setting '{}' (known: map_keys)", c.name),
+            ));
+        }
+        let value = match &c.value {
+            ast::ConfigValue::Int(v) => i64::try_from(*v).unwrap_or(i64::MAX),
+            ast::ConfigValue::Param(name) => match options.params.get(name) {
+                Some(crate::params::Value::Int(v)) => *v,
+                _ => {
+                    return Err(Diagnostic::at(
+                        c.span,
+                        format!("config map_keys: '{}' is not an integer parameter", name),
+                    ))
+                }
+            },
+        };
+        keys = u32::try_from(value)
+            .ok()
+            .filter(|k| (1..=MAX_MAP_KEYS).contains(k))
+            .ok_or_else(|| {
+                Diagnostic::at(
+                    c.span,
+                    format!(
+                        "map_keys must be between 1 and {} (is {})",
+                        MAX_MAP_KEYS, value
+                    ),
+                )
+            })?;
+    }
+    Ok(keys)
+}
+
+/// The most entries a keyed map may be given.
+const MAX_MAP_KEYS: u32 = 4 << 20;
 
 /// One line per metric (a map whose name does not start with `@_`) that
 /// only switched-off code writes: `metric @m off: why`. `live` says

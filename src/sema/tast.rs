@@ -12,6 +12,8 @@ use crate::syntax::ast::{BinOp, UnOp};
 /// A whole checked script.
 #[derive(Debug, Clone)]
 pub struct Script {
+    /// Capacity of every keyed map (`config map_keys`).
+    pub map_keys: u32,
     /// One entry per BPF program (probe block x expanded probe point).
     pub programs: Vec<Program>,
     /// User maps, indexed by `MapId`.

@@ -17,6 +17,8 @@ pub enum Item {
     Probe(ProbeBlock),
     /// `param name: type = default "help"`
     Param(ParamDecl),
+    /// `config name = value;`
+    Config(ConfigDecl),
     /// `fn name($a, $b) { ... }`
     Fn(FnDecl),
     /// `path name { key = ...; stage A = ...; stage B = ...; }`
@@ -92,6 +94,26 @@ pub struct FnDecl {
     pub body: Block,
     /// Span of the declaration.
     pub span: Span,
+}
+
+/// `config name = value;`: a compile-time setting of the script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigDecl {
+    /// The setting (`map_keys`).
+    pub name: String,
+    /// Its value.
+    pub value: ConfigValue,
+    /// Span of the declaration.
+    pub span: Span,
+}
+
+/// The value of a `config` setting.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigValue {
+    /// An integer literal.
+    Int(u64),
+    /// The value of a script parameter.
+    Param(String),
 }
 
 /// A script parameter: a command-line flag whose value is compiled in.

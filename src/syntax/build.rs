@@ -60,6 +60,7 @@ pub fn program(pair: Pair<Rule>) -> Result<Program> {
         .filter_map(|p| match p.as_rule() {
             Rule::probe => Some(probe(p).map(Item::Probe)),
             Rule::param_decl => Some(param_decl(p).map(Item::Param)),
+            Rule::config_decl => Some(config_decl(p).map(Item::Config)),
             Rule::fn_decl => Some(fn_decl(p).map(Item::Fn)),
             Rule::path_decl => Some(path_decl(p).map(Item::Path)),
             Rule::stage_decl => Some(catalogue_stage(p).map(Item::Stage)),
@@ -190,6 +191,18 @@ fn fn_decl(pair: Pair<Rule>) -> Result<FnDecl> {
         body,
         span,
     })
+}
+
+fn config_decl(pair: Pair<Rule>) -> Result<ConfigDecl> {
+    let span = span_of(&pair);
+    let mut it = children(pair);
+    let name = next(&mut it, span)?.as_str().to_string();
+    let v = next(&mut it, span)?;
+    let value = match v.as_rule() {
+        Rule::int => ConfigValue::Int(int(&v)?),
+        _ => ConfigValue::Param(v.as_str().to_string()),
+    };
+    Ok(ConfigDecl { name, value, span })
 }
 
 fn param_decl(pair: Pair<Rule>) -> Result<ParamDecl> {
