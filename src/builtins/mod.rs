@@ -54,6 +54,9 @@ pub enum Func {
     /// `ratelimit(N)`: true when an event may be sent now, at most N per
     /// second for all CPUs together (one limiter per call in the source).
     RateLimit,
+    /// `redact(x)`: x itself in the kernel (filters keep working), printed
+    /// as a keyed hash under `--anonymize`.
+    Redact,
 }
 
 /// Where a call may appear.
@@ -120,6 +123,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("ksym", Func::Ksym, 1, 1, Role::Value),
     def("matches", Func::Matches, 2, 2, Role::Value),
     def("ratelimit", Func::RateLimit, 1, 1, Role::Value),
+    def("redact", Func::Redact, 1, 1, Role::Value),
     def("enum_name", Func::EnumName, 2, 3, Role::Value),
     def("flagstr", Func::FlagStr, 2, 2, Role::Value),
 ];
