@@ -179,6 +179,13 @@ fn main() -> ExitCode {
 
 type Failure = (Diagnostic, Option<Source>);
 
+/// Reports bad command-line usage (a script option's value, the
+/// anonymization key); the exit code is 2, as for netscript's own options.
+fn usage_error(d: Diagnostic) -> u8 {
+    eprint!("{}", d.render(None));
+    2
+}
+
 /// `netscript` without a script, or `netscript repl`: the REPL.
 fn repl() -> Result<u8, Diagnostic> {
     netscript::repl::Repl::new()?.run()?;
@@ -231,13 +238,24 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let declared = syntax::parse(&source.text)
         .and_then(|ast| params::declared(&ast))
         .map_err(fail)?;
-    let values = match params::bind(&declared, &script_args).map_err(plain)? {
-        params::Request::Run(values) => values,
-        params::Request::Help => {
+    let values = match params::bind(&declared, &script_args) {
+        Ok(params::Request::Run(values)) => values,
+        Ok(params::Request::Help) => {
             print!("{}", params::help(&source.name, &declared));
             return Ok(0);
         }
+        Err(d) => return Ok(usage_error(d)),
     };
+    let anonymizer = match (&cli.anonymize_key, cli.anonymize) {
+        (Some(path), _) => Some(Anonymizer::from_key_file(path)),
+        (None, true) => Some(Anonymizer::random()),
+        (None, false) => None,
+    };
+    match anonymizer.transpose() {
+        Ok(Some(anonymizer)) => anonymize::install(anonymizer),
+        Ok(None) => {}
+        Err(d) => return Ok(usage_error(d)),
+    }
     let mut options = sema::Options {
         skip_missing_probes: skip_missing,
         params: values,
@@ -322,14 +340,6 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         OutFormat::Text => Format::Text,
         OutFormat::Json => Format::Json,
     };
-    let anonymizer = match (&cli.anonymize_key, cli.anonymize) {
-        (Some(path), _) => Some(Anonymizer::from_key_file(path)),
-        (None, true) => Some(Anonymizer::random()),
-        (None, false) => None,
-    };
-    if let Some(anonymizer) = anonymizer.transpose().map_err(plain)? {
-        anonymize::install(anonymizer);
-    }
     let mut printer = Printer::new(format, writer);
     let prometheus = cli
         .prometheus

@@ -291,3 +291,44 @@ fn socket_cgroup_and_namespace_ids_match_the_directory_and_namespace_inodes() {
         out
     );
 }
+
+#[test]
+fn bad_cgroup_netns_and_key_options_are_usage_errors() {
+    let script = std::env::temp_dir().join(format!("netscript-opts-{}.ns", std::process::id()));
+    std::fs::write(
+        &script,
+        "param cg: cgroup = any \"c\"\nparam ns: netns = any \"n\"\nBEGIN { exit(); }\n",
+    )
+    .unwrap();
+    let script_arg = script.to_string_lossy().into_owned();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--cg", "/tmp"],
+            "--cg: '/tmp' is not a cgroup v2 directory",
+        ),
+        (
+            &["--cg", "/no/such/dir"],
+            "--cg: '/no/such/dir' is not a cgroup v2 directory",
+        ),
+        (&["--ns", "/tmp"], "--ns: '/tmp' is not a network namespace"),
+        (
+            &["--anonymize-key", "/no/such/key"],
+            "--anonymize-key: cannot read /no/such/key",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut argv = vec![script_arg.as_str()];
+        argv.extend_from_slice(args);
+        let (code, _, err) = common::netscript(&argv);
+        assert_eq!(code, 2, "{:?}: {}", args, err);
+        assert!(err.contains(message), "{:?}: {}", args, err);
+    }
+    let (code, out, _) = common::netscript(&[&script_arg, "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("--cg PATH|any") && out.contains("--ns INODE|PATH|any"),
+        "{}",
+        out
+    );
+    let _ = std::fs::remove_file(&script);
+}
