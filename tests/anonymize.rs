@@ -332,3 +332,72 @@ fn bad_cgroup_netns_and_key_options_are_usage_errors() {
     );
     let _ = std::fs::remove_file(&script);
 }
+
+#[test]
+fn prometheus_labels_are_hashed_too() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::on_subnets("nsap", "10.231", "fde7", 3);
+    let key = std::env::temp_dir().join(format!("netscript-anon-prom-{}", std::process::id()));
+    std::fs::write(&key, b"another key, for the prometheus test").unwrap();
+    let anonymizer = Anonymizer::from_key_file(&key).unwrap();
+    let key_arg = key.to_string_lossy().into_owned();
+    let listen = "127.0.0.1:19731";
+    let mut t = Tracer::start(
+        netscript_bin(),
+        &[
+            "-e",
+            TUPLES,
+            "--anonymize-key",
+            &key_arg,
+            "--prometheus",
+            listen,
+        ],
+    );
+    t.wait_for("ttach", Duration::from_secs(20));
+    connect_once(&p, SERVER_PORT, CLIENT_PORT, None);
+    std::thread::sleep(Duration::from_millis(300));
+    let scrape = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "--max-time",
+            "5",
+            &format!("http://{listen}/metrics"),
+        ])
+        .output()
+        .expect("curl runs");
+    let exposition = String::from_utf8_lossy(&scrape.stdout).into_owned();
+    let (code, _, err) = t.interrupt();
+    let _ = std::fs::remove_file(&key);
+    assert_eq!(code, 0, "{}", err);
+    let client = anonymizer.address(p.ip4[0].parse().unwrap());
+    let server = anonymizer.address(p.ip4[1].parse().unwrap());
+    let cport = anonymizer.integer(u64::from(CLIENT_PORT), 2);
+    let sport = anonymizer.integer(u64::from(SERVER_PORT), 2);
+    let established = format!(
+        "netscript_t_total{{key1=\"{client}\",key2=\"{server}\",key3=\"{cport}\",key4=\"{sport}\",key5=\"{cport}\"}} "
+    );
+    assert!(
+        exposition.contains(&established),
+        "no `{}` in:\n{}",
+        established,
+        exposition
+    );
+    for real in [&p.ip4[0], &p.ip4[1]] {
+        assert!(
+            !exposition.contains(real.as_str()),
+            "{} in:\n{}",
+            real,
+            exposition
+        );
+    }
+    for port in [SERVER_PORT, CLIENT_PORT] {
+        assert!(
+            !exposition.contains(&format!("\"{port}\"")),
+            "{} in:\n{}",
+            port,
+            exposition
+        );
+    }
+}
