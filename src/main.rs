@@ -194,6 +194,17 @@ fn repl() -> Result<u8, Diagnostic> {
 
 fn run(cli: Cli) -> Result<u8, Failure> {
     let plain = |d: Diagnostic| (d, None);
+    // Before anything prints a value, the REPL included.
+    let anonymizer = match (&cli.anonymize_key, cli.anonymize) {
+        (Some(path), _) => Some(Anonymizer::from_key_file(path)),
+        (None, true) => Some(Anonymizer::random()),
+        (None, false) => None,
+    };
+    match anonymizer.transpose() {
+        Ok(Some(anonymizer)) => anonymize::install(anonymizer),
+        Ok(None) => {}
+        Err(d) => return Ok(usage_error(d)),
+    }
     if cli.list {
         let pattern = cli
             .file
@@ -246,16 +257,6 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Err(d) => return Ok(usage_error(d)),
     };
-    let anonymizer = match (&cli.anonymize_key, cli.anonymize) {
-        (Some(path), _) => Some(Anonymizer::from_key_file(path)),
-        (None, true) => Some(Anonymizer::random()),
-        (None, false) => None,
-    };
-    match anonymizer.transpose() {
-        Ok(Some(anonymizer)) => anonymize::install(anonymizer),
-        Ok(None) => {}
-        Err(d) => return Ok(usage_error(d)),
-    }
     let mut options = sema::Options {
         skip_missing_probes: skip_missing,
         params: values,

@@ -67,12 +67,18 @@ fn traced(args: &[&str], traffic: impl FnOnce()) -> String {
     out
 }
 
-const TUPLES: &str = r#"
-tracepoint:sock:inet_sock_set_state /args->protocol == 6 && (args->sport == 9231 || args->dport == 9231)/ {
+/// Every socket of the connections to `server_port`: its 4-tuple printed
+/// and counted, with the tracepoint's local port redacted too.
+fn tuples(server_port: u16) -> String {
+    format!(
+        r#"
+tracepoint:sock:inet_sock_set_state /args->protocol == 6 && (args->sport == {server_port} || args->dport == {server_port})/ {{
   $sk = (struct sock *)args->skaddr;
   printf("conn %s %d %s %d\n", sock_saddr($sk), sock_sport($sk), sock_daddr($sk), sock_dport($sk));
   @t[sock_tuple($sk), redact(args->sport)] = count();
-}"#;
+}}"#
+    )
+}
 
 /// The whitespace- and punctuation-separated words of `out`.
 fn words(out: &str) -> BTreeSet<String> {
@@ -95,7 +101,8 @@ fn addresses_and_ports_are_hashed_consistently() {
     let key_arg = key.to_string_lossy().into_owned();
     let anonymizer = Anonymizer::from_key_file(&key).unwrap();
     let run = |extra: &[&str]| {
-        let mut args = vec!["-e", TUPLES];
+        let program = tuples(SERVER_PORT);
+        let mut args = vec!["-e", program.as_str()];
         args.extend_from_slice(extra);
         traced(&args, || {
             connect_once(&p, SERVER_PORT, CLIENT_PORT, None);
@@ -344,11 +351,14 @@ fn prometheus_labels_are_hashed_too() {
     let anonymizer = Anonymizer::from_key_file(&key).unwrap();
     let key_arg = key.to_string_lossy().into_owned();
     let listen = "127.0.0.1:19731";
+    // Ports of its own: the other tests' tracepoints see these connections.
+    let (server_port, client_port) = (9233, 40233);
+    let program = tuples(server_port);
     let mut t = Tracer::start(
         netscript_bin(),
         &[
             "-e",
-            TUPLES,
+            &program,
             "--anonymize-key",
             &key_arg,
             "--prometheus",
@@ -356,7 +366,7 @@ fn prometheus_labels_are_hashed_too() {
         ],
     );
     t.wait_for("ttach", Duration::from_secs(20));
-    connect_once(&p, SERVER_PORT, CLIENT_PORT, None);
+    connect_once(&p, server_port, client_port, None);
     std::thread::sleep(Duration::from_millis(300));
     let scrape = std::process::Command::new("curl")
         .args([
@@ -373,8 +383,8 @@ fn prometheus_labels_are_hashed_too() {
     assert_eq!(code, 0, "{}", err);
     let client = anonymizer.address(p.ip4[0].parse().unwrap());
     let server = anonymizer.address(p.ip4[1].parse().unwrap());
-    let cport = anonymizer.integer(u64::from(CLIENT_PORT), 2);
-    let sport = anonymizer.integer(u64::from(SERVER_PORT), 2);
+    let cport = anonymizer.integer(u64::from(client_port), 2);
+    let sport = anonymizer.integer(u64::from(server_port), 2);
     let established = format!(
         "netscript_t_total{{key1=\"{client}\",key2=\"{server}\",key3=\"{cport}\",key4=\"{sport}\",key5=\"{cport}\"}} "
     );
@@ -392,7 +402,7 @@ fn prometheus_labels_are_hashed_too() {
             exposition
         );
     }
-    for port in [SERVER_PORT, CLIENT_PORT] {
+    for port in [server_port, client_port] {
         assert!(
             !exposition.contains(&format!("\"{port}\"")),
             "{} in:\n{}",
