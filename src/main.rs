@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use netscript::diag::{Diagnostic, Source};
+use netscript::output::anonymize::{self, Anonymizer};
 use netscript::output::{Format, Printer};
 use netscript::runtime::session::{self, RunOptions};
 use netscript::{codegen, listing, params, pipeline, runtime, sema, syntax};
@@ -64,6 +65,16 @@ struct Cli {
     /// ADDR:PORT (PORT alone: 127.0.0.1), read at each scrape of /metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     prometheus: Option<String>,
+    /// Print every IP address (ntop() values) and every value passed
+    /// through redact() as a keyed hash (v4-/v6- and 10 hex digits; a
+    /// redacted port stays a number 0..65535). The key is random per run
+    /// unless --anonymize-key gives one.
+    #[arg(long)]
+    anonymize: bool,
+    /// With --anonymize (implies it): derive the key from this file (at
+    /// least 16 bytes) so the hashes are the same in every run.
+    #[arg(long, value_name = "FILE")]
+    anonymize_key: Option<PathBuf>,
     /// Print a pipeline stage and exit.
     #[arg(short = 'd', value_enum, value_name = "STAGE")]
     debug: Option<Stage>,
@@ -107,9 +118,10 @@ const GLOBAL_WITH_VALUE: &[&str] = &[
     "--missing-probes",
     "--stages",
     "--prometheus",
+    "--anonymize-key",
 ];
 /// netscript's own flags without a value.
-const GLOBAL_FLAGS: &[&str] = &["--dry-run", "--no-fentry"];
+const GLOBAL_FLAGS: &[&str] = &["--dry-run", "--no-fentry", "--anonymize"];
 
 /// Parses the command line. Everything after the script file belongs to
 /// the script (`netscript x.ns --src-ip 10.0.0.1 --help`), except
@@ -167,6 +179,13 @@ fn main() -> ExitCode {
 
 type Failure = (Diagnostic, Option<Source>);
 
+/// Reports bad command-line usage (a script option's value, the
+/// anonymization key); the exit code is 2, as for netscript's own options.
+fn usage_error(d: Diagnostic) -> u8 {
+    eprint!("{}", d.render(None));
+    2
+}
+
 /// `netscript` without a script, or `netscript repl`: the REPL.
 fn repl() -> Result<u8, Diagnostic> {
     netscript::repl::Repl::new()?.run()?;
@@ -175,6 +194,17 @@ fn repl() -> Result<u8, Diagnostic> {
 
 fn run(cli: Cli) -> Result<u8, Failure> {
     let plain = |d: Diagnostic| (d, None);
+    // Before anything prints a value, the REPL included.
+    let anonymizer = match (&cli.anonymize_key, cli.anonymize) {
+        (Some(path), _) => Some(Anonymizer::from_key_file(path)),
+        (None, true) => Some(Anonymizer::random()),
+        (None, false) => None,
+    };
+    match anonymizer.transpose() {
+        Ok(Some(anonymizer)) => anonymize::install(anonymizer),
+        Ok(None) => {}
+        Err(d) => return Ok(usage_error(d)),
+    }
     if cli.list {
         let pattern = cli
             .file
@@ -219,12 +249,13 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let declared = syntax::parse(&source.text)
         .and_then(|ast| params::declared(&ast))
         .map_err(fail)?;
-    let values = match params::bind(&declared, &script_args).map_err(plain)? {
-        params::Request::Run(values) => values,
-        params::Request::Help => {
+    let values = match params::bind(&declared, &script_args) {
+        Ok(params::Request::Run(values)) => values,
+        Ok(params::Request::Help) => {
             print!("{}", params::help(&source.name, &declared));
             return Ok(0);
         }
+        Err(d) => return Ok(usage_error(d)),
     };
     let mut options = sema::Options {
         skip_missing_probes: skip_missing,

@@ -27,6 +27,12 @@ pub enum Kind {
     Ifaces,
     /// One of the listed words.
     Enum(Vec<String>),
+    /// A cgroup v2 directory, or `any`; its value is the cgroup id (the
+    /// directory's inode number).
+    Cgroup,
+    /// A network namespace: its inode number, or a path to it
+    /// (`/proc/PID/ns/net`, `/run/netns/NAME`), or `any`.
+    Netns,
 }
 
 /// A validated parameter value.
@@ -36,7 +42,8 @@ pub enum Value {
     Any,
     /// An address with its prefix length.
     Prefix(IpAddr, u8),
-    /// An integer (also ports, booleans as 0/1, durations in ns).
+    /// An integer (also ports, booleans as 0/1, durations in ns, cgroup
+    /// ids and network namespace inode numbers).
     Int(i64),
     /// An enum choice.
     Word(String),
@@ -73,6 +80,8 @@ impl Param {
             Kind::Iface => "IFACE|any".into(),
             Kind::Ifaces => "IFACE[,IFACE...]|any".into(),
             Kind::Enum(c) => c.join("|"),
+            Kind::Cgroup => "PATH|any".into(),
+            Kind::Netns => "INODE|PATH|any".into(),
         }
     }
 }
@@ -113,10 +122,12 @@ fn kind(d: &ParamDecl) -> Result<Kind> {
         "iface" => Kind::Iface,
         "ifaces" => Kind::Ifaces,
         "enum" if !d.choices.is_empty() => Kind::Enum(d.choices.clone()),
+        "cgroup" => Kind::Cgroup,
+        "netns" => Kind::Netns,
         other => {
             return Err(Diagnostic::at(
                 d.span,
-                format!("unknown parameter type '{}' (addr, port, int, bool, duration, iface, ifaces, enum(a, b, ...))", other),
+                format!("unknown parameter type '{}' (addr, port, int, bool, duration, iface, ifaces, cgroup, netns, enum(a, b, ...))", other),
             ))
         }
     };
@@ -179,7 +190,48 @@ pub fn parse(param: &Param, text: &str) -> std::result::Result<Value, String> {
             Ok(Value::Word(text.to_string()))
         }
         Kind::Enum(choices) => Err(format!("'{}' is not one of {}", text, choices.join(", "))),
+        Kind::Cgroup | Kind::Netns if text == "any" => Ok(Value::Any),
+        Kind::Cgroup => {
+            inode_on(text, CGROUP2_SUPER_MAGIC, "a cgroup v2 directory").map(Value::Int)
+        }
+        Kind::Netns => match text.parse::<u32>() {
+            Ok(inode) => Ok(Value::Int(inode as i64)),
+            Err(_) => inode_on(
+                text,
+                NSFS_MAGIC,
+                "a network namespace (/proc/PID/ns/net, /run/netns/NAME)",
+            )
+            .map(Value::Int),
+        },
     }
+}
+
+/// `statfs` magic of a cgroup v2 filesystem.
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+/// `statfs` magic of the namespace filesystem (`/proc/PID/ns/*`).
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+/// The inode number of `path` (symbolic links followed), which must live
+/// on the filesystem with statfs magic `magic` (and, for cgroup2, be a
+/// directory): a cgroup's id, a namespace's inode number.
+fn inode_on(path: &str, magic: i64, what: &str) -> std::result::Result<i64, String> {
+    use std::os::unix::fs::MetadataExt;
+    let not_it = |why: String| format!("'{}' is not {} ({})", path, what, why);
+    let meta = std::fs::metadata(path).map_err(|e| not_it(e.to_string()))?;
+    if magic == CGROUP2_SUPER_MAGIC && !meta.is_dir() {
+        return Err(not_it("not a directory".into()));
+    }
+    let c = std::ffi::CString::new(path).map_err(|_| not_it("NUL in the path".into()))?;
+    // SAFETY: statfs reads a NUL-terminated path we own and writes into a
+    // zeroed struct of the right type.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut fs) } != 0 {
+        return Err(not_it(std::io::Error::last_os_error().to_string()));
+    }
+    if fs.f_type as i64 != magic {
+        return Err(not_it(format!("filesystem type 0x{:x}", fs.f_type)));
+    }
+    Ok(meta.ino() as i64)
 }
 
 fn parse_int(text: &str) -> Option<i64> {
@@ -372,6 +424,59 @@ mod tests {
         let h = help("t.ns", &ps);
         assert!(
             h.contains("  --src-ip ADDR[/LEN]|any  source [default: any]\n"),
+            "{}",
+            h
+        );
+    }
+
+    /// The cgroup2 mount point, from /proc/mounts.
+    fn cgroup2_mount() -> Option<String> {
+        let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+        mounts.lines().find_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields.get(2) == Some(&"cgroup2")).then(|| fields[1].to_string())
+        })
+    }
+
+    #[test]
+    fn cgroup_and_netns_paths_become_inode_numbers() {
+        use std::os::unix::fs::MetadataExt;
+        let ps = params("param cg: cgroup = any \"cgroup\"\nparam ns: netns = any \"netns\"\n");
+        let get = |name: &str, text: &str| parse(ps.iter().find(|p| p.name == name).unwrap(), text);
+        assert_eq!(get("cg", "any"), Ok(Value::Any));
+        assert_eq!(get("ns", "any"), Ok(Value::Any));
+        if let Some(root) = cgroup2_mount() {
+            let ino = std::fs::metadata(&root).unwrap().ino() as i64;
+            assert_eq!(get("cg", &root), Ok(Value::Int(ino)));
+        }
+        let e = get("cg", "/tmp").unwrap_err();
+        assert!(
+            e.starts_with("'/tmp' is not a cgroup v2 directory ("),
+            "{}",
+            e
+        );
+        let e = get("cg", "/no/such/cgroup").unwrap_err();
+        assert!(e.contains("No such file or directory"), "{}", e);
+        let net = std::fs::metadata("/proc/self/ns/net").unwrap().ino() as i64;
+        assert_eq!(get("ns", "/proc/self/ns/net"), Ok(Value::Int(net)));
+        assert_eq!(get("ns", &net.to_string()), Ok(Value::Int(net)));
+        let e = get("ns", "/tmp").unwrap_err();
+        assert!(e.starts_with("'/tmp' is not a network namespace"), "{}", e);
+        let args = vec!["--cg".to_string(), "/tmp".to_string()];
+        let e = bind(&ps, &args).unwrap_err().message;
+        assert!(
+            e.starts_with("--cg: '/tmp' is not a cgroup v2 directory"),
+            "{}",
+            e
+        );
+        let h = help("t.ns", &ps);
+        assert!(
+            h.contains("  --cg PATH|any        cgroup [default: any]\n"),
+            "{}",
+            h
+        );
+        assert!(
+            h.contains("  --ns INODE|PATH|any  netns [default: any]\n"),
             "{}",
             h
         );

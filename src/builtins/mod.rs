@@ -56,6 +56,9 @@ pub enum Func {
     RateLimit,
     /// `kernel_has("struct S.member")`: 1 or 0, decided at compile time.
     KernelHas,
+    /// `redact(x)`: x itself in the kernel (filters keep working), printed
+    /// as a keyed hash under `--anonymize`.
+    Redact,
 }
 
 /// Where a call may appear.
@@ -123,6 +126,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("matches", Func::Matches, 2, 2, Role::Value),
     def("ratelimit", Func::RateLimit, 1, 1, Role::Value),
     def("kernel_has", Func::KernelHas, 1, 1, Role::Value),
+    def("redact", Func::Redact, 1, 1, Role::Value),
     def("enum_name", Func::EnumName, 2, 3, Role::Value),
     def("flagstr", Func::FlagStr, 2, 2, Role::Value),
 ];

@@ -1,6 +1,7 @@
 //! Output: the values a script produces (map contents, printf lines) and
 //! their rendering in bpftrace's text format or as JSON lines.
 
+pub mod anonymize;
 pub mod buckets;
 pub mod json;
 pub mod loghist;

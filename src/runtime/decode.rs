@@ -6,9 +6,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::ir::layout::{key_layout, MapTable, STACK_DEPTH};
 use crate::kernel::symbols::Kallsyms;
+use crate::output::anonymize;
 use crate::output::model::{Aggregate, MapDump, Value};
 use crate::sema::tast::{Agg, MapDecl, MapValue};
-use crate::sema::types::{tuple_layout, Ty};
+use crate::sema::types::{tuple_layout, Names, Ty};
 
 /// Resolves what values need from the kernel: symbols and stacks.
 pub trait Symbolizer {
@@ -62,7 +63,13 @@ pub fn value(ty: &Ty, b: &[u8], sym: &dyn Symbolizer) -> Value {
             Value::Str(String::from_utf8_lossy(&bytes[..end]).into_owned())
         }
         Ty::KSym => Value::Sym(sym.symbol(u64_at(b, 0), false)),
-        Ty::Named(names) => Value::Str(names.render(u64_at(b, 0))),
+        Ty::Named(names) => match (names.as_ref(), anonymize::active()) {
+            (Names::Redacted(Ty::Int { size, .. }), Some(anonymizer)) => {
+                Value::UInt(anonymizer.integer(u64_at(b, 0), *size))
+            }
+            (Names::Redacted(int), None) => value(int, b, sym),
+            _ => Value::Str(names.render(u64_at(b, 0))),
+        },
         Ty::KStack => {
             // The stack id is the low 32 bits; kstack(n) puts n above them.
             let raw = u64_at(b, 0);
@@ -83,14 +90,16 @@ pub fn value(ty: &Ty, b: &[u8], sym: &dyn Symbolizer) -> Value {
                 .map(|s| u32::from_le_bytes(s.try_into().unwrap_or([0; 4])))
                 .unwrap_or(0);
             let addr = b.get(4..20).unwrap_or(&[0; 16]);
-            if family == 10 {
+            let ip = if family == 10 {
                 let mut a = [0u8; 16];
                 a.copy_from_slice(addr);
-                Value::Addr(IpAddr::V6(Ipv6Addr::from(a)))
+                IpAddr::V6(Ipv6Addr::from(a))
             } else {
-                Value::Addr(IpAddr::V4(Ipv4Addr::new(
-                    addr[0], addr[1], addr[2], addr[3],
-                )))
+                IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]))
+            };
+            match anonymize::active() {
+                Some(anonymizer) => Value::Str(anonymizer.address(ip)),
+                None => Value::Addr(ip),
             }
         }
         Ty::Tuple(items) => {

@@ -168,7 +168,7 @@ impl<'a, 'o> Scope<'a, 'o> {
         let kinds: Vec<ArgKind> = checked
             .iter()
             .map(|e| {
-                if matches!(e.ty, Ty::Int { .. } | Ty::Ptr(_)) {
+                if e.ty.prints_as_integer() {
                     ArgKind::Integer
                 } else {
                     ArgKind::String
@@ -556,6 +556,25 @@ impl<'a, 'o> Scope<'a, 'o> {
                 let feature = super::kernel_has::feature_text(&args[0])?;
                 let value = super::kernel_has::kernel_has(feature, args[0].span)?;
                 mk(Ty::I64, K::Int(i64::from(value)))
+            }
+            Func::Redact => {
+                let a = self.expr(&args[0])?;
+                match &a.ty {
+                    // Addresses are always hashed under --anonymize.
+                    Ty::Inet => Ok(a),
+                    Ty::Named(names) if matches!(names.as_ref(), Names::Redacted(_)) => Ok(a),
+                    Ty::Int { .. } => mk(
+                        Ty::Named(Arc::new(Names::Redacted(a.ty.clone()))),
+                        K::Retyped(Box::new(a)),
+                    ),
+                    other => Err(Diagnostic::at(
+                        a.span,
+                        format!(
+                            "redact() takes an integer or an address (ntop()), not {}",
+                            other.describe()
+                        ),
+                    )),
+                }
             }
             Func::Ksym => {
                 let a = self.expr(&args[0])?;

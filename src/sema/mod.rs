@@ -474,6 +474,14 @@ pub(crate) fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
             .map(Ty::Tuple),
         (Ty::Ptr(_), Ty::Ptr(_)) | (Ty::Ptr(_), Ty::Int { .. }) => Some(a.clone()),
         (Ty::PacketPtr(_), Ty::PacketPtr(_)) => Some(a.clone()),
+        // A redacted integer stays redacted when it meets a plain one.
+        (Ty::Named(n), plain @ Ty::Int { .. }) | (plain @ Ty::Int { .. }, Ty::Named(n)) => {
+            match n.as_ref() {
+                types::Names::Redacted(inner) => unify(inner, plain)
+                    .map(|t| Ty::Named(std::sync::Arc::new(types::Names::Redacted(t)))),
+                _ => None,
+            }
+        }
         _ if a == b => Some(a.clone()),
         _ => None,
     }

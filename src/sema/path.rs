@@ -402,9 +402,12 @@ fn check_describe(format: &str, info: &Ty, span: Span) -> Result<()> {
     };
     let kinds: Vec<ArgKind> = items
         .iter()
-        .map(|t| match t {
-            Ty::Int { .. } | Ty::Ptr(_) => ArgKind::Integer,
-            _ => ArgKind::String,
+        .map(|t| {
+            if t.prints_as_integer() {
+                ArgKind::Integer
+            } else {
+                ArgKind::String
+            }
         })
         .collect();
     let pieces =

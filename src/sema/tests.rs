@@ -397,3 +397,25 @@ fn a_parameter_named_like_a_builtin_variable_replaces_it() {
         value.kind
     );
 }
+
+#[test]
+fn redact_keeps_integers_integers_and_marks_their_type() {
+    use super::types::Names;
+    let s = checked(
+        r#"BEGIN { $p = 0; $p = redact((uint16)443); @m[$p] = count(); @a[redact(ntop(2, 0x0100000a))] = count(); printf("%d %u\n", redact(7), $p); if (redact(5) == 5) { exit(); } }"#,
+    );
+    // `$p = 0` first: the u16 widens to the literal's size, still redacted.
+    let redacted = Ty::Named(std::sync::Arc::new(Names::Redacted(Ty::U64)));
+    assert_eq!(s.maps[0].keys, vec![redacted]);
+    // Addresses are always hashed under --anonymize: redact() leaves them as they are.
+    assert_eq!(s.maps[1].keys, vec![Ty::Inet]);
+    assert!(s.printfs[0].args.iter().all(|t| t.prints_as_integer()));
+    let (m, t) = error(r#"BEGIN { @x = redact("text"); }"#);
+    assert_eq!(
+        (m.as_str(), t.as_str()),
+        (
+            "redact() takes an integer or an address (ntop()), not string[5]",
+            "\"text\""
+        )
+    );
+}

@@ -66,6 +66,16 @@ impl Ty {
         )
     }
 
+    /// True for values printf's integer conversions take: integers,
+    /// pointers and redacted integers.
+    pub fn prints_as_integer(&self) -> bool {
+        match self {
+            Ty::Int { .. } | Ty::Ptr(_) => true,
+            Ty::Named(names) => matches!(names.as_ref(), Names::Redacted(_)),
+            _ => false,
+        }
+    }
+
     /// True for signed integers.
     pub fn is_signed(&self) -> bool {
         matches!(self, Ty::Int { signed: true, .. })
@@ -131,6 +141,9 @@ pub enum Names {
     /// One letter per bit, lowest bit first; the letters of the set bits
     /// print in that order (TCP flags: `FSRPAUEC`).
     Flags(Vec<char>),
+    /// A value passed through `redact()`, of this integer type: printed as
+    /// itself, or as a keyed hash of the same size under `--anonymize`.
+    Redacted(Ty),
 }
 
 impl Names {
@@ -148,6 +161,8 @@ impl Names {
                 .filter(|(bit, _)| value >> bit & 1 == 1)
                 .map(|(_, c)| *c)
                 .collect(),
+            Names::Redacted(Ty::Int { signed: true, .. }) => (value as i64).to_string(),
+            Names::Redacted(_) => value.to_string(),
         }
     }
 }

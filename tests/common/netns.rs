@@ -18,7 +18,7 @@ pub fn sh(cmd: &str) {
 }
 
 /// Namespaces `<tag>a` (10.77.N.1, fd77:N::1 on veth `<tag>0`) and `<tag>b`
-/// (10.77.N.2, fd77:N::2 on veth `<tag>1`).
+/// (10.77.N.2, fd77:N::2 on veth `<tag>1`), or on other subnets.
 pub struct NetnsPair {
     /// Namespace names.
     pub ns: [String; 2],
@@ -33,11 +33,18 @@ pub struct NetnsPair {
 impl NetnsPair {
     /// Creates the pair; `n` (1..=250) keeps concurrent tests apart.
     pub fn new(tag: &str, n: u8) -> NetnsPair {
+        NetnsPair::on_subnets(tag, "10.77", "fd77", n)
+    }
+
+    /// Creates the pair on `<v4>.N.1`/`.2` and `<v6>:N::1`/`::2` (e.g. "10.231"
+    /// and "fde7"), for tests whose tracepoints must not see other tests'
+    /// addresses.
+    pub fn on_subnets(tag: &str, v4: &str, v6: &str, n: u8) -> NetnsPair {
         let p = NetnsPair {
             ns: [format!("{}a", tag), format!("{}b", tag)],
             dev: [format!("{}0", tag), format!("{}1", tag)],
-            ip4: [format!("10.77.{}.1", n), format!("10.77.{}.2", n)],
-            ip6: [format!("fd77:{}::1", n), format!("fd77:{}::2", n)],
+            ip4: [format!("{v4}.{n}.1"), format!("{v4}.{n}.2")],
+            ip6: [format!("{v6}:{n}::1"), format!("{v6}:{n}::2")],
         };
         p.remove();
         for i in 0..2 {
