@@ -14,6 +14,9 @@ pub const RINGBUF_BYTES: u32 = 1 << 20;
 pub const STACK_DEPTH: u32 = 127;
 /// Distinct kernel stacks kept.
 pub const STACK_ENTRIES: u32 = 1024;
+/// A printf record larger than this many bytes is built in the per-CPU
+/// scratch map instead of the 512-byte BPF stack.
+pub const STACK_RECORD_MAX: u32 = 128;
 
 /// Kinds of ring-buffer records (the first u64 of each record).
 pub mod event {
@@ -195,6 +198,9 @@ pub struct MapTable {
     /// Index of the array of `ratelimit()` limiters (next allowed time,
     /// ns, one per call in the source), when the script has any.
     pub rate_limits: Option<u32>,
+    /// Index of the per-CPU array (one element, the size of the largest
+    /// record) where printf records over [`STACK_RECORD_MAX`] are built.
+    pub scratch: Option<u32>,
 }
 
 impl MapTable {
@@ -240,6 +246,23 @@ impl MapTable {
             max_entries: 1,
             flags: 0,
         });
+        let scratch = script
+            .printfs
+            .iter()
+            .map(|p| 8 + args_layout(&p.args).1)
+            .filter(|size| *size > STACK_RECORD_MAX)
+            .max()
+            .map(|size| {
+                specs.push(MapSpec {
+                    name: "scratch".into(),
+                    map_type: map_type::PERCPU_ARRAY,
+                    key_size: 4,
+                    value_size: size,
+                    max_entries: 1,
+                    flags: 0,
+                });
+                specs.len() as u32 - 1
+            });
         let stacks = script.uses_kstack.then(|| {
             specs.push(MapSpec {
                 name: "stacks".into(),
@@ -337,6 +360,7 @@ impl MapTable {
             events,
             lost,
             stacks,
+            scratch,
         }
     }
 }

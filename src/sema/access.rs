@@ -211,6 +211,14 @@ impl Scope<'_, '_> {
         let b = self.expr(base)?;
         let (rid, space) = match b.ty {
             Ty::Tuple(ref items) => return tuple_element(b.clone(), items, field, span),
+            // Pass 1 may not know yet that a map holds tuples.
+            _ if self.checker.collecting && field.parse::<u32>().is_ok() => {
+                return Ok(Expr {
+                    ty: Ty::I64,
+                    kind: K::Int(0),
+                    span,
+                })
+            }
             Ty::Ptr(Some(t)) | Ty::Record(t) => (t, Space::Kernel),
             Ty::PacketPtr(Some(t)) => (t, Space::Packet),
             ref other => {

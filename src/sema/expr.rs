@@ -515,7 +515,8 @@ impl<'a, 'o> Scope<'a, 'o> {
             }
             Func::Matches => {
                 let x = self.expr(&args[0])?;
-                let ExprKind::Ident(name) = &args[1].kind else {
+                // A parameter may be named like a builtin (`cgroup`).
+                let (ExprKind::Ident(name) | ExprKind::Builtin(name)) = &args[1].kind else {
                     return Err(Diagnostic::at(
                         args[1].span,
                         "matches() takes a parameter name as its second argument",

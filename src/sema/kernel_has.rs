@@ -1,16 +1,18 @@
 //! `kernel_has("...")`: what the running kernel offers, decided at compile
 //! time, and the code it switches off.
 //!
-//! A feature is `struct NAME.member[.member...]`, `enum NAME.ENUMERATOR`
-//! or a bare `ENUMERATOR`. An `if` or a probe predicate made of such tests
-//! (with `!`, `&&`, `||`) is decided while checking: only the branch taken
-//! is checked and compiled, so the other may name fields this kernel lacks.
+//! A feature is `struct NAME.member[.member...]`, `enum NAME.ENUMERATOR`,
+//! a bare `ENUMERATOR` or `tracepoint:CATEGORY:NAME[.field]`. An `if` or a
+//! probe predicate made of such tests (with `!`, `&&`, `||`) is decided
+//! while checking: only the branch taken is checked and compiled, so the
+//! other may name fields this kernel lacks.
 //! The maps that only skipped code writes are the script's metrics that are
 //! off on this kernel; each is reported with one line saying why.
 
 use crate::builtins::{self, Func};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::btf::{Btf, Type};
+use crate::kernel::tracefs;
 use crate::syntax::ast::{self, BinOp, ExprKind, LValue, StmtKind, UnOp};
 
 /// A condition decided at compile time.
@@ -30,11 +32,20 @@ pub(super) fn kernel_has(feature: &str, span: Span) -> Result<bool> {
         Diagnostic::at(
             span,
             format!(
-                "kernel_has(\"{}\"): expected \"struct NAME.member\", \"enum NAME.ENUMERATOR\" or \"ENUMERATOR\"",
+                "kernel_has(\"{}\"): expected \"struct NAME.member\", \"enum NAME.ENUMERATOR\", \"ENUMERATOR\" or \"tracepoint:CATEGORY:NAME[.field]\"",
                 feature
             ),
         )
     };
+    if let Some(tracepoint) = feature.strip_prefix("tracepoint:") {
+        let (event, field) = match tracepoint.split_once('.') {
+            Some((event, field)) => (event, Some(field)),
+            None => (tracepoint, None),
+        };
+        let (category, name) = event.split_once(':').ok_or_else(bad)?;
+        return Ok(tracefs::tracepoint_format(category, name)
+            .is_ok_and(|format| field.is_none_or(|f| format.fields.iter().any(|x| x.name == f))));
+    }
     let (head, rest) = match feature.split_once(' ') {
         Some((head, rest)) => (head, rest),
         None if !feature.is_empty() && !feature.contains('.') => {

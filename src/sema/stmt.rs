@@ -28,7 +28,8 @@ pub(super) fn param_count(point: &ProbePoint) -> Result<u32> {
 }
 
 /// Checks one probe block for one concrete probe point; `None` when its
-/// predicate is a `kernel_has()` test this kernel fails.
+/// predicate is a `kernel_has()` test this kernel fails or a parameter
+/// test that is false.
 pub(super) fn check_probe(
     checker: &mut Checker,
     block: &ast::ProbeBlock,
@@ -50,6 +51,10 @@ pub(super) fn check_probe(
     if let Some(pred) = predicate {
         let cond = scope.expr(pred)?;
         scope.expect_scalar(&cond, "a predicate")?;
+        // A predicate on parameters that is false: nothing to attach.
+        if matches!(cond.kind, tast::ExprKind::Int(0)) {
+            return Ok(None);
+        }
         body = vec![Stmt::If(cond, body, Vec::new())];
     }
     let param_count = param_count(&point)?;
@@ -237,7 +242,7 @@ fn assign(scope: &mut Scope, target: &LValue, value: &ast::Expr) -> Result<Stmt>
                     });
                 }
             }
-            let v = scope.expr(value)?;
+            let mut v = scope.expr(value)?;
             scope.expect_storable(&v)?;
             let map = scope.checker.use_map(
                 &m.name,
@@ -245,12 +250,46 @@ fn assign(scope: &mut Scope, target: &LValue, value: &ast::Expr) -> Result<Stmt>
                 Some(MapValue::Plain(v.ty.clone())),
                 m.span,
             )?;
+            if let MapValue::Plain(stored) = &scope.checker.maps[map.0 as usize].value {
+                widen_in_place(&mut v, stored);
+            }
             Ok(Stmt::SetMap {
                 map,
                 keys,
                 value: v,
             })
         }
+    }
+}
+
+/// Gives a tuple built for a map (directly or as the value of a
+/// single-`return` function) the map's wider value type, so it is built
+/// in the map's layout instead of being copied into it.
+fn widen_in_place(e: &mut tast::Expr, ty: &Ty) {
+    if e.ty == *ty {
+        return;
+    }
+    match (&mut e.kind, ty) {
+        (tast::ExprKind::Tuple(items), Ty::Tuple(tys)) if items.len() == tys.len() => {
+            for (item, t) in items.iter_mut().zip(tys) {
+                widen_in_place(item, t);
+            }
+        }
+        (
+            tast::ExprKind::Inline {
+                result: tast::InlineResult::Expr(inner),
+                ..
+            },
+            _,
+        ) => widen_in_place(inner, ty),
+        (tast::ExprKind::Str(_), Ty::Str(_)) => {}
+        _ => return,
+    }
+    if matches!(
+        (&e.ty, ty),
+        (Ty::Tuple(_), Ty::Tuple(_)) | (Ty::Str(_), Ty::Str(_))
+    ) {
+        e.ty = ty.clone();
     }
 }
 

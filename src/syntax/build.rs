@@ -39,6 +39,7 @@ fn children<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
                 | Rule::kw_sizeof
                 | Rule::kw_offsetof
                 | Rule::kw_param
+                | Rule::kw_config
                 | Rule::kw_fn
                 | Rule::kw_path
                 | Rule::kw_stage

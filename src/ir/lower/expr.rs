@@ -62,7 +62,7 @@ impl Lower<'_> {
                 Home::Reg(r) => Val::Reg(r),
                 Home::Mem(slot, size) => Val::Mem(slot, size),
             },
-            K::MapRead { map, keys } => self.map_read(*map, keys, &e.ty)?,
+            K::MapRead { map, keys } => self.map_read(*map, keys, &e.ty, None, None)?,
             K::Builtin(v) => self.builtin(*v),
             K::Arg(n) => {
                 let off = match providers::of_kind(self.prog.probe.kind).args {
@@ -341,10 +341,13 @@ impl Lower<'_> {
             K::Tuple(items) => {
                 let size = e.ty.storage_size();
                 let slot = self.temp(size);
-                self.tuple_into(slot, items)?;
+                self.tuple_into(slot, items, &e.ty)?;
                 Val::Mem(slot, size)
             }
             K::Element { tuple, offset } => {
+                if let K::MapRead { map, keys } = &tuple.kind {
+                    return self.map_read(*map, keys, &e.ty, Some(*offset), None);
+                }
                 let Val::Mem(slot, _) = self.expr(tuple)? else {
                     return Err(Diagnostic::at(e.span, "a tuple element of a non-tuple"));
                 };
@@ -371,8 +374,18 @@ impl Lower<'_> {
     }
 
     /// Builds a tuple in `slot` (zeroed first: it may have padding).
-    pub(super) fn tuple_into(&mut self, slot: crate::ir::Slot, items: &[Expr]) -> Result<()> {
-        let tys: Vec<Ty> = items.iter().map(|i| i.ty.clone()).collect();
+    /// Its layout is that of `ty` (the tuple's own type, or the wider one
+    /// of the variable or map value it is built for).
+    pub(super) fn tuple_into(
+        &mut self,
+        slot: crate::ir::Slot,
+        items: &[Expr],
+        ty: &Ty,
+    ) -> Result<()> {
+        let tys: Vec<Ty> = match ty {
+            Ty::Tuple(tys) if tys.len() == items.len() => tys.clone(),
+            _ => items.iter().map(|i| i.ty.clone()).collect(),
+        };
         let (offsets, size) = crate::sema::types::tuple_layout(&tys);
         self.zero(Place::stack(slot), size);
         for ((item, off), ty) in items.iter().zip(offsets).zip(&tys) {
@@ -519,13 +532,28 @@ impl Lower<'_> {
         Val::Reg(r)
     }
 
-    fn map_read(&mut self, map: MapId, keys: &[Expr], ty: &Ty) -> Result<Val> {
+    /// The value of `map[keys]` (zero when missing), or with `element`,
+    /// the tuple element of type `ty` at that offset in it (read in
+    /// place, not copying the whole tuple). A memory value is copied into
+    /// `into` if given, else into a temporary slot.
+    pub(super) fn map_read(
+        &mut self,
+        map: MapId,
+        keys: &[Expr],
+        ty: &Ty,
+        element: Option<u32>,
+        into: Option<crate::ir::Slot>,
+    ) -> Result<Val> {
         let key = self.key(map, keys, None)?;
         let p = self.lookup(map, key);
         let missing = self.f.label();
         let agg = match &self.script.maps[map.0 as usize].value {
-            MapValue::Agg(a) => Some(*a),
-            MapValue::Plain(_) => None,
+            MapValue::Agg(a) if element.is_none() => Some(*a),
+            _ => None,
+        };
+        let (offset, width) = match element {
+            Some(offset) => (offset, Width::from_bytes(u64::from(ty.storage_size()))),
+            None => (0, Some(Width::B8)),
         };
         if ty.is_scalar() {
             let r = self.imm(0);
@@ -537,8 +565,8 @@ impl Lower<'_> {
             });
             self.f.push(Inst::Load {
                 dst: r,
-                addr: Addr::Reg(p, 0),
-                width: Width::B8,
+                addr: Addr::Reg(p, offset as i16),
+                width: width.unwrap_or(Width::B8),
             });
             if agg == Some(Agg::Avg) {
                 let sum = self.f.vreg();
@@ -558,7 +586,7 @@ impl Lower<'_> {
             return Ok(Val::Reg(r));
         }
         let size = ty.storage_size();
-        let slot = self.temp(size);
+        let slot = into.unwrap_or_else(|| self.temp(size));
         self.zero(Place::stack(slot), size);
         self.f.push(Inst::Branch {
             cond: Cond::Eq,
@@ -570,7 +598,7 @@ impl Lower<'_> {
             Place::stack(slot),
             Place {
                 base: Base::Ptr(p),
-                off: 0,
+                off: offset as i32,
             },
             size,
         );

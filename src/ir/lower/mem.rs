@@ -36,7 +36,7 @@ impl Place {
         self.off.rem_euclid(8) as u32
     }
 
-    fn at(self, extra: u32) -> Addr {
+    pub fn at(self, extra: u32) -> Addr {
         let off = self.off + extra as i32;
         match self.base {
             Base::Stack(s) => Addr::Stack(s, off),

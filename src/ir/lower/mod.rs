@@ -17,7 +17,7 @@ use crate::codegen::insn::helper;
 use crate::diag::Result;
 use crate::sema::tast::{self, Agg, Expr, Script, Stmt};
 use crate::sema::types::Ty;
-use mem::Place;
+use mem::{Base, Place};
 
 /// Lowers every program of a script. `start_ns` is the monotonic time
 /// netscript started at (for `elapsed`).
@@ -173,15 +173,17 @@ impl<'a> Lower<'a> {
 
     /// Takes a free slot of at least `size` bytes from the pool shared by
     /// temporaries and the memory variables of inlined calls (the smallest
-    /// that fits, else the largest free one grown to `size`, or a new one);
-    /// returns its index in `temps`.
+    /// that fits without wasting more than its size again plus 32 bytes, else the
+    /// largest smaller free one grown to `size`, or a new one); returns its
+    /// index in `temps`. A small value left in a big slot would make the
+    /// next big value take a second one.
     fn pooled_slot(&mut self, size: u32) -> usize {
         let size = size.div_ceil(8).max(1) * 8;
         let free = || self.temps.iter().enumerate().filter(|(_, t)| !t.2);
         let best = free()
-            .filter(|(_, t)| t.1 >= size)
+            .filter(|(_, t)| t.1 >= size && t.1 <= 2 * size + 32)
             .min_by_key(|(_, t)| t.1)
-            .or_else(|| free().max_by_key(|(_, t)| t.1))
+            .or_else(|| free().filter(|(_, t)| t.1 < size).max_by_key(|(_, t)| t.1))
             .map(|(i, _)| i);
         let index = match best {
             Some(i) => {
@@ -247,7 +249,23 @@ impl<'a> Lower<'a> {
                 },
             ) if matches!(self.vars[id.0 as usize], Home::Mem(..)) => {
                 if let Home::Mem(slot, _) = self.vars[id.0 as usize] {
-                    self.tuple_into(slot, items)?;
+                    let ty = &self.prog.vars[id.0 as usize];
+                    self.tuple_into(slot, items, ty)?;
+                }
+            }
+            // A map value read into a variable of its type goes straight there.
+            Stmt::SetVar(
+                id,
+                Expr {
+                    kind: crate::sema::tast::ExprKind::MapRead { map, keys },
+                    ty,
+                    ..
+                },
+            ) if matches!(self.vars[id.0 as usize], Home::Mem(..))
+                && self.prog.vars[id.0 as usize] == *ty =>
+            {
+                if let Home::Mem(slot, _) = self.vars[id.0 as usize] {
+                    self.map_read(*map, keys, ty, None, Some(slot))?;
                 }
             }
             Stmt::SetVar(id, e) => {
@@ -268,11 +286,20 @@ impl<'a> Lower<'a> {
                 let decl = &self.script.maps[map.0 as usize];
                 let size = layout::value_size(decl);
                 let v = self.expr(value)?;
-                let slot = self.temp(size);
-                if !value.ty.is_scalar() {
-                    self.zero(Place::stack(slot), size);
-                }
-                self.store_val(Place::stack(slot), v, value.ty.storage_size());
+                let slot = match v {
+                    // A memory value of the map's own value type is stored as it is.
+                    Val::Mem(slot, _) if decl.value == tast::MapValue::Plain(value.ty.clone()) => {
+                        slot
+                    }
+                    _ => {
+                        let slot = self.temp(size);
+                        if !value.ty.is_scalar() {
+                            self.zero(Place::stack(slot), size);
+                        }
+                        self.store_val(Place::stack(slot), v, value.ty.storage_size());
+                        slot
+                    }
+                };
                 self.update_from(*map, key, slot, 0);
             }
             Stmt::Aggregate {
@@ -297,22 +324,35 @@ impl<'a> Lower<'a> {
                     width: Width::B8,
                     src: Operand::Imm(map.0 as i64),
                 });
-                self.emit_event(kind, slot, 16);
+                self.emit_event(kind, Place::stack(slot), 16);
             }
             Stmt::Printf(id, args) => {
                 let tys: Vec<Ty> = args.iter().map(|a| a.ty.clone()).collect();
                 let (offsets, size) = layout::args_layout(&tys);
+                let size = 8 + size;
+                // A large record is built in the per-CPU scratch map.
+                let skip = self.f.label();
+                let record = match self
+                    .maps
+                    .scratch
+                    .filter(|_| size > layout::STACK_RECORD_MAX)
+                {
+                    Some(map) => Place {
+                        base: Base::Ptr(self.lookup_index(MapId(map), 0, skip)),
+                        off: 0,
+                    },
+                    None => Place::stack(self.temp(size)),
+                };
+                self.zero(record, size);
                 // Each argument goes into the record as soon as it is
                 // computed, so its temporaries are free for the next one.
-                let slot = self.temp(8 + size);
-                self.zero(Place::stack(slot), 8 + size);
                 for ((a, off), ty) in args.iter().zip(offsets).zip(&tys) {
                     self.with_temps(|l| -> Result<()> {
                         let v = l.expr(a)?;
                         l.store_val(
                             Place {
-                                off: 8 + off as i32,
-                                ..Place::stack(slot)
+                                off: record.off + 8 + off as i32,
+                                ..record
                             },
                             v,
                             ty.storage_size(),
@@ -320,11 +360,12 @@ impl<'a> Lower<'a> {
                         Ok(())
                     })?;
                 }
-                self.emit_event(event::PRINTF_BASE + *id as u64, slot, 8 + size);
+                self.emit_event(event::PRINTF_BASE + *id as u64, record, size);
+                self.f.push(Inst::Label(skip));
             }
             Stmt::Exit => {
                 let slot = self.temp(8);
-                self.emit_event(event::EXIT, slot, 8);
+                self.emit_event(event::EXIT, Place::stack(slot), 8);
             }
             // A constant condition (a parameter test) keeps only its branch.
             Stmt::If(cond, then_b, else_b) if matches!(cond.kind, tast::ExprKind::Int(_)) => {
@@ -484,15 +525,15 @@ impl<'a> Lower<'a> {
         Ok(())
     }
 
-    /// Sends `size` bytes of `slot` to the ring buffer with `kind` as the
-    /// first word; a failed send increments the lost-event counter.
-    fn emit_event(&mut self, kind: u64, slot: Slot, size: u32) {
+    /// Sends the `size` bytes of `record` to the ring buffer with `kind`
+    /// as the first word; a failed send increments the lost-event counter.
+    fn emit_event(&mut self, kind: u64, record: Place, size: u32) {
         self.f.push(Inst::Store {
-            addr: Addr::Stack(slot, 0),
+            addr: record.at(0),
             width: Width::B8,
             src: Operand::Imm(kind as i64),
         });
-        let data = self.addr(Place::stack(slot));
+        let data = self.addr(record);
         let lost = (MapId(self.maps.lost), 0);
         self.send(data, size, lost);
     }
