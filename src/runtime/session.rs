@@ -184,7 +184,7 @@ impl Symbolizer for KernelSymbols<'_> {
 
 /// The lines saying what is lost with the programs that could not attach
 /// (each with why): one per metric that no attached program writes, and
-/// one per program whose metrics other programs still feed.
+/// one per program whose loss takes no metric down.
 fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec<String> {
     let name = |m: &crate::ir::MapId| compiled.script.maps[m.0 as usize].name.clone();
     let live = |map: &str| {
@@ -196,16 +196,15 @@ fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec
         .iter()
         .flat_map(|(p, why)| p.writes.iter().map(move |m| (name(m), why.clone())))
         .collect();
-    // A program that only keeps internal state (`@_` maps) goes with the
-    // metrics it feeds; one whose metrics live on elsewhere, or that
-    // writes no map, is named itself.
+    // A program that takes a metric down is said with the metric's line;
+    // one that only keeps internal state (`@_` maps) goes silently with
+    // the metrics it feeds; any other is named itself.
     let mut lines: Vec<String> = failed
         .iter()
         .filter(|(p, _)| {
-            p.writes.is_empty()
-                || p.writes
-                    .iter()
-                    .any(|m| !name(m).starts_with("@_") && live(&name(m)))
+            let internal = |m: &crate::ir::MapId| name(m).starts_with("@_");
+            let takes_down = p.writes.iter().any(|m| !internal(m) && !live(&name(m)));
+            !takes_down && (p.writes.is_empty() || !p.writes.iter().all(internal))
         })
         .map(|(_, why)| format!("{}, probe skipped", why))
         .collect();
