@@ -136,6 +136,40 @@ fn value(out: &str, entry: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse().ok())
 }
 
+/// The detail events (JSON lines) of the output.
+fn json_events(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {}", e, l)))
+        .collect()
+}
+
+/// The detail events of one trigger.
+fn triggered(out: &str, trigger: &str) -> Vec<serde_json::Value> {
+    json_events(out)
+        .into_iter()
+        .filter(|e| e["trigger"] == trigger)
+        .collect()
+}
+
+/// A counter of the namespace's TCP MIB (`nstat` name, e.g. TcpExtTCPTimeouts).
+fn nstat(p: &NetnsPair, i: usize, counter: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &p.ns[i], "nstat", "-az", counter])
+        .output()
+        .expect("nstat runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(counter)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {} from nstat", counter))
+}
+
 /// The number of values in the histogram printed as `@name[key]:`.
 fn hist_count(out: &str, entry: &str) -> u64 {
     let header = format!("{}: ", entry);
@@ -293,11 +327,7 @@ fn retransmissions_forced_by_packet_loss_agree_with_tcp_info() {
         retrans[0]
     );
     assert!(out.contains("@retransmits_by_state["), "{}", out);
-    let events: Vec<serde_json::Value> = out
-        .lines()
-        .filter(|l| l.starts_with("{\"trigger\":\"retransmit\""))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {}", e, l)))
-        .collect();
+    let events = triggered(&out, "retransmit");
     assert_eq!(events.len() as u64, traced, "{}", out);
     assert_eq!(events[0]["dport"], 7003);
     assert_eq!(events[0]["role"], "client");
@@ -331,11 +361,7 @@ fn detail_events_hold_the_global_rate_limit_under_a_burst() {
     let (code, out, err) = t.finish();
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(code, 0, "{}", err);
-    let events: Vec<serde_json::Value> = out
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {}", e, l)))
-        .collect();
+    let events = json_events(&out);
     // At most 20 per second plus the burst allowance (2), for all CPUs.
     let limit = (20.0 * seconds).ceil() as usize + 2;
     assert!(
@@ -351,7 +377,7 @@ fn detail_events_hold_the_global_rate_limit_under_a_burst() {
     assert_eq!(first["saddr"], p.ip4[0].as_str());
     assert!(first["srtt_us"].as_u64().is_some() && first["cwnd"].as_u64() > Some(0));
     assert!(
-        value(&out, "@suppressed_events[rtt]").unwrap_or(0) > 0,
+        value(&out, "@suppressed_events[rtt, rate]").unwrap_or(0) > 0,
         "nothing suppressed:\n{}",
         out
     );
@@ -483,4 +509,353 @@ fn a_receiver_that_stops_reading_shows_a_zero_window() {
         "no zero window seen:\n{}",
         out
     );
+}
+
+#[test]
+fn rto_expiries_equal_the_kernels_tcp_timeouts_and_missing_probes_switch_metrics_off() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nsto", 36);
+    let _server = Server::start(&p, 7007);
+    let t = start(&[
+        "--rport",
+        "7007",
+        "--interval",
+        "100",
+        "--reset=false",
+        "--mode",
+        "both",
+        "--rtt-threshold",
+        "100000000",
+        "--rtt-p99=false",
+        "--max-events-per-sec",
+        "100000",
+    ]);
+    // Everything the client sends is dropped for 1.5 s in the middle of a
+    // transfer: the retransmission timer fires, backing off, until the
+    // rule goes.
+    let blackout = format!(
+        "sleep 0.3; ip netns exec {ns} nft 'add table inet rto; add chain inet rto input {{ type filter hook input priority 0; }}; add rule inet rto input tcp dport 7007 drop'; sleep 1.5; ip netns exec {ns} nft delete table inet rto",
+        ns = p.ns[1]
+    );
+    let rule = Command::new("sh")
+        .arg("-c")
+        .arg(&blackout)
+        .spawn()
+        .expect("sh runs");
+    let slow = format!(
+        "import socket, time\nc = socket.create_connection(('{}', 7007))\nfor _ in range(40):\n  c.sendall(b'x' * 20000)\n  time.sleep(0.05)\nc.shutdown(socket.SHUT_WR)\nwhile c.recv(65536):\n  pass\n",
+        p.ip4[1]
+    );
+    python(&p, 0, &slow, &[]);
+    let _ = rule.wait_with_output();
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    let timeouts = nstat(&p, 0, "TcpExtTCPTimeouts");
+    assert!(timeouts > 0, "the blackout caused no RTO");
+    // tcp_sock.total_rto (6.7+) is read at each retransmission.
+    assert_eq!(value(&out, "@rto_overall"), Some(timeouts), "{}", out);
+    assert_eq!(triggered(&out, "rto").len() as u64, timeouts, "{}", out);
+    assert!(triggered(&out, "rto")
+        .iter()
+        .all(|e| e["retrans_reason"] == "rto" && e["dport"] == 7007));
+    // Without kprobes, the TLP and listen-overflow metrics are off, each
+    // said once, and everything else runs.
+    for metric in ["@tlp", "@tlp_overall", "@listen_overflows"] {
+        let line = format!("metric {} off: ", metric);
+        assert_eq!(err.matches(&line).count(), 1, "{}:\n{}", line, err);
+    }
+    assert!(err.contains("this kernel has no kprobes"), "{}", err);
+    assert!(!err.contains("metric @rto"), "{}", err);
+}
+
+#[test]
+fn first_and_last_events_per_connection_sampling_and_top_k() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nstf", 37);
+    let _server = Server::start(&p, 7008);
+    sh(&format!(
+        "ip netns exec {} nft 'add table inet loss; add chain inet loss input {{ type filter hook input priority 0; }}; add rule inet loss input tcp dport 7008 meta length > 1000 numgen random mod 4 == 0 drop'",
+        p.ns[1]
+    ));
+    let detail = |extra: &[&str]| {
+        let mut args = vec![
+            "--rport",
+            "7008",
+            "--mode",
+            "detail",
+            "--rtt-threshold",
+            "100000000",
+            "--rtt-p99=false",
+            "--max-events-per-sec",
+            "100000",
+            "--interval",
+            "100",
+        ];
+        args.extend_from_slice(extra);
+        start(&args)
+    };
+
+    // One connection, many retransmissions: its first 3 events as they
+    // happen, its last 2 when it closes, the others counted.
+    let t = detail(&["--first", "3", "--last", "2"]);
+    client(&p, &p.ip4[1], 7008, 1, 3_000_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    let events = json_events(&out);
+    let positions: Vec<&str> = events
+        .iter()
+        .map(|e| e["position"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        positions,
+        ["first", "first", "first", "last", "last"],
+        "{}",
+        out
+    );
+    let ts: Vec<u64> = events.iter().filter_map(|e| e["ts_ns"].as_u64()).collect();
+    assert!(ts.windows(2).all(|w| w[0] < w[1]), "not in order: {:?}", ts);
+    let held: u64 = out
+        .lines()
+        .filter(|l| l.starts_with("@suppressed_events[") && l.contains(", first_last]: "))
+        .filter_map(|l| l.rsplit(": ").next()?.parse::<u64>().ok())
+        .sum();
+    assert!(held > 0, "nothing held back:\n{}", out);
+
+    // One connection in a million: none of these.
+    let t = detail(&["--sample", "1000000"]);
+    client(&p, &p.ip4[1], 7008, 2, 1_000_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    assert!(json_events(&out).is_empty(), "{}", out);
+    assert!(
+        out.contains(", sample]: "),
+        "no event counted as sampled out:\n{}",
+        out
+    );
+
+    // Three connections at once, --top-k 1: one reports, the others are
+    // held back while it is open.
+    let t = detail(&["--top-k", "1"]);
+    let parallel = format!(
+        "import socket, threading\ndef send():\n  c = socket.create_connection(('{}', 7008))\n  c.sendall(b'x' * 3000000)\n  c.shutdown(socket.SHUT_WR)\n  while c.recv(65536):\n    pass\nts = [threading.Thread(target=send) for _ in range(3)]\n[t.start() for t in ts]\n[t.join() for t in ts]\n",
+        p.ip4[1]
+    );
+    python(&p, 0, &parallel, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    let ports: std::collections::BTreeSet<u64> = json_events(&out)
+        .iter()
+        .filter_map(|e| e["sport"].as_u64())
+        .collect();
+    assert!(!ports.is_empty(), "{}", out);
+    assert!(
+        out.contains(", top_k]: "),
+        "nothing held back by --top-k:\n{}",
+        out
+    );
+}
+
+#[test]
+fn rtt_samples_above_the_running_p99_are_reported() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nst9", 38);
+    let _server = Server::start(&p, 7009);
+    let t = start(&[
+        "--rport",
+        "7009",
+        "--mode",
+        "both",
+        "--rtt-threshold",
+        "100000000",
+        "--max-events-per-sec",
+        "100000",
+        "--interval",
+        "100",
+        "--reset=false",
+    ]);
+    // Many small writes, each acknowledged: thousands of RTT samples.
+    let chatty = format!(
+        "import socket\nc = socket.create_connection(('{}', 7009))\nc.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\nfor _ in range(8000):\n  c.sendall(b'x' * 100)\nc.shutdown(socket.SHUT_WR)\nwhile c.recv(65536):\n  pass\n",
+        p.ip4[1]
+    );
+    python(&p, 0, &chatty, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    let samples = hist_count(&out, "@rtt_sample_us");
+    let above = triggered(&out, "rtt_p99");
+    assert!(samples > 500, "{} samples:\n{}", samples, out);
+    // Each reported sample is above the estimate it was compared with, and
+    // only a few percent of the samples are.
+    assert!(!above.is_empty(), "{}", out);
+    assert!(above
+        .iter()
+        .all(|e| e["rtt_sample_us"].as_u64() > e["threshold"].as_u64()));
+    assert!(
+        (above.len() as u64) * 10 < samples,
+        "{} of {} samples above the running p99",
+        above.len(),
+        samples
+    );
+}
+
+#[test]
+fn netns_cgroup_and_iface_filters_and_max_flows() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nstn", 39);
+    let _server = Server::start(&p, 7011);
+    let transitions = |out: &str| value(out, "@transitions[SYN_SENT, ESTABLISHED]").unwrap_or(0);
+
+    // --netns: the pair's client namespace only, not the server's.
+    let t = start(&[
+        "--netns",
+        &format!("/run/netns/{}", p.ns[0]),
+        "--interval",
+        "100",
+        "--reset=false",
+    ]);
+    client(&p, &p.ip4[1], 7011, 2, 1000);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    assert_eq!(transitions(&out), 2, "{}", out);
+    assert_eq!(
+        value(&out, "@transitions[LISTEN, SYN_RECV]"),
+        None,
+        "{}",
+        out
+    );
+
+    // --iface: lo is ifindex 1 in every namespace, the pair's veth is not.
+    let t = start(&[
+        "--iface",
+        "lo",
+        "--rport",
+        "7011",
+        "--interval",
+        "100",
+        "--reset=false",
+    ]);
+    client(&p, &p.ip4[1], 7011, 1, 1000);
+    let loopback = ["127.0.0.1", "7011", "1", "1000"].map(String::from);
+    python(&p, 1, CLIENT, &loopback);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    assert_eq!(transitions(&out), 1, "{}", out);
+
+    // --cgroup: only the client started inside the test's cgroup.
+    let root = std::fs::read_to_string("/proc/mounts")
+        .expect("mounts")
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_string())
+        })
+        .expect("a cgroup2 mount");
+    let dir = format!("{}/netscript-tcpm-{}", root, std::process::id());
+    std::fs::create_dir_all(&dir).expect("cgroup created");
+    let t = start(&[
+        "--cgroup",
+        &dir,
+        "--rport",
+        "7011",
+        "--interval",
+        "100",
+        "--reset=false",
+    ]);
+    client(&p, &p.ip4[1], 7011, 1, 1000);
+    let program = format!(
+        "{}/netscript-tcpm-client-{}.py",
+        std::env::temp_dir().display(),
+        std::process::id()
+    );
+    std::fs::write(&program, CLIENT).expect("client written");
+    sh(&format!(
+        "echo $$ > {}/cgroup.procs && exec ip netns exec {} python3 {} {} 7011 3 1000",
+        dir, p.ns[0], program, p.ip4[1]
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    let _ = std::fs::remove_dir(&dir);
+    let _ = std::fs::remove_file(&program);
+    assert_eq!(code, 0, "{}", err);
+    assert_eq!(transitions(&out), 3, "{}", out);
+
+    // --max-flows 2: no per-connection map holds more than 2 connections.
+    let t = start(&[
+        "--max-flows",
+        "2",
+        "--rport",
+        "7011",
+        "--interval",
+        "100",
+        "--reset=false",
+    ]);
+    client(&p, &p.ip4[1], 7011, 5, 1000);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    let connections = out
+        .lines()
+        .filter(|l| l.starts_with("@sent_bytes[("))
+        .count();
+    assert!((1..=2).contains(&connections), "{}", out);
+}
+
+#[test]
+fn anonymize_hides_addresses_and_ports() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nsta", 40);
+    let _server = Server::start(&p, 7012);
+    let t = start(&[
+        "--anonymize",
+        "--rport",
+        "7012",
+        "--mode",
+        "both",
+        "--rtt-threshold",
+        "0",
+        "--interval",
+        "100",
+        "--reset=false",
+    ]);
+    client(&p, &p.ip4[1], 7012, 2, 100_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    assert!(out.contains("@sent_bytes[(v4-"), "{}", out);
+    assert!(
+        !out.contains(&p.ip4[0]) && !out.contains(&p.ip4[1]),
+        "{}",
+        out
+    );
+    let events = triggered(&out, "rtt");
+    assert!(!events.is_empty(), "{}", out);
+    for e in &events {
+        assert!(
+            e["daddr"].as_str().unwrap_or("").starts_with("v4-"),
+            "{}",
+            e
+        );
+        assert_ne!(e["dport"], 7012, "{}", e);
+    }
+    // Stable within the run: one hashed server port for both connections.
+    let ports: std::collections::BTreeSet<u64> =
+        events.iter().filter_map(|e| e["dport"].as_u64()).collect();
+    assert_eq!(ports.len(), 1, "{:?}", ports);
 }
