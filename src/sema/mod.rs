@@ -80,10 +80,15 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
     }
     second.off = first.off;
     second.run(program)?;
+    let live = |name: &str| second.map_ids.contains_key(name);
     let mut warnings = second.warnings;
-    warnings.extend(off_metrics(&second.off, |name| {
-        second.map_ids.contains_key(name)
-    }));
+    // A skipped probe is named unless the metrics it takes down say it.
+    for (maps, why) in &second.skipped {
+        if !maps.iter().any(|m| !m.starts_with("@_") && !live(m)) {
+            warnings.push(format!("{}, probe skipped", why));
+        }
+    }
+    warnings.extend(off_metrics(&second.off, live));
     Ok(Script {
         map_keys: map_keys(program, options)?,
         programs: second.programs,
@@ -209,6 +214,8 @@ struct Checker<'o> {
     writes: std::collections::BTreeSet<MapId>,
     /// (map, why) for each map assignment in switched-off code.
     off: Vec<(String, String)>,
+    /// Pass 2: the maps of each probe skipped as missing, and why.
+    skipped: Vec<(Vec<String>, String)>,
 }
 
 impl<'o> Checker<'o> {
@@ -229,6 +236,7 @@ impl<'o> Checker<'o> {
             paths: Vec::new(),
             writes: Default::default(),
             off: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 
@@ -305,10 +313,10 @@ impl<'o> Checker<'o> {
                         if (self.options.skip_missing_probes || block.optional)
                             && providers::lookup(&spec.provider).is_some() =>
                     {
-                        let mut maps = Vec::new();
-                        kernel_has::assigned_maps(&block.body.stmts, &mut maps);
-                        if !self.collecting && !maps.iter().any(|m| !m.starts_with("@_")) {
-                            self.warnings.push(format!("{}, probe skipped", e.message));
+                        if !self.collecting {
+                            let mut maps = Vec::new();
+                            kernel_has::assigned_maps(&block.body.stmts, &mut maps);
+                            self.skipped.push((maps, e.message.clone()));
                         }
                         self.switch_off(&block.body.stmts, &e.message);
                         continue;
