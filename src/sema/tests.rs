@@ -419,3 +419,60 @@ fn redact_keeps_integers_integers_and_marks_their_type() {
         )
     );
 }
+
+#[test]
+fn kernel_has_decides_branches_and_names_the_metrics_it_switches_off() {
+    let s = checked(
+        r#"BEGIN { if (kernel_has("struct sock.nope")) { @a = sum(((struct sock *)0)->nope); } else { @b = count(); } print(@a); }"#,
+    );
+    let names: Vec<&str> = s.maps.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["@b"]);
+    assert_eq!(
+        s.warnings,
+        ["metric @a off: this kernel has no struct sock.nope"]
+    );
+    // A false predicate leaves its probe out.
+    let s = checked(
+        r#"tracepoint:sock:inet_sock_set_state /!kernel_has("TCP_ESTABLISHED")/ { @c = count(); } BEGIN { }"#,
+    );
+    assert_eq!(s.programs.len(), 1);
+    assert_eq!(
+        s.warnings,
+        ["metric @c off: this kernel has TCP_ESTABLISHED"]
+    );
+    // Reading a map that is off says why.
+    let (m, text) =
+        error(r#"BEGIN { if (kernel_has("struct sock.nope")) { @a = count(); } $x = @a; }"#);
+    assert_eq!(
+        m,
+        "map @a is off on this kernel (this kernel has no struct sock.nope) and cannot be read here"
+    );
+    assert_eq!(text, "@a");
+}
+
+#[test]
+fn config_map_keys_takes_an_integer_or_a_parameter() {
+    assert_eq!(checked("config map_keys = 64; BEGIN { }").map_keys, 64);
+    assert_eq!(
+        checked("BEGIN { }").map_keys,
+        crate::ir::layout::MAP_ENTRIES
+    );
+    let s = checked_with(
+        "param flows: int = 5 \"\"\nconfig map_keys = flows; BEGIN { }",
+        &[("flows", crate::params::Value::Int(777))],
+    );
+    assert_eq!(s.map_keys, 777);
+    let (m, _) = error("config map_keys = nosuch; BEGIN { }");
+    assert_eq!(m, "config map_keys: 'nosuch' is not an integer parameter");
+}
+
+#[test]
+fn tuple_elements_are_typed_and_bounded() {
+    let s = checked(r#"BEGIN { $t = (1, "ab"); @n = $t.0; @s = $t.1; }"#);
+    let value = |n: &str| s.maps.iter().find(|m| m.name == n).map(|m| m.value.clone());
+    assert_eq!(value("@n"), Some(MapValue::Plain(Ty::I64)));
+    assert_eq!(value("@s"), Some(MapValue::Plain(Ty::Str(3))));
+    let (m, text) = error(r#"BEGIN { $t = (1, 2); @x = $t.5; }"#);
+    assert_eq!(m, "the tuple has 2 elements: .0 to .1");
+    assert_eq!(text, "$t.5");
+}
