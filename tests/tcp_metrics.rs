@@ -120,6 +120,24 @@ fn client(p: &NetnsPair, host: &str, port: u16, count: u32, size: u32) -> Vec<u6
         .collect()
 }
 
+/// Drops one full-sized segment in `one_in` on its way to the server's
+/// `port` (small ones, SYN, ACK and FIN, pass).
+fn lose_segments(p: &NetnsPair, port: u16, one_in: u32) {
+    sh(&format!(
+        "ip netns exec {} nft 'add table inet loss; add chain inet loss input {{ type filter hook input priority 0; }}; add rule inet loss input tcp dport {} meta length > 1000 numgen random mod {} == 0 drop'",
+        p.ns[1], port, one_in
+    ));
+}
+
+/// Starts the script on the connections to remote `port`, summaries
+/// printed only at the end and never cleared, plus `extra` arguments.
+fn watch(port: u16, extra: &[&str]) -> Tracer {
+    let port = port.to_string();
+    let mut args = vec!["--rport", &port, "--interval", "100", "--reset=false"];
+    args.extend_from_slice(extra);
+    start(&args)
+}
+
 /// Starts the script with `args` and waits until its probes are attached.
 fn start(args: &[&str]) -> Tracer {
     let mut all = vec![SCRIPT];
@@ -202,7 +220,7 @@ fn connections_transitions_bytes_and_rsts_are_counted_exactly() {
     let p = NetnsPair::new("nstm", 31);
     let _server = Server::start(&p, 7001);
     // Only the client side passes --rport 7001: 3 IPv4 and 2 IPv6 connections.
-    let t = start(&["--rport", "7001", "--interval", "100", "--reset=false"]);
+    let t = watch(7001, &[]);
     client(&p, &p.ip4[1], 7001, 3, 1000);
     client(&p, &p.ip6[1], 7001, 2, 1000);
     std::thread::sleep(Duration::from_millis(500));
@@ -254,7 +272,7 @@ fn connections_transitions_bytes_and_rsts_are_counted_exactly() {
     );
 
     // A connection to a closed port: refused with an RST.
-    let t = start(&["--rport", "7002", "--interval", "100", "--reset=false"]);
+    let t = watch(7002, &[]);
     let refused = format!(
         "import socket\ntry:\n  socket.create_connection(('{}', 7002))\nexcept ConnectionRefusedError:\n  print('refused')\n",
         p.ip4[1]
@@ -288,24 +306,19 @@ fn retransmissions_forced_by_packet_loss_agree_with_tcp_info() {
     // The server's side drops one full-sized data segment in four; small
     // segments (SYN, ACK, FIN) pass, so every retransmission is of data
     // and happens before the client reads TCP_INFO.
-    sh(&format!(
-        "ip netns exec {} nft 'add table inet loss; add chain inet loss input {{ type filter hook input priority 0; }}; add rule inet loss input tcp dport 7003 meta length > 1000 numgen random mod 4 == 0 drop'",
-        p.ns[1]
-    ));
+    lose_segments(&p, 7003, 4);
     // Both modes: the summary and a detail event per retransmission.
-    let t = start(&[
-        "--rport",
-        "7003",
-        "--interval",
-        "100",
-        "--reset=false",
-        "--mode",
-        "both",
-        "--rtt-threshold",
-        "10000000",
-        "--max-events-per-sec",
-        "100000",
-    ]);
+    let t = watch(
+        7003,
+        &[
+            "--mode",
+            "both",
+            "--rtt-threshold",
+            "10000000",
+            "--max-events-per-sec",
+            "100000",
+        ],
+    );
     let retrans = client(&p, &p.ip4[1], 7003, 1, 2_000_000);
     std::thread::sleep(Duration::from_millis(500));
     let (code, out, err) = t.interrupt();
@@ -399,15 +412,7 @@ fn prometheus_scrapes_the_summary_and_promtool_accepts_it() {
     }
     let p = NetnsPair::new("nstp", 34);
     let _server = Server::start(&p, 7005);
-    let t = start(&[
-        "--rport",
-        "7005",
-        "--interval",
-        "100",
-        "--reset=false",
-        "--prometheus",
-        "127.0.0.1:19464",
-    ]);
+    let t = watch(7005, &["--prometheus", "127.0.0.1:19464"]);
     client(&p, &p.ip4[1], 7005, 2, 1000);
 
     let exposition = http_get("http://127.0.0.1:19464/metrics");
@@ -494,7 +499,7 @@ fn a_receiver_that_stops_reading_shows_a_zero_window() {
     }
     let p = NetnsPair::new("nstz", 35);
     let _server = Server::with_args(&p, 7006, &["stall"]);
-    let t = start(&["--rport", "7006", "--interval", "100", "--reset=false"]);
+    let t = watch(7006, &[]);
     // The server never reads: its receive buffer fills, it advertises a
     // zero window, and the client's window probes are answered with it.
     let stuck = format!(
@@ -518,20 +523,18 @@ fn rto_expiries_equal_the_kernels_tcp_timeouts_and_missing_probes_switch_metrics
     }
     let p = NetnsPair::new("nsto", 36);
     let _server = Server::start(&p, 7007);
-    let t = start(&[
-        "--rport",
-        "7007",
-        "--interval",
-        "100",
-        "--reset=false",
-        "--mode",
-        "both",
-        "--rtt-threshold",
-        "100000000",
-        "--rtt-p99=false",
-        "--max-events-per-sec",
-        "100000",
-    ]);
+    let t = watch(
+        7007,
+        &[
+            "--mode",
+            "both",
+            "--rtt-threshold",
+            "100000000",
+            "--rtt-p99=false",
+            "--max-events-per-sec",
+            "100000",
+        ],
+    );
     // Everything the client sends is dropped for 1.5 s in the middle of a
     // transfer: the retransmission timer fires, backing off, until the
     // rule goes.
@@ -578,14 +581,9 @@ fn first_and_last_events_per_connection_sampling_and_top_k() {
     }
     let p = NetnsPair::new("nstf", 37);
     let _server = Server::start(&p, 7008);
-    sh(&format!(
-        "ip netns exec {} nft 'add table inet loss; add chain inet loss input {{ type filter hook input priority 0; }}; add rule inet loss input tcp dport 7008 meta length > 1000 numgen random mod 4 == 0 drop'",
-        p.ns[1]
-    ));
+    lose_segments(&p, 7008, 4);
     let detail = |extra: &[&str]| {
         let mut args = vec![
-            "--rport",
-            "7008",
             "--mode",
             "detail",
             "--rtt-threshold",
@@ -593,11 +591,9 @@ fn first_and_last_events_per_connection_sampling_and_top_k() {
             "--rtt-p99=false",
             "--max-events-per-sec",
             "100000",
-            "--interval",
-            "100",
         ];
         args.extend_from_slice(extra);
-        start(&args)
+        watch(7008, &args)
     };
 
     // One connection, many retransmissions: its first 3 events as they
@@ -670,19 +666,17 @@ fn rtt_samples_above_the_running_p99_are_reported() {
     }
     let p = NetnsPair::new("nst9", 38);
     let _server = Server::start(&p, 7009);
-    let t = start(&[
-        "--rport",
-        "7009",
-        "--mode",
-        "both",
-        "--rtt-threshold",
-        "100000000",
-        "--max-events-per-sec",
-        "100000",
-        "--interval",
-        "100",
-        "--reset=false",
-    ]);
+    let t = watch(
+        7009,
+        &[
+            "--mode",
+            "both",
+            "--rtt-threshold",
+            "100000000",
+            "--max-events-per-sec",
+            "100000",
+        ],
+    );
     // Many small writes, each acknowledged: thousands of RTT samples.
     let chatty = format!(
         "import socket\nc = socket.create_connection(('{}', 7009))\nc.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\nfor _ in range(8000):\n  c.sendall(b'x' * 100)\nc.shutdown(socket.SHUT_WR)\nwhile c.recv(65536):\n  pass\n",
@@ -739,15 +733,7 @@ fn netns_cgroup_and_iface_filters_and_max_flows() {
     );
 
     // --iface: lo is ifindex 1 in every namespace, the pair's veth is not.
-    let t = start(&[
-        "--iface",
-        "lo",
-        "--rport",
-        "7011",
-        "--interval",
-        "100",
-        "--reset=false",
-    ]);
+    let t = watch(7011, &["--iface", "lo"]);
     client(&p, &p.ip4[1], 7011, 1, 1000);
     let loopback = ["127.0.0.1", "7011", "1", "1000"].map(String::from);
     python(&p, 1, CLIENT, &loopback);
@@ -767,15 +753,7 @@ fn netns_cgroup_and_iface_filters_and_max_flows() {
         .expect("a cgroup2 mount");
     let dir = format!("{}/netscript-tcpm-{}", root, std::process::id());
     std::fs::create_dir_all(&dir).expect("cgroup created");
-    let t = start(&[
-        "--cgroup",
-        &dir,
-        "--rport",
-        "7011",
-        "--interval",
-        "100",
-        "--reset=false",
-    ]);
+    let t = watch(7011, &["--cgroup", &dir]);
     client(&p, &p.ip4[1], 7011, 1, 1000);
     let program = format!(
         "{}/netscript-tcpm-client-{}.py",
@@ -795,15 +773,7 @@ fn netns_cgroup_and_iface_filters_and_max_flows() {
     assert_eq!(transitions(&out), 3, "{}", out);
 
     // --max-flows 2: no per-connection map holds more than 2 connections.
-    let t = start(&[
-        "--max-flows",
-        "2",
-        "--rport",
-        "7011",
-        "--interval",
-        "100",
-        "--reset=false",
-    ]);
+    let t = watch(7011, &["--max-flows", "2"]);
     client(&p, &p.ip4[1], 7011, 5, 1000);
     std::thread::sleep(Duration::from_millis(300));
     let (code, out, err) = t.interrupt();
@@ -822,18 +792,10 @@ fn anonymize_hides_addresses_and_ports() {
     }
     let p = NetnsPair::new("nsta", 40);
     let _server = Server::start(&p, 7012);
-    let t = start(&[
-        "--anonymize",
-        "--rport",
-        "7012",
-        "--mode",
-        "both",
-        "--rtt-threshold",
-        "0",
-        "--interval",
-        "100",
-        "--reset=false",
-    ]);
+    let t = watch(
+        7012,
+        &["--anonymize", "--mode", "both", "--rtt-threshold", "0"],
+    );
     client(&p, &p.ip4[1], 7012, 2, 100_000);
     std::thread::sleep(Duration::from_millis(300));
     let (code, out, err) = t.interrupt();

@@ -5,7 +5,7 @@
 
 use super::liveness::{self, Interval};
 use crate::diag::Diagnostic;
-use crate::ir::{Addr, Function, Inst, Operand, Slot, VReg, Width};
+use crate::ir::{Addr, Function, Inst, Operand, VReg, Width};
 
 /// Registers usable by values that do not live across a call, in order of preference.
 const ANY_REGS: [u8; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
@@ -29,7 +29,6 @@ impl Allocation {
 /// rewritten in place) until every interval has a register.
 pub fn allocate(func: &mut Function) -> Result<Allocation, Diagnostic> {
     let first_temp = func.vreg_count;
-    let mut spill_slots = Vec::new();
     // Each round spills at least one original register, and never a temporary.
     for _ in 0..=first_temp {
         let intervals = liveness::intervals(func)?;
@@ -41,11 +40,8 @@ pub fn allocate(func: &mut Function) -> Result<Allocation, Diagnostic> {
             .map(|(i, _)| i)
             .collect();
         match linear_scan(&intervals, &calls, func.vreg_count, |r| r.0 < first_temp)? {
-            Ok(alloc) => {
-                share_spill_slots(func, &spill_slots)?;
-                return Ok(alloc);
-            }
-            Err(spilled) => spill_slots.extend(spilled.into_iter().map(|r| spill(func, r))),
+            Ok(alloc) => return Ok(alloc),
+            Err(spilled) => spilled.into_iter().for_each(|r| spill(func, r)),
         }
     }
     Err(Diagnostic::plain(
@@ -117,91 +113,8 @@ fn linear_scan(
     })
 }
 
-/// Lets spill slots whose values are never live at the same time share
-/// one slot (each spilled value got its own: a program with many would
-/// run out of the 512-byte stack). A slot's liveness is found by reading
-/// its stores and loads as definitions and uses of a pseudo register.
-fn share_spill_slots(func: &mut Function, spills: &[Slot]) -> Result<(), Diagnostic> {
-    if spills.len() < 2 {
-        return Ok(());
-    }
-    let first = func.vreg_count;
-    let pseudo = |slot: Slot| {
-        spills
-            .iter()
-            .position(|s| *s == slot)
-            .map(|i| VReg(first + i as u32))
-    };
-    let mut probe = func.clone();
-    probe.vreg_count += spills.len() as u32;
-    for inst in &mut probe.insts {
-        match *inst {
-            Inst::Store {
-                addr: Addr::Stack(slot, 0),
-                src,
-                ..
-            } => {
-                if let Some(p) = pseudo(slot) {
-                    *inst = Inst::Mov { dst: p, src };
-                }
-            }
-            Inst::Load {
-                dst,
-                addr: Addr::Stack(slot, 0),
-                ..
-            } => {
-                if let Some(p) = pseudo(slot) {
-                    *inst = Inst::Mov {
-                        dst,
-                        src: Operand::Reg(p),
-                    };
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut lives: Vec<(Interval, Slot)> = liveness::intervals(&probe)?
-        .into_iter()
-        .filter(|iv| iv.vreg.0 >= first)
-        .map(|iv| (iv, spills[(iv.vreg.0 - first) as usize]))
-        .collect();
-    lives.sort_by_key(|(iv, _)| iv.start);
-    // Greedy colouring: each value takes the first shared slot free by its start.
-    let mut shared: Vec<(Slot, u32)> = Vec::new();
-    let mut home = std::collections::HashMap::new();
-    for (iv, slot) in lives {
-        match shared.iter_mut().find(|(_, end)| *end < iv.start) {
-            Some((s, end)) => {
-                *end = iv.end;
-                home.insert(slot, *s);
-            }
-            None => shared.push((slot, iv.end)),
-        }
-    }
-    for inst in &mut func.insts {
-        if let Inst::Store {
-            addr: Addr::Stack(slot, _),
-            ..
-        }
-        | Inst::Load {
-            addr: Addr::Stack(slot, _),
-            ..
-        } = inst
-        {
-            if let Some(s) = home.get(slot) {
-                *slot = *s;
-            }
-        }
-    }
-    for slot in home.keys() {
-        func.slots[slot.0 as usize].size = 0;
-    }
-    Ok(())
-}
-
-/// Rewrites `func` so that `victim` lives in a new 8-byte stack slot;
-/// returns the slot.
-fn spill(func: &mut Function, victim: VReg) -> Slot {
+/// Rewrites `func` so that `victim` lives in a new 8-byte stack slot.
+fn spill(func: &mut Function, victim: VReg) {
     let slot = func.slot(8, 8);
     let at = Addr::Stack(slot, 0);
     let mut out = Vec::with_capacity(func.insts.len() + 4);
@@ -246,7 +159,6 @@ fn spill(func: &mut Function, victim: VReg) -> Slot {
         }
     }
     func.insts = out;
-    slot
 }
 
 #[cfg(test)]
