@@ -9,6 +9,8 @@
 //! The maps that only skipped code writes are the script's metrics that are
 //! off on this kernel; each is reported with one line saying why.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::builtins::{self, Func};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::btf::{Btf, Type};
@@ -148,31 +150,98 @@ pub(super) fn feature_text(arg: &ast::Expr) -> Result<&str> {
     }
 }
 
-/// The maps that `stmts` assign (directly, not in called functions).
-pub(super) fn assigned_maps(stmts: &[ast::Stmt], out: &mut Vec<String>) {
-    for stmt in stmts {
-        match &stmt.kind {
-            StmtKind::Assign {
-                target: LValue::Map(m),
-                ..
+/// The maps that `stmts` assign, directly or in the user functions they
+/// call (each function walked once).
+pub(super) fn assigned_maps(
+    stmts: &[ast::Stmt],
+    functions: &HashMap<String, ast::FnDecl>,
+    out: &mut Vec<String>,
+) {
+    let mut walk = MapWalk {
+        functions,
+        seen: HashSet::new(),
+        out,
+    };
+    walk.stmts(stmts);
+}
+
+/// The walk of [`assigned_maps`].
+struct MapWalk<'a> {
+    functions: &'a HashMap<String, ast::FnDecl>,
+    seen: HashSet<&'a str>,
+    out: &'a mut Vec<String>,
+}
+
+impl<'a> MapWalk<'a> {
+    fn stmts(&mut self, stmts: &[ast::Stmt]) {
+        for stmt in stmts {
+            match &stmt.kind {
+                StmtKind::Expr(e) | StmtKind::Return(Some(e)) => self.expr(e),
+                StmtKind::Assign { target, value, .. } => {
+                    self.target(target);
+                    self.expr(value);
+                }
+                StmtKind::IncDec { target, .. } => self.target(target),
+                StmtKind::If {
+                    cond,
+                    then_block,
+                    else_block,
+                } => {
+                    self.expr(cond);
+                    self.stmts(&then_block.stmts);
+                    if let Some(b) = else_block {
+                        self.stmts(&b.stmts);
+                    }
+                }
+                StmtKind::While { cond, body } => {
+                    self.expr(cond);
+                    self.stmts(&body.stmts);
+                }
+                StmtKind::Unroll { body, .. } => self.stmts(&body.stmts),
+                StmtKind::Return(None) => {}
             }
-            | StmtKind::IncDec {
-                target: LValue::Map(m),
-                ..
-            } => out.push(format!("@{}", m.name)),
-            StmtKind::If {
-                then_block,
-                else_block,
-                ..
-            } => {
-                assigned_maps(&then_block.stmts, out);
-                if let Some(b) = else_block {
-                    assigned_maps(&b.stmts, out);
+        }
+    }
+
+    fn target(&mut self, target: &LValue) {
+        if let LValue::Map(m) = target {
+            self.out.push(format!("@{}", m.name));
+            m.keys.iter().for_each(|k| self.expr(k));
+        }
+    }
+
+    fn expr(&mut self, e: &ast::Expr) {
+        match &e.kind {
+            ExprKind::Call { name, args } => {
+                args.iter().for_each(|a| self.expr(a));
+                if let Some((name, f)) = self.functions.get_key_value(name.as_str()) {
+                    if self.seen.insert(name.as_str()) {
+                        self.stmts(&f.body.stmts);
+                    }
                 }
             }
-            StmtKind::While { body, .. } | StmtKind::Unroll { body, .. } => {
-                assigned_maps(&body.stmts, out)
+            ExprKind::Map(m) => m.keys.iter().for_each(|k| self.expr(k)),
+            ExprKind::Unary { expr, .. }
+            | ExprKind::Field { expr, .. }
+            | ExprKind::Cast { expr, .. } => self.expr(expr),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                self.expr(lhs);
+                self.expr(rhs);
             }
+            ExprKind::Index { expr, index } => {
+                self.expr(expr);
+                self.expr(index);
+            }
+            ExprKind::Ternary {
+                cond,
+                then_expr,
+                else_expr,
+            } => {
+                self.expr(cond);
+                self.expr(then_expr);
+                self.expr(else_expr);
+            }
+            ExprKind::Tuple(items) => items.iter().for_each(|i| self.expr(i)),
             _ => {}
         }
     }

@@ -247,7 +247,7 @@ impl<'o> Checker<'o> {
             return;
         }
         let mut maps = Vec::new();
-        kernel_has::assigned_maps(stmts, &mut maps);
+        kernel_has::assigned_maps(stmts, &self.functions, &mut maps);
         self.off
             .extend(maps.into_iter().map(|m| (m, why.to_string())));
     }
@@ -315,7 +315,11 @@ impl<'o> Checker<'o> {
                     {
                         if !self.collecting {
                             let mut maps = Vec::new();
-                            kernel_has::assigned_maps(&block.body.stmts, &mut maps);
+                            kernel_has::assigned_maps(
+                                &block.body.stmts,
+                                &self.functions,
+                                &mut maps,
+                            );
                             self.skipped.push((maps, e.message.clone()));
                         }
                         self.switch_off(&block.body.stmts, &e.message);
