@@ -547,3 +547,43 @@ fn tcp_connlife() {
         .unwrap_or_else(|| panic!("no connect time:\n{out}"));
     assert!(connect_us > 0, "{out}");
 }
+
+#[test]
+fn tcp_metrics() {
+    let Some(out) = lab_run("tcp_metrics.sh") else {
+        return;
+    };
+    // A counter's growth in one namespace over the run.
+    let delta = |ns: &str, counter: &str| {
+        value(section(&out, &format!("{ns} after")), counter)
+            - value(section(&out, &format!("{ns} before")), counter)
+    };
+    // What netscript printed at exit: totals since the start (--reset=false).
+    let totals = section(&out, "final");
+    let run = section(&out, "run");
+    let off_lines = |metric: &str| run.matches(&format!("metric {metric} off:")).count();
+    // RTO expiries and tail loss probes of the client's namespace, exactly
+    // as the kernel counts them (kprobes on tcp_retransmit_timer and
+    // tcp_send_loss_probe: 6.1 has no tcp_sock.total_rto).
+    let rto = value(totals, "@rto_overall");
+    assert!(rto > 0, "{out}");
+    assert_eq!(rto, delta("nsc", "TcpExtTCPTimeouts"), "{out}");
+    assert_eq!(map_total(totals, "@rto"), rto, "per connection: {totals}");
+    let tlp = value(totals, "@tlp_overall");
+    assert!(tlp > 0, "{out}");
+    assert_eq!(tlp, delta("nsc", "TcpExtTCPLossProbes"), "{out}");
+    assert_eq!(map_total(totals, "@tlp"), tlp, "per connection: {totals}");
+    assert_eq!(off_lines("@rto") + off_lines("@tlp"), 0, "{run}");
+    // Accept-queue overflows of the listener in nss.
+    let overflows = delta("nss", "TcpExtListenOverflows");
+    assert!(overflows > 0, "{out}");
+    if value(section(&out, "kernel"), "listen_overflow_reason") == 1 {
+        assert_eq!(map_total(totals, "@listen_overflows"), overflows, "{out}");
+    } else {
+        assert_eq!(
+            run.matches("metric @listen_overflows off: this kernel has no SKB_DROP_REASON_TCP_LISTEN_OVERFLOW\n").count(),
+            1,
+            "{run}"
+        );
+    }
+}
