@@ -1,7 +1,7 @@
 # scripts/tcp_metrics.ns on 6.1 with kprobes, against the kernel's own counters. Client namespace nsc
 # (10.4.4.1) and server namespace nss (10.4.4.2) on a veth pair, static neighbours. netscript runs once
 # (summary mode, totals since the start, selecting nsc's sockets) over two phases (tcp_load.py):
-#   loss:     netem drops 15% of what the client's veth c0 sends while the client sends 1 MB to a sink
+#   loss:     netem drops 15% of what the client's veth c0 sends while the client sends 2 MB to a sink
 #             (TLPs and RTOs); the client waits for the server's close, so nothing is left in flight;
 #   overflow: netem off, a listener in nss with backlog 1 that never accepts, 6 clients connecting.
 # Each phase's last line is its section marker, printed by the -c command: the summary netscript
@@ -29,7 +29,7 @@ cat > traffic.sh <<'T'
 . ./common.sh
 ip netns exec nss python3 tcp_load.py sink 7100 & wait_port nss 7100
 ip netns exec nsc tc qdisc add dev c0 root netem loss 15%
-ip netns exec nsc python3 tcp_load.py bulk 10.4.4.2 7100 1000000
+ip netns exec nsc python3 tcp_load.py bulk 10.4.4.2 7100 2000000
 ip netns exec nsc tc qdisc del dev c0 root
 ip netns exec nss python3 tcp_load.py listen 7200 & wait_port nss 7200
 ip netns exec nsc python3 tcp_load.py connect 10.4.4.2 7200 6 2
