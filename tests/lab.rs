@@ -553,6 +553,11 @@ fn tcp_metrics() {
     let Some(out) = lab_run("tcp_metrics.sh") else {
         return;
     };
+    let verifier = section(&out, "verifier");
+    assert!(
+        verifier.contains("program(s) passed the kernel verifier"),
+        "--mode both: {verifier}"
+    );
     // A counter's growth in one namespace over the run.
     let delta = |ns: &str, counter: &str| {
         value(section(&out, &format!("{ns} after")), counter)

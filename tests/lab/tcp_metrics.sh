@@ -4,8 +4,9 @@
 #   loss:     netem drops 15% of what the client's veth c0 sends while the client sends 2 MB to a sink
 #             (TLPs and RTOs); the client waits for the server's close, so nothing is left in flight;
 #   overflow: netem off, a listener in nss with backlog 1 that never accepts, 6 clients connecting.
-# Each phase's last line is its section marker, printed by the -c command: the summary netscript
-# prints at exit comes after the last one. nstat reads the namespaces' counters before and after.
+# The -c command ends with the marker `=== final`: the summary netscript prints at exit comes after it.
+# nstat reads the namespaces' counters before and after.
+# Before that: what this kernel has, and every program of --mode both through its verifier.
 . ./common.sh
 modprobe veth; modprobe sch_netem
 for n in nsc nss; do ip netns add $n; ip -n $n link set lo up; done
@@ -19,6 +20,8 @@ ip netns exec nsc ping -q -c 1 -W 2 10.4.4.2 >/dev/null
 section kernel
 netscript -e 'BEGIN { printf("listen_overflow_reason: %d\n", kernel_has("SKB_DROP_REASON_TCP_LISTEN_OVERFLOW")); exit(); }' 2>&1
 echo "sock_events: $(ls /sys/kernel/tracing/events/sock | grep -v -e enable -e filter | tr '\n' ' ')"
+section verifier
+netscript --dry-run scripts/tcp_metrics.ns --mode both 2>&1 | tail -1
 
 # counters NS: the namespace's absolute counters as `Name: value` lines
 counters() { ip netns exec $1 nstat -asz TcpExtTCPTimeouts TcpExtTCPLossProbes TcpExtListenOverflows |
