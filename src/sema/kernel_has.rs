@@ -102,11 +102,7 @@ pub(super) fn decide(cond: &ast::Expr) -> Result<Option<Decided>> {
             let value = kernel_has(text, feature.span)?;
             Some(Decided {
                 value,
-                why: if value {
-                    format!("this kernel has {}", text)
-                } else {
-                    format!("this kernel has no {}", text)
-                },
+                why: missing_reason(text, value),
             })
         }
         ExprKind::Unary {
@@ -137,6 +133,19 @@ pub(super) fn decide(cond: &ast::Expr) -> Result<Option<Decided>> {
         }
         _ => None,
     })
+}
+
+/// Why code guarded by a test of `feature` is off (the test came out as
+/// `value`); a missing tracepoint is said as a missing probe is.
+fn missing_reason(feature: &str, value: bool) -> String {
+    match feature.strip_prefix("tracepoint:") {
+        Some(tracepoint) if !value => match tracepoint.split_once('.') {
+            Some((event, field)) => format!("tracepoint {} has no field {}", event, field),
+            None => format!("tracepoint {} not found", tracepoint),
+        },
+        _ if value => format!("this kernel has {}", feature),
+        _ => format!("this kernel has no {}", feature),
+    }
 }
 
 /// The string literal naming a feature.

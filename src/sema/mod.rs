@@ -440,12 +440,12 @@ impl<'o> Checker<'o> {
                 MapValue::Plain(Ty::I64)
             }
             None => {
-                let off: Vec<&str> = self
-                    .off
-                    .iter()
-                    .filter(|(n, _)| *n == full)
-                    .map(|(_, why)| why.as_str())
-                    .collect();
+                let mut off: Vec<&str> = Vec::new();
+                for (_, why) in self.off.iter().filter(|(n, _)| *n == full) {
+                    if !off.contains(&why.as_str()) {
+                        off.push(why);
+                    }
+                }
                 let message = if off.is_empty() {
                     format!("map {} is read but never assigned", full)
                 } else {
