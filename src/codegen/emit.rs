@@ -215,6 +215,11 @@ impl Emitter<'_> {
                 let (base, off) = self.address(*addr)?;
                 self.out.push(Insn::load(size_code(*width), d, base, off));
             }
+            Inst::ReadKernel { .. } => {
+                return Err(internal(
+                    "kernel reads are expanded before emission".to_string(),
+                ))
+            }
             Inst::Store { addr, width, src } => {
                 let (base, off) = self.address(*addr)?;
                 let insn = match self.source(*src, R0)? {

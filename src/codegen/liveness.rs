@@ -29,6 +29,7 @@ pub fn visit_uses_mut(inst: &mut Inst, mut f: impl FnMut(&mut VReg)) {
         }
         Inst::Neg { src, .. } => f(src),
         Inst::Load { addr: a, .. } => addr(a, &mut f),
+        Inst::ReadKernel { base, .. } => f(base),
         Inst::Store { addr: a, src, .. } => {
             addr(a, &mut f);
             operand(src, &mut f);
@@ -71,6 +72,7 @@ pub fn def_mut(inst: &mut Inst) -> Option<&mut VReg> {
         | Inst::Alu { dst, .. }
         | Inst::Neg { dst, .. }
         | Inst::Load { dst, .. }
+        | Inst::ReadKernel { dst, .. }
         | Inst::StackAddr { dst, .. }
         | Inst::MapPtr { dst, .. }
         | Inst::CmpXchg { old: dst, .. } => Some(dst),

@@ -5,6 +5,7 @@ pub mod disasm;
 pub mod emit;
 pub mod insn;
 pub mod liveness;
+pub mod optimize;
 pub mod regalloc;
 #[cfg(test)]
 mod tests_exec;
@@ -51,14 +52,27 @@ impl ProgramCode {
     }
 }
 
-/// Compiles one IR function to BPF: liveness, linear-scan register
-/// allocation (spilling to the stack as needed) and instruction emission.
+/// Compiles one IR function to BPF: repeated kernel reads removed and
+/// nearby ones read together, liveness, linear-scan register allocation (spilling to
+/// the stack as needed) and instruction emission.
 /// Fails if the stack frame exceeds 512 bytes or a jump is out of range.
 pub fn generate(func: &Function) -> Result<ProgramCode, Diagnostic> {
+    // Read windows take stack space; a program they push past the limit
+    // goes without them.
+    generate_with(func, true).or_else(|_| generate_with(func, false))
+}
+
+/// [`generate`], with or without kernel read windows.
+fn generate_with(func: &Function, windows: bool) -> Result<ProgramCode, Diagnostic> {
     let mut func = func.clone();
     drop_unreachable(&mut func);
     drop_jumps_to_next(&mut func);
+    optimize::drop_repeated_reads(&mut func)?;
     drop_dead_defs(&mut func)?;
+    if windows {
+        optimize::read_windows(&mut func);
+    }
+    optimize::expand_kernel_reads(&mut func);
     let lowered_slots = func.slots.len();
     let alloc = regalloc::allocate(&mut func)?;
     share_spill_slots(&mut func, lowered_slots);
@@ -199,7 +213,10 @@ fn drop_dead_defs(func: &mut Function) -> Result<(), Diagnostic> {
                 let inst = &func.insts[i];
                 let pure = matches!(
                     inst,
-                    Inst::Mov { .. } | Inst::Alu { .. } | Inst::Load { .. }
+                    Inst::Mov { .. }
+                        | Inst::Alu { .. }
+                        | Inst::Load { .. }
+                        | Inst::ReadKernel { .. }
                 );
                 match liveness::def(inst) {
                     Some(d) if pure && !now.contains(d) => {

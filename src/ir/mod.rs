@@ -88,7 +88,7 @@ pub enum Cond {
 }
 
 /// Width of a memory access in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Width {
     /// 1 byte
     B1,
@@ -166,6 +166,19 @@ pub enum Inst {
         dst: VReg,
         /// Source address.
         addr: Addr,
+        /// Access width.
+        width: Width,
+    },
+    /// `dst = *(width *)(base + off)` from kernel memory, zero-extended
+    /// (zero when the read fails). Code generation turns it into a
+    /// `bpf_probe_read_kernel` call after repeated reads are removed.
+    ReadKernel {
+        /// Destination.
+        dst: VReg,
+        /// The kernel address.
+        base: VReg,
+        /// Byte offset from `base`.
+        off: i32,
         /// Access width.
         width: Width,
     },
@@ -330,6 +343,19 @@ impl fmt::Display for Inst {
             Inst::Load { dst, addr, width } => {
                 write!(f, "  %{} = load{} {}", dst.0, width.bytes() * 8, addr)
             }
+            Inst::ReadKernel {
+                dst,
+                base,
+                off,
+                width,
+            } => write!(
+                f,
+                "  %{} = read_kernel{} [%{}{:+}]",
+                dst.0,
+                width.bytes() * 8,
+                base.0,
+                off
+            ),
             Inst::Store { addr, width, src } => {
                 write!(f, "  store{} {}, {}", width.bytes() * 8, addr, src)
             }

@@ -31,6 +31,8 @@ pub(super) struct Scope<'a, 'o> {
     pub frames: Vec<super::inline::Frame>,
     /// Variables that belong to an inlined call (started by the call).
     pub inline_vars: std::collections::HashSet<usize>,
+    /// Call results and copies known at the point being checked.
+    pub memo: super::memo::Memo,
 }
 
 impl<'a, 'o> Scope<'a, 'o> {
@@ -50,6 +52,7 @@ impl<'a, 'o> Scope<'a, 'o> {
             tracepoint,
             frames: Vec::new(),
             inline_vars: Default::default(),
+            memo: Default::default(),
         })
     }
 
@@ -237,8 +240,8 @@ impl<'a, 'o> Scope<'a, 'o> {
             } => {
                 let c = self.expr(cond)?;
                 self.expect_scalar(&c, "a condition")?;
-                let a = self.expr(then_expr)?;
-                let b = self.expr(else_expr)?;
+                let a = self.in_region(false, |s| s.expr(then_expr))?;
+                let b = self.in_region(false, |s| s.expr(else_expr))?;
                 let ty = super::unify(&a.ty, &b.ty).ok_or_else(|| {
                     Diagnostic::at(
                         span,
@@ -369,7 +372,12 @@ impl<'a, 'o> Scope<'a, 'o> {
 
     fn binary(&mut self, op: BinOp, lhs: &ast::Expr, rhs: &ast::Expr, span: Span) -> Result<Expr> {
         let l = self.expr(lhs)?;
-        let r = self.expr(rhs)?;
+        // The right operand of && and || runs only sometimes.
+        let r = if matches!(op, BinOp::And | BinOp::Or) {
+            self.in_region(false, |s| s.expr(rhs))?
+        } else {
+            self.expr(rhs)?
+        };
         let comparison = matches!(
             op,
             BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge

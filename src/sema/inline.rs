@@ -52,6 +52,10 @@ impl Scope<'_, '_> {
             .iter()
             .map(|a| self.expr(a))
             .collect::<Result<Vec<_>>>()?;
+        let key = self.memo_key(f, &values);
+        if let Some(earlier) = key.as_deref().and_then(|k| self.remembered(f, k)) {
+            return Ok(Expr { span, ..earlier });
+        }
         let first_local = self.var_types.len();
         let caller_vars = std::mem::take(&mut self.vars);
         let mut body = Vec::new();
@@ -61,6 +65,7 @@ impl Scope<'_, '_> {
                 return Err(e);
             }
             let id = self.declare_var(name, value.ty.clone());
+            self.note_assignment(id, &value);
             body.push(Stmt::SetVar(id, value));
         }
         self.frames.push(Frame::default());
@@ -84,11 +89,11 @@ impl Scope<'_, '_> {
         };
         // Calls nested in this one have claimed (and start) their own variables.
         let locals: Vec<VarId> = (first_local..self.var_types.len())
-            .filter(|i| !self.inline_vars.contains(i))
+            .filter(|i| !self.inline_vars.contains(i) && !self.memo.vars.contains(i))
             .map(|i| VarId(i as u32))
             .collect();
         self.inline_vars.extend(locals.iter().map(|v| v.0 as usize));
-        Ok(Expr {
+        let call = Expr {
             ty,
             kind: K::Inline {
                 body,
@@ -96,6 +101,10 @@ impl Scope<'_, '_> {
                 locals,
             },
             span,
+        };
+        Ok(match key {
+            Some(key) => self.remember(f, key, call),
+            None => call,
         })
     }
 
@@ -136,6 +145,7 @@ impl Scope<'_, '_> {
                 id
             }
         };
+        self.note_assignment(id, &v);
         Ok(vec![Stmt::SetVar(id, v), Stmt::Leave])
     }
 }

@@ -7,6 +7,7 @@ mod access;
 mod expr;
 mod inline;
 mod kernel_has;
+mod memo;
 mod packet;
 mod params;
 mod path;

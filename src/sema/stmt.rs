@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::expr::Scope;
 use super::tast::{self, Agg, MapValue, Stmt};
 use super::types::Ty;
-use super::{kernel_has, program_name, unify, Checker};
+use super::{kernel_has, memo, program_name, unify, Checker};
 use crate::builtins::{self, Func, Role};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::providers::ProbePoint;
@@ -49,6 +49,8 @@ pub(super) fn check_probe(
     let mut scope = Scope::new(checker, point.clone())?;
     let mut body = check_block(&mut scope, &block.body.stmts)?;
     if let Some(pred) = predicate {
+        // The predicate runs before the body checked above.
+        scope.memo.forget();
         let cond = scope.expr(pred)?;
         scope.expect_scalar(&cond, "a predicate")?;
         // A predicate on parameters that is false: nothing to attach.
@@ -72,14 +74,21 @@ pub(super) fn check_probe(
 }
 
 pub(super) fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Result<Vec<Stmt>> {
+    let depth = scope.memo.depth();
     let mut out = Vec::new();
     for s in stmts {
+        let before = out.len();
         match check_stmt(scope, s, &mut out) {
             // Pass 1 only learns map types; pass 2 reports every error.
             Err(_) if scope.checker.collecting => {}
             r => r?,
         }
+        // What follows a possible `return` runs only sometimes.
+        if memo::may_leave(&out[before..]) {
+            scope.memo.open(false);
+        }
     }
+    scope.memo.close_to(depth);
     Ok(out)
 }
 
@@ -129,17 +138,19 @@ fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Resul
             }
             let c = scope.expr(cond)?;
             scope.expect_scalar(&c, "an if condition")?;
-            let t = check_block(scope, &then_block.stmts)?;
+            let t = scope.in_region(false, |s| check_block(s, &then_block.stmts))?;
             let e = match else_block {
-                Some(b) => check_block(scope, &b.stmts)?,
+                Some(b) => scope.in_region(false, |s| check_block(s, &b.stmts))?,
                 None => Vec::new(),
             };
             out.push(Stmt::If(c, t, e));
         }
         StmtKind::While { cond, body } => {
-            let c = scope.expr(cond)?;
-            scope.expect_scalar(&c, "a while condition")?;
-            let b = check_block(scope, &body.stmts)?;
+            let (c, b) = scope.in_region(true, |s| -> Result<_> {
+                let c = s.expr(cond)?;
+                s.expect_scalar(&c, "a while condition")?;
+                Ok((c, check_block(s, &body.stmts)?))
+            })?;
             out.push(Stmt::While(c, b));
         }
         StmtKind::Unroll { count, body } => {
@@ -218,6 +229,7 @@ fn assign(scope: &mut Scope, target: &LValue, value: &ast::Expr) -> Result<Stmt>
                 }
                 None => scope.declare_var(name, v.ty.clone()),
             };
+            scope.note_assignment(id, &v);
             Ok(Stmt::SetVar(id, v))
         }
         LValue::Map(m) => {

@@ -95,18 +95,29 @@ impl Lower<'_> {
                     (Space::Packet, Some(b)) => self.packet_load(b, *offset, width)?,
                     _ => self.ctx_load(*offset as i16, width),
                 };
-                if let Some((shift, bits)) = bitfield {
-                    self.alu(AluOp::Lsh, r, 64 - *shift as i64 - *bits as i64);
-                    let op = if e.ty.is_signed() {
-                        AluOp::Arsh
-                    } else {
-                        AluOp::Rsh
-                    };
-                    self.alu(op, r, 64 - *bits as i64);
-                } else if e.ty.is_signed() {
-                    self.extend(r, *size, true);
-                }
-                Val::Reg(r)
+                // The loaded word stays as it is (a repeated read reuses it);
+                // a bitfield or a sign extension goes into a new register.
+                let (lsh, bits) = match bitfield {
+                    Some((shift, bits)) => (64 - *shift as i64 - *bits as i64, *bits as i64),
+                    None if e.ty.is_signed() && *size < 8 => {
+                        (64 - *size as i64 * 8, *size as i64 * 8)
+                    }
+                    None => return Ok(Val::Reg(r)),
+                };
+                let out = self.f.vreg();
+                self.f.push(Inst::Alu {
+                    op: AluOp::Lsh,
+                    dst: out,
+                    lhs: Operand::Reg(r),
+                    rhs: Operand::Imm(lsh),
+                });
+                let op = if e.ty.is_signed() {
+                    AluOp::Arsh
+                } else {
+                    AluOp::Rsh
+                };
+                self.alu(op, out, 64 - bits);
+                Val::Reg(out)
             }
             K::LoadStr {
                 base,

@@ -117,24 +117,17 @@ impl Lower<'_> {
         r
     }
 
-    /// `*(width *)(base + off)` read from kernel memory with
-    /// `bpf_probe_read_kernel` (zero when the read fails).
+    /// `*(width *)(base + off)` read from kernel memory (zero when the
+    /// read fails).
     pub(super) fn read_kernel(&mut self, base: VReg, off: u32, width: Width) -> VReg {
-        let addr = self.offset(base, off as i64);
-        let slot = self.temp(8);
-        let dst = self.addr(Place::stack(slot));
-        self.call(
-            crate::codegen::insn::helper::PROBE_READ_KERNEL,
-            vec![dst, Operand::Imm(width.bytes() as i64), Operand::Reg(addr)],
-            None,
-        );
-        let r = self.f.vreg();
-        self.f.push(Inst::Load {
-            dst: r,
-            addr: Addr::Stack(slot, 0),
+        let dst = self.f.vreg();
+        self.f.push(Inst::ReadKernel {
+            dst,
+            base,
+            off: off as i32,
             width,
         });
-        r
+        dst
     }
 
     /// The address of a place, as an operand for a helper call.

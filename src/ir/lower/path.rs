@@ -21,6 +21,8 @@ use crate::sema::tast::{Expr, PathInfo};
 
 /// `BPF_ANY` for `bpf_map_update_elem`.
 const BPF_ANY: i64 = 0;
+/// `BPF_NOEXIST` for `bpf_map_update_elem`.
+const BPF_NOEXIST: i64 = 1;
 
 impl Lower<'_> {
     /// Records stage `stage` of path `path` for the packet with `key`.
@@ -50,21 +52,13 @@ impl Lower<'_> {
         // first stage, or one after optional stages only).
         let starter = info.stages[..stage as usize].iter().all(|s| s.optional);
         let p = self.f.vreg();
-        let existing = self.lookup(records, key_slot);
         let (create, record) = (self.f.label(), self.f.label());
         if stage == 0 {
-            // The first stage starts the packet again, whatever came before.
-            let fresh = self.f.label();
-            self.f.push(Inst::Branch {
-                cond: Cond::Eq,
-                lhs: existing,
-                rhs: Operand::Imm(0),
-                target: fresh,
-            });
-            self.increment(MapId(maps.counters), counter::REPLACED);
-            self.f.push(Inst::Label(fresh));
+            // The first stage starts the packet again, whatever came before
+            // (create_record counts a record it replaces).
             self.f.push(Inst::Jump(create));
         } else {
+            let existing = self.lookup(records, key_slot);
             let missing = if starter { create } else { done };
             self.f.push(Inst::Branch {
                 cond: Cond::Eq,
@@ -94,7 +88,8 @@ impl Lower<'_> {
         }
         self.f.push(Inst::Label(create));
         if starter {
-            let created = self.create_record(path, &layout, maps, key_slot, info_values, done)?;
+            let created =
+                self.create_record(path, stage, &layout, maps, key_slot, info_values, done)?;
             self.f.push(Inst::Mov {
                 dst: p,
                 src: Operand::Reg(created),
@@ -110,10 +105,13 @@ impl Lower<'_> {
     }
 
     /// Creates the record of the packet whose key is in `key_slot`: zeroed,
-    /// with its event kind, key and `info` values; counts it started.
+    /// with its event kind, key and `info` values; counts it started. At
+    /// the first stage, a record already there is replaced and counted.
+    #[allow(clippy::too_many_arguments)]
     fn create_record(
         &mut self,
         path: u32,
+        stage: u32,
         layout: &PathLayout,
         maps: PathMaps,
         key_slot: Slot,
@@ -123,7 +121,24 @@ impl Lower<'_> {
         let records = MapId(maps.records);
         // A zeroed record from the per-CPU scratch array (never written).
         let zero = self.lookup_index(MapId(maps.zero), 0, done);
-        self.update(records, key_slot, Operand::Reg(zero), BPF_ANY);
+        if stage == 0 {
+            // One hash operation when the packet is new: insert unless present.
+            let (inserted, failed) = (self.f.label(), self.f.vreg());
+            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(key_slot)));
+            let args = vec![m, k, Operand::Reg(zero), Operand::Imm(BPF_NOEXIST)];
+            self.call(helper::MAP_UPDATE_ELEM, args, Some(failed));
+            self.f.push(Inst::Branch {
+                cond: Cond::Eq,
+                lhs: failed,
+                rhs: Operand::Imm(0),
+                target: inserted,
+            });
+            self.increment(MapId(maps.counters), counter::REPLACED);
+            self.update(records, key_slot, Operand::Reg(zero), BPF_ANY);
+            self.f.push(Inst::Label(inserted));
+        } else {
+            self.update(records, key_slot, Operand::Reg(zero), BPF_ANY);
+        }
         let p = self.lookup_or(records, key_slot, done);
         let kind = PATH_EVENT_BASE as i64 + path as i64;
         self.f.push(Inst::Store {

@@ -1,0 +1,468 @@
+//! Clean-up of the IR before register allocation: kernel reads through
+//! copies of one pointer recognised as one, repeated ones removed, nearby
+//! ones read together (windows), then the expansion of the kernel
+//! reads that remain into `bpf_probe_read_kernel` calls.
+//!
+//! Inlined functions pass the same pointer through a chain of copies and
+//! read the same fields again (a path stage's guard, filter and key each
+//! find the packet's headers), and every kernel read is a helper call. A
+//! forward dataflow pass finds, at each instruction, which registers are
+//! copies of which, and which registers already hold which kernel word;
+//! a kernel read through a copy reads through the original instead, and a
+//! read of a word that some register still holds becomes a move. Kernel memory is only read
+//! by the program, so a word read once per event keeps its value.
+
+use super::insn::helper;
+use super::liveness;
+use crate::diag::Diagnostic;
+use crate::ir::{Function, Inst, Operand, VReg, Width};
+use std::collections::HashMap;
+
+/// A kernel word: base register, offset, width.
+type Word = (VReg, i32, Width);
+
+/// What holds at a point of the program.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Facts {
+    /// `r -> s`: `r` holds the value of `s` (which is not itself a copy).
+    copies: HashMap<VReg, VReg>,
+    /// `word -> r`: `r` holds that kernel word.
+    words: HashMap<Word, VReg>,
+}
+
+impl Facts {
+    /// The register whose value `r` holds.
+    fn origin(&self, r: VReg) -> VReg {
+        self.copies.get(&r).copied().unwrap_or(r)
+    }
+
+    /// Forgets everything that depends on `r`, which is being redefined.
+    fn kill(&mut self, r: VReg) {
+        self.copies.retain(|k, v| *k != r && *v != r);
+        self.words.retain(|w, v| w.0 != r && *v != r);
+    }
+
+    /// What holds in both `self` and `other`.
+    fn meet(&mut self, other: &Facts) {
+        self.copies.retain(|k, v| other.copies.get(k) == Some(v));
+        self.words.retain(|w, v| other.words.get(w) == Some(v));
+    }
+
+    /// Rewrites `inst` with what is known (uses of copies read the
+    /// original; a kernel word already held is moved, not read), then
+    /// updates the facts past it. Returns the rewritten instruction.
+    fn step(&mut self, inst: &Inst) -> Inst {
+        let mut inst = inst.clone();
+        // Kernel reads go through the original pointer, so that reads
+        // through copies of it are recognised (other uses keep their copy:
+        // moves are cheap, and a copy updated in place would keep both alive).
+        if let Inst::ReadKernel { base, .. } = &mut inst {
+            *base = self.origin(*base);
+        }
+        if let Inst::ReadKernel {
+            dst,
+            base,
+            off,
+            width,
+        } = inst
+        {
+            if let Some(&held) = self.words.get(&(base, off, width)) {
+                inst = Inst::Mov {
+                    dst,
+                    src: Operand::Reg(held),
+                };
+            }
+        }
+        if let Some(d) = liveness::def(&inst) {
+            self.kill(d);
+        }
+        match inst {
+            Inst::Mov {
+                dst,
+                src: Operand::Reg(s),
+            } if s != dst => {
+                self.copies.insert(dst, s);
+            }
+            Inst::ReadKernel {
+                dst,
+                base,
+                off,
+                width,
+            } if base != dst => {
+                self.words.insert((base, off, width), dst);
+            }
+            _ => {}
+        }
+        inst
+    }
+}
+
+/// Points kernel reads at original registers and removes repeated ones
+/// (see the module comment). Instructions left without a reader are removed later by
+/// dead-definition elimination.
+pub fn drop_repeated_reads(func: &mut Function) -> Result<(), Diagnostic> {
+    let blocks = liveness::blocks(func)?;
+    let mut preds = vec![Vec::new(); blocks.len()];
+    for (b, block) in blocks.iter().enumerate() {
+        for &s in &block.succs {
+            preds[s].push(b);
+        }
+    }
+    // Facts at the end of each block; `None` until the block is first
+    // reached (it then takes no part in its successors' meets).
+    let mut out: Vec<Option<Facts>> = vec![None; blocks.len()];
+    let entry_facts = |b: usize, out: &[Option<Facts>]| -> Option<Facts> {
+        if b == 0 {
+            return Some(Facts::default());
+        }
+        let mut known = preds[b].iter().filter_map(|p| out[*p].as_ref());
+        let mut facts = known.next()?.clone();
+        known.for_each(|o| facts.meet(o));
+        Some(facts)
+    };
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (b, block) in blocks.iter().enumerate() {
+            let Some(mut facts) = entry_facts(b, &out) else {
+                continue;
+            };
+            for inst in &func.insts[block.start..=block.end] {
+                facts.step(inst);
+            }
+            if out[b].as_ref() != Some(&facts) {
+                out[b] = Some(facts);
+                changed = true;
+            }
+        }
+    }
+    for (b, block) in blocks.iter().enumerate() {
+        let Some(mut facts) = entry_facts(b, &out) else {
+            continue;
+        };
+        for i in block.start..=block.end {
+            func.insts[i] = facts.step(&func.insts[i]);
+        }
+    }
+    Ok(())
+}
+
+/// The widest span of kernel memory read at once into a window.
+const MAX_WINDOW: i32 = 64;
+
+/// Reads nearby kernel words of one pointer with one helper call: the
+/// words read through a register that is defined once (a stage's skb, a
+/// header found once) whose offsets lie within [`MAX_WINDOW`] bytes of
+/// each other are copied to a stack window right after the register is
+/// defined, and read from there. The window is read on every path through
+/// the definition, also where no word of it is needed: one call in place
+/// of several. Words that would sit misaligned in the window stay as they
+/// are (the verifier wants aligned stack access).
+pub fn read_windows(func: &mut Function) {
+    let mut defs: HashMap<VReg, Vec<usize>> = HashMap::new();
+    let mut reads: HashMap<VReg, Vec<(i32, Width)>> = HashMap::new();
+    for (i, inst) in func.insts.iter().enumerate() {
+        if let Some(d) = liveness::def(inst) {
+            defs.entry(d).or_default().push(i);
+        }
+        if let Inst::ReadKernel {
+            base, off, width, ..
+        } = inst
+        {
+            reads.entry(*base).or_default().push((*off, *width));
+        }
+    }
+    // (base, lo, size, slot) of each window, and where it is read.
+    let mut windows: Vec<(VReg, i32, i32, crate::ir::Slot)> = Vec::new();
+    let mut after: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut bases: Vec<&VReg> = reads.keys().collect();
+    bases.sort();
+    for base in bases {
+        let Some([def]) = defs.get(base).map(Vec::as_slice) else {
+            continue;
+        };
+        let mut words = reads[base].clone();
+        words.sort_by_key(|(off, w)| (*off, w.bytes()));
+        words.dedup();
+        let mut i = 0;
+        while i < words.len() {
+            let lo = words[i].0.div_euclid(8) * 8;
+            let mut hi = lo;
+            let mut count = 0;
+            for &(off, w) in &words[i..] {
+                let end = off + w.bytes() as i32;
+                if end - lo > MAX_WINDOW {
+                    break;
+                }
+                count += 1;
+                if (off - lo) % w.bytes() as i32 == 0 {
+                    hi = hi.max(end);
+                }
+            }
+            if words[i..i + count]
+                .iter()
+                .filter(|(off, w)| (off - lo) % w.bytes() as i32 == 0)
+                .count()
+                >= 2
+            {
+                let size = (hi - lo + 7) / 8 * 8;
+                let slot = func.slot(size as u32, 8);
+                after.entry(*def).or_default().push(windows.len());
+                windows.push((*base, lo, size, slot));
+            }
+            i += count.max(1);
+        }
+    }
+    if windows.is_empty() {
+        return;
+    }
+    let window_of = |base: VReg, off: i32, w: Width| {
+        windows.iter().find(|(b, lo, size, _)| {
+            *b == base
+                && off >= *lo
+                && off + w.bytes() as i32 <= lo + size
+                && (off - lo) % w.bytes() as i32 == 0
+        })
+    };
+    let insts = std::mem::take(&mut func.insts);
+    for (i, inst) in insts.into_iter().enumerate() {
+        let inst = match inst {
+            Inst::ReadKernel {
+                dst,
+                base,
+                off,
+                width,
+            } => match window_of(base, off, width) {
+                Some(&(_, lo, _, slot)) => Inst::Load {
+                    dst,
+                    addr: crate::ir::Addr::Stack(slot, off - lo),
+                    width,
+                },
+                None => inst,
+            },
+            other => other,
+        };
+        func.insts.push(inst);
+        for &w in after.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
+            let (base, lo, size, slot) = windows[w];
+            let addr = offset(func, base, lo);
+            probe_read(func, slot, size, addr);
+        }
+    }
+}
+
+/// `base + off` in a new register (`base` itself for 0).
+fn offset(func: &mut Function, base: VReg, off: i32) -> VReg {
+    if off == 0 {
+        return base;
+    }
+    let a = func.vreg();
+    func.push(Inst::Alu {
+        op: crate::ir::AluOp::Add,
+        dst: a,
+        lhs: Operand::Reg(base),
+        rhs: Operand::Imm(off as i64),
+    });
+    a
+}
+
+/// `bpf_probe_read_kernel(&slot, size, addr)`.
+fn probe_read(func: &mut Function, slot: crate::ir::Slot, size: i32, addr: VReg) {
+    let into = func.vreg();
+    func.push(Inst::StackAddr {
+        dst: into,
+        slot,
+        off: 0,
+    });
+    func.push(Inst::Call {
+        helper: helper::PROBE_READ_KERNEL,
+        args: vec![
+            Operand::Reg(into),
+            Operand::Imm(size as i64),
+            Operand::Reg(addr),
+        ],
+        dst: None,
+    });
+}
+
+/// Turns every `ReadKernel` into `bpf_probe_read_kernel` into one 8-byte
+/// stack slot of the function, followed by a load from it.
+pub fn expand_kernel_reads(func: &mut Function) {
+    if !func
+        .insts
+        .iter()
+        .any(|i| matches!(i, Inst::ReadKernel { .. }))
+    {
+        return;
+    }
+    let slot = func.slot(8, 8);
+    let insts = std::mem::take(&mut func.insts);
+    for inst in insts {
+        let Inst::ReadKernel {
+            dst,
+            base,
+            off,
+            width,
+        } = inst
+        else {
+            func.insts.push(inst);
+            continue;
+        };
+        let addr = offset(func, base, off);
+        probe_read(func, slot, width.bytes() as i32, addr);
+        func.push(Inst::Load {
+            dst,
+            addr: crate::ir::Addr::Stack(slot, 0),
+            width,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Addr, Cond, Slot};
+
+    fn read(f: &mut Function, base: VReg, off: i32, width: Width) -> VReg {
+        let dst = f.vreg();
+        f.push(Inst::ReadKernel {
+            dst,
+            base,
+            off,
+            width,
+        });
+        dst
+    }
+
+    fn calls(f: &Function) -> usize {
+        f.insts
+            .iter()
+            .filter(|i| matches!(i, Inst::Call { .. }))
+            .count()
+    }
+
+    /// `%p = load ctx+8`, and `%q`, a copy of it.
+    fn pointer_and_copy(f: &mut Function) -> (VReg, VReg) {
+        let (p, q) = (f.vreg(), f.vreg());
+        f.push(Inst::Load {
+            dst: p,
+            addr: Addr::Reg(f.ctx, 8),
+            width: Width::B8,
+        });
+        f.push(Inst::Mov {
+            dst: q,
+            src: Operand::Reg(p),
+        });
+        (p, q)
+    }
+
+    #[test]
+    fn a_word_read_again_through_a_copy_is_moved_not_read() {
+        let mut f = Function::new("t");
+        let (p, q) = pointer_and_copy(&mut f);
+        let a = read(&mut f, p, 180, Width::B2);
+        let b = read(&mut f, q, 180, Width::B2);
+        f.push(Inst::Exit(Operand::Reg(b)));
+        drop_repeated_reads(&mut f).expect("analysis");
+        assert!(f.insts.contains(&Inst::Mov {
+            dst: b,
+            src: Operand::Reg(a)
+        }));
+        expand_kernel_reads(&mut f);
+        assert_eq!(calls(&f), 1, "{}", f);
+    }
+
+    #[test]
+    fn a_word_read_in_one_branch_only_is_read_again_after_it() {
+        let mut f = Function::new("t");
+        let (p, _) = pointer_and_copy(&mut f);
+        let join = f.label();
+        f.push(Inst::Branch {
+            cond: Cond::Eq,
+            lhs: p,
+            rhs: Operand::Imm(0),
+            target: join,
+        });
+        read(&mut f, p, 184, Width::B4);
+        f.push(Inst::Label(join));
+        let b = read(&mut f, p, 184, Width::B4);
+        f.push(Inst::Exit(Operand::Reg(b)));
+        drop_repeated_reads(&mut f).expect("analysis");
+        let reads = f
+            .insts
+            .iter()
+            .filter(|i| matches!(i, Inst::ReadKernel { .. }))
+            .count();
+        assert_eq!(reads, 2, "{}", f);
+    }
+
+    #[test]
+    fn a_redefined_pointer_is_read_again() {
+        let mut f = Function::new("t");
+        let (p, _) = pointer_and_copy(&mut f);
+        read(&mut f, p, 0, Width::B8);
+        f.push(Inst::Alu {
+            op: crate::ir::AluOp::Add,
+            dst: p,
+            lhs: Operand::Reg(p),
+            rhs: Operand::Imm(8),
+        });
+        let b = read(&mut f, p, 0, Width::B8);
+        f.push(Inst::Exit(Operand::Reg(b)));
+        drop_repeated_reads(&mut f).expect("analysis");
+        assert!(matches!(f.insts.last(), Some(Inst::Exit(_))));
+        assert!(matches!(
+            f.insts[f.insts.len() - 2],
+            Inst::ReadKernel { .. }
+        ));
+    }
+
+    #[test]
+    fn nearby_words_of_a_pointer_defined_once_are_read_in_one_window() {
+        let mut f = Function::new("t");
+        let (p, _) = pointer_and_copy(&mut f);
+        let a = read(&mut f, p, 180, Width::B2);
+        let b = read(&mut f, p, 192, Width::B8);
+        let far = read(&mut f, p, 16, Width::B8);
+        let sum = f.vreg();
+        f.push(Inst::Alu {
+            op: crate::ir::AluOp::Add,
+            dst: sum,
+            lhs: Operand::Reg(a),
+            rhs: Operand::Reg(b),
+        });
+        f.push(Inst::Exit(Operand::Reg(sum)));
+        read_windows(&mut f);
+        // The window [176, 200) is read right after %p is defined.
+        let window = Slot(f.slots.len() as u32 - 1);
+        assert_eq!(f.slots[window.0 as usize].size, 24);
+        assert!(
+            matches!(
+                f.insts[1],
+                Inst::Alu {
+                    rhs: Operand::Imm(176),
+                    ..
+                }
+            ),
+            "{}",
+            f
+        );
+        assert!(f.insts.contains(&Inst::Load {
+            dst: a,
+            addr: Addr::Stack(window, 4),
+            width: Width::B2
+        }));
+        assert!(f.insts.contains(&Inst::Load {
+            dst: b,
+            addr: Addr::Stack(window, 16),
+            width: Width::B8
+        }));
+        // A word too far from the others stays a read of its own.
+        assert!(f
+            .insts
+            .iter()
+            .any(|i| matches!(i, Inst::ReadKernel { dst, .. } if *dst == far)));
+        expand_kernel_reads(&mut f);
+        assert_eq!(calls(&f), 2, "{}", f);
+    }
+}
