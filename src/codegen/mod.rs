@@ -57,18 +57,27 @@ impl ProgramCode {
 /// the stack as needed) and instruction emission.
 /// Fails if the stack frame exceeds 512 bytes or a jump is out of range.
 pub fn generate(func: &Function) -> Result<ProgramCode, Diagnostic> {
-    // Read windows take stack space; a program they push past the limit
-    // goes without them.
-    generate_with(func, true).or_else(|_| generate_with(func, false))
+    // Read windows take stack, and kernel values kept for reuse take
+    // registers (spilled, stack): a program they push past the stack
+    // limit goes without the windows, then without both.
+    generate_with(func, true, true)
+        .or_else(|_| generate_with(func, true, false))
+        .or_else(|_| generate_with(func, false, false))
 }
 
-/// [`generate`], with or without kernel read windows.
-fn generate_with(func: &Function, windows: bool) -> Result<ProgramCode, Diagnostic> {
+/// [`generate`], with or without repeated kernel reads removed and read
+/// windows.
+fn generate_with(func: &Function, reuse: bool, windows: bool) -> Result<ProgramCode, Diagnostic> {
     let mut func = func.clone();
     drop_unreachable(&mut func);
     drop_jumps_to_next(&mut func);
-    optimize::drop_repeated_reads(&mut func)?;
+    // Dead definitions first (the zeroing of variables assigned before
+    // any read): pointers defined once can then be read in windows.
     drop_dead_defs(&mut func)?;
+    if reuse {
+        optimize::drop_repeated_reads(&mut func)?;
+        drop_dead_defs(&mut func)?;
+    }
     if windows {
         optimize::read_windows(&mut func);
     }

@@ -16,7 +16,7 @@ use super::insn::helper;
 use super::liveness;
 use crate::diag::Diagnostic;
 use crate::ir::{Function, Inst, Operand, VReg, Width};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A kernel word: base register, offset, width.
 type Word = (VReg, i32, Width);
@@ -51,7 +51,7 @@ impl Facts {
     /// Rewrites `inst` with what is known (uses of copies read the
     /// original; a kernel word already held is moved, not read), then
     /// updates the facts past it. Returns the rewritten instruction.
-    fn step(&mut self, inst: &Inst) -> Inst {
+    fn step(&mut self, inst: &Inst, defined_once: &HashSet<VReg>) -> Inst {
         let mut inst = inst.clone();
         // Kernel reads go through the original pointer, so that reads
         // through copies of it are recognised (other uses keep their copy:
@@ -80,8 +80,15 @@ impl Facts {
             Inst::Mov {
                 dst,
                 src: Operand::Reg(s),
-            } if s != dst => {
-                self.copies.insert(dst, s);
+            } => {
+                // A copy defined once stands for a value whose first holder
+                // is assigned more than once (say, a function's result): a
+                // window needs a pointer defined once.
+                let origin = self.origin(s);
+                let own = defined_once.contains(&dst) && !defined_once.contains(&origin);
+                if origin != dst && !own {
+                    self.copies.insert(dst, origin);
+                }
             }
             Inst::ReadKernel {
                 dst,
@@ -102,6 +109,15 @@ impl Facts {
 /// dead-definition elimination.
 pub fn drop_repeated_reads(func: &mut Function) -> Result<(), Diagnostic> {
     let blocks = liveness::blocks(func)?;
+    let mut defs: HashMap<VReg, usize> = HashMap::new();
+    for d in func.insts.iter().filter_map(liveness::def) {
+        *defs.entry(d).or_default() += 1;
+    }
+    let defined_once: HashSet<VReg> = defs
+        .into_iter()
+        .filter(|(_, n)| *n == 1)
+        .map(|(r, _)| r)
+        .collect();
     let mut preds = vec![Vec::new(); blocks.len()];
     for (b, block) in blocks.iter().enumerate() {
         for &s in &block.succs {
@@ -128,7 +144,7 @@ pub fn drop_repeated_reads(func: &mut Function) -> Result<(), Diagnostic> {
                 continue;
             };
             for inst in &func.insts[block.start..=block.end] {
-                facts.step(inst);
+                facts.step(inst, &defined_once);
             }
             if out[b].as_ref() != Some(&facts) {
                 out[b] = Some(facts);
@@ -141,7 +157,7 @@ pub fn drop_repeated_reads(func: &mut Function) -> Result<(), Diagnostic> {
             continue;
         };
         for i in block.start..=block.end {
-            func.insts[i] = facts.step(&func.insts[i]);
+            func.insts[i] = facts.step(&func.insts[i], &defined_once);
         }
     }
     Ok(())
@@ -357,11 +373,17 @@ mod tests {
     }
 
     #[test]
-    fn a_word_read_again_through_a_copy_is_moved_not_read() {
+    fn a_word_read_again_through_copies_is_moved_not_read() {
         let mut f = Function::new("t");
         let (p, q) = pointer_and_copy(&mut f);
+        // A copy of the copy.
+        let r = f.vreg();
+        f.push(Inst::Mov {
+            dst: r,
+            src: Operand::Reg(q),
+        });
         let a = read(&mut f, p, 180, Width::B2);
-        let b = read(&mut f, q, 180, Width::B2);
+        let b = read(&mut f, r, 180, Width::B2);
         f.push(Inst::Exit(Operand::Reg(b)));
         drop_repeated_reads(&mut f).expect("analysis");
         assert!(f.insts.contains(&Inst::Mov {

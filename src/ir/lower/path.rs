@@ -166,7 +166,8 @@ impl Lower<'_> {
         Ok(p)
     }
 
-    /// Writes a stage's timestamp and context into the record at `p`.
+    /// Writes a stage's timestamp and, for packet reports, its context
+    /// into the record at `p`.
     fn record_context(
         &mut self,
         info: &PathInfo,
@@ -191,6 +192,10 @@ impl Lower<'_> {
             Width::B8,
             Operand::Reg(now),
         );
+        // Only a packet report shows where each stage ran.
+        if !info.detail {
+            return;
+        }
         store(self, ctx, Width::B8, Operand::Reg(skb));
         let pid = self.f.vreg();
         self.call(helper::GET_CURRENT_PID_TGID, vec![], Some(pid));
