@@ -332,6 +332,8 @@ pub mod helper {
     pub const PROBE_READ_KERNEL_STR: u32 = 115;
     /// `bpf_ringbuf_output(map, data, size, flags)`
     pub const RINGBUF_OUTPUT: u32 = 130;
+    /// `bpf_ringbuf_query(map, flags)`
+    pub const RINGBUF_QUERY: u32 = 134;
     /// `bpf_get_func_ip(ctx)`
     pub const GET_FUNC_IP: u32 = 173;
 }

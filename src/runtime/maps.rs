@@ -17,13 +17,16 @@ pub struct RingReader<'a> {
 }
 
 impl RingReader<'_> {
-    /// Waits up to `timeout` for records and consumes all that are ready.
-    /// A signal arriving during the wait (Ctrl-C) is not an error.
+    /// Waits up to `timeout` for a wake-up and consumes all records that
+    /// are ready (also those written without waking the reader, see
+    /// `Lower::send`). A signal arriving during the wait (Ctrl-C) is not
+    /// an error.
     pub fn poll(&self, timeout: Duration) -> Result<(), Diagnostic> {
         match self.ring.poll(timeout) {
             Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
             r => r.map_err(|e| Diagnostic::plain(format!("cannot read the ring buffer: {e:#}"))),
-        }
+        }?;
+        self.consume()
     }
 
     /// Consumes the records that are ready without waiting.

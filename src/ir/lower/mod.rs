@@ -11,7 +11,7 @@ mod packet;
 mod path;
 
 use super::layout::{self, event, MapTable};
-use super::{Addr, Cond, Function, Inst, Label, MapId, Operand, Slot, VReg, Width};
+use super::{Addr, AluOp, Cond, Function, Inst, Label, MapId, Operand, Slot, VReg, Width};
 use crate::builtins::Func;
 use crate::codegen::insn::helper;
 use crate::diag::Result;
@@ -77,6 +77,21 @@ struct Lower<'a> {
     /// Where a failed packet bounds check jumps (see `packet`).
     short: Option<Label>,
 }
+
+/// When a ring-buffer record wakes the reader.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Wake {
+    /// At once (exit and map actions: the reader acts on them).
+    Now,
+    /// When enough records wait (printf and path events).
+    Batched,
+}
+
+/// `bpf_ringbuf_query` flag: bytes written and not yet consumed.
+const BPF_RB_AVAIL_DATA: i64 = 0;
+/// `bpf_ringbuf_output` flags.
+const BPF_RB_NO_WAKEUP: i64 = 1;
+const BPF_RB_FORCE_WAKEUP: i64 = 2;
 
 impl<'a> Lower<'a> {
     fn new(script: &'a Script, index: usize, maps: &'a MapTable, start_ns: u64) -> Self {
@@ -324,7 +339,7 @@ impl<'a> Lower<'a> {
                     width: Width::B8,
                     src: Operand::Imm(map.0 as i64),
                 });
-                self.emit_event(kind, Place::stack(slot), 16);
+                self.emit_event(kind, Place::stack(slot), 16, Wake::Now);
             }
             Stmt::Printf(id, args) => {
                 let tys: Vec<Ty> = args.iter().map(|a| a.ty.clone()).collect();
@@ -360,12 +375,12 @@ impl<'a> Lower<'a> {
                         Ok(())
                     })?;
                 }
-                self.emit_event(event::PRINTF_BASE + *id as u64, record, size);
+                self.emit_event(event::PRINTF_BASE + *id as u64, record, size, Wake::Batched);
                 self.f.push(Inst::Label(skip));
             }
             Stmt::Exit => {
                 let slot = self.temp(8);
-                self.emit_event(event::EXIT, Place::stack(slot), 8);
+                self.emit_event(event::EXIT, Place::stack(slot), 8, Wake::Now);
             }
             // A constant condition (a parameter test) keeps only its branch.
             Stmt::If(cond, then_b, else_b) if matches!(cond.kind, tast::ExprKind::Int(_)) => {
@@ -527,7 +542,7 @@ impl<'a> Lower<'a> {
 
     /// Sends the `size` bytes of `record` to the ring buffer with `kind`
     /// as the first word; a failed send increments the lost-event counter.
-    fn emit_event(&mut self, kind: u64, record: Place, size: u32) {
+    fn emit_event(&mut self, kind: u64, record: Place, size: u32, wake: Wake) {
         self.f.push(Inst::Store {
             addr: record.at(0),
             width: Width::B8,
@@ -535,17 +550,60 @@ impl<'a> Lower<'a> {
         });
         let data = self.addr(record);
         let lost = (MapId(self.maps.lost), 0);
-        self.send(data, size, lost);
+        self.send(data, size, lost, wake);
     }
 
     /// Sends `size` bytes at `data` to the ring buffer; if it is full,
     /// increments counter `lost.1` of per-CPU array `lost.0`.
-    pub(super) fn send(&mut self, data: Operand, size: u32, lost: (MapId, u32)) {
+    pub(super) fn send(&mut self, data: Operand, size: u32, lost: (MapId, u32), wake: Wake) {
+        let flags = match wake {
+            // Forced: records before it may not have woken the reader.
+            Wake::Now => Operand::Imm(BPF_RB_FORCE_WAKEUP),
+            Wake::Batched => {
+                // Waking the reader costs microseconds per record: a record
+                // wakes it only when it fills the ring past a quarter, a
+                // half or three quarters; the reader also reads every
+                // 100 ms on its own (`RingReader::poll`).
+                let quarter = (layout::RINGBUF_BYTES / 4).trailing_zeros() as i64;
+                let (before, after, flags) = (self.f.vreg(), self.f.vreg(), self.f.vreg());
+                let m = self.map_ptr(MapId(self.maps.events));
+                self.call(
+                    helper::RINGBUF_QUERY,
+                    vec![m, Operand::Imm(BPF_RB_AVAIL_DATA)],
+                    Some(before),
+                );
+                self.f.push(Inst::Alu {
+                    op: AluOp::Add,
+                    dst: after,
+                    lhs: Operand::Reg(before),
+                    rhs: Operand::Imm(size as i64),
+                });
+                self.alu(AluOp::Rsh, before, quarter);
+                self.alu(AluOp::Rsh, after, quarter);
+                self.f.push(Inst::Mov {
+                    dst: flags,
+                    src: Operand::Imm(BPF_RB_NO_WAKEUP),
+                });
+                let quiet = self.f.label();
+                self.f.push(Inst::Branch {
+                    cond: Cond::Eq,
+                    lhs: before,
+                    rhs: Operand::Reg(after),
+                    target: quiet,
+                });
+                self.f.push(Inst::Mov {
+                    dst: flags,
+                    src: Operand::Imm(BPF_RB_FORCE_WAKEUP),
+                });
+                self.f.push(Inst::Label(quiet));
+                Operand::Reg(flags)
+            }
+        };
         let ret = self.f.vreg();
         let m = self.map_ptr(MapId(self.maps.events));
         self.call(
             helper::RINGBUF_OUTPUT,
-            vec![m, data, Operand::Imm(size as i64), Operand::Imm(0)],
+            vec![m, data, Operand::Imm(size as i64), flags],
             Some(ret),
         );
         let sent = self.f.label();

@@ -9,7 +9,7 @@
 //! outcome is counted.
 
 use super::mem::{Base, Place};
-use super::Lower;
+use super::{Lower, Wake};
 use crate::codegen::insn::helper;
 use crate::diag::Result;
 use crate::ir::layout::{
@@ -332,7 +332,12 @@ impl Lower<'_> {
             }
             self.f.push(Inst::Label(report));
             let data = Operand::Reg(p);
-            self.send(data, size, (MapId(maps.counters), counter::LOST));
+            self.send(
+                data,
+                size,
+                (MapId(maps.counters), counter::LOST),
+                Wake::Batched,
+            );
             self.f.push(Inst::Jump(after));
             self.f.push(Inst::Label(below));
             self.increment(MapId(maps.counters), counter::FILTERED);
