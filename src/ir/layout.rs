@@ -98,7 +98,7 @@ pub fn path_layout(path: &PathInfo) -> PathLayout {
 /// The maps of one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathMaps {
-    /// LRU hash: key -> record.
+    /// LRU hash: 64-bit hash of the key -> record (which holds the key).
     pub records: u32,
     /// Per-CPU hash: (from stage, to stage, bucket) -> count.
     pub hists: u32,
@@ -311,7 +311,8 @@ impl MapTable {
                     records: add(
                         "records",
                         map_type::LRU_HASH,
-                        layout.key_size,
+                        // The hash of the key (the key is in the record).
+                        8,
                         layout.size,
                         path.records,
                         0,

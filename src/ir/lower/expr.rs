@@ -436,7 +436,7 @@ impl Lower<'_> {
         Ok(self.offset(b, offset as i64))
     }
 
-    fn imm(&mut self, v: i64) -> VReg {
+    pub(super) fn imm(&mut self, v: i64) -> VReg {
         let r = self.f.vreg();
         self.f.push(Inst::Mov {
             dst: r,

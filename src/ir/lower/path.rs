@@ -9,7 +9,7 @@
 //! outcome is counted.
 
 use super::mem::{Base, Place};
-use super::{Lower, Wake};
+use super::{Lower, Val, Wake};
 use crate::codegen::insn::helper;
 use crate::diag::Result;
 use crate::ir::layout::{
@@ -38,10 +38,19 @@ impl Lower<'_> {
         let maps = self.maps.paths[path as usize];
         let layout = path_layout(info);
         let last = stage as usize + 1 == info.stages.len();
-        let key_value = self.expr(key)?;
-        let key_slot = self.temp(layout.key_size);
-        self.zero(Place::stack(key_slot), layout.key_size);
-        self.store_val(Place::stack(key_slot), key_value, key.ty.storage_size());
+        // A key built in memory of the key's size (a tuple: zeroed, then
+        // filled) is used where it is; anything else is copied into a
+        // zeroed slot of that size.
+        let key_slot = match self.expr(key)? {
+            Val::Mem(slot, len) if len == layout.key_size => slot,
+            value => {
+                let slot = self.temp(layout.key_size);
+                self.zero(Place::stack(slot), layout.key_size);
+                self.store_val(Place::stack(slot), value, key.ty.storage_size());
+                slot
+            }
+        };
+        let hashed = self.key_hash(key_slot, layout.key_size);
         let skb_value = self.expr(skb)?;
         let skb = self.scalar_of(skb_value);
         let now = self.f.vreg();
@@ -58,7 +67,7 @@ impl Lower<'_> {
             // (create_record counts a record it replaces).
             self.f.push(Inst::Jump(create));
         } else {
-            let existing = self.lookup(records, key_slot);
+            let existing = self.lookup(records, hashed);
             let missing = if starter { create } else { done };
             self.f.push(Inst::Branch {
                 cond: Cond::Eq,
@@ -66,6 +75,8 @@ impl Lower<'_> {
                 rhs: Operand::Imm(0),
                 target: missing,
             });
+            // Another packet whose key has the same hash is not this one.
+            self.same_key(existing, layout.key_off, key_slot, layout.key_size, missing);
             // Only the first time a packet passes a stage counts.
             let seen = self.f.vreg();
             let ts = (layout.ts_off + 8 * stage) as i16;
@@ -88,8 +99,15 @@ impl Lower<'_> {
         }
         self.f.push(Inst::Label(create));
         if starter {
-            let created =
-                self.create_record(path, stage, &layout, maps, key_slot, info_values, done)?;
+            let created = self.create_record(
+                path,
+                stage,
+                &layout,
+                maps,
+                (key_slot, hashed),
+                info_values,
+                done,
+            )?;
             self.f.push(Inst::Mov {
                 dst: p,
                 src: Operand::Reg(created),
@@ -98,13 +116,14 @@ impl Lower<'_> {
         self.f.push(Inst::Label(record));
         self.record_context(info, p, stage, now, skb, layout.ts_off, layout.ctx_off);
         if last {
-            self.complete(info, maps, p, now, key_slot, layout.ts_off, layout.size);
+            self.complete(info, maps, p, now, hashed, layout.ts_off, layout.size);
         }
         self.f.push(Inst::Label(done));
         Ok(())
     }
 
-    /// Creates the record of the packet whose key is in `key_slot`: zeroed,
+    /// Creates the record of the packet whose key is in `keys.0` (its hash,
+    /// the record map's key, in `keys.1`): zeroed,
     /// with its event kind, key and `info` values; counts it started. At
     /// the first stage, a record already there is replaced and counted.
     #[allow(clippy::too_many_arguments)]
@@ -114,7 +133,7 @@ impl Lower<'_> {
         stage: u32,
         layout: &PathLayout,
         maps: PathMaps,
-        key_slot: Slot,
+        (key_slot, hashed): (Slot, Slot),
         info_values: Option<&Expr>,
         done: Label,
     ) -> Result<VReg> {
@@ -124,7 +143,7 @@ impl Lower<'_> {
         if stage == 0 {
             // One hash operation when the packet is new: insert unless present.
             let (inserted, failed) = (self.f.label(), self.f.vreg());
-            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(key_slot)));
+            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(hashed)));
             let args = vec![m, k, Operand::Reg(zero), Operand::Imm(BPF_NOEXIST)];
             self.call(helper::MAP_UPDATE_ELEM, args, Some(failed));
             self.f.push(Inst::Branch {
@@ -134,12 +153,12 @@ impl Lower<'_> {
                 target: inserted,
             });
             self.increment(MapId(maps.counters), counter::REPLACED);
-            self.update(records, key_slot, Operand::Reg(zero), BPF_ANY);
+            self.update(records, hashed, Operand::Reg(zero), BPF_ANY);
             self.f.push(Inst::Label(inserted));
         } else {
-            self.update(records, key_slot, Operand::Reg(zero), BPF_ANY);
+            self.update(records, hashed, Operand::Reg(zero), BPF_ANY);
         }
-        let p = self.lookup_or(records, key_slot, done);
+        let p = self.lookup_or(records, hashed, done);
         let kind = PATH_EVENT_BASE as i64 + path as i64;
         self.f.push(Inst::Store {
             addr: Addr::Reg(p, 0),
@@ -247,7 +266,7 @@ impl Lower<'_> {
         maps: PathMaps,
         p: VReg,
         now: VReg,
-        key_slot: crate::ir::Slot,
+        hashed: crate::ir::Slot,
         ts_off: u32,
         size: u32,
     ) {
@@ -343,7 +362,7 @@ impl Lower<'_> {
             self.increment(MapId(maps.counters), counter::FILTERED);
             self.f.push(Inst::Label(after));
         }
-        self.delete(MapId(maps.records), key_slot);
+        self.delete(MapId(maps.records), hashed);
         self.increment(MapId(maps.counters), counter::COMPLETED);
     }
 
@@ -370,6 +389,78 @@ impl Lower<'_> {
         let c = self.value_ptr(MapId(maps.hists), key, 8, skip);
         self.add_at(c, 0, Operand::Imm(1));
         self.f.push(Inst::Label(skip));
+    }
+
+    /// A 64-bit hash of the `size` bytes of key in `slot` (a multiple of
+    /// 8), in a slot of its own: the record map's key. Hashing a wide key
+    /// (two addresses and six numbers: 96 bytes) at every map operation
+    /// costs more than hashing it once here. Each word goes through a
+    /// multiply-rotate-multiply round (xxHash64's), then the result is
+    /// mixed (its avalanche step).
+    fn key_hash(&mut self, slot: Slot, size: u32) -> Slot {
+        const PRIME1: i64 = 0x9E37_79B1_85EB_CA87_u64 as i64;
+        const PRIME2: i64 = 0xC2B2_AE3D_27D4_EB4F_u64 as i64;
+        const PRIME3: i64 = 0x1656_67B1_9E37_79F9_u64 as i64;
+        let h = self.imm(PRIME3);
+        let alu = |l: &mut Self, op: AluOp, dst: VReg, lhs: VReg, rhs: Operand| {
+            l.f.push(Inst::Alu {
+                op,
+                dst,
+                lhs: Operand::Reg(lhs),
+                rhs,
+            })
+        };
+        for i in 0..size / 8 {
+            let (w, high) = (self.f.vreg(), self.f.vreg());
+            self.f.push(Inst::Load {
+                dst: w,
+                addr: Addr::Stack(slot, 8 * i as i32),
+                width: Width::B8,
+            });
+            alu(self, AluOp::Mul, w, w, Operand::Imm(PRIME2));
+            alu(self, AluOp::Add, h, h, Operand::Reg(w));
+            alu(self, AluOp::Rsh, high, h, Operand::Imm(33));
+            alu(self, AluOp::Lsh, h, h, Operand::Imm(31));
+            alu(self, AluOp::Or, h, h, Operand::Reg(high));
+            alu(self, AluOp::Mul, h, h, Operand::Imm(PRIME1));
+        }
+        for (shift, prime) in [(33, PRIME2), (29, PRIME3)] {
+            let high = self.f.vreg();
+            alu(self, AluOp::Rsh, high, h, Operand::Imm(shift));
+            alu(self, AluOp::Xor, h, h, Operand::Reg(high));
+            alu(self, AluOp::Mul, h, h, Operand::Imm(prime));
+        }
+        let hashed = self.temp(8);
+        self.f.push(Inst::Store {
+            addr: Addr::Stack(hashed, 0),
+            width: Width::B8,
+            src: Operand::Reg(h),
+        });
+        hashed
+    }
+
+    /// Jumps to `differ` unless the `size` bytes at `record + off` equal
+    /// the key in `slot`.
+    fn same_key(&mut self, record: VReg, off: u32, slot: Slot, size: u32, differ: Label) {
+        for i in 0..size / 8 {
+            let (a, b) = (self.f.vreg(), self.f.vreg());
+            self.f.push(Inst::Load {
+                dst: a,
+                addr: Addr::Reg(record, (off + 8 * i) as i16),
+                width: Width::B8,
+            });
+            self.f.push(Inst::Load {
+                dst: b,
+                addr: Addr::Stack(slot, 8 * i as i32),
+                width: Width::B8,
+            });
+            self.f.push(Inst::Branch {
+                cond: Cond::Ne,
+                lhs: a,
+                rhs: Operand::Reg(b),
+                target: differ,
+            });
+        }
     }
 
     /// A token bucket shared by all CPUs (the generic cell rate algorithm:
