@@ -40,6 +40,63 @@ pub const PATH_EVENT_BASE: u64 = 1 << 32;
 pub const STAGE_CTX_SIZE: u32 = 56;
 /// The `from`/`to` of the histogram of a path's total latency.
 pub const TOTAL_SEGMENT: u32 = u32::MAX;
+/// The most buckets a path's histograms may have in a per-CPU array (8
+/// bytes each, on every CPU); a path that needs more keeps them in a
+/// per-CPU hash map keyed by (from, to, bucket).
+pub const MAX_HIST_ARRAY: u32 = 16384;
+
+/// Where a path's segment histograms live in a per-CPU array: the buckets
+/// of segment `from -> to` (stage indexes, `from < to`) start at
+/// `(to * (to - 1) / 2 + from) * buckets`, those of the total after every
+/// segment's. `None` when they would take more than [`MAX_HIST_ARRAY`]
+/// entries (a hash map holds them then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistArray {
+    /// Stages of the path.
+    pub stages: u32,
+    /// Buckets of one histogram (every index `hist(x, bits)` can give).
+    pub buckets: u32,
+}
+
+impl HistArray {
+    /// The array layout of `path`'s histograms, if small enough.
+    pub fn of(path: &PathInfo) -> Option<HistArray> {
+        let stages = path.stages.len() as u32;
+        let buckets = crate::output::loghist::hist_index(i64::MAX, path.hist_bits) as u32 + 1;
+        let layout = HistArray { stages, buckets };
+        (layout.entries() <= MAX_HIST_ARRAY).then_some(layout)
+    }
+
+    /// The index of the first segment of histograms ending at stage `to`
+    /// (add `from` to it, then multiply by `buckets`).
+    pub fn first_segment_to(&self, to: u32) -> u32 {
+        to * to.saturating_sub(1) / 2
+    }
+
+    /// The segment index of the total.
+    pub fn total_segment(&self) -> u32 {
+        self.first_segment_to(self.stages)
+    }
+
+    /// Entries of the array.
+    pub fn entries(&self) -> u32 {
+        (self.total_segment() + 1) * self.buckets
+    }
+
+    /// The segment (`from`, `to`, or [`TOTAL_SEGMENT`] twice) and the
+    /// bucket of array index `index`.
+    pub fn segment_of(&self, index: u32) -> (u32, u32, u32) {
+        let (segment, bucket) = (index / self.buckets, index % self.buckets);
+        if segment >= self.total_segment() {
+            return (TOTAL_SEGMENT, TOTAL_SEGMENT, bucket);
+        }
+        let to = (1..self.stages)
+            .take_while(|to| self.first_segment_to(*to) <= segment)
+            .last()
+            .unwrap_or(1);
+        (segment - self.first_segment_to(to), to, bucket)
+    }
+}
 
 /// Per-CPU counters of a path, by index.
 pub mod path_counter {
@@ -100,7 +157,9 @@ pub fn path_layout(path: &PathInfo) -> PathLayout {
 pub struct PathMaps {
     /// LRU hash: 64-bit hash of the key -> record (which holds the key).
     pub records: u32,
-    /// Per-CPU hash: (from stage, to stage, bucket) -> count.
+    /// The segment histograms: a per-CPU array laid out by [`HistArray`],
+    /// or, for paths too big for one, a per-CPU hash (from stage, to
+    /// stage, bucket) -> count.
     pub hists: u32,
     /// Per-CPU array of [`path_counter`]s.
     pub counters: u32,
@@ -317,14 +376,19 @@ impl MapTable {
                         path.records,
                         0,
                     ),
-                    hists: add(
-                        "hists",
-                        map_type::PERCPU_HASH,
-                        16,
-                        8,
-                        MAP_ENTRIES,
-                        keyed_flags,
-                    ),
+                    hists: match HistArray::of(path) {
+                        Some(array) => {
+                            add("hists", map_type::PERCPU_ARRAY, 4, 8, array.entries(), 0)
+                        }
+                        None => add(
+                            "hists",
+                            map_type::PERCPU_HASH,
+                            16,
+                            8,
+                            MAP_ENTRIES,
+                            keyed_flags,
+                        ),
+                    },
                     counters: add(
                         "counters",
                         map_type::PERCPU_ARRAY,
@@ -373,4 +437,32 @@ fn sanitize(name: &str) -> String {
         .collect();
     s.truncate(8);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_array_index_names_one_segment_and_bucket() {
+        let array = HistArray {
+            stages: 4,
+            buckets: 3,
+        };
+        // Segments 0->1, 0->2, 1->2, 0->3, 1->3, 2->3, then the total.
+        assert_eq!(array.entries(), 7 * 3);
+        let mut seen = std::collections::HashSet::new();
+        for to in 1..4 {
+            for from in 0..to {
+                for bucket in 0..3 {
+                    let index = (array.first_segment_to(to) + from) * 3 + bucket;
+                    assert_eq!(array.segment_of(index), (from, to, bucket));
+                    assert!(seen.insert(index));
+                }
+            }
+        }
+        let total = array.total_segment() * 3 + 2;
+        assert_eq!(array.segment_of(total), (TOTAL_SEGMENT, TOTAL_SEGMENT, 2));
+        assert!(seen.insert(total) && total < array.entries());
+    }
 }

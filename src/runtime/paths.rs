@@ -5,7 +5,7 @@
 use super::path_report::{u32_at, u64_at};
 use super::LoadedObject;
 use crate::diag::Result;
-use crate::ir::layout::{path_counter as counter, path_layout, MapTable, TOTAL_SEGMENT};
+use crate::ir::layout::{path_counter as counter, path_layout, HistArray, MapTable, TOTAL_SEGMENT};
 use crate::output::json::quote;
 use crate::output::model::{Aggregate, MapDump, Value};
 use crate::output::text::MapShape;
@@ -134,13 +134,23 @@ impl<'a> PathReports<'a> {
     /// The segment histograms of a path as a map dump keyed by segment.
     fn histograms(&self, object: &LoadedObject, path: &PathInfo, map: &str) -> Result<MapDump> {
         let mut by_segment: std::collections::BTreeMap<(u32, u32), Vec<u64>> = Default::default();
+        let array = HistArray::of(path);
         for (key, cpus) in object.map_entries(map)? {
-            let (from, to, bucket) = (u32_at(&key, 0), u32_at(&key, 4), u64_at(&key, 8) as usize);
+            let count = cpus.iter().map(|v| u64_at(v, 0)).sum::<u64>();
+            let (from, to, bucket) = match array {
+                // Every bucket of every segment is there; those never hit are 0.
+                Some(_) if count == 0 => continue,
+                Some(array) => {
+                    let (from, to, bucket) = array.segment_of(u32_at(&key, 0));
+                    (from, to, bucket as usize)
+                }
+                None => (u32_at(&key, 0), u32_at(&key, 4), u64_at(&key, 8) as usize),
+            };
             let counts = by_segment.entry((from, to)).or_default();
             if counts.len() <= bucket {
                 counts.resize(bucket + 1, 0);
             }
-            counts[bucket] += cpus.iter().map(|v| u64_at(v, 0)).sum::<u64>();
+            counts[bucket] += count;
         }
         let name = |i: u32| {
             if i == TOTAL_SEGMENT {

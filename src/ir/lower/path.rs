@@ -13,8 +13,8 @@ use super::{Lower, Val, Wake};
 use crate::codegen::insn::helper;
 use crate::diag::Result;
 use crate::ir::layout::{
-    path_counter as counter, path_layout, PathLayout, PathMaps, PATH_EVENT_BASE, STAGE_CTX_SIZE,
-    TOTAL_SEGMENT,
+    path_counter as counter, path_layout, HistArray, PathLayout, PathMaps, PATH_EVENT_BASE,
+    STAGE_CTX_SIZE, TOTAL_SEGMENT,
 };
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
@@ -315,7 +315,7 @@ impl Lower<'_> {
                     rhs: Operand::Reg(prev_ts),
                 });
                 self.with_temps(|l| {
-                    l.add_to_histogram(maps, info.hist_bits, Operand::Reg(prev_stage), j, seg)
+                    l.add_to_histogram(info, maps, Operand::Reg(prev_stage), j, seg)
                 });
                 self.f.push(Inst::Mov {
                     dst: prev_ts,
@@ -328,8 +328,8 @@ impl Lower<'_> {
                 self.f.push(Inst::Label(skip));
             }
             self.add_to_histogram(
+                info,
                 maps,
-                info.hist_bits,
                 Operand::Imm(TOTAL_SEGMENT as i64),
                 TOTAL_SEGMENT,
                 total,
@@ -366,27 +366,76 @@ impl Lower<'_> {
         self.increment(MapId(maps.counters), counter::COMPLETED);
     }
 
-    /// Counts `value` in the histogram of segment `from -> to`.
-    fn add_to_histogram(&mut self, maps: PathMaps, bits: u8, from: Operand, to: u32, value: VReg) {
-        let bucket = self.hist_bucket(value, bits);
-        let key = self.temp(16);
-        self.f.push(Inst::Store {
-            addr: Addr::Stack(key, 0),
-            width: Width::B4,
-            src: from,
-        });
-        self.f.push(Inst::Store {
-            addr: Addr::Stack(key, 4),
-            width: Width::B4,
-            src: Operand::Imm(to as i64),
-        });
-        self.f.push(Inst::Store {
-            addr: Addr::Stack(key, 8),
-            width: Width::B8,
-            src: Operand::Reg(bucket),
-        });
+    /// Counts `value` in the histogram of segment `from -> to` (both
+    /// [`TOTAL_SEGMENT`] for the total).
+    fn add_to_histogram(
+        &mut self,
+        info: &PathInfo,
+        maps: PathMaps,
+        from: Operand,
+        to: u32,
+        value: VReg,
+    ) {
+        let bucket = self.hist_bucket(value, info.hist_bits);
         let skip = self.f.label();
-        let c = self.value_ptr(MapId(maps.hists), key, 8, skip);
+        let c = match HistArray::of(info) {
+            // An array element: the verifier inlines the lookup, no hashing.
+            Some(array) => {
+                let index = self.f.vreg();
+                let segment = match (to, from) {
+                    (TOTAL_SEGMENT, _) => Operand::Imm(array.total_segment() as i64),
+                    (_, Operand::Imm(f)) => Operand::Imm(array.first_segment_to(to) as i64 + f),
+                    (_, from) => {
+                        let s = self.f.vreg();
+                        self.f.push(Inst::Alu {
+                            op: AluOp::Add,
+                            dst: s,
+                            lhs: from,
+                            rhs: Operand::Imm(array.first_segment_to(to) as i64),
+                        });
+                        Operand::Reg(s)
+                    }
+                };
+                self.f.push(Inst::Alu {
+                    op: AluOp::Mul,
+                    dst: index,
+                    lhs: segment,
+                    rhs: Operand::Imm(array.buckets as i64),
+                });
+                self.f.push(Inst::Alu {
+                    op: AluOp::Add,
+                    dst: index,
+                    lhs: Operand::Reg(index),
+                    rhs: Operand::Reg(bucket),
+                });
+                let key = self.temp(8);
+                self.f.push(Inst::Store {
+                    addr: Addr::Stack(key, 0),
+                    width: Width::B4,
+                    src: Operand::Reg(index),
+                });
+                self.lookup_or(MapId(maps.hists), key, skip)
+            }
+            None => {
+                let key = self.temp(16);
+                self.f.push(Inst::Store {
+                    addr: Addr::Stack(key, 0),
+                    width: Width::B4,
+                    src: from,
+                });
+                self.f.push(Inst::Store {
+                    addr: Addr::Stack(key, 4),
+                    width: Width::B4,
+                    src: Operand::Imm(to as i64),
+                });
+                self.f.push(Inst::Store {
+                    addr: Addr::Stack(key, 8),
+                    width: Width::B8,
+                    src: Operand::Reg(bucket),
+                });
+                self.value_ptr(MapId(maps.hists), key, 8, skip)
+            }
+        };
         self.add_at(c, 0, Operand::Imm(1));
         self.f.push(Inst::Label(skip));
     }
