@@ -7,7 +7,7 @@ use crate::ir::{AluOp, Cond, Inst, Operand, VReg};
 
 impl Lower<'_> {
     /// Pushes `dst = lhs op rhs`.
-    fn alu3(&mut self, op: AluOp, dst: VReg, lhs: Operand, rhs: Operand) {
+    pub(super) fn alu3(&mut self, op: AluOp, dst: VReg, lhs: Operand, rhs: Operand) {
         self.f.push(Inst::Alu { op, dst, lhs, rhs });
     }
 

@@ -105,12 +105,7 @@ impl Lower<'_> {
                     None => return Ok(Val::Reg(r)),
                 };
                 let out = self.f.vreg();
-                self.f.push(Inst::Alu {
-                    op: AluOp::Lsh,
-                    dst: out,
-                    lhs: Operand::Reg(r),
-                    rhs: Operand::Imm(lsh),
-                });
+                self.alu3(AluOp::Lsh, out, Operand::Reg(r), Operand::Imm(lsh));
                 let op = if e.ty.is_signed() {
                     AluOp::Arsh
                 } else {

@@ -36,13 +36,17 @@ impl Lower<'_> {
     }
 
     /// `bpf_map_update_elem(map, &key, value, flags)`.
-    pub(super) fn update(&mut self, map: MapId, key: Slot, value: Operand, flags: i64) {
+    /// Returns the helper's result: 0, or a negative error (`BPF_NOEXIST`
+    /// on a present key).
+    pub(super) fn update(&mut self, map: MapId, key: Slot, value: Operand, flags: i64) -> VReg {
         let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
+        let result = self.f.vreg();
         self.call(
             helper::MAP_UPDATE_ELEM,
             vec![m, k, value, Operand::Imm(flags)],
-            None,
+            Some(result),
         );
+        result
     }
 
     /// `bpf_map_update_elem(map, &key, &value, flags)` for a value in a stack slot.

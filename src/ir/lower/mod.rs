@@ -572,12 +572,8 @@ impl<'a> Lower<'a> {
                     vec![m, Operand::Imm(BPF_RB_AVAIL_DATA)],
                     Some(before),
                 );
-                self.f.push(Inst::Alu {
-                    op: AluOp::Add,
-                    dst: after,
-                    lhs: Operand::Reg(before),
-                    rhs: Operand::Imm(size as i64),
-                });
+                let size = Operand::Imm(size as i64);
+                self.alu3(AluOp::Add, after, Operand::Reg(before), size);
                 self.alu(AluOp::Rsh, before, quarter);
                 self.alu(AluOp::Rsh, after, quarter);
                 self.f.push(Inst::Mov {

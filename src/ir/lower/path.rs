@@ -140,12 +140,12 @@ impl Lower<'_> {
         let records = MapId(maps.records);
         // A zeroed record from the per-CPU scratch array (never written).
         let zero = self.lookup_index(MapId(maps.zero), 0, done);
+        // At the first stage, one hash operation when the packet is new:
+        // insert unless present.
+        let flags = if stage == 0 { BPF_NOEXIST } else { BPF_ANY };
+        let failed = self.update(records, hashed, Operand::Reg(zero), flags);
         if stage == 0 {
-            // One hash operation when the packet is new: insert unless present.
-            let (inserted, failed) = (self.f.label(), self.f.vreg());
-            let (m, k) = (self.map_ptr(records), self.addr(Place::stack(hashed)));
-            let args = vec![m, k, Operand::Reg(zero), Operand::Imm(BPF_NOEXIST)];
-            self.call(helper::MAP_UPDATE_ELEM, args, Some(failed));
+            let inserted = self.f.label();
             self.f.push(Inst::Branch {
                 cond: Cond::Eq,
                 lhs: failed,
@@ -155,8 +155,6 @@ impl Lower<'_> {
             self.increment(MapId(maps.counters), counter::REPLACED);
             self.update(records, hashed, Operand::Reg(zero), BPF_ANY);
             self.f.push(Inst::Label(inserted));
-        } else {
-            self.update(records, hashed, Operand::Reg(zero), BPF_ANY);
         }
         let p = self.lookup_or(records, hashed, done);
         let kind = PATH_EVENT_BASE as i64 + path as i64;
@@ -386,28 +384,14 @@ impl Lower<'_> {
                     (TOTAL_SEGMENT, _) => Operand::Imm(array.total_segment() as i64),
                     (_, Operand::Imm(f)) => Operand::Imm(array.first_segment_to(to) as i64 + f),
                     (_, from) => {
-                        let s = self.f.vreg();
-                        self.f.push(Inst::Alu {
-                            op: AluOp::Add,
-                            dst: s,
-                            lhs: from,
-                            rhs: Operand::Imm(array.first_segment_to(to) as i64),
-                        });
-                        Operand::Reg(s)
+                        let first = Operand::Imm(array.first_segment_to(to) as i64);
+                        self.alu3(AluOp::Add, index, from, first);
+                        Operand::Reg(index)
                     }
                 };
-                self.f.push(Inst::Alu {
-                    op: AluOp::Mul,
-                    dst: index,
-                    lhs: segment,
-                    rhs: Operand::Imm(array.buckets as i64),
-                });
-                self.f.push(Inst::Alu {
-                    op: AluOp::Add,
-                    dst: index,
-                    lhs: Operand::Reg(index),
-                    rhs: Operand::Reg(bucket),
-                });
+                let buckets = Operand::Imm(array.buckets as i64);
+                self.alu3(AluOp::Mul, index, segment, buckets);
+                self.alu3(AluOp::Add, index, Operand::Reg(index), Operand::Reg(bucket));
                 let key = self.temp(8);
                 self.f.push(Inst::Store {
                     addr: Addr::Stack(key, 0),
@@ -451,33 +435,25 @@ impl Lower<'_> {
         const PRIME2: i64 = 0xC2B2_AE3D_27D4_EB4F_u64 as i64;
         const PRIME3: i64 = 0x1656_67B1_9E37_79F9_u64 as i64;
         let h = self.imm(PRIME3);
-        let alu = |l: &mut Self, op: AluOp, dst: VReg, lhs: VReg, rhs: Operand| {
-            l.f.push(Inst::Alu {
-                op,
-                dst,
-                lhs: Operand::Reg(lhs),
-                rhs,
-            })
-        };
+        let (hr, w, high) = (Operand::Reg(h), self.f.vreg(), self.f.vreg());
+        let (wr, highr) = (Operand::Reg(w), Operand::Reg(high));
         for i in 0..size / 8 {
-            let (w, high) = (self.f.vreg(), self.f.vreg());
             self.f.push(Inst::Load {
                 dst: w,
                 addr: Addr::Stack(slot, 8 * i as i32),
                 width: Width::B8,
             });
-            alu(self, AluOp::Mul, w, w, Operand::Imm(PRIME2));
-            alu(self, AluOp::Add, h, h, Operand::Reg(w));
-            alu(self, AluOp::Rsh, high, h, Operand::Imm(33));
-            alu(self, AluOp::Lsh, h, h, Operand::Imm(31));
-            alu(self, AluOp::Or, h, h, Operand::Reg(high));
-            alu(self, AluOp::Mul, h, h, Operand::Imm(PRIME1));
+            self.alu3(AluOp::Mul, w, wr, Operand::Imm(PRIME2));
+            self.alu3(AluOp::Add, h, hr, wr);
+            self.alu3(AluOp::Rsh, high, hr, Operand::Imm(33));
+            self.alu3(AluOp::Lsh, h, hr, Operand::Imm(31));
+            self.alu3(AluOp::Or, h, hr, highr);
+            self.alu3(AluOp::Mul, h, hr, Operand::Imm(PRIME1));
         }
         for (shift, prime) in [(33, PRIME2), (29, PRIME3)] {
-            let high = self.f.vreg();
-            alu(self, AluOp::Rsh, high, h, Operand::Imm(shift));
-            alu(self, AluOp::Xor, h, h, Operand::Reg(high));
-            alu(self, AluOp::Mul, h, h, Operand::Imm(prime));
+            self.alu3(AluOp::Rsh, high, hr, Operand::Imm(shift));
+            self.alu3(AluOp::Xor, h, hr, highr);
+            self.alu3(AluOp::Mul, h, hr, Operand::Imm(prime));
         }
         let hashed = self.temp(8);
         self.f.push(Inst::Store {
