@@ -338,3 +338,18 @@ fn functions_run_inlined() {
     assert_eq!(code, 0, "{}", err);
     assert_eq!(out, "Attaching 1 probe...\n5 0 13\n\n\n");
 }
+
+#[test]
+fn a_path_whose_record_set_is_too_large_is_refused_at_its_key() {
+    let stages: String = (0..140)
+        .map(|i| format!("  stage S{i} = tracepoint:net:net_dev_queue -> args->skbaddr if args->len == {i};\n"))
+        .collect();
+    let script = format!("path many {{\n  key = 1;\n{stages}}}\n");
+    let (code, _, err) = netscript(&["-d", "ir", "-e", &script]);
+    assert_eq!(code, 1, "{}", err);
+    assert!(
+        err.starts_with("-e:2:9: error: path 'many' keeps 8976 bytes per packet"),
+        "{}",
+        err
+    );
+}

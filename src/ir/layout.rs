@@ -112,15 +112,30 @@ pub mod path_counter {
     pub const LOST: u32 = 4;
     /// Records the first stage found already there and started again.
     pub const REPLACED: u32 = 5;
+    /// Records older than the path's timeout whose way a new packet took.
+    pub const EXPIRED: u32 = 6;
     /// Number of counters.
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 7;
 }
 
-/// Where things are in a path record (also the ring-buffer event of a
-/// completed packet): the event kind word, the key, one timestamp per
-/// stage, one context per stage.
+/// Records of a path per set of its record table.
+pub const RECORD_WAYS: u32 = 4;
+/// Offset in a set of the time each way's record was started (ns), after
+/// the ways' key hashes (0: the way is free). Both fit in one cache line.
+pub const SET_STARTED_OFF: u32 = 8 * RECORD_WAYS;
+
+/// Where things are in a path record and in a set of the record table.
+/// A path with packet reports keeps in each record what its report shows
+/// (the record is the ring-buffer event): the event kind word, the key,
+/// the `info` values, one timestamp per stage, one context per stage. A
+/// path with histograms only keeps the timestamps: its packets are told
+/// apart by the 64-bit hash of their key (two packets in flight in one
+/// set with the same hash, about 2^-64 apart, would be taken for one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathLayout {
+    /// The record holds the key (and the kind word and `info` values):
+    /// the path reports packets.
+    pub keeps_key: bool,
     /// Offset of the key.
     pub key_off: u32,
     /// Size of the key.
@@ -133,29 +148,50 @@ pub struct PathLayout {
     pub ctx_off: u32,
     /// Record size.
     pub size: u32,
+    /// Sets in the record table (a power of two).
+    pub sets: u32,
 }
 
 /// The record layout of a path.
 pub fn path_layout(path: &PathInfo) -> PathLayout {
     let key_size = path.key.storage_size().div_ceil(8) * 8;
     let n = path.stages.len() as u32;
-    let info_off = 8 + key_size;
-    let ts_off = info_off + path.report.info.storage_size().div_ceil(8) * 8;
+    let keeps_key = path.detail;
+    let key_off = 8;
+    let info_off = key_off + key_size;
+    let ts_off = match keeps_key {
+        true => info_off + path.report.info.storage_size().div_ceil(8) * 8,
+        false => 0,
+    };
     let ctx_off = ts_off + 8 * n;
     PathLayout {
-        key_off: 8,
+        keeps_key,
+        key_off,
         key_size,
         info_off,
         ts_off,
         ctx_off,
-        size: ctx_off + STAGE_CTX_SIZE * n,
+        size: ctx_off + if keeps_key { STAGE_CTX_SIZE * n } else { 0 },
+        sets: (path.records.next_power_of_two() / RECORD_WAYS).max(1),
+    }
+}
+
+impl PathLayout {
+    /// Offset in a set of way `way`'s record.
+    pub fn way_off(&self, way: u32) -> u32 {
+        2 * SET_STARTED_OFF + way * self.size
+    }
+
+    /// Size of a set: the ways' hashes and start times, then their records.
+    pub fn set_size(&self) -> u32 {
+        self.way_off(RECORD_WAYS)
     }
 }
 
 /// The maps of one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathMaps {
-    /// LRU hash: 64-bit hash of the key -> record (which holds the key).
+    /// Array of sets of [`RECORD_WAYS`] records, indexed by the key's hash.
     pub records: u32,
     /// The segment histograms: a per-CPU array laid out by [`HistArray`],
     /// or, for paths too big for one, a per-CPU hash (from stage, to
@@ -163,8 +199,6 @@ pub struct PathMaps {
     pub hists: u32,
     /// Per-CPU array of [`path_counter`]s.
     pub counters: u32,
-    /// Per-CPU array holding one zeroed record (the initial value of new records).
-    pub zero: u32,
     /// Array holding the rate limiter's next allowed time (ns).
     pub rate: u32,
 }
@@ -369,11 +403,10 @@ impl MapTable {
                 PathMaps {
                     records: add(
                         "records",
-                        map_type::LRU_HASH,
-                        // The hash of the key (the key is in the record).
-                        8,
-                        layout.size,
-                        path.records,
+                        map_type::ARRAY,
+                        4,
+                        layout.set_size(),
+                        layout.sets,
                         0,
                     ),
                     hists: match HistArray::of(path) {
@@ -397,7 +430,6 @@ impl MapTable {
                         path_counter::COUNT,
                         0,
                     ),
-                    zero: add("zero", map_type::PERCPU_ARRAY, 4, layout.size, 1, 0),
                     rate: add("rate", map_type::ARRAY, 4, 8, 1, 0),
                 }
             })

@@ -1,38 +1,29 @@
 //! The user-space half of packet paths, besides the per-packet report
 //! (`path_report`): the per-segment latency histograms with percentiles,
-//! the counters, and removing records that never completed.
+//! the counters, and the records still waiting for their packet.
 
 use super::path_report::{u32_at, u64_at};
 use super::LoadedObject;
 use crate::diag::Result;
-use crate::ir::layout::{path_counter as counter, path_layout, HistArray, MapTable, TOTAL_SEGMENT};
+use crate::ir::layout::{
+    path_counter as counter, HistArray, MapTable, RECORD_WAYS, SET_STARTED_OFF, TOTAL_SEGMENT,
+};
 use crate::output::json::quote;
 use crate::output::model::{Aggregate, MapDump, Value};
 use crate::output::text::MapShape;
 use crate::output::Printer;
 use crate::sema::tast::PathInfo;
 
-/// Counters of one path, summed over CPUs and over time.
-#[derive(Debug, Default, Clone, Copy)]
-struct Totals {
-    incomplete: u64,
-}
-
 /// Keeps the user-space state of every path of a script.
 pub struct PathReports<'a> {
     paths: &'a [PathInfo],
     maps: &'a MapTable,
-    totals: Vec<Totals>,
 }
 
 impl<'a> PathReports<'a> {
     /// State for the paths of a script.
     pub fn new(paths: &'a [PathInfo], maps: &'a MapTable) -> Self {
-        PathReports {
-            paths,
-            maps,
-            totals: vec![Totals::default(); paths.len()],
-        }
+        PathReports { paths, maps }
     }
 
     /// The shortest report interval of any path (ns), if one is set.
@@ -44,28 +35,38 @@ impl<'a> PathReports<'a> {
             .min()
     }
 
-    /// Removes records older than their path's timeout (all of them when
-    /// `everything`), counting them as incomplete.
-    fn sweep(&mut self, object: &LoadedObject, now_ns: u64, everything: bool) -> Result<()> {
-        for (i, path) in self.paths.iter().enumerate() {
-            let layout = path_layout(path);
-            let name = &self.maps.specs[self.maps.paths[i].records as usize].name;
-            for (key, values) in object.map_entries(name)? {
-                let first = values
-                    .first()
-                    .map(|v| u64_at(v, layout.ts_off))
-                    .unwrap_or(0);
-                if everything || now_ns.saturating_sub(first) > path.timeout_ns {
-                    object.map_delete(name, &key)?;
-                    self.totals[i].incomplete += 1;
+    /// The records of path `i` waiting for their packet: how many, and
+    /// how many of them are older than the path's timeout (all of them
+    /// when `everything`).
+    fn waiting(
+        &self,
+        object: &LoadedObject,
+        i: usize,
+        now_ns: u64,
+        everything: bool,
+    ) -> Result<(u64, u64)> {
+        let path = &self.paths[i];
+        let name = &self.maps.specs[self.maps.paths[i].records as usize].name;
+        let (mut live, mut old) = (0, 0);
+        for (_, values) in object.map_entries(name)? {
+            let set = values.first().map(Vec::as_slice).unwrap_or(&[]);
+            for way in 0..RECORD_WAYS {
+                if u64_at(set, 8 * way) == 0 {
+                    continue;
+                }
+                live += 1;
+                let started = u64_at(set, SET_STARTED_OFF + 8 * way);
+                if everything || now_ns.saturating_sub(started) > path.timeout_ns {
+                    old += 1;
                 }
             }
         }
-        Ok(())
+        Ok((live, old))
     }
 
-    /// Sweeps, then prints each path's segment histograms (reset after
-    /// printing) and its counters.
+    /// Prints each path's segment histograms (reset after printing) and
+    /// its counters. Records older than the timeout (all of them at exit)
+    /// count as incomplete.
     pub fn report(
         &mut self,
         object: &LoadedObject,
@@ -73,7 +74,6 @@ impl<'a> PathReports<'a> {
         now_ns: u64,
         at_exit: bool,
     ) -> Result<()> {
-        self.sweep(object, now_ns, at_exit)?;
         let io = |e: std::io::Error| {
             crate::diag::Diagnostic::plain(format!("cannot write output: {}", e))
         };
@@ -97,11 +97,14 @@ impl<'a> PathReports<'a> {
                         .unwrap_or(0)
                 })
                 .collect();
-            let live = object.map_entries(spec(maps.records))?.len() as u64;
+            let (live, old) = self.waiting(object, i, now_ns, at_exit)?;
             let c = |i: u32| counters[i as usize];
-            let incomplete = self.totals[i].incomplete;
-            let evicted = c(counter::STARTED)
-                .saturating_sub(c(counter::COMPLETED) + incomplete + live + c(counter::REPLACED));
+            let incomplete = c(counter::EXPIRED) + old;
+            // Every record started is completed, replaced, expired, still
+            // waiting, or was evicted by another packet of its set.
+            let evicted = c(counter::STARTED).saturating_sub(
+                c(counter::COMPLETED) + c(counter::EXPIRED) + live + c(counter::REPLACED),
+            );
             let fields = [
                 ("started", c(counter::STARTED)),
                 ("completed", c(counter::COMPLETED)),

@@ -35,20 +35,6 @@ impl Lower<'_> {
         p
     }
 
-    /// `bpf_map_update_elem(map, &key, value, flags)`.
-    /// Returns the helper's result: 0, or a negative error (`BPF_NOEXIST`
-    /// on a present key).
-    pub(super) fn update(&mut self, map: MapId, key: Slot, value: Operand, flags: i64) -> VReg {
-        let (m, k) = (self.map_ptr(map), self.addr(Place::stack(key)));
-        let result = self.f.vreg();
-        self.call(
-            helper::MAP_UPDATE_ELEM,
-            vec![m, k, value, Operand::Imm(flags)],
-            Some(result),
-        );
-        result
-    }
-
     /// `bpf_map_update_elem(map, &key, &value, flags)` for a value in a stack slot.
     pub(super) fn update_from(&mut self, map: MapId, key: Slot, value: Slot, flags: i64) {
         let (m, k, v) = (

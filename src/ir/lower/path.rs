@@ -1,28 +1,34 @@
 //! Lowering of `Stmt::PathStage`: the in-kernel half of packet paths.
 //!
-//! The first stage (re)creates the packet's record in the path's LRU map
-//! (a stage after optional stages only also creates it when it is
-//! missing); later stages record their first timestamp and context; the last stage
-//! adds every segment between stages that fired (and the total) to the
-//! per-CPU histograms, sends the record as an event when it passes the
-//! latency threshold and the global rate limit, and deletes it. Every
-//! outcome is counted.
+//! Records live in a set-associative table: an array of sets of
+//! [`RECORD_WAYS`] records, the set chosen by the key's hash. Every access
+//! is an inlined array lookup and a few compares, where a hash map would
+//! cost a locked helper call per stage. The first stage (re)creates the
+//! packet's record (a stage after optional stages only also creates it
+//! when it is missing); later stages record their first timestamp and
+//! context; the last stage adds every segment between stages that fired
+//! (and the total) to the per-CPU histograms, sends the record as an event
+//! when it passes the latency threshold and the global rate limit, and
+//! frees its way. Every outcome is counted.
 
 use super::mem::{Base, Place};
 use super::{Lower, Val, Wake};
 use crate::codegen::insn::helper;
-use crate::diag::Result;
+use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{
     path_counter as counter, path_layout, HistArray, PathLayout, PathMaps, PATH_EVENT_BASE,
-    STAGE_CTX_SIZE, TOTAL_SEGMENT,
+    RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
 };
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
 
-/// `BPF_ANY` for `bpf_map_update_elem`.
-const BPF_ANY: i64 = 0;
-/// `BPF_NOEXIST` for `bpf_map_update_elem`.
-const BPF_NOEXIST: i64 = 1;
+/// A way of a set: registers holding the address of its key hash word
+/// (its start time is [`SET_STARTED_OFF`] further) and of its record.
+#[derive(Clone, Copy)]
+struct Way {
+    hash: VReg,
+    record: VReg,
+}
 
 impl Lower<'_> {
     /// Records stage `stage` of path `path` for the packet with `key`.
@@ -37,6 +43,19 @@ impl Lower<'_> {
         let info = &self.script.paths[path as usize];
         let maps = self.maps.paths[path as usize];
         let layout = path_layout(info);
+        if layout.set_size() > i16::MAX as u32 {
+            return Err(Diagnostic::at(
+                key.span,
+                format!(
+                    "path '{}' keeps {} bytes per packet (key, info values, stage contexts); \
+                     a set of {} records must fit in {} bytes",
+                    info.name,
+                    layout.size,
+                    RECORD_WAYS,
+                    i16::MAX
+                ),
+            ));
+        }
         let last = stage as usize + 1 == info.stages.len();
         // A key built in memory of the key's size (a tuple: zeroed, then
         // filled) is used where it is; anything else is copied into a
@@ -50,39 +69,35 @@ impl Lower<'_> {
                 slot
             }
         };
-        let hashed = self.key_hash(key_slot, layout.key_size);
+        let key = (key_slot, self.key_hash(key_slot, layout.key_size));
         let skb_value = self.expr(skb)?;
         let skb = self.scalar_of(skb_value);
         let now = self.f.vreg();
         self.call(helper::KTIME_GET_NS, vec![], Some(now));
         let done = self.f.label();
-        let records = MapId(maps.records);
+        let set = self.record_set(maps, &layout, key.1, done);
         // A stage starts records if no stage before it must fire (the
         // first stage, or one after optional stages only).
         let starter = info.stages[..stage as usize].iter().all(|s| s.optional);
-        let p = self.f.vreg();
+        let way = Way {
+            hash: self.f.vreg(),
+            record: self.f.vreg(),
+        };
+        let p = way.record;
         let (create, record) = (self.f.label(), self.f.label());
         if stage == 0 {
             // The first stage starts the packet again, whatever came before
             // (create_record counts a record it replaces).
             self.f.push(Inst::Jump(create));
         } else {
-            let existing = self.lookup(records, hashed);
             let missing = if starter { create } else { done };
-            self.f.push(Inst::Branch {
-                cond: Cond::Eq,
-                lhs: existing,
-                rhs: Operand::Imm(0),
-                target: missing,
-            });
-            // Another packet whose key has the same hash is not this one.
-            self.same_key(existing, layout.key_off, key_slot, layout.key_size, missing);
+            self.find_record(set, &layout, key, way, missing);
             // Only the first time a packet passes a stage counts.
             let seen = self.f.vreg();
             let ts = (layout.ts_off + 8 * stage) as i16;
             self.f.push(Inst::Load {
                 dst: seen,
-                addr: Addr::Reg(existing, ts),
+                addr: Addr::Reg(p, ts),
                 width: Width::B8,
             });
             self.f.push(Inst::Branch {
@@ -91,96 +106,244 @@ impl Lower<'_> {
                 rhs: Operand::Imm(0),
                 target: done,
             });
-            self.f.push(Inst::Mov {
-                dst: p,
-                src: Operand::Reg(existing),
-            });
             self.f.push(Inst::Jump(record));
         }
         self.f.push(Inst::Label(create));
         if starter {
-            let created = self.create_record(
-                path,
-                stage,
-                &layout,
-                maps,
-                (key_slot, hashed),
-                info_values,
-                done,
-            )?;
-            self.f.push(Inst::Mov {
-                dst: p,
-                src: Operand::Reg(created),
-            });
+            self.choose_way(info, &layout, maps, set, key, now, way);
+            self.start_record(info, &layout, maps, path, key, now, way, info_values)?;
         }
         self.f.push(Inst::Label(record));
         self.record_context(info, p, stage, now, skb, layout.ts_off, layout.ctx_off);
         if last {
-            self.complete(info, maps, p, now, hashed, layout.ts_off, layout.size);
+            self.complete(info, maps, way, now, layout.ts_off, layout.size);
         }
         self.f.push(Inst::Label(done));
         Ok(())
     }
 
-    /// Creates the record of the packet whose key is in `keys.0` (its hash,
-    /// the record map's key, in `keys.1`): zeroed,
-    /// with its event kind, key and `info` values; counts it started. At
-    /// the first stage, a record already there is replaced and counted.
-    #[allow(clippy::too_many_arguments)]
-    fn create_record(
+    /// A pointer to the set of [`RECORD_WAYS`] records the key hashed to
+    /// `hash` may live in: an element of the path's record array, chosen
+    /// by the hash's high bits (the verifier inlines the lookup).
+    fn record_set(&mut self, maps: PathMaps, layout: &PathLayout, hash: VReg, done: Label) -> VReg {
+        let index = self.f.vreg();
+        self.alu3(AluOp::Rsh, index, Operand::Reg(hash), Operand::Imm(32));
+        let mask = Operand::Imm(layout.sets as i64 - 1);
+        self.alu3(AluOp::And, index, Operand::Reg(index), mask);
+        let slot = self.temp(8);
+        self.f.push(Inst::Store {
+            addr: Addr::Stack(slot, 0),
+            width: Width::B4,
+            src: Operand::Reg(index),
+        });
+        self.lookup_or(MapId(maps.records), slot, done)
+    }
+
+    /// Points `way` at way `n` of `set`.
+    fn take_way(&mut self, set: VReg, layout: &PathLayout, n: u32, way: Way) {
+        self.alu3(
+            AluOp::Add,
+            way.hash,
+            Operand::Reg(set),
+            Operand::Imm(8 * n as i64),
+        );
+        let record = Operand::Imm(layout.way_off(n) as i64);
+        self.alu3(AluOp::Add, way.record, Operand::Reg(set), record);
+    }
+
+    /// Points `way` at the way of `set` holding the packet with `key` (its
+    /// slot and its hash), or jumps to `missing`: a way is this packet's
+    /// when it holds the same hash and its record the same key.
+    fn find_record(
         &mut self,
-        path: u32,
-        stage: u32,
+        set: VReg,
+        layout: &PathLayout,
+        (key_slot, hash): (Slot, VReg),
+        way: Way,
+        missing: Label,
+    ) {
+        let found = self.f.label();
+        for n in 0..RECORD_WAYS {
+            let next = self.f.label();
+            let held = self.load_at(set, 8 * n);
+            self.match_way(set, layout, n, held, (key_slot, hash), way, next);
+            self.f.push(Inst::Jump(found));
+            self.f.push(Inst::Label(next));
+        }
+        self.f.push(Inst::Jump(missing));
+        self.f.push(Inst::Label(found));
+    }
+
+    /// Points `way` at way `n` of `set` if it holds the packet with `key`
+    /// (its hash is `held`), else jumps to `differ`.
+    #[allow(clippy::too_many_arguments)]
+    fn match_way(
+        &mut self,
+        set: VReg,
+        layout: &PathLayout,
+        n: u32,
+        held: VReg,
+        (key_slot, hash): (Slot, VReg),
+        way: Way,
+        differ: Label,
+    ) {
+        self.f.push(Inst::Branch {
+            cond: Cond::Ne,
+            lhs: held,
+            rhs: Operand::Reg(hash),
+            target: differ,
+        });
+        if layout.keeps_key {
+            let key_off = layout.way_off(n) + layout.key_off;
+            self.same_key(set, key_off, key_slot, layout.key_size, differ);
+        }
+        self.take_way(set, layout, n, way);
+    }
+
+    /// Points `way` at the way of `set` a new record for `key` should
+    /// take: the way already holding its key (counted as replaced), else
+    /// the first free way, else the way started longest ago (counted as
+    /// incomplete when older than the path's timeout, else left to the
+    /// evicted figure, which user space derives).
+    #[allow(clippy::too_many_arguments)]
+    fn choose_way(
+        &mut self,
+        info: &PathInfo,
         layout: &PathLayout,
         maps: PathMaps,
-        (key_slot, hashed): (Slot, Slot),
-        info_values: Option<&Expr>,
-        done: Label,
-    ) -> Result<VReg> {
-        let records = MapId(maps.records);
-        // A zeroed record from the per-CPU scratch array (never written).
-        let zero = self.lookup_index(MapId(maps.zero), 0, done);
-        // At the first stage, one hash operation when the packet is new:
-        // insert unless present.
-        let flags = if stage == 0 { BPF_NOEXIST } else { BPF_ANY };
-        let failed = self.update(records, hashed, Operand::Reg(zero), flags);
-        if stage == 0 {
-            let inserted = self.f.label();
+        set: VReg,
+        (key_slot, hash): (Slot, VReg),
+        now: VReg,
+        way: Way,
+    ) {
+        let counters = MapId(maps.counters);
+        let (chosen, replace) = (self.f.label(), self.f.label());
+        // The best way so far (way 0 until one is better) and its start
+        // time (0: free).
+        self.take_way(set, layout, 0, way);
+        let oldest = self.imm(-1);
+        for n in 0..RECORD_WAYS {
+            let (next, consider, other) = (self.f.label(), self.f.label(), self.f.label());
+            let started = self.imm(0);
+            let held = self.load_at(set, 8 * n);
             self.f.push(Inst::Branch {
                 cond: Cond::Eq,
-                lhs: failed,
+                lhs: held,
                 rhs: Operand::Imm(0),
-                target: inserted,
+                target: consider,
             });
-            self.increment(MapId(maps.counters), counter::REPLACED);
-            self.update(records, hashed, Operand::Reg(zero), BPF_ANY);
-            self.f.push(Inst::Label(inserted));
+            self.match_way(set, layout, n, held, (key_slot, hash), way, other);
+            self.f.push(Inst::Jump(replace));
+            self.f.push(Inst::Label(other));
+            let first = self.load_at(set, SET_STARTED_OFF + 8 * n);
+            self.f.push(Inst::Mov {
+                dst: started,
+                src: Operand::Reg(first),
+            });
+            self.f.push(Inst::Label(consider));
+            self.f.push(Inst::Branch {
+                cond: Cond::Ge,
+                lhs: started,
+                rhs: Operand::Reg(oldest),
+                target: next,
+            });
+            self.f.push(Inst::Mov {
+                dst: oldest,
+                src: Operand::Reg(started),
+            });
+            self.take_way(set, layout, n, way);
+            self.f.push(Inst::Label(next));
         }
-        let p = self.lookup_or(records, hashed, done);
-        let kind = PATH_EVENT_BASE as i64 + path as i64;
-        self.f.push(Inst::Store {
-            addr: Addr::Reg(p, 0),
-            width: Width::B8,
-            src: Operand::Imm(kind),
+        self.f.push(Inst::Branch {
+            cond: Cond::Eq,
+            lhs: oldest,
+            rhs: Operand::Imm(0),
+            target: chosen,
         });
-        self.copy(
-            Place {
-                base: Base::Ptr(p),
-                off: layout.key_off as i32,
-            },
-            Place::stack(key_slot),
-            layout.key_size,
-        );
-        if let Some(values) = info_values {
-            let v = self.expr(values)?;
-            let place = Place {
-                base: Base::Ptr(p),
-                off: layout.info_off as i32,
-            };
-            self.store_val(place, v, values.ty.storage_size());
+        let age = self.f.vreg();
+        self.alu3(AluOp::Sub, age, Operand::Reg(now), Operand::Reg(oldest));
+        let timeout = self.imm(info.timeout_ns as i64);
+        self.f.push(Inst::Branch {
+            cond: Cond::Le,
+            lhs: age,
+            rhs: Operand::Reg(timeout),
+            target: chosen,
+        });
+        self.increment(counters, counter::EXPIRED);
+        self.f.push(Inst::Jump(chosen));
+        self.f.push(Inst::Label(replace));
+        self.increment(counters, counter::REPLACED);
+        self.f.push(Inst::Label(chosen));
+    }
+
+    /// Starts the record of the packet with `key` in `way`: no timestamps
+    /// and, for packet reports, its event kind, key and `info` values. The way's hash is
+    /// cleared first and written last, so a stage reading the way
+    /// meanwhile finds no record rather than half of one. Counts the
+    /// record started.
+    #[allow(clippy::too_many_arguments)]
+    fn start_record(
+        &mut self,
+        info: &PathInfo,
+        layout: &PathLayout,
+        maps: PathMaps,
+        path: u32,
+        (key_slot, hash): (Slot, VReg),
+        now: VReg,
+        way: Way,
+        info_values: Option<&Expr>,
+    ) -> Result<()> {
+        let store = |l: &mut Self, base: VReg, off: u32, src: Operand| {
+            l.f.push(Inst::Store {
+                addr: Addr::Reg(base, off as i16),
+                width: Width::B8,
+                src,
+            })
+        };
+        let p = way.record;
+        store(self, way.hash, 0, Operand::Imm(0));
+        if layout.keeps_key {
+            store(
+                self,
+                p,
+                0,
+                Operand::Imm(PATH_EVENT_BASE as i64 + path as i64),
+            );
+            self.copy(
+                Place {
+                    base: Base::Ptr(p),
+                    off: layout.key_off as i32,
+                },
+                Place::stack(key_slot),
+                layout.key_size,
+            );
+            if let Some(values) = info_values {
+                let v = self.expr(values)?;
+                let place = Place {
+                    base: Base::Ptr(p),
+                    off: layout.info_off as i32,
+                };
+                self.store_val(place, v, values.ty.storage_size());
+            }
         }
+        for stage in 0..info.stages.len() as u32 {
+            store(self, p, layout.ts_off + 8 * stage, Operand::Imm(0));
+        }
+        store(self, way.hash, SET_STARTED_OFF, Operand::Reg(now));
+        store(self, way.hash, 0, Operand::Reg(hash));
         self.increment(MapId(maps.counters), counter::STARTED);
-        Ok(p)
+        Ok(())
+    }
+
+    /// `*(u64 *)(base + off)`.
+    fn load_at(&mut self, base: VReg, off: u32) -> VReg {
+        let v = self.f.vreg();
+        self.f.push(Inst::Load {
+            dst: v,
+            addr: Addr::Reg(base, off as i16),
+            width: Width::B8,
+        });
+        v
     }
 
     /// Writes a stage's timestamp and, for packet reports, its context
@@ -256,18 +419,18 @@ impl Lower<'_> {
         self.call(helper::GET_CURRENT_COMM, vec![comm, Operand::Imm(16)], None);
     }
 
-    /// The last stage: histograms, the event, the counters, and the record's removal.
-    #[allow(clippy::too_many_arguments)]
+    /// The last stage: histograms, the event, the counters, and the
+    /// record's way made free.
     fn complete(
         &mut self,
         info: &PathInfo,
         maps: PathMaps,
-        p: VReg,
+        way: Way,
         now: VReg,
-        hashed: crate::ir::Slot,
         ts_off: u32,
         size: u32,
     ) {
+        let p = way.record;
         let first = self.f.vreg();
         self.f.push(Inst::Load {
             dst: first,
@@ -360,7 +523,11 @@ impl Lower<'_> {
             self.increment(MapId(maps.counters), counter::FILTERED);
             self.f.push(Inst::Label(after));
         }
-        self.delete(MapId(maps.records), hashed);
+        self.f.push(Inst::Store {
+            addr: Addr::Reg(way.hash, 0),
+            width: Width::B8,
+            src: Operand::Imm(0),
+        });
         self.increment(MapId(maps.counters), counter::COMPLETED);
     }
 
@@ -425,43 +592,56 @@ impl Lower<'_> {
     }
 
     /// A 64-bit hash of the `size` bytes of key in `slot` (a multiple of
-    /// 8), in a slot of its own: the record map's key. Hashing a wide key
-    /// (two addresses and six numbers: 96 bytes) at every map operation
-    /// costs more than hashing it once here. Each word goes through a
-    /// multiply-rotate-multiply round (xxHash64's), then the result is
-    /// mixed (its avalanche step).
-    fn key_hash(&mut self, slot: Slot, size: u32) -> Slot {
+    /// 8), never 0 (0 marks a free way). xxHash64's structure: up to four
+    /// lanes take every fourth word through a multiply-rotate-multiply
+    /// round, so the rounds of different lanes run in parallel; the lanes
+    /// are then rotated and summed, and the sum mixed (its avalanche step).
+    fn key_hash(&mut self, slot: Slot, size: u32) -> VReg {
         const PRIME1: i64 = 0x9E37_79B1_85EB_CA87_u64 as i64;
         const PRIME2: i64 = 0xC2B2_AE3D_27D4_EB4F_u64 as i64;
         const PRIME3: i64 = 0x1656_67B1_9E37_79F9_u64 as i64;
-        let h = self.imm(PRIME3);
-        let (hr, w, high) = (Operand::Reg(h), self.f.vreg(), self.f.vreg());
-        let (wr, highr) = (Operand::Reg(w), Operand::Reg(high));
-        for i in 0..size / 8 {
+        const LANE_ROTATIONS: [i64; 4] = [1, 7, 12, 18];
+        let words = size / 8;
+        let (p1, p2) = (
+            Operand::Reg(self.imm(PRIME1)),
+            Operand::Reg(self.imm(PRIME2)),
+        );
+        let lanes: Vec<VReg> = (0..words.min(4) as i64)
+            .map(|i| self.imm(PRIME3.wrapping_add(i.wrapping_mul(PRIME2))))
+            .collect();
+        let rotate_left = |l: &mut Self, x: VReg, by: i64| {
+            let high = l.f.vreg();
+            l.alu3(AluOp::Rsh, high, Operand::Reg(x), Operand::Imm(64 - by));
+            l.alu3(AluOp::Lsh, x, Operand::Reg(x), Operand::Imm(by));
+            l.alu3(AluOp::Or, x, Operand::Reg(x), Operand::Reg(high));
+        };
+        for i in 0..words {
+            let (v, w) = (lanes[i as usize % lanes.len()], self.f.vreg());
             self.f.push(Inst::Load {
                 dst: w,
                 addr: Addr::Stack(slot, 8 * i as i32),
                 width: Width::B8,
             });
-            self.alu3(AluOp::Mul, w, wr, Operand::Imm(PRIME2));
-            self.alu3(AluOp::Add, h, hr, wr);
-            self.alu3(AluOp::Rsh, high, hr, Operand::Imm(33));
-            self.alu3(AluOp::Lsh, h, hr, Operand::Imm(31));
-            self.alu3(AluOp::Or, h, hr, highr);
-            self.alu3(AluOp::Mul, h, hr, Operand::Imm(PRIME1));
+            self.alu3(AluOp::Mul, w, Operand::Reg(w), p2);
+            self.alu3(AluOp::Add, v, Operand::Reg(v), Operand::Reg(w));
+            rotate_left(self, v, 31);
+            self.alu3(AluOp::Mul, v, Operand::Reg(v), p1);
         }
+        let h = lanes[0];
+        for (i, &v) in lanes.iter().enumerate() {
+            rotate_left(self, v, LANE_ROTATIONS[i]);
+            if i > 0 {
+                self.alu3(AluOp::Add, h, Operand::Reg(h), Operand::Reg(v));
+            }
+        }
+        let high = self.f.vreg();
         for (shift, prime) in [(33, PRIME2), (29, PRIME3)] {
-            self.alu3(AluOp::Rsh, high, hr, Operand::Imm(shift));
-            self.alu3(AluOp::Xor, h, hr, highr);
-            self.alu3(AluOp::Mul, h, hr, Operand::Imm(prime));
+            self.alu3(AluOp::Rsh, high, Operand::Reg(h), Operand::Imm(shift));
+            self.alu3(AluOp::Xor, h, Operand::Reg(h), Operand::Reg(high));
+            self.alu3(AluOp::Mul, h, Operand::Reg(h), Operand::Imm(prime));
         }
-        let hashed = self.temp(8);
-        self.f.push(Inst::Store {
-            addr: Addr::Stack(hashed, 0),
-            width: Width::B8,
-            src: Operand::Reg(h),
-        });
-        hashed
+        self.alu3(AluOp::Or, h, Operand::Reg(h), Operand::Imm(1));
+        h
     }
 
     /// Jumps to `differ` unless the `size` bytes at `record + off` equal
