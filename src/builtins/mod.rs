@@ -56,6 +56,10 @@ pub enum Func {
     RateLimit,
     /// `kernel_has("struct S.member")`: 1 or 0, decided at compile time.
     KernelHas,
+    /// `ntohs(x)`: the low 16 bits of x from network to host byte order.
+    Ntohs,
+    /// `ntohl(x)`: the low 32 bits of x from network to host byte order.
+    Ntohl,
     /// `redact(x)`: x itself in the kernel (filters keep working), printed
     /// as a keyed hash under `--anonymize`.
     Redact,
@@ -85,6 +89,9 @@ pub struct FunctionDef {
     pub max_args: usize,
     /// Where it may appear.
     pub role: Role,
+    /// Only computes a value from its arguments: a call repeated with the
+    /// same arguments in one event may be computed once.
+    pub pure: bool,
 }
 
 const fn def(
@@ -100,6 +107,14 @@ const fn def(
         min_args,
         max_args,
         role,
+        pure: false,
+    }
+}
+
+impl FunctionDef {
+    /// The entry marked [pure](FunctionDef::pure).
+    const fn pure(self) -> FunctionDef {
+        FunctionDef { pure: true, ..self }
     }
 }
 
@@ -120,13 +135,15 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("printf", Func::Printf, 1, usize::MAX, Role::Action),
     def("exit", Func::Exit, 0, 0, Role::Action),
     def("str", Func::Str, 1, 2, Role::Value),
-    def("ntop", Func::Ntop, 1, 2, Role::Value),
+    def("ntop", Func::Ntop, 1, 2, Role::Value).pure(),
     def("kstack", Func::Kstack, 0, 1, Role::Value),
     def("ksym", Func::Ksym, 1, 1, Role::Value),
     def("matches", Func::Matches, 2, 2, Role::Value),
     def("ratelimit", Func::RateLimit, 1, 1, Role::Value),
-    def("kernel_has", Func::KernelHas, 1, 1, Role::Value),
+    def("kernel_has", Func::KernelHas, 1, 1, Role::Value).pure(),
     def("redact", Func::Redact, 1, 1, Role::Value),
+    def("ntohs", Func::Ntohs, 1, 1, Role::Value).pure(),
+    def("ntohl", Func::Ntohl, 1, 1, Role::Value).pure(),
     def("enum_name", Func::EnumName, 2, 3, Role::Value),
     def("flagstr", Func::FlagStr, 2, 2, Role::Value),
 ];

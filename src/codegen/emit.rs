@@ -96,6 +96,7 @@ fn alu_code(op: AluOp) -> u8 {
         AluOp::Lsh => alu::LSH,
         AluOp::Rsh => alu::RSH,
         AluOp::Arsh => alu::ARSH,
+        AluOp::FromBe => alu::END,
     }
 }
 
@@ -321,6 +322,14 @@ impl Emitter<'_> {
                 AluOp::Div => self.mov_operand(d, Operand::Imm(0)),
                 _ => self.mov_operand(d, lhs),
             };
+        }
+        if op == AluOp::FromBe {
+            let Operand::Imm(bits @ (16 | 32 | 64)) = rhs else {
+                return Err(internal(format!("byte swap of {:?} bits", rhs)));
+            };
+            self.mov_operand(d, lhs)?;
+            self.out.push(Insn::to_be(d, bits as i32));
+            return Ok(());
         }
         let lhs_reg = match lhs {
             Operand::Reg(r) => Some(self.reg(r)?),

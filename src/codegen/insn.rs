@@ -166,6 +166,18 @@ impl Insn {
         }
     }
 
+    /// `dst = be{bits} dst`: the low `bits` bits of `dst` to big-endian
+    /// order (a swap on little-endian BPF), the bits above cleared.
+    pub fn to_be(dst: u8, bits: i32) -> Insn {
+        Insn {
+            code: class::ALU | src::X | alu::END,
+            dst,
+            src: 0,
+            off: 0,
+            imm: bits,
+        }
+    }
+
     /// `dst op= src` (64-bit).
     pub fn alu64_reg(op: u8, dst: u8, src_reg: u8) -> Insn {
         Insn {

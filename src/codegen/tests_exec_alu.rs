@@ -18,6 +18,37 @@ fn reference_alu(op: AluOp, a: u64, b: u64) -> u64 {
         AluOp::Lsh => a << (b & 63),
         AluOp::Rsh => a >> (b & 63),
         AluOp::Arsh => ((a as i64) >> (b & 63)) as u64,
+        AluOp::FromBe => match b {
+            16 => (a as u16).swap_bytes() as u64,
+            32 => (a as u32).swap_bytes() as u64,
+            _ => a.swap_bytes(),
+        },
+    }
+}
+
+#[test]
+fn byte_swaps_from_network_order_clear_the_bits_above() {
+    if !crate::testing::bpf_available() {
+        return;
+    }
+    let a: i64 = 0x1122_3344_5566_7788;
+    for bits in [16, 32, 64] {
+        let got = run_value(|f| {
+            let x = constant(f, a);
+            let dst = f.vreg();
+            f.push(Inst::Alu {
+                op: AluOp::FromBe,
+                dst,
+                lhs: Operand::Reg(x),
+                rhs: Operand::Imm(bits),
+            });
+            dst
+        });
+        assert_eq!(
+            got,
+            reference_alu(AluOp::FromBe, a as u64, bits as u64),
+            "{bits} bits"
+        );
     }
 }
 

@@ -58,6 +58,9 @@ pub enum AluOp {
     Rsh,
     /// arithmetic `>>`
     Arsh,
+    /// the low `rhs` (an immediate: 16, 32 or 64) bits of `lhs` from
+    /// network (big-endian) to host byte order, the bits above cleared
+    FromBe,
 }
 
 /// Comparisons for conditional branches.

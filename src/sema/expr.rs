@@ -585,6 +585,26 @@ impl<'a, 'o> Scope<'a, 'o> {
                     )),
                 }
             }
+            Func::Ntohs | Func::Ntohl => {
+                let value = self.expr(&args[0])?;
+                self.expect_scalar(&value, &format!("{}()'s argument", name))?;
+                let bits = if def.func == Func::Ntohs { 16 } else { 32 };
+                let kind = match value.kind {
+                    K::Int(v) => {
+                        let bytes = (v as u64).to_le_bytes();
+                        let n = bits as usize / 8;
+                        let mut be = [0u8; 8];
+                        be[..n].copy_from_slice(&bytes[..n]);
+                        be[..n].reverse();
+                        K::Int(u64::from_le_bytes(be) as i64)
+                    }
+                    _ => K::FromNetwork {
+                        bits,
+                        value: Box::new(value),
+                    },
+                };
+                mk(Ty::I64, kind)
+            }
             Func::Ksym => {
                 let a = self.expr(&args[0])?;
                 self.expect_scalar(&a, "ksym()'s argument")?;

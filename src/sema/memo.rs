@@ -21,8 +21,6 @@ use super::tast::{Expr, ExprKind as K, InlineResult, Stmt, VarId};
 use super::types::Ty;
 use crate::syntax::ast::{self, ExprKind, LValue, StmtKind};
 
-/// Built-in functions whose value depends only on their arguments.
-const PURE_BUILTINS: &[&str] = &["ntop", "kernel_has"];
 /// Built-in variables whose value changes within one event.
 const CHANGING_BUILTINS: &[&str] = &["nsecs", "elapsed"];
 
@@ -235,7 +233,7 @@ fn pure_function(
     visiting: &mut Vec<String>,
 ) -> bool {
     let Some(f) = functions.get(name) else {
-        return PURE_BUILTINS.contains(&name);
+        return crate::builtins::function(name).is_some_and(|d| d.pure);
     };
     if visiting.iter().any(|v| v == name) {
         return false;

@@ -367,6 +367,14 @@ pub enum ExprKind {
     /// Integer conversion to the expression's type (truncation and sign
     /// extension as in C).
     Convert(Box<Expr>),
+    /// `ntohs()`/`ntohl()`: the low `bits` bits of the value from network
+    /// to host byte order (the bits above them cleared).
+    FromNetwork {
+        /// 16 or 32.
+        bits: u8,
+        /// The value.
+        value: Box<Expr>,
+    },
     /// `ntop(af, addr)`: `addr` is an integer (IPv4) or a pointer to 16 bytes.
     Ntop {
         /// Address family constant (2 or 10).

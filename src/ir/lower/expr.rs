@@ -228,6 +228,18 @@ impl Lower<'_> {
                 self.f.push(Inst::Label(done));
                 out
             }
+            K::FromNetwork { bits, value } => {
+                let v = self.expr(value)?;
+                let x = self.scalar_of(v);
+                let r = self.f.vreg();
+                self.alu3(
+                    AluOp::FromBe,
+                    r,
+                    Operand::Reg(x),
+                    Operand::Imm(*bits as i64),
+                );
+                Val::Reg(r)
+            }
             K::Convert(x) => {
                 let v = self.expr(x)?;
                 let src = self.scalar_of(v);
