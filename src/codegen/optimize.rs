@@ -1,5 +1,6 @@
 //! Clean-up of the IR before register allocation: kernel reads through
-//! copies of one pointer recognised as one, repeated ones removed, nearby
+//! copies of one pointer (or of it plus a constant) recognised as reads
+//! of that pointer, repeated ones removed, nearby
 //! ones read together (windows), then the expansion of the kernel
 //! reads that remain into `bpf_probe_read_kernel` calls.
 //!
@@ -24,21 +25,22 @@ type Word = (VReg, i32, Width);
 /// What holds at a point of the program.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Facts {
-    /// `r -> s`: `r` holds the value of `s` (which is not itself a copy).
-    copies: HashMap<VReg, VReg>,
+    /// `r -> (s, k)`: `r` holds the value of `s` plus `k` (`s` is not
+    /// itself a copy): a pointer, or a pointer a constant further on.
+    copies: HashMap<VReg, (VReg, i32)>,
     /// `word -> r`: `r` holds that kernel word.
     words: HashMap<Word, VReg>,
 }
 
 impl Facts {
-    /// The register whose value `r` holds.
-    fn origin(&self, r: VReg) -> VReg {
-        self.copies.get(&r).copied().unwrap_or(r)
+    /// The register whose value `r` holds, and the constant added to it.
+    fn origin(&self, r: VReg) -> (VReg, i32) {
+        self.copies.get(&r).copied().unwrap_or((r, 0))
     }
 
     /// Forgets everything that depends on `r`, which is being redefined.
     fn kill(&mut self, r: VReg) {
-        self.copies.retain(|k, v| *k != r && *v != r);
+        self.copies.retain(|k, v| *k != r && v.0 != r);
         self.words.retain(|w, v| w.0 != r && *v != r);
     }
 
@@ -54,10 +56,14 @@ impl Facts {
     fn step(&mut self, inst: &Inst, defined_once: &HashSet<VReg>) -> Inst {
         let mut inst = inst.clone();
         // Kernel reads go through the original pointer, so that reads
-        // through copies of it are recognised (other uses keep their copy:
+        // through copies of it (or through it plus a constant, a header
+        // at a known offset) are recognised (other uses keep their copy:
         // moves are cheap, and a copy updated in place would keep both alive).
-        if let Inst::ReadKernel { base, .. } = &mut inst {
-            *base = self.origin(*base);
+        if let Inst::ReadKernel { base, off, .. } = &mut inst {
+            let (origin, k) = self.origin(*base);
+            if let Some(moved) = off.checked_add(k) {
+                (*base, *off) = (origin, moved);
+            }
         }
         if let Inst::ReadKernel {
             dst,
@@ -76,20 +82,30 @@ impl Facts {
         if let Some(d) = liveness::def(&inst) {
             self.kill(d);
         }
-        match inst {
+        let offset_copy = match inst {
             Inst::Mov {
                 dst,
                 src: Operand::Reg(s),
-            } => {
-                // A copy defined once stands for a value whose first holder
-                // is assigned more than once (say, a function's result): a
-                // window needs a pointer defined once.
-                let origin = self.origin(s);
-                let own = defined_once.contains(&dst) && !defined_once.contains(&origin);
-                if origin != dst && !own {
-                    self.copies.insert(dst, origin);
-                }
+            } => Some((dst, s, 0)),
+            Inst::Alu {
+                op: crate::ir::AluOp::Add,
+                dst,
+                lhs: Operand::Reg(s),
+                rhs: Operand::Imm(k),
+            } => i32::try_from(k).ok().map(|k| (dst, s, k)),
+            _ => None,
+        };
+        if let Some((dst, s, k)) = offset_copy {
+            // A copy defined once stands for a value whose first holder
+            // is assigned more than once (say, a function's result): a
+            // window needs a pointer defined once.
+            let (origin, base_k) = self.origin(s);
+            let own = defined_once.contains(&dst) && !defined_once.contains(&origin);
+            if let (true, false, Some(k)) = (origin != dst, own, base_k.checked_add(k)) {
+                self.copies.insert(dst, (origin, k));
             }
+        }
+        match inst {
             Inst::ReadKernel {
                 dst,
                 base,
@@ -437,6 +453,39 @@ mod tests {
             f.insts[f.insts.len() - 2],
             Inst::ReadKernel { .. }
         ));
+    }
+
+    #[test]
+    fn a_read_through_the_pointer_plus_a_constant_is_a_read_of_the_pointer() {
+        let mut f = Function::new("t");
+        let (p, q) = pointer_and_copy(&mut f);
+        // `%h = %q + 20`: a header at a fixed distance, through a copy.
+        let h = f.vreg();
+        f.push(Inst::Alu {
+            op: crate::ir::AluOp::Add,
+            dst: h,
+            lhs: Operand::Reg(q),
+            rhs: Operand::Imm(20),
+        });
+        let a = read(&mut f, p, 24, Width::B4);
+        let b = read(&mut f, h, 4, Width::B4);
+        let c = read(&mut f, h, 8, Width::B4);
+        f.push(Inst::Exit(Operand::Reg(c)));
+        drop_repeated_reads(&mut f).expect("analysis");
+        // `%h + 4` is `%p + 24`, already read; `%h + 8` is read through %p.
+        assert!(f.insts.contains(&Inst::Mov {
+            dst: b,
+            src: Operand::Reg(a)
+        }));
+        assert!(f.insts.contains(&Inst::ReadKernel {
+            dst: c,
+            base: p,
+            off: 28,
+            width: Width::B4
+        }));
+        read_windows(&mut f);
+        expand_kernel_reads(&mut f);
+        assert_eq!(calls(&f), 1, "one window for both words: {}", f);
     }
 
     #[test]
