@@ -262,3 +262,55 @@ fn records_that_never_complete_are_evicted_or_counted_incomplete() {
     assert_eq!(n("evicted") + n("incomplete") + n("replaced"), 300, "{}", s);
     assert!(n("evicted") >= 200, "{}", s);
 }
+
+#[test]
+fn a_packet_time_starts_at_the_first_stage_that_fired() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    // The optional first stage never fires: records start at XMIT, and
+    // no segment may start at NEVER or measure from time 0.
+    let p = NetnsPair::new("nspo", 26);
+    let script = std::env::temp_dir().join(format!("ns-opt-{}.ns", std::process::id()));
+    let src = format!(
+        "path opt_first {{\n  key = pkt_key($skb);\n  filter = pkt_proto($skb) == 17 && ((struct iphdr *)skb_network($skb))->saddr == {};\n  detail = 1;\n  histogram = 1;\n  stage? NEVER = tracepoint:net:net_dev_queue -> args->skbaddr if args->len == 0;\n  stage XMIT = tracepoint:net:net_dev_queue -> args->skbaddr;\n  stage RECV = tracepoint:net:netif_receive_skb -> args->skbaddr;\n}}\n",
+        u32::from_le_bytes(p.ip4[0].parse::<std::net::Ipv4Addr>().unwrap().octets())
+    );
+    std::fs::write(&script, src).unwrap();
+    let objects = run_json(script.to_str().unwrap(), &[], || udp(&p, &p.ip4[1], 50));
+    std::fs::remove_file(&script).unwrap();
+    let events = of_type(&objects, "path");
+    assert_eq!(events.len(), 50, "{:#?}", stats(&objects));
+    let hist = &of_type(&objects, "hist").last().expect("a histogram")["data"]["@opt_first"];
+    let segments: Vec<&String> = hist.as_object().unwrap().keys().collect();
+    assert_eq!(segments, ["XMIT -> RECV", "total"], "{}", hist);
+    let count = |h: &Value| -> u64 {
+        h["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(count(&hist["total"]), 50);
+    let slowest_event = events
+        .iter()
+        .map(|e| e["data"]["total_ns"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let highest_bucket = hist["total"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["count"].as_u64().unwrap() > 0)
+        .map(|b| b["min"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    // The kernel's total is the reported packets' total: within a bucket.
+    assert!(
+        highest_bucket <= slowest_event && slowest_event < highest_bucket * 2,
+        "histogram total up to {} ns, reported packets up to {} ns",
+        highest_bucket,
+        slowest_event
+    );
+}

@@ -431,12 +431,34 @@ impl Lower<'_> {
         size: u32,
     ) {
         let p = way.record;
-        let first = self.f.vreg();
-        self.f.push(Inst::Load {
-            dst: first,
-            addr: Addr::Reg(p, ts_off as i16),
-            width: Width::B8,
-        });
+        // The record was started by one of the stages up to the first
+        // required one: the first of them that fired (the earliest with a
+        // timestamp) is where the packet's time starts.
+        let lead = info
+            .stages
+            .iter()
+            .position(|s| !s.optional)
+            .unwrap_or(info.stages.len() - 1) as u32;
+        let (first, first_stage) = (self.imm(0), self.imm(0));
+        for j in (0..=lead).rev() {
+            let skip = self.f.label();
+            let t = self.load_at(p, ts_off + 8 * j);
+            self.f.push(Inst::Branch {
+                cond: Cond::Eq,
+                lhs: t,
+                rhs: Operand::Imm(0),
+                target: skip,
+            });
+            self.f.push(Inst::Mov {
+                dst: first,
+                src: Operand::Reg(t),
+            });
+            self.f.push(Inst::Mov {
+                dst: first_stage,
+                src: Operand::Imm(j as i64),
+            });
+            self.f.push(Inst::Label(skip));
+        }
         let total = self.f.vreg();
         self.f.push(Inst::Alu {
             op: AluOp::Sub,
@@ -452,22 +474,26 @@ impl Lower<'_> {
             });
             self.f.push(Inst::Mov {
                 dst: prev_stage,
-                src: Operand::Imm(0),
+                src: Operand::Reg(first_stage),
             });
             for j in 1..info.stages.len() as u32 {
                 let skip = self.f.label();
-                let t = self.f.vreg();
-                self.f.push(Inst::Load {
-                    dst: t,
-                    addr: Addr::Reg(p, (ts_off + 8 * j) as i16),
-                    width: Width::B8,
-                });
+                let t = self.load_at(p, ts_off + 8 * j);
                 self.f.push(Inst::Branch {
                     cond: Cond::Eq,
                     lhs: t,
                     rhs: Operand::Imm(0),
                     target: skip,
                 });
+                if j <= lead {
+                    // Not after the first stage that fired.
+                    self.f.push(Inst::Branch {
+                        cond: Cond::Ge,
+                        lhs: prev_stage,
+                        rhs: Operand::Imm(j as i64),
+                        target: skip,
+                    });
+                }
                 let seg = self.f.vreg();
                 self.f.push(Inst::Alu {
                     op: AluOp::Sub,
