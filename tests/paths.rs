@@ -264,21 +264,24 @@ fn records_that_never_complete_are_evicted_or_counted_incomplete() {
 }
 
 #[test]
-fn a_packet_time_starts_at_the_first_stage_that_fired() {
+fn a_packet_time_starts_at_the_first_stage_that_fired_and_stages_on_one_probe_share_a_program() {
     if !netscript::testing::bpf_available() {
         return;
     }
     // The optional first stage never fires: records start at XMIT, and
-    // no segment may start at NEVER or measure from time 0.
+    // no segment may start at NEVER or measure from time 0. NEVER and XMIT
+    // are one catalogue stage (one probe, one packet): one program.
     let p = NetnsPair::new("nspo", 26);
     let script = std::env::temp_dir().join(format!("ns-opt-{}.ns", std::process::id()));
     let src = format!(
-        "path opt_first {{\n  key = pkt_key($skb);\n  filter = pkt_proto($skb) == 17 && ((struct iphdr *)skb_network($skb))->saddr == {};\n  detail = 1;\n  histogram = 1;\n  stage? NEVER = tracepoint:net:net_dev_queue -> args->skbaddr if args->len == 0;\n  stage XMIT = tracepoint:net:net_dev_queue -> args->skbaddr;\n  stage RECV = tracepoint:net:netif_receive_skb -> args->skbaddr;\n}}\n",
+        "path opt_first {{\n  key = pkt_key($skb);\n  filter = pkt_proto($skb) == 17 && ((struct iphdr *)skb_network($skb))->saddr == {};\n  detail = 1;\n  histogram = 1;\n  stage? NEVER = dev_queue_xmit if $skb == 0;\n  stage XMIT = dev_queue_xmit;\n  stage RECV = netif_receive;\n}}\n",
         u32::from_le_bytes(p.ip4[0].parse::<std::net::Ipv4Addr>().unwrap().octets())
     );
     std::fs::write(&script, src).unwrap();
     let objects = run_json(script.to_str().unwrap(), &[], || udp(&p, &p.ip4[1], 50));
     std::fs::remove_file(&script).unwrap();
+    let attached = &of_type(&objects, "attached_probes")[0]["data"]["probes"];
+    assert_eq!(attached, 2, "NEVER and XMIT share a program");
     let events = of_type(&objects, "path");
     assert_eq!(events.len(), 50, "{:#?}", stats(&objects));
     let hist = &of_type(&objects, "hist").last().expect("a histogram")["data"]["@opt_first"];

@@ -1,6 +1,7 @@
 //! Packet paths: each stage becomes a program that binds `$skb` to the
 //! packet, applies the stage guard and the path's filter, computes the
-//! path's key and records the stage (`Stmt::PathStage`). Stages whose probe
+//! path's key and records the stage (`Stmt::PathStage`); stages of a path
+//! on one probe point with one packet share a program. Stages whose probe
 //! this kernel lacks are skipped with one notice; the path is measured over
 //! the stages that remain.
 
@@ -92,6 +93,10 @@ impl Checker<'_> {
         // `split` names a declared stage; stages left out shift the measured ones.
         let declared_split = info.report.split as usize;
         info.report.split = 0;
+        // The stages this kernel can attach, each with the alternative it
+        // attaches and whether it may start a record (no stage before it
+        // must fire).
+        let mut chosen = Vec::new();
         for (declared, stage) in decl.stages.iter().enumerate() {
             if declared == declared_split && declared > 0 {
                 info.report.split = info.stages.len() as u32;
@@ -100,44 +105,65 @@ impl Checker<'_> {
             let Some((alt, point)) = self.stage_probe(stage, &probes)? else {
                 continue;
             };
-            let index = info.stages.len() as u32;
-            let program = self.stage_program(
-                path_id,
-                index,
-                stage,
-                alt,
-                point.clone(),
-                key,
-                option("filter"),
-                // Stages that may start a record keep the info values.
-                option("info").filter(|_| info.stages.iter().all(|s| s.optional)),
-            )?;
-            let Some(Stmt::If(_, inner, _)) = program.body.last() else {
-                unreachable!("stage bodies end with the guard")
-            };
-            let (key_ty, info_ty) = recorded_types(inner).unwrap_or((Ty::Void, Ty::Void));
-            if index == 0 {
-                info.report.info = info_ty;
-            }
-            match (&info.key, &key_ty) {
-                (Ty::Void, _) => info.key = key_ty,
-                (have, new) if have != new => {
-                    return Err(Diagnostic::at(
-                        stage.span,
-                        format!(
-                            "the key is {} at this stage but {} at the first",
-                            new.describe(),
-                            have.describe()
-                        ),
-                    ))
-                }
-                _ => {}
-            }
+            let starter = info.stages.iter().all(|s| s.optional);
             info.stages.push(tast::StageInfo {
                 name: stage.name.clone(),
                 optional: stage.optional,
                 probe: point.display(),
             });
+            chosen.push(StagePlan {
+                index: info.stages.len() as u32 - 1,
+                decl: stage,
+                alt: alt.clone(),
+                point,
+                starter,
+            });
+        }
+        // Stages on the same probe point with the same packet share one
+        // program (one run per hit, and the headers found once for every
+        // guard; bpftrace runs one program per probe too).
+        let mut groups: Vec<Vec<StagePlan>> = Vec::new();
+        for plan in chosen {
+            match groups.iter_mut().find(|g| {
+                g[0].point.display() == plan.point.display() && g[0].alt.packet == plan.alt.packet
+            }) {
+                Some(group) => group.push(plan),
+                None => groups.push(vec![plan]),
+            }
+        }
+        for group in &groups {
+            let program =
+                self.stage_program(path_id, group, key, option("filter"), option("info"))?;
+            for stmt in &program.body {
+                let Stmt::If(_, inner, _) = stmt else {
+                    continue;
+                };
+                let Some(Stmt::PathStage { stage, .. }) = inner.first() else {
+                    continue;
+                };
+                let (key_ty, info_ty) = recorded_types(inner).unwrap_or((Ty::Void, Ty::Void));
+                if *stage == 0 {
+                    info.report.info = info_ty;
+                }
+                match (&info.key, &key_ty) {
+                    (Ty::Void, _) => info.key = key_ty,
+                    (have, new) if have != new => {
+                        let span = group
+                            .iter()
+                            .find(|p| p.index == *stage)
+                            .map_or(decl.span, |p| p.decl.span);
+                        return Err(Diagnostic::at(
+                            span,
+                            format!(
+                                "the key is {} at this stage but {} at the first",
+                                new.describe(),
+                                have.describe()
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
             programs.push(program);
         }
         if info.stages.len() < 2 && !self.collecting {
@@ -286,66 +312,75 @@ impl Checker<'_> {
         Ok(None)
     }
 
-    /// The program of one stage.
-    #[allow(clippy::too_many_arguments)]
+    /// The program of the stages of `group` (one probe point, one packet
+    /// expression): `$skb` bound once, then each stage's guard and the
+    /// path's filter around its record. Stages that may start a record
+    /// keep the `info` values.
     fn stage_program(
         &mut self,
         path: u32,
-        stage: u32,
-        decl: &ast::StageDecl,
-        alt: &ast::StageProbe,
-        point: ProbePoint,
+        group: &[StagePlan],
         key: &ast::Expr,
         filter: Option<&ast::Expr>,
         info: Option<&ast::Expr>,
     ) -> Result<tast::Program> {
-        let name = program_name(self.programs.len() + stage as usize, &point);
+        let first = &group[0];
+        let point = first.point.clone();
+        let name = program_name(self.programs.len() + first.index as usize, &point);
         let param_count = param_count(&point)?;
         let mut scope = Scope::new(self, point.clone())?;
-        let packet = scope.expr(&alt.packet)?;
+        let packet = scope.expr(&first.alt.packet)?;
         scope.expect_scalar(&packet, "a stage's packet")?;
+        let packet_span = packet.span;
         let skb_ty = Ty::Ptr(Btf::vmlinux().ok().and_then(|b| b.find_struct("sk_buff")));
         let skb = scope.declare_var("skb", skb_ty);
-        let mut condition = match &alt.guard {
-            Some(g) => scope.expr(g)?,
-            None => int(1, alt.spec.span),
-        };
-        if let Some(f) = filter {
-            let f = scope.expr(f)?;
-            condition = and(condition, f);
+        let mut body = vec![Stmt::SetVar(skb, packet)];
+        for plan in group {
+            // The guard always runs: what it computes serves every stage
+            // after it. The filter runs only when the guard holds, and the
+            // key and `info` only when both do: they are checked in a
+            // region of their own (sema/memo.rs), shared with each other
+            // but not with the next stage.
+            let guard = match &plan.alt.guard {
+                Some(g) => scope.expr(g)?,
+                None => int(1, plan.alt.spec.span),
+            };
+            let (condition, key, info) = scope.in_region(false, |scope| -> Result<_> {
+                let condition = match filter {
+                    Some(f) => and(guard, scope.expr(f)?),
+                    None => guard,
+                };
+                scope.expect_scalar(&condition, "a stage guard")?;
+                let key = scope.expr(key)?;
+                scope.expect_storable(&key)?;
+                let info = match info.filter(|_| plan.starter) {
+                    Some(e) => {
+                        let v = scope.expr(e)?;
+                        scope.expect_storable(&v)?;
+                        Some(v)
+                    }
+                    None => None,
+                };
+                Ok((condition, key, info))
+            })?;
+            let record = Stmt::PathStage {
+                path,
+                stage: plan.index,
+                info,
+                key,
+                skb: Expr {
+                    ty: Ty::U64,
+                    kind: tast::ExprKind::Var(skb),
+                    span: packet_span,
+                },
+            };
+            body.push(Stmt::If(condition, vec![record], Vec::new()));
         }
-        scope.expect_scalar(&condition, "a stage guard")?;
-        let key = scope.expr(key)?;
-        scope.expect_storable(&key)?;
-        let info = match info {
-            Some(e) => {
-                let v = scope.expr(e)?;
-                scope.expect_storable(&v)?;
-                Some(v)
-            }
-            None => None,
-        };
-        let packet_span = packet.span;
-        let record = Stmt::PathStage {
-            path,
-            stage,
-            info,
-            key,
-            skb: Expr {
-                ty: Ty::U64,
-                kind: tast::ExprKind::Var(skb),
-                span: packet_span,
-            },
-        };
-        let body = vec![
-            Stmt::SetVar(skb, packet),
-            Stmt::If(condition, vec![record], Vec::new()),
-        ];
         Ok(tast::Program {
             name,
             probe: point,
             optional: false,
-            span: decl.span,
+            span: first.decl.span,
             entry_vars: scope.entry_vars(),
             vars: scope.var_types,
             param_count,
@@ -353,6 +388,17 @@ impl Checker<'_> {
             body,
         })
     }
+}
+
+/// A stage this kernel can attach: its index among those, its
+/// declaration, the alternative it attaches, and whether it may start a
+/// record.
+struct StagePlan<'d> {
+    index: u32,
+    decl: &'d ast::StageDecl,
+    alt: ast::StageProbe,
+    point: ProbePoint,
+    starter: bool,
 }
 
 /// How deep catalogue stages may refer to one another.
