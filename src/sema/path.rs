@@ -125,7 +125,8 @@ impl Checker<'_> {
         let mut groups: Vec<Vec<StagePlan>> = Vec::new();
         for plan in chosen {
             match groups.iter_mut().find(|g| {
-                g[0].point.display() == plan.point.display() && g[0].alt.packet == plan.alt.packet
+                g[0].point.display() == plan.point.display()
+                    && same_packet(&g[0].alt.packet, &plan.alt.packet)
             }) {
                 Some(group) => group.push(plan),
                 None => groups.push(vec![plan]),
@@ -399,6 +400,32 @@ struct StagePlan<'d> {
     alt: ast::StageProbe,
     point: ProbePoint,
     starter: bool,
+}
+
+/// True when two stages' packet expressions are written alike (wherever
+/// they are written): the same argument, context field or dereference of
+/// one. Anything else is taken as different.
+fn same_packet(a: &ast::Expr, b: &ast::Expr) -> bool {
+    use ast::ExprKind as E;
+    match (&a.kind, &b.kind) {
+        (E::Builtin(x), E::Builtin(y)) | (E::Ident(x), E::Ident(y)) | (E::Var(x), E::Var(y)) => {
+            x == y
+        }
+        (
+            E::Field {
+                expr: x,
+                field: f,
+                arrow: r,
+            },
+            E::Field {
+                expr: y,
+                field: g,
+                arrow: s,
+            },
+        ) => f == g && r == s && same_packet(x, y),
+        (E::Unary { op: o, expr: x }, E::Unary { op: p, expr: y }) => o == p && same_packet(x, y),
+        _ => false,
+    }
 }
 
 /// How deep catalogue stages may refer to one another.

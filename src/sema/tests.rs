@@ -248,6 +248,35 @@ fn functions_are_inlined_with_the_argument_types() {
 }
 
 #[test]
+fn stages_on_one_probe_with_one_packet_share_a_program() {
+    let s = checked(
+        "path p {\n  key = 1;\n\
+         stage A = tracepoint:net:net_dev_queue -> args->skbaddr if args->len == 1;\n\
+         stage B = tracepoint:net:net_dev_queue -> args->skbaddr if args->len == 2;\n\
+         stage C = tracepoint:net:net_dev_queue -> args->len;\n\
+         stage D = tracepoint:net:netif_receive_skb -> args->skbaddr;\n}",
+    );
+    // A and B: one program with both stages; C's packet differs; D's probe.
+    let stages: Vec<Vec<u32>> = s
+        .programs
+        .iter()
+        .map(|p| {
+            p.body
+                .iter()
+                .filter_map(|st| match st {
+                    super::tast::Stmt::If(_, inner, _) => match inner.first() {
+                        Some(super::tast::Stmt::PathStage { stage, .. }) => Some(*stage),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(stages, [vec![0, 1], vec![2], vec![3]]);
+}
+
+#[test]
 fn path_stages_name_catalogue_stages_with_their_guards() {
     let s = checked(
         "stage xmit = kprobe:no_such_fn -> arg0 or tracepoint:net:net_dev_queue -> args->skbaddr;\n\
