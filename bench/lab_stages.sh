@@ -1,9 +1,10 @@
 #!/bin/bash
 # Run by `bench/run --parts 7` inside the shared kernel lab (../shared/kernel-lab, Debian mode:
 # kprobes, OVS, bpftrace): the per-run cost of the kprobe stages of scripts/kernel_icmp_rtt.ns
-# (a veth pair) and scripts/ovs_icmp_rtt.ns (the OVS bridge of tests/lab/ovs_topology.sh) against
+# (a veth pair), scripts/ovs_icmp_rtt.ns and scripts/ovs_tcp_latency.ns (the OVS bridge of
+# tests/lab/ovs_topology.sh) against
 # bpftrace's skb-address equivalents, both tools attached at the same time to the same ping flood.
-# /mnt/work holds netscript, bpftool, the two scripts, common.sh and ovs_topology.sh. Prints
+# /mnt/work holds netscript, bpftool, the three scripts, common.sh and ovs_topology.sh. Prints
 # `BPFTRACE|script|program` and, per kprobe, `ROW|script|tool|function|runs|ns per run` (a tool's
 # programs on one function summed: all of them run at each hit), then `DONE`.
 set -u
@@ -52,7 +53,7 @@ for link in json.load(open("perf.json")):
 for (tool, func), (per_run, runs) in sorted(cost.items()):
     print(f"ROW|{label}|{tool}|{func}|{runs}|{per_run:.0f}")
 EOF
-  grep '_tx: started' ns.out
+  grep 'started' ns.out
 }
 
 # kernel_icmp_rtt on a veth pair: the request from its first IP stage to the device, the reply from
@@ -76,21 +77,44 @@ measure kernel_icmp_rtt "$BT" "ip netns exec ns1 ping -q -f -c $PINGS 10.3.3.2" 
   --interface a1 --disable-kernel-stacks --mode histogram
 for n in ns1 ns2; do ip netns del $n; done
 
-# ovs_icmp_rtt through the OVS bridge: namespace sw (10.1.1.254 on the internal port br0) pings ns2
-# behind the "physical" port a2p. Each stage of both tools' chains marks the skb it sees.
+# The OVS bridge: namespace sw (10.1.1.254 on the internal port br0) and ns2 behind the "physical"
+# port a2p. bpftrace's chain marks the skb at the first function either half of the path reaches
+# and at every one after it, and measures at the last ($1: icmp_rcv or tcp_v4_rcv).
 . ./ovs_topology.sh > /dev/null
-BT='kprobe:ip_output { @s[arg2] = nsecs; } '
-BT+='kprobe:__netif_receive_skb { @s[arg0] = nsecs; } '
-BT+='kprobe:internal_dev_xmit /@s[arg0]/ { @m[arg0] = nsecs; } '
-BT+='kprobe:netdev_frame_hook /@s[*(uint64 *)arg0]/ { @m[*(uint64 *)arg0] = nsecs; } '
-BT+='kprobe:ovs_dp_process_packet /@s[arg0]/ { @m[arg0] = nsecs; } '
-BT+='kprobe:ovs_dp_upcall /@s[arg1]/ { @m[arg1] = nsecs; } '
-BT+='kprobe:ovs_flow_key_extract_userspace /@s[arg2]/ { @m[arg2] = nsecs; } '
-BT+='kprobe:ovs_vport_send /@s[arg1]/ { @m[arg1] = nsecs; } '
-BT+='kprobe:__dev_queue_xmit /@s[arg0]/ { @tx = hist(nsecs - @s[arg0]); delete(@s[arg0]); delete(@m[arg0]); } '
-BT+='kprobe:icmp_rcv /@s[arg0]/ { @rx = hist(nsecs - @s[arg0]); delete(@s[arg0]); delete(@m[arg0]); }'
+ovs_chain() {
+  local bt='kprobe:ip_output { @s[arg2] = nsecs; } '
+  bt+='kprobe:__netif_receive_skb { @s[arg0] = nsecs; } '
+  bt+='kprobe:internal_dev_xmit /@s[arg0]/ { @m[arg0] = nsecs; } '
+  bt+='kprobe:netdev_frame_hook /@s[*(uint64 *)arg0]/ { @m[*(uint64 *)arg0] = nsecs; } '
+  bt+='kprobe:ovs_dp_process_packet /@s[arg0]/ { @m[arg0] = nsecs; } '
+  bt+='kprobe:ovs_dp_upcall /@s[arg1]/ { @m[arg1] = nsecs; } '
+  bt+='kprobe:ovs_flow_key_extract_userspace /@s[arg2]/ { @m[arg2] = nsecs; } '
+  bt+='kprobe:ovs_vport_send /@s[arg1]/ { @m[arg1] = nsecs; } '
+  bt+='kprobe:__dev_queue_xmit /@s[arg0]/ { @tx = hist(nsecs - @s[arg0]); delete(@s[arg0]); delete(@m[arg0]); } '
+  bt+="kprobe:$1 /@s[arg0]/ { @rx = hist(nsecs - @s[arg0]); delete(@s[arg0]); delete(@m[arg0]); }"
+  echo "$bt"
+}
+
+# ovs_icmp_rtt: sw pings ns2.
 ip netns exec sw ping -q -c 2 10.1.1.2 > /dev/null
-measure ovs_icmp_rtt "$BT" "ip netns exec sw ping -q -f -c $PINGS 10.1.1.2" \
+measure ovs_icmp_rtt "$(ovs_chain icmp_rcv)" "ip netns exec sw ping -q -f -c $PINGS 10.1.1.2" \
   nsenter --net=/run/netns/sw $W/netscript --no-fentry $W/ovs_icmp_rtt.ns --src-ip 10.1.1.254 \
   --dst-ip 10.1.1.2 --phy-iface1 a2p --disable-kernel-stacks --mode histogram
+
+# ovs_tcp_latency (tx): a client in sw sends $PINGS 100-byte segments (TCP_NODELAY) to ns2.
+ip netns exec ns2 python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5001)); s.listen(1); c, _ = s.accept()
+while c.recv(65536): pass' &
+SINK=$!
+wait_port ns2 5001
+SEND="import socket, time
+c = socket.create_connection((\"10.1.1.2\", 5001)); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+for i in range($PINGS): c.send(b\"x\" * 100); time.sleep(0.0002)
+c.close(); print(\"sent $PINGS segments\")"
+measure ovs_tcp_latency "$(ovs_chain tcp_v4_rcv)" "ip netns exec sw python3 -c \"\$SEND\"" \
+  nsenter --net=/run/netns/sw $W/netscript --no-fentry $W/ovs_tcp_latency.ns --src-ip 10.1.1.254 \
+  --dst-ip 10.1.1.2 --dst-port 5001 --phy-iface1 a2p --mode histogram
+wait $SINK
 echo DONE
