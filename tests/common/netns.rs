@@ -64,9 +64,11 @@ impl NetnsPair {
             ));
             sh(&format!("ip -n {ns} link set {dev} up"));
         }
-        // Resolve neighbours once so that counted traffic has no ARP/ND in it.
-        p.exec(0, &format!("ping -q -c 1 -W 2 {}", p.ip4[1]));
-        p.exec(0, &format!("ping -q -c 1 -W 2 {}", p.ip6[1]));
+        // Resolve neighbours once so that counted traffic has no ARP/ND in it
+        // (echoes every second until the first reply, for up to 5 s: a
+        // link just brought up may lose the first solicitation).
+        p.exec(0, &format!("ping -q -c 1 -w 5 {}", p.ip4[1]));
+        p.exec(0, &format!("ping -q -c 1 -w 5 {}", p.ip6[1]));
         p
     }
 
