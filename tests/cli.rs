@@ -353,3 +353,18 @@ fn a_path_whose_record_set_is_too_large_is_refused_at_its_key() {
         err
     );
 }
+
+#[test]
+fn a_path_whose_record_table_would_take_over_a_gib_is_refused() {
+    let script = "path p { key = 1; records = 16777216;\n  stage A = tracepoint:net:net_dev_queue -> args->skbaddr;\n  stage B = tracepoint:net:netif_receive_skb -> args->skbaddr; }";
+    let (code, _, err) = netscript(&["-d", "ir", "-e", script]);
+    assert_eq!(code, 1, "{}", err);
+    assert!(
+        err.starts_with(
+            "-e:1:16: error: path 'p': a record table of 16777216 packets in flight of 144 bytes \
+             each would take 2560 MiB of kernel memory (at most 1024 MiB); set `records` lower"
+        ),
+        "{}",
+        err
+    );
+}

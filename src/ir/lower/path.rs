@@ -22,6 +22,9 @@ use crate::ir::layout::{
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
 
+/// The largest record table a path may have (kernel memory, locked).
+const MAX_TABLE_BYTES: u64 = 1 << 30;
+
 /// A way of a set: registers holding the address of its key hash word
 /// (its start time is [`SET_STARTED_OFF`] further) and of its record.
 #[derive(Clone, Copy)]
@@ -53,6 +56,21 @@ impl Lower<'_> {
                     layout.size,
                     RECORD_WAYS,
                     i16::MAX
+                ),
+            ));
+        }
+        let table = layout.sets as u64 * layout.set_size() as u64;
+        if table > MAX_TABLE_BYTES {
+            return Err(Diagnostic::at(
+                key.span,
+                format!(
+                    "path '{}': a record table of {} packets in flight of {} bytes each would \
+                     take {} MiB of kernel memory (at most {} MiB); set `records` lower",
+                    info.name,
+                    layout.sets * RECORD_WAYS,
+                    layout.size,
+                    table >> 20,
+                    MAX_TABLE_BYTES >> 20
                 ),
             ));
         }
