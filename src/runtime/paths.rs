@@ -68,7 +68,7 @@ impl<'a> PathReports<'a> {
     /// its counters. Records older than the timeout (all of them at exit)
     /// count as incomplete.
     pub fn report(
-        &mut self,
+        &self,
         object: &LoadedObject,
         printer: &mut Printer,
         now_ns: u64,

@@ -279,7 +279,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         .map(super::prometheus::MetricsServer::bind)
         .transpose()?;
     let deadline = options.duration.map(|d| Instant::now() + d);
-    let mut paths = PathReports::new(&compiled.script.paths, &compiled.maps);
+    let paths = PathReports::new(&compiled.script.paths, &compiled.maps);
     let report_every = paths.interval_ns().map(Duration::from_nanos);
     let mut next_report = report_every.map(|d| Instant::now() + d);
     loop {

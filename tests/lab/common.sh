@@ -5,6 +5,16 @@ sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 # section NAME: a marker the host test splits the output at.
 section() { echo "=== $1"; }
 
+# veth_pair NS1 NS2 [ADDR1 ADDR2]: namespaces NS1 and NS2 (loopback up) joined by the veth pair
+# a1 (in NS1) - a2 (in NS2), both up, with ADDR1/24 and ADDR2/24 when given.
+veth_pair() {
+  modprobe veth
+  for n in "$1" "$2"; do ip netns add "$n"; ip -n "$n" link set lo up; done
+  ip link add a1 netns "$1" type veth peer name a2 netns "$2"
+  [ -z "${3:-}" ] || { ip -n "$1" addr add "$3/24" dev a1; ip -n "$2" addr add "$4/24" dev a2; }
+  ip -n "$1" link set a1 up; ip -n "$2" link set a2 up
+}
+
 # wait_port [NETNS] PORT: wait until a TCP or UDP socket listens on PORT.
 wait_port() { local ns=${2:+ip netns exec $1} port=${2:-$1}
   for _ in $(seq 100); do $ns ss -Htuln "sport = :$port" | grep -q . && return 0; sleep 0.05; done

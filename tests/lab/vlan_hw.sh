@@ -1,11 +1,9 @@
 # The hardware-accelerated VLAN tag: a VLAN device on a veth hands its frames to the veth with the
 # tag in skb->vlan_tci, not in the frame bytes. 4 pings from ns1 (a1.10) to ns2 (a2.10).
 . ./common.sh
-modprobe veth; modprobe 8021q
-for n in ns1 ns2; do ip netns add $n; ip -n $n link set lo up; done
-ip link add a1 netns ns1 type veth peer name a2 netns ns2
+modprobe 8021q
+veth_pair ns1 ns2
 for i in 1 2; do
-  ip -n ns$i link set a$i up
   ip -n ns$i link add link a$i name a$i.10 type vlan id 10
   ip -n ns$i addr add 10.2.2.$i/24 dev a$i.10; ip -n ns$i link set a$i.10 up
 done
