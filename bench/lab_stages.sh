@@ -11,6 +11,7 @@ set -u
 W=/mnt/work
 PINGS=${PINGS:-4000}
 cp "$W/common.sh" "$W/ovs_topology.sh" .
+. ./common.sh
 echo 1 > /proc/sys/kernel/bpf_stats_enabled
 have() { grep -q " $1\$" /proc/kallsyms; }
 
@@ -58,11 +59,7 @@ EOF
 
 # kernel_icmp_rtt on a veth pair: the request from its first IP stage to the device, the reply from
 # the device to icmp_rcv (a reply is another skb: it cannot be chained by address).
-modprobe veth
-for n in ns1 ns2; do ip netns add $n; ip -n $n link set lo up; done
-ip link add a1 netns ns1 type veth peer name a2 netns ns2
-ip -n ns1 addr add 10.3.3.1/24 dev a1; ip -n ns2 addr add 10.3.3.2/24 dev a2
-ip -n ns1 link set a1 up; ip -n ns2 link set a2 up
+veth_pair ns1 ns2 10.3.3.1 10.3.3.2
 ip netns exec ns1 ping -q -c 1 -W 2 10.3.3.2 >/dev/null
 BT=""
 for f in ip_send_skb:arg1 ip_output:arg2; do
