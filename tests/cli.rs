@@ -348,7 +348,7 @@ fn a_path_whose_record_set_is_too_large_is_refused_at_its_key() {
     let (code, _, err) = netscript(&["-d", "ir", "-e", &script]);
     assert_eq!(code, 1, "{}", err);
     assert!(
-        err.starts_with("-e:2:9: error: path 'many' keeps 8976 bytes per packet"),
+        err.starts_with("-e:2:9: error: path 'many' keeps 8888 bytes per packet"),
         "{}",
         err
     );
@@ -361,8 +361,8 @@ fn a_path_whose_record_table_would_take_over_a_gib_is_refused() {
     assert_eq!(code, 1, "{}", err);
     assert!(
         err.starts_with(
-            "-e:1:16: error: path 'p': a record table of 16777216 packets in flight of 144 bytes \
-             each would take 2560 MiB of kernel memory (at most 1024 MiB); set `records` lower"
+            "-e:1:16: error: path 'p': a record table of 16777216 packets in flight of 56 bytes \
+             each would take 1152 MiB of kernel memory (at most 1024 MiB); set `records` lower"
         ),
         "{}",
         err

@@ -124,62 +124,138 @@ pub const RECORD_WAYS: u32 = 4;
 /// the ways' key hashes (0: the way is free). Both fit in one cache line.
 pub const SET_STARTED_OFF: u32 = 8 * RECORD_WAYS;
 
-/// Where things are in a path record and in a set of the record table.
-/// A path with packet reports keeps in each record what its report shows
-/// (the record is the ring-buffer event): the event kind word, the key,
-/// the `info` values, one timestamp per stage, one context per stage. A
-/// path with histograms only keeps the timestamps: its packets are told
-/// apart by the 64-bit hash of their key (two packets in flight in one
-/// set with the same hash, about 2^-64 apart, would be taken for one).
+/// Where things are in a path's packet report (the ring-buffer event), in
+/// a record of its table and in a set of the table.
+///
+/// The event holds the event kind word, the key, the `info` values, one
+/// timestamp per stage and one context per stage. It is built when the
+/// last stage completes the packet; until then the record keeps only what
+/// the last stage cannot know: the `info` values and context (with
+/// packet reports) and the time of every stage but the last, the first
+/// stage's time being the way's start time in the set's header line when
+/// only that stage starts records. Packets are told apart by the 64-bit
+/// hash of their key (two packets in flight in one set with the same
+/// hash, about 2^-64 apart, would be taken for one); the key itself is
+/// the completing stage's. A two-stage histogram path so keeps nothing
+/// beyond its set's first cache line, the only line a new packet touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathLayout {
-    /// The record holds the key (and the kind word and `info` values):
-    /// the path reports packets.
-    pub keeps_key: bool,
-    /// Offset of the key.
+    /// Offset of the key in the event.
     pub key_off: u32,
     /// Size of the key.
     pub key_size: u32,
-    /// Offset of the `info` values the first stage keeps.
+    /// Offset of the `info` values in the event.
     pub info_off: u32,
-    /// Offset of the stage timestamps (u64 each, 0: not seen).
+    /// Size of the `info` values.
+    pub info_size: u32,
+    /// Offset of the stage timestamps (u64 each, 0: not seen) in the event.
     pub ts_off: u32,
-    /// Offset of the stage contexts.
+    /// Offset of the stage contexts in the event.
     pub ctx_off: u32,
-    /// Record size.
-    pub size: u32,
+    /// Event size (0: the path reports no packets).
+    pub event_size: u32,
+    /// The record of a packet in flight.
+    pub record: RecordLayout,
+    /// Number of stages.
+    pub stages: u32,
     /// Sets in the record table (a power of two).
     pub sets: u32,
 }
 
-/// The record layout of a path.
+/// What a record of a path's table keeps for a packet in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLayout {
+    /// The first stage's time is the way's start time (not in the record).
+    pub first_started: bool,
+    /// Offset of the kept stage timestamps (the `info` values come first).
+    pub ts_off: u32,
+    /// Offset of the contexts of the stages before the last (packet reports).
+    pub ctx_off: u32,
+    /// Record size.
+    pub size: u32,
+}
+
+/// The event and record layout of a path.
 pub fn path_layout(path: &PathInfo) -> PathLayout {
-    let key_size = path.key.storage_size().div_ceil(8) * 8;
+    let words = |bytes: u32| bytes.div_ceil(8) * 8;
+    let key_size = words(path.key.storage_size());
     let n = path.stages.len() as u32;
-    let keeps_key = path.detail;
-    let key_off = 8;
-    let info_off = key_off + key_size;
-    let ts_off = match keeps_key {
-        true => info_off + path.report.info.storage_size().div_ceil(8) * 8,
+    let info_size = match path.detail {
+        true => words(path.report.info.storage_size()),
         false => 0,
     };
-    let ctx_off = ts_off + 8 * n;
+    let (key_off, info_off) = (8, 8 + key_size);
+    let (ts_off, ctx_off) = (info_off + info_size, info_off + info_size + 8 * n);
+    // Only the first stage starts records when it must fire; the last
+    // stage's time and context go straight into the event.
+    let first_started = path.stages.first().is_some_and(|s| !s.optional);
+    let kept = n.saturating_sub(1) - u32::from(first_started && n > 1);
+    let contexts = match path.detail {
+        true => STAGE_CTX_SIZE * n.saturating_sub(1),
+        false => 0,
+    };
+    let record_ctx = info_size + 8 * kept;
     PathLayout {
-        keeps_key,
         key_off,
         key_size,
         info_off,
+        info_size,
         ts_off,
         ctx_off,
-        size: ctx_off + if keeps_key { STAGE_CTX_SIZE * n } else { 0 },
+        event_size: if path.detail {
+            ctx_off + STAGE_CTX_SIZE * n
+        } else {
+            0
+        },
+        record: RecordLayout {
+            first_started,
+            ts_off: info_size,
+            ctx_off: record_ctx,
+            size: record_ctx + contexts,
+        },
+        stages: n,
         sets: (path.records.next_power_of_two() / RECORD_WAYS).max(1),
     }
 }
 
+/// Where a path stage's timestamp is kept for a packet in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageTime {
+    /// The way's start time in the set's header line.
+    Started,
+    /// At this offset in the record.
+    Record(u32),
+    /// Not kept: the stage completes the record.
+    Completing,
+}
+
 impl PathLayout {
+    /// Where stage `stage`'s timestamp is kept for a packet in flight.
+    pub fn stage_time(&self, stage: u32) -> StageTime {
+        let first_started = self.record.first_started;
+        if first_started && stage == 0 {
+            StageTime::Started
+        } else if stage + 1 == self.stages {
+            StageTime::Completing
+        } else {
+            StageTime::Record(self.record.ts_off + 8 * (stage - u32::from(first_started)))
+        }
+    }
+
+    /// Offset in the event of stage `stage`'s context.
+    pub fn event_ctx(&self, stage: u32) -> u32 {
+        self.ctx_off + STAGE_CTX_SIZE * stage
+    }
+
+    /// Offset in the record of stage `stage`'s context (a stage before the
+    /// last, with packet reports).
+    pub fn record_ctx(&self, stage: u32) -> u32 {
+        self.record.ctx_off + STAGE_CTX_SIZE * stage
+    }
+
     /// Offset in a set of way `way`'s record.
     pub fn way_off(&self, way: u32) -> u32 {
-        2 * SET_STARTED_OFF + way * self.size
+        2 * SET_STARTED_OFF + way * self.record.size
     }
 
     /// Size of a set: the ways' hashes and start times, then their records.
@@ -339,11 +415,13 @@ impl MapTable {
             max_entries: 1,
             flags: 0,
         });
-        let scratch = script
-            .printfs
-            .iter()
-            .map(|p| 8 + args_layout(&p.args).1)
+        // Large printf records and packet reports are built here.
+        let printfs = script.printfs.iter().map(|p| 8 + args_layout(&p.args).1);
+        let reports = script.paths.iter().map(|p| path_layout(p).event_size);
+        let scratch = printfs
             .filter(|size| *size > STACK_RECORD_MAX)
+            .chain(reports)
+            .filter(|size| *size > 0)
             .max()
             .map(|size| {
                 specs.push(MapSpec {

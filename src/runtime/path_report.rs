@@ -4,7 +4,7 @@
 //! path is split into a request and a reply).
 
 use super::decode::{self, Symbolizer};
-use crate::ir::layout::{path_layout, PathLayout, STAGE_CTX_SIZE};
+use crate::ir::layout::{path_layout, PathLayout};
 use crate::output::json::{quote, value_json};
 use crate::output::model::Value;
 use crate::output::Printer;
@@ -41,7 +41,7 @@ struct StageSeen {
 }
 
 fn stage_seen(record: &[u8], layout: &PathLayout, i: u32) -> StageSeen {
-    let ctx = layout.ctx_off + STAGE_CTX_SIZE * i;
+    let ctx = layout.event_ctx(i);
     let text = |from: u32| {
         let bytes = record
             .get((ctx + from) as usize..(ctx + from + 16) as usize)

@@ -17,6 +17,10 @@ use crate::output::printf::ArgKind;
 use crate::providers::{self, Kind, ProbePoint};
 use crate::syntax::ast;
 
+/// Packets in flight a path's record table holds unless `records` says
+/// otherwise.
+pub const DEFAULT_RECORDS: i64 = 4096;
+
 /// Option names a path accepts, besides `key` and `filter`.
 const OPTIONS: &[&str] = &[
     "threshold",
@@ -73,7 +77,9 @@ impl Checker<'_> {
             threshold_ns: constant(self, "threshold", 0)?.max(0) as u64,
             rate_limit: constant(self, "rate_limit", 0)?.max(0) as u64,
             timeout_ns: constant(self, "timeout", 5_000_000_000)?.max(1) as u64,
-            records: constant(self, "records", 10240)?.clamp(1, 1 << 24) as u32,
+            // bpftrace's map size: a table a stage finds in the CPU caches
+            // (docs/performance.md); `evicted` tells when it is too small.
+            records: constant(self, "records", DEFAULT_RECORDS)?.clamp(1, 1 << 24) as u32,
             hist_bits: constant(self, "hist_bits", 3)?.clamp(0, tast::MAX_HIST_BITS as i64) as u8,
             detail: constant(self, "detail", 1)? != 0,
             histogram: constant(self, "histogram", 1)? != 0,

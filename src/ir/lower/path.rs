@@ -7,17 +7,19 @@
 //! packet's record (a stage after optional stages only also creates it
 //! when it is missing); later stages record their first timestamp and
 //! context; the last stage adds every segment between stages that fired
-//! (and the total) to the per-CPU histograms, sends the record as an event
-//! when it passes the latency threshold and the global rate limit, and
-//! frees its way. Every outcome is counted.
+//! (and the total) to the per-CPU histograms, builds the packet's event
+//! from the record, its key and its own context when it passes the latency
+//! threshold and the global rate limit, and frees its way. Every outcome
+//! is counted. A record keeps only what the last stage cannot know
+//! ([`PathLayout`]): a new packet touches as few cache lines as it can.
 
 use super::mem::{Base, Place};
 use super::{Lower, Val, Wake};
 use crate::codegen::insn::helper;
 use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{
-    path_counter as counter, path_layout, HistArray, PathLayout, PathMaps, PATH_EVENT_BASE,
-    RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
+    path_counter as counter, path_layout, HistArray, PathLayout, PathMaps, StageTime,
+    PATH_EVENT_BASE, RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
 };
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
@@ -50,10 +52,10 @@ impl Lower<'_> {
             return Err(Diagnostic::at(
                 key.span,
                 format!(
-                    "path '{}' keeps {} bytes per packet (key, info values, stage contexts); \
+                    "path '{}' keeps {} bytes per packet (info values, stage contexts); \
                      a set of {} records must fit in {} bytes",
                     info.name,
-                    layout.size,
+                    layout.record.size,
                     RECORD_WAYS,
                     i16::MAX
                 ),
@@ -68,7 +70,7 @@ impl Lower<'_> {
                      take {} MiB of kernel memory (at most {} MiB); set `records` lower",
                     info.name,
                     layout.sets * RECORD_WAYS,
-                    layout.size,
+                    layout.record.size,
                     table >> 20,
                     MAX_TABLE_BYTES >> 20
                 ),
@@ -109,32 +111,34 @@ impl Lower<'_> {
             self.f.push(Inst::Jump(create));
         } else {
             let missing = if starter { create } else { done };
-            self.find_record(set, &layout, key, way, missing);
-            // Only the first time a packet passes a stage counts.
-            let seen = self.f.vreg();
-            let ts = (layout.ts_off + 8 * stage) as i16;
-            self.f.push(Inst::Load {
-                dst: seen,
-                addr: Addr::Reg(p, ts),
-                width: Width::B8,
-            });
-            self.f.push(Inst::Branch {
-                cond: Cond::Ne,
-                lhs: seen,
-                rhs: Operand::Imm(0),
-                target: done,
-            });
+            self.find_record(set, &layout, key.1, way, missing);
+            // Only the first time a packet passes a stage counts (a
+            // completing stage frees the record: there is no second time).
+            if let StageTime::Record(ts) = layout.stage_time(stage) {
+                let seen = self.load_at(p, ts);
+                self.f.push(Inst::Branch {
+                    cond: Cond::Ne,
+                    lhs: seen,
+                    rhs: Operand::Imm(0),
+                    target: done,
+                });
+            }
             self.f.push(Inst::Jump(record));
         }
         self.f.push(Inst::Label(create));
         if starter {
-            self.choose_way(info, &layout, maps, set, key, now, way);
-            self.start_record(info, &layout, maps, path, key, now, way, info_values)?;
+            self.choose_way(info, &layout, maps, set, key.1, now, way);
+            self.start_record(info, &layout, maps, key.1, now, way, info_values)?;
         }
         self.f.push(Inst::Label(record));
-        self.record_context(info, p, stage, now, skb, layout.ts_off, layout.ctx_off);
+        if let StageTime::Record(ts) = layout.stage_time(stage) {
+            self.store_at(p, ts, Operand::Reg(now));
+        }
         if last {
-            self.complete(info, maps, way, now, layout.ts_off, layout.size);
+            let event = PATH_EVENT_BASE + u64::from(path);
+            self.complete(info, &layout, maps, way, (event, key.0), now, skb);
+        } else if info.detail {
+            self.stage_context(info, p, layout.record_ctx(stage), skb);
         }
         self.f.push(Inst::Label(done));
         Ok(())
@@ -169,14 +173,13 @@ impl Lower<'_> {
         self.alu3(AluOp::Add, way.record, Operand::Reg(set), record);
     }
 
-    /// Points `way` at the way of `set` holding the packet with `key` (its
-    /// slot and its hash), or jumps to `missing`: a way is this packet's
-    /// when it holds the same hash and its record the same key.
+    /// Points `way` at the way of `set` holding the packet whose key
+    /// hashed to `hash`, or jumps to `missing`.
     fn find_record(
         &mut self,
         set: VReg,
         layout: &PathLayout,
-        (key_slot, hash): (Slot, VReg),
+        hash: VReg,
         way: Way,
         missing: Label,
     ) {
@@ -184,7 +187,7 @@ impl Lower<'_> {
         for n in 0..RECORD_WAYS {
             let next = self.f.label();
             let held = self.load_at(set, 8 * n);
-            self.match_way(set, layout, n, held, (key_slot, hash), way, next);
+            self.match_way(set, layout, n, held, hash, way, next);
             self.f.push(Inst::Jump(found));
             self.f.push(Inst::Label(next));
         }
@@ -192,8 +195,8 @@ impl Lower<'_> {
         self.f.push(Inst::Label(found));
     }
 
-    /// Points `way` at way `n` of `set` if it holds the packet with `key`
-    /// (its hash is `held`), else jumps to `differ`.
+    /// Points `way` at way `n` of `set` if it holds the packet whose key
+    /// hashed to `hash` (the way holds `held`), else jumps to `differ`.
     #[allow(clippy::too_many_arguments)]
     fn match_way(
         &mut self,
@@ -201,7 +204,7 @@ impl Lower<'_> {
         layout: &PathLayout,
         n: u32,
         held: VReg,
-        (key_slot, hash): (Slot, VReg),
+        hash: VReg,
         way: Way,
         differ: Label,
     ) {
@@ -211,10 +214,6 @@ impl Lower<'_> {
             rhs: Operand::Reg(hash),
             target: differ,
         });
-        if layout.keeps_key {
-            let key_off = layout.way_off(n) + layout.key_off;
-            self.same_key(set, key_off, key_slot, layout.key_size, differ);
-        }
         self.take_way(set, layout, n, way);
     }
 
@@ -230,7 +229,7 @@ impl Lower<'_> {
         layout: &PathLayout,
         maps: PathMaps,
         set: VReg,
-        (key_slot, hash): (Slot, VReg),
+        hash: VReg,
         now: VReg,
         way: Way,
     ) {
@@ -250,7 +249,7 @@ impl Lower<'_> {
                 rhs: Operand::Imm(0),
                 target: consider,
             });
-            self.match_way(set, layout, n, held, (key_slot, hash), way, other);
+            self.match_way(set, layout, n, held, hash, way, other);
             self.f.push(Inst::Jump(replace));
             self.f.push(Inst::Label(other));
             let first = self.load_at(set, SET_STARTED_OFF + 8 * n);
@@ -294,10 +293,10 @@ impl Lower<'_> {
         self.f.push(Inst::Label(chosen));
     }
 
-    /// Starts the record of the packet with `key` in `way`: no timestamps
-    /// and, for packet reports, its event kind, key and `info` values. The way's hash is
-    /// cleared first and written last, so a stage reading the way
-    /// meanwhile finds no record rather than half of one. Counts the
+    /// Starts the record of the packet whose key hashed to `hash` in
+    /// `way`: no timestamps and, for packet reports, its `info` values. The
+    /// way's hash is cleared first and written last, so a stage reading the
+    /// way meanwhile finds no record rather than half of one. Counts the
     /// record started.
     #[allow(clippy::too_many_arguments)]
     fn start_record(
@@ -305,52 +304,49 @@ impl Lower<'_> {
         info: &PathInfo,
         layout: &PathLayout,
         maps: PathMaps,
-        path: u32,
-        (key_slot, hash): (Slot, VReg),
+        hash: VReg,
         now: VReg,
         way: Way,
         info_values: Option<&Expr>,
     ) -> Result<()> {
-        let store = |l: &mut Self, base: VReg, off: u32, src: Operand| {
-            l.f.push(Inst::Store {
-                addr: Addr::Reg(base, off as i16),
-                width: Width::B8,
-                src,
-            })
-        };
         let p = way.record;
-        store(self, way.hash, 0, Operand::Imm(0));
-        if layout.keeps_key {
-            store(
-                self,
-                p,
-                0,
-                Operand::Imm(PATH_EVENT_BASE as i64 + path as i64),
-            );
-            self.copy(
-                Place {
-                    base: Base::Ptr(p),
-                    off: layout.key_off as i32,
-                },
-                Place::stack(key_slot),
-                layout.key_size,
-            );
-            if let Some(values) = info_values {
-                let v = self.expr(values)?;
-                let place = Place {
-                    base: Base::Ptr(p),
-                    off: layout.info_off as i32,
-                };
-                self.store_val(place, v, values.ty.storage_size());
-            }
+        self.store_at(way.hash, 0, Operand::Imm(0));
+        if let Some(values) = info_values.filter(|_| info.detail) {
+            let v = self.expr(values)?;
+            let place = Place {
+                base: Base::Ptr(p),
+                off: 0,
+            };
+            self.store_val(place, v, values.ty.storage_size());
         }
         for stage in 0..info.stages.len() as u32 {
-            store(self, p, layout.ts_off + 8 * stage, Operand::Imm(0));
+            if let StageTime::Record(ts) = layout.stage_time(stage) {
+                self.store_at(p, ts, Operand::Imm(0));
+            }
         }
-        store(self, way.hash, SET_STARTED_OFF, Operand::Reg(now));
-        store(self, way.hash, 0, Operand::Reg(hash));
+        self.store_at(way.hash, SET_STARTED_OFF, Operand::Reg(now));
+        self.store_at(way.hash, 0, Operand::Reg(hash));
         self.increment(MapId(maps.counters), counter::STARTED);
         Ok(())
+    }
+
+    /// The time the packet in `way` passed stage `stage` (0: it did
+    /// not), `now` for the stage completing it.
+    fn stage_time(&mut self, layout: &PathLayout, way: Way, stage: u32, now: VReg) -> VReg {
+        match layout.stage_time(stage) {
+            StageTime::Started => self.load_at(way.hash, SET_STARTED_OFF),
+            StageTime::Record(ts) => self.load_at(way.record, ts),
+            StageTime::Completing => now,
+        }
+    }
+
+    /// `*(u64 *)(base + off) = src`.
+    fn store_at(&mut self, base: VReg, off: u32, src: Operand) {
+        self.f.push(Inst::Store {
+            addr: Addr::Reg(base, off as i16),
+            width: Width::B8,
+            src,
+        });
     }
 
     /// `*(u64 *)(base + off)`.
@@ -364,36 +360,17 @@ impl Lower<'_> {
         v
     }
 
-    /// Writes a stage's timestamp and, for packet reports, its context
-    /// into the record at `p`.
-    fn record_context(
-        &mut self,
-        info: &PathInfo,
-        p: VReg,
-        stage: u32,
-        now: VReg,
-        skb: VReg,
-        ts_off: u32,
-        ctx_off: u32,
-    ) {
-        let ctx = (ctx_off + STAGE_CTX_SIZE * stage) as i16;
+    /// Writes where a stage ran (for packet reports) at `into + off`:
+    /// its skb, pid, ifindex, kernel stack, comm and device name.
+    fn stage_context(&mut self, info: &PathInfo, into: VReg, off: u32, skb: VReg) {
+        let ctx = off as i16;
         let store = |l: &mut Self, off: i16, width: Width, src: Operand| {
             l.f.push(Inst::Store {
-                addr: Addr::Reg(p, off),
+                addr: Addr::Reg(into, off),
                 width,
                 src,
             })
         };
-        store(
-            self,
-            (ts_off + 8 * stage) as i16,
-            Width::B8,
-            Operand::Reg(now),
-        );
-        // Only a packet report shows where each stage ran.
-        if !info.detail {
-            return;
-        }
         store(self, ctx, Width::B8, Operand::Reg(skb));
         let pid = self.f.vreg();
         self.call(helper::GET_CURRENT_PID_TGID, vec![], Some(pid));
@@ -410,7 +387,7 @@ impl Lower<'_> {
             store(self, ctx + 12, Width::B4, Operand::Reg(ifindex));
             let name = self.offset(dev, offsets.name as i64);
             let into = self.addr(Place {
-                base: Base::Ptr(p),
+                base: Base::Ptr(into),
                 off: ctx as i32 + 40,
             });
             let size = Operand::Imm(16);
@@ -431,24 +408,25 @@ impl Lower<'_> {
         };
         store(self, ctx + 16, Width::B8, stack);
         let comm = self.addr(Place {
-            base: Base::Ptr(p),
+            base: Base::Ptr(into),
             off: ctx as i32 + 24,
         });
         self.call(helper::GET_CURRENT_COMM, vec![comm, Operand::Imm(16)], None);
     }
 
-    /// The last stage: histograms, the event, the counters, and the
-    /// record's way made free.
+    /// The last stage: histograms, the event (of kind `event`, with the
+    /// key in `key_slot`), the counters, and the record's way made free.
+    #[allow(clippy::too_many_arguments)]
     fn complete(
         &mut self,
         info: &PathInfo,
+        layout: &PathLayout,
         maps: PathMaps,
         way: Way,
+        (event, key_slot): (u64, Slot),
         now: VReg,
-        ts_off: u32,
-        size: u32,
+        skb: VReg,
     ) {
-        let p = way.record;
         // The record was started by one of the stages up to the first
         // required one: the first of them that fired (the earliest with a
         // timestamp) is where the packet's time starts.
@@ -460,7 +438,7 @@ impl Lower<'_> {
         let (first, first_stage) = (self.imm(0), self.imm(0));
         for j in (0..=lead).rev() {
             let skip = self.f.label();
-            let t = self.load_at(p, ts_off + 8 * j);
+            let t = self.stage_time(layout, way, j, now);
             self.f.push(Inst::Branch {
                 cond: Cond::Eq,
                 lhs: t,
@@ -496,7 +474,7 @@ impl Lower<'_> {
             });
             for j in 1..info.stages.len() as u32 {
                 let skip = self.f.label();
-                let t = self.load_at(p, ts_off + 8 * j);
+                let t = self.stage_time(layout, way, j, now);
                 self.f.push(Inst::Branch {
                     cond: Cond::Eq,
                     lhs: t,
@@ -555,10 +533,15 @@ impl Lower<'_> {
                 self.f.push(Inst::Jump(after));
             }
             self.f.push(Inst::Label(report));
-            let data = Operand::Reg(p);
+            let scratch = self
+                .maps
+                .scratch
+                .expect("a path with packet reports has a scratch map");
+            let ev = self.lookup_index(MapId(scratch), 0, after);
+            self.report_event(info, layout, way, (event, key_slot), ev, now, skb);
             self.send(
-                data,
-                size,
+                Operand::Reg(ev),
+                layout.event_size,
                 (MapId(maps.counters), counter::LOST),
                 Wake::Batched,
             );
@@ -573,6 +556,42 @@ impl Lower<'_> {
             src: Operand::Imm(0),
         });
         self.increment(MapId(maps.counters), counter::COMPLETED);
+    }
+
+    /// Builds the packet's report at `ev`: its kind and key, the record's
+    /// `info` values, times and contexts, and the completing stage's.
+    #[allow(clippy::too_many_arguments)]
+    fn report_event(
+        &mut self,
+        info: &PathInfo,
+        layout: &PathLayout,
+        way: Way,
+        (event, key_slot): (u64, Slot),
+        ev: VReg,
+        now: VReg,
+        skb: VReg,
+    ) {
+        let at = |off: u32| Place {
+            base: Base::Ptr(ev),
+            off: off as i32,
+        };
+        self.store_at(ev, 0, Operand::Imm(event as i64));
+        self.copy(at(layout.key_off), Place::stack(key_slot), layout.key_size);
+        let record = |off: u32| Place {
+            base: Base::Ptr(way.record),
+            off: off as i32,
+        };
+        self.copy(at(layout.info_off), record(0), layout.info_size);
+        let last = layout.stages - 1;
+        for j in 0..layout.stages {
+            let t = self.stage_time(layout, way, j, now);
+            self.store_at(ev, layout.ts_off + 8 * j, Operand::Reg(t));
+        }
+        for j in 0..last {
+            let (to, from) = (layout.event_ctx(j), layout.record_ctx(j));
+            self.copy(at(to), record(from), STAGE_CTX_SIZE);
+        }
+        self.stage_context(info, ev, layout.event_ctx(last), skb);
     }
 
     /// Counts `value` in the histogram of segment `from -> to` (both
@@ -686,30 +705,6 @@ impl Lower<'_> {
         }
         self.alu3(AluOp::Or, h, Operand::Reg(h), Operand::Imm(1));
         h
-    }
-
-    /// Jumps to `differ` unless the `size` bytes at `record + off` equal
-    /// the key in `slot`.
-    fn same_key(&mut self, record: VReg, off: u32, slot: Slot, size: u32, differ: Label) {
-        for i in 0..size / 8 {
-            let (a, b) = (self.f.vreg(), self.f.vreg());
-            self.f.push(Inst::Load {
-                dst: a,
-                addr: Addr::Reg(record, (off + 8 * i) as i16),
-                width: Width::B8,
-            });
-            self.f.push(Inst::Load {
-                dst: b,
-                addr: Addr::Stack(slot, 8 * i as i32),
-                width: Width::B8,
-            });
-            self.f.push(Inst::Branch {
-                cond: Cond::Ne,
-                lhs: a,
-                rhs: Operand::Reg(b),
-                target: differ,
-            });
-        }
     }
 
     /// A token bucket shared by all CPUs (the generic cell rate algorithm:
