@@ -297,11 +297,12 @@ impl<'o> Checker<'o> {
                 _ => {}
             }
         }
+        let mut stages = Vec::new();
         for item in &program.items {
             let block = match item {
                 ast::Item::Probe(block) => block,
                 ast::Item::Path(path) => {
-                    self.check_path(path)?;
+                    stages.extend(self.check_path(path)?);
                     continue;
                 }
                 _ => continue,
@@ -342,6 +343,7 @@ impl<'o> Checker<'o> {
                 }
             }
         }
+        self.stage_programs(stages)?;
         if self.programs.is_empty() && !self.collecting {
             return Err(Diagnostic::plain("the script has no probes"));
         }

@@ -41,8 +41,10 @@ const OPTIONS: &[&str] = &[
 ];
 
 impl Checker<'_> {
-    /// Checks a path declaration and adds one program per attachable stage.
-    pub(super) fn check_path(&mut self, decl: &ast::PathDecl) -> Result<()> {
+    /// Checks a path declaration and adds it to the script's paths; its
+    /// attachable stages are returned for [`Checker::stage_programs`]
+    /// (none when the path is not enabled).
+    pub(super) fn check_path<'d>(&mut self, decl: &'d ast::PathDecl) -> Result<Vec<StagePlan<'d>>> {
         let option = |name: &str| decl.options.iter().find(|(n, _)| n == name).map(|(_, e)| e);
         for (name, e) in &decl.options {
             if name != "key" && name != "filter" && !OPTIONS.contains(&name.as_str()) {
@@ -58,12 +60,15 @@ impl Checker<'_> {
         }
         if let Some(e) = option("enabled") {
             if self.constant(e)? == 0 {
-                return Ok(());
+                return Ok(Vec::new());
             }
         }
-        let key = option("key").ok_or_else(|| {
-            Diagnostic::at(decl.span, format!("path {} needs `key = ...;`", decl.name))
-        })?;
+        if option("key").is_none() {
+            return Err(Diagnostic::at(
+                decl.span,
+                format!("path {} needs `key = ...;`", decl.name),
+            ));
+        }
         let constant = |c: &mut Self, name: &str, default: i64| -> Result<i64> {
             match option(name) {
                 Some(e) => c.constant(e),
@@ -95,7 +100,6 @@ impl Checker<'_> {
             },
         };
         let path_id = self.paths.len() as u32;
-        let mut programs = Vec::new();
         // `split` names a declared stage; stages left out shift the measured ones.
         let declared_split = info.report.split as usize;
         info.report.split = 0;
@@ -118,60 +122,14 @@ impl Checker<'_> {
                 probe: point.display(),
             });
             chosen.push(StagePlan {
+                path: path_id,
                 index: info.stages.len() as u32 - 1,
                 decl: stage,
+                path_decl: decl,
                 alt: alt.clone(),
                 point,
                 starter,
             });
-        }
-        // Stages on the same probe point with the same packet share one
-        // program (one run per hit, and the headers found once for every
-        // guard; bpftrace runs one program per probe too).
-        let mut groups: Vec<Vec<StagePlan>> = Vec::new();
-        for plan in chosen {
-            match groups.iter_mut().find(|g| {
-                g[0].point.display() == plan.point.display()
-                    && same_packet(&g[0].alt.packet, &plan.alt.packet)
-            }) {
-                Some(group) => group.push(plan),
-                None => groups.push(vec![plan]),
-            }
-        }
-        for group in &groups {
-            let program =
-                self.stage_program(path_id, group, key, option("filter"), option("info"))?;
-            for stmt in &program.body {
-                let Stmt::If(_, inner, _) = stmt else {
-                    continue;
-                };
-                let Some(Stmt::PathStage { stage, .. }) = inner.first() else {
-                    continue;
-                };
-                let (key_ty, info_ty) = recorded_types(inner).unwrap_or((Ty::Void, Ty::Void));
-                if *stage == 0 {
-                    info.report.info = info_ty;
-                }
-                match (&info.key, &key_ty) {
-                    (Ty::Void, _) => info.key = key_ty,
-                    (have, new) if have != new => {
-                        let span = group
-                            .iter()
-                            .find(|p| p.index == *stage)
-                            .map_or(decl.span, |p| p.decl.span);
-                        return Err(Diagnostic::at(
-                            span,
-                            format!(
-                                "the key is {} at this stage but {} at the first",
-                                new.describe(),
-                                have.describe()
-                            ),
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-            programs.push(program);
         }
         if info.stages.len() < 2 && !self.collecting {
             return Err(Diagnostic::at(
@@ -182,14 +140,71 @@ impl Checker<'_> {
                 ),
             ));
         }
-        if let (Some(format), Some(e)) = (&info.report.describe, option("describe")) {
-            check_describe(format, &info.report.info, e.span)?;
-        }
         if info.stacks {
             self.uses_kstack = true;
         }
         self.paths.push(info);
-        self.programs.extend(programs);
+        Ok(chosen)
+    }
+
+    /// Adds the programs of the paths' stages: stages on the same probe
+    /// point with the same packet share one program, whichever paths they
+    /// belong to (one run per hit, and the headers found once for every
+    /// guard and filter; bpftrace runs one program per probe too). Each
+    /// path's key and `info` types come from its stages.
+    pub(super) fn stage_programs(&mut self, plans: Vec<StagePlan>) -> Result<()> {
+        let mut groups: Vec<Vec<StagePlan>> = Vec::new();
+        for plan in plans {
+            match groups.iter_mut().find(|g| {
+                g[0].point.display() == plan.point.display()
+                    && same_packet(&g[0].alt.packet, &plan.alt.packet)
+            }) {
+                Some(group) => group.push(plan),
+                None => groups.push(vec![plan]),
+            }
+        }
+        for group in &groups {
+            let program = self.stage_program(group)?;
+            for stmt in &program.body {
+                let Stmt::If(_, inner, _) = stmt else {
+                    continue;
+                };
+                let Some(Stmt::PathStage { path, stage, .. }) = inner.first() else {
+                    continue;
+                };
+                let plan = group
+                    .iter()
+                    .find(|p| p.path == *path && p.index == *stage)
+                    .expect("a stage of the group");
+                let (key_ty, info_ty) = recorded_types(inner).unwrap_or((Ty::Void, Ty::Void));
+                let info = &mut self.paths[*path as usize];
+                if *stage == 0 {
+                    info.report.info = info_ty;
+                }
+                match (&info.key, &key_ty) {
+                    (Ty::Void, _) => info.key = key_ty,
+                    (have, new) if have != new => {
+                        return Err(Diagnostic::at(
+                            plan.decl.span,
+                            format!(
+                                "the key is {} at this stage but {} at the first",
+                                new.describe(),
+                                have.describe()
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            self.programs.push(program);
+        }
+        for plan in groups.iter().flatten().filter(|p| p.index == 0) {
+            let info = &self.paths[plan.path as usize];
+            let describe = plan.path_decl.options.iter().find(|(n, _)| n == "describe");
+            if let (Some(format), Some((_, e))) = (&info.report.describe, describe) {
+                check_describe(format, &info.report.info, e.span)?;
+            }
+        }
         Ok(())
     }
 
@@ -320,20 +335,13 @@ impl Checker<'_> {
     }
 
     /// The program of the stages of `group` (one probe point, one packet
-    /// expression): `$skb` bound once, then each stage's guard and the
+    /// expression): `$skb` bound once, then each stage's guard and its
     /// path's filter around its record. Stages that may start a record
     /// keep the `info` values.
-    fn stage_program(
-        &mut self,
-        path: u32,
-        group: &[StagePlan],
-        key: &ast::Expr,
-        filter: Option<&ast::Expr>,
-        info: Option<&ast::Expr>,
-    ) -> Result<tast::Program> {
+    fn stage_program(&mut self, group: &[StagePlan]) -> Result<tast::Program> {
         let first = &group[0];
         let point = first.point.clone();
-        let name = program_name(self.programs.len() + first.index as usize, &point);
+        let name = program_name(self.programs.len(), &point);
         let param_count = param_count(&point)?;
         let mut scope = Scope::new(self, point.clone())?;
         let packet = scope.expr(&first.alt.packet)?;
@@ -343,19 +351,29 @@ impl Checker<'_> {
         let skb = scope.declare_var("skb", skb_ty);
         let mut body = vec![Stmt::SetVar(skb, packet)];
         for plan in group {
+            let option = |name: &str| {
+                let options = &plan.path_decl.options;
+                options.iter().find(|(n, _)| n == name).map(|(_, e)| e)
+            };
+            let (key, filter, info) = (option("key"), option("filter"), option("info"));
+            let key = key.expect("a checked path has a key");
             // The guard always runs: what it computes serves every stage
-            // after it. The filter runs only when the guard holds, and the
-            // key and `info` only when both do: they are checked in a
+            // after it, and so does the filter of a stage without a guard.
+            // A guarded stage's filter runs only when the guard holds, and
+            // the key and `info` only when both do: they are checked in a
             // region of their own (sema/memo.rs), shared with each other
             // but not with the next stage.
-            let guard = match &plan.alt.guard {
-                Some(g) => scope.expr(g)?,
-                None => int(1, plan.alt.spec.span),
+            let guard = plan.alt.guard.as_ref().map(|g| scope.expr(g)).transpose()?;
+            let always = match (&guard, filter) {
+                (None, Some(f)) => Some(scope.expr(f)?),
+                _ => None,
             };
             let (condition, key, info) = scope.in_region(false, |scope| -> Result<_> {
-                let condition = match filter {
-                    Some(f) => and(guard, scope.expr(f)?),
-                    None => guard,
+                let condition = match (guard, always, filter) {
+                    (None, Some(f), _) => f,
+                    (None, None, _) => int(1, plan.alt.spec.span),
+                    (Some(g), _, Some(f)) => and(g, scope.expr(f)?),
+                    (Some(g), _, None) => g,
                 };
                 scope.expect_scalar(&condition, "a stage guard")?;
                 let key = scope.expr(key)?;
@@ -371,7 +389,7 @@ impl Checker<'_> {
                 Ok((condition, key, info))
             })?;
             let record = Stmt::PathStage {
-                path,
+                path: plan.path,
                 stage: plan.index,
                 info,
                 key,
@@ -397,12 +415,14 @@ impl Checker<'_> {
     }
 }
 
-/// A stage this kernel can attach: its index among those, its
-/// declaration, the alternative it attaches, and whether it may start a
-/// record.
-struct StagePlan<'d> {
+/// A stage this kernel can attach: its path, its index among the path's
+/// attachable stages, its declaration and its path's, the alternative it
+/// attaches, and whether it may start a record.
+pub(super) struct StagePlan<'d> {
+    path: u32,
     index: u32,
     decl: &'d ast::StageDecl,
+    path_decl: &'d ast::PathDecl,
     alt: ast::StageProbe,
     point: ProbePoint,
     starter: bool,
