@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use netscript::diag::{Diagnostic, Source};
+use netscript::diag::{Diagnostic, Failure, Source};
 use netscript::output::anonymize::{self, Anonymizer};
 use netscript::output::{Format, Printer};
 use netscript::runtime::session::{self, RunOptions};
@@ -61,6 +61,11 @@ struct Cli {
     /// and fentry ones (tracepoint).
     #[arg(long, value_enum, default_value = "auto")]
     stages: Stages,
+    /// Packets in flight each path's record table holds (default: the
+    /// path's `records` setting, else 4096); raise it when a path's
+    /// counters show packets evicted.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+    path_records: Option<u32>,
     /// Serve the script's maps in the Prometheus text format on
     /// ADDR:PORT (PORT alone: 127.0.0.1), read at each scrape of /metrics.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -117,6 +122,7 @@ const GLOBAL_WITH_VALUE: &[&str] = &[
     "-d",
     "--missing-probes",
     "--stages",
+    "--path-records",
     "--prometheus",
     "--anonymize-key",
 ];
@@ -170,14 +176,13 @@ fn main() -> ExitCode {
     let cli = parse_cli();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
-        Err((diag, source)) => {
+        Err(failure) => {
+            let (diag, source) = *failure;
             eprint!("{}", diag.render(source.as_ref()));
             ExitCode::from(1)
         }
     }
 }
-
-type Failure = (Diagnostic, Option<Source>);
 
 /// Reports bad command-line usage (a script option's value, the
 /// anonymization key); the exit code is 2, as for netscript's own options.
@@ -193,7 +198,7 @@ fn repl() -> Result<u8, Diagnostic> {
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
-    let plain = |d: Diagnostic| (d, None);
+    let plain = |d: Diagnostic| Failure::new((d, None));
     // Before anything prints a value, the REPL included.
     let anonymizer = match (&cli.anonymize_key, cli.anonymize) {
         (Some(path), _) => Some(Anonymizer::from_key_file(path)),
@@ -243,7 +248,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     };
     let mut source = source;
     netscript::stdlib::attach(&mut source);
-    let fail = |d: Diagnostic| (d, Some(source.clone()));
+    let fail = |d: Diagnostic| Failure::new((d, Some(source.clone())));
     let start = runtime::monotonic_ns();
     let skip_missing = cli.missing_probes == MissingProbes::Warn;
     let declared = syntax::parse(&source.text)
@@ -266,6 +271,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Stages::Kprobe => sema::StageChoice::Kprobe,
             Stages::Tracepoint => sema::StageChoice::Tracepoint,
         },
+        path_records: cli.path_records,
         ..Default::default()
     };
     let mut compiled = pipeline::compile(&source, &options, start).map_err(fail)?;

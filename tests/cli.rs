@@ -348,10 +348,20 @@ fn a_path_whose_record_set_is_too_large_is_refused_at_its_key() {
     let (code, _, err) = netscript(&["-d", "ir", "-e", &script]);
     assert_eq!(code, 1, "{}", err);
     assert!(
-        err.starts_with("-e:2:9: error: path 'many' keeps 8888 bytes per packet"),
+        err.starts_with("-e:2:9: error: path 'many' keeps 8896 bytes per packet"),
         "{}",
         err
     );
+}
+
+#[test]
+fn path_records_must_be_a_count_of_packets() {
+    let script = "tracepoint:net:net_dev_queue { @n = count(); }";
+    for bad in ["0", "16777217", "many"] {
+        let (code, _, err) = netscript(&["--path-records", bad, "-d", "ir", "-e", script]);
+        assert_eq!(code, 2, "{}", err);
+        assert!(err.contains("--path-records"), "{}", err);
+    }
 }
 
 #[test]
@@ -361,8 +371,8 @@ fn a_path_whose_record_table_would_take_over_a_gib_is_refused() {
     assert_eq!(code, 1, "{}", err);
     assert!(
         err.starts_with(
-            "-e:1:16: error: path 'p': a record table of 16777216 packets in flight of 56 bytes \
-             each would take 1152 MiB of kernel memory (at most 1024 MiB); set `records` lower"
+            "-e:1:16: error: path 'p': a record table of 16777216 packets in flight of 64 bytes \
+             each would take 1280 MiB of kernel memory (at most 1024 MiB); set `records` lower"
         ),
         "{}",
         err

@@ -101,9 +101,7 @@ fn every_sent_packet_is_matched_once_for_each_protocol_and_family() {
         .filter(|e| key(e, 2) == 58 && key(e, 3) == 128)
         .count();
     assert_eq!(echo6, 4, "{:#?}", events);
-    assert!(events
-        .iter()
-        .all(|e| e["data"]["key"][0] == Value::from(src6.as_str())));
+    assert!(events.iter().all(|e| e["data"]["key"][0] == src6.as_str()));
 
     let objects = run_json(SCRIPT, &["--src-ip", &src6, "--proto", "udp"], || {
         udp(&p, &p.ip6[1], 6)
@@ -242,17 +240,19 @@ fn the_rate_limit_is_global_and_counts_what_it_suppresses() {
 
 #[test]
 fn records_that_never_complete_are_evicted_or_counted_incomplete() {
+    // --path-records 64 overrides the script's `records = 4096`.
     if !netscript::testing::bpf_available() {
         return;
     }
     let p = NetnsPair::new("nspl", 25);
     let script = std::env::temp_dir().join(format!("ns-lru-{}.ns", std::process::id()));
     let src = format!(
-        "path never_done {{\n  key = pkt_key($skb);\n  filter = pkt_proto($skb) == 17 && ((struct iphdr *)skb_network($skb))->saddr == {};\n  records = 64;\n  stage XMIT = tracepoint:net:net_dev_queue -> args->skbaddr;\n  stage NEVER = tracepoint:net:netif_receive_skb -> args->skbaddr if args->len == 0;\n}}\n",
+        "path never_done {{\n  key = pkt_key($skb);\n  filter = pkt_proto($skb) == 17 && ((struct iphdr *)skb_network($skb))->saddr == {};\n  records = 4096;\n  stage XMIT = tracepoint:net:net_dev_queue -> args->skbaddr;\n  stage NEVER = tracepoint:net:netif_receive_skb -> args->skbaddr if args->len == 0;\n}}\n",
         u32::from_le_bytes(p.ip4[0].parse::<std::net::Ipv4Addr>().unwrap().octets())
     );
     std::fs::write(&script, src).unwrap();
-    let objects = run_json(script.to_str().unwrap(), &[], || udp(&p, &p.ip4[1], 300));
+    let args = ["--path-records", "64"];
+    let objects = run_json(script.to_str().unwrap(), &args, || udp(&p, &p.ip4[1], 300));
     std::fs::remove_file(&script).unwrap();
     let s = stats(&objects);
     let n = |k: &str| s[k].as_u64().unwrap();

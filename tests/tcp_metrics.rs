@@ -76,7 +76,7 @@ impl Server {
     }
 
     fn with_args(p: &NetnsPair, port: u16, extra: &[&str]) -> Server {
-        let child = Command::new("ip")
+        let mut child = Command::new("ip")
             .args(["netns", "exec", &p.ns[1], "python3", "-c", SERVER])
             .arg(port.to_string())
             .args(extra)
@@ -96,6 +96,8 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the test server did not listen on port {}", port);
     }
 }

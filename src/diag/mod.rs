@@ -180,6 +180,9 @@ impl std::error::Error for Diagnostic {}
 /// Result alias used across the compiler.
 pub type Result<T> = std::result::Result<T, Diagnostic>;
 
+/// A diagnostic with the source it points into (boxed: errors stay small).
+pub type Failure = Box<(Diagnostic, Option<Source>)>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,6 +118,9 @@ pub mod path_counter {
     pub const COUNT: u32 = 7;
 }
 
+/// Bytes of a CPU cache line.
+const CACHE_LINE: u32 = 64;
+
 /// Records of a path per set of its record table.
 pub const RECORD_WAYS: u32 = 4;
 /// Offset in a set of the time each way's record was started (ns), after
@@ -195,6 +198,13 @@ pub fn path_layout(path: &PathInfo) -> PathLayout {
         false => 0,
     };
     let record_ctx = info_size + 8 * kept;
+    // A record within one cache line where it fits, else whole lines: no
+    // record straddles a line it need not touch.
+    let record = match record_ctx + contexts {
+        0 => 0,
+        size if size <= CACHE_LINE => size.next_power_of_two(),
+        size => size.div_ceil(CACHE_LINE) * CACHE_LINE,
+    };
     PathLayout {
         key_off,
         key_size,
@@ -211,7 +221,7 @@ pub fn path_layout(path: &PathInfo) -> PathLayout {
             first_started,
             ts_off: info_size,
             ctx_off: record_ctx,
-            size: record_ctx + contexts,
+            size: record,
         },
         stages: n,
         sets: (path.records.next_power_of_two() / RECORD_WAYS).max(1),
@@ -479,13 +489,16 @@ impl MapTable {
                     specs.len() as u32 - 1
                 };
                 PathMaps {
+                    // Page-aligned values, so each set's header is one
+                    // cache line (an array's values otherwise start 312
+                    // bytes into its allocation: 56 bytes into a line).
                     records: add(
                         "records",
                         map_type::ARRAY,
                         4,
                         layout.set_size(),
                         layout.sets,
-                        0,
+                        map_flags::MMAPABLE,
                     ),
                     hists: match HistArray::of(path) {
                         Some(array) => {

@@ -44,6 +44,9 @@ pub struct MapSpec {
 pub mod map_flags {
     /// `BPF_F_NO_PREALLOC`: allocate hash map elements on insert, not at creation.
     pub const NO_PREALLOC: u32 = 1;
+    /// `BPF_F_MMAPABLE`: an array whose values start on a page boundary
+    /// (used for the alignment, not for mmap).
+    pub const MMAPABLE: u32 = 1 << 10;
 }
 
 /// One program: its code and the ELF section that tells libbpf its type

@@ -128,11 +128,10 @@ fn cast_struct(before: &str) -> Option<String> {
 /// The last probe spec written in `text` (the probe whose body is being typed).
 fn last_probe(text: &str) -> Option<String> {
     text.split(|c: char| c.is_whitespace() || matches!(c, '{' | ',' | '/'))
-        .filter(|w| {
+        .rfind(|w| {
             w.split_once(':')
                 .is_some_and(|(p, _)| providers::lookup(p).is_some())
         })
-        .last()
         .map(str::to_string)
 }
 
@@ -186,7 +185,7 @@ impl ReplHelper {
             .last()
             .map_or(pos, |(i, _)| i);
         let word = &head[start..];
-        let command = line.trim_start().split_whitespace().next().unwrap_or("");
+        let command = line.split_whitespace().next().unwrap_or("");
         if line.trim_start().starts_with(':') && !head.trim_start().contains(' ') {
             let found = COMMANDS.iter().filter(|c| c.starts_with(word));
             return pairs(start, found.map(|c| c.to_string()));

@@ -16,7 +16,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::{Config, Editor};
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Source};
 use crate::listing;
 use crate::output::{Format, Printer};
 pub use complete::{field_candidates, probe_candidates, ReplHelper, COMMANDS};
@@ -102,8 +102,8 @@ pub struct Repl {
 }
 
 /// Prints a diagnostic (with its source line and caret when it has one).
-fn report((diag, source): session::Failure) {
-    eprint!("{}", diag.render(source.as_ref()));
+fn report(diag: &Diagnostic, source: Option<&Source>) {
+    eprint!("{}", diag.render(source));
 }
 
 impl Repl {
@@ -192,7 +192,7 @@ impl Repl {
         match self.session.detach_all(&mut printer) {
             Ok(ids) if !ids.is_empty() => println!("detached {} probe(s)", ids.len()),
             Ok(_) => {}
-            Err(e) => report((e, None)),
+            Err(e) => report(&e, None),
         }
     }
 
@@ -205,7 +205,7 @@ impl Repl {
                     println!("probe {id} called exit(): detached");
                 }
             }
-            Err(e) => report((e, None)),
+            Err(e) => report(&e, None),
         }
         let _ = printer.flush();
     }
@@ -220,7 +220,7 @@ impl Repl {
             }
             Ok(Outcome::Defined(names)) => println!("defined {}", names.join(", ")),
             Ok(Outcome::Help(text)) => print!("{text}"),
-            Err(failure) => report(failure),
+            Err(failure) => report(&failure.0, failure.1.as_ref()),
         }
     }
 
@@ -268,7 +268,7 @@ impl Repl {
             ))),
         };
         if let Err(e) = result {
-            report((e, None));
+            report(&e, None);
         }
         true
     }

@@ -6,7 +6,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use libbpf_rs::libbpf_sys;
 
-use crate::diag::{Diagnostic, Source};
+use crate::diag::{Diagnostic, Failure, Source};
 use crate::output::Printer;
 use crate::pipeline::{self, Compiled};
 use crate::providers::Kind;
@@ -17,9 +17,6 @@ use crate::runtime::{self, AttachPoint, LoadedObject, SharedMap};
 use crate::sema::tast::{Agg, MapDecl, MapValue};
 use crate::syntax::{self, ast::Item};
 use crate::{params, sema};
-
-/// A failed input: the diagnostic and the source it points into.
-pub type Failure = (Diagnostic, Option<Source>);
 
 /// Name of the pseudo-file holding the session's definitions in
 /// diagnostics.
@@ -142,7 +139,7 @@ impl Session {
     /// input's parameters (`--flag value`). On any error nothing changes.
     pub fn submit(&mut self, name: &str, text: &str, args: &[String]) -> Result<Outcome, Failure> {
         let own = Source::new(name, text);
-        let ast = syntax::parse(text).map_err(|d| (d, Some(own.clone())))?;
+        let ast = syntax::parse(text).map_err(|d| Failure::new((d, Some(own.clone()))))?;
         let mut defined = Vec::new();
         let mut attaches = false;
         for item in &ast.items {
@@ -173,10 +170,10 @@ impl Session {
             source.append(DEFINITIONS, &text.join("\n"));
         }
         crate::stdlib::attach(&mut source);
-        let fail = |d: Diagnostic| (d, Some(source.clone()));
+        let fail = |d: Diagnostic| Failure::new((d, Some(source.clone())));
         let full = syntax::parse(&source.text).map_err(fail)?;
         let declared = params::declared(&full).map_err(fail)?;
-        let values = match params::bind(&declared, args).map_err(|d| (d, None))? {
+        let values = match params::bind(&declared, args).map_err(|d| Failure::new((d, None)))? {
             params::Request::Run(values) => values,
             params::Request::Help => return Ok(Outcome::Help(params::help(name, &declared))),
         };

@@ -6,7 +6,8 @@ use super::path_report::{u32_at, u64_at};
 use super::LoadedObject;
 use crate::diag::Result;
 use crate::ir::layout::{
-    path_counter as counter, HistArray, MapTable, RECORD_WAYS, SET_STARTED_OFF, TOTAL_SEGMENT,
+    path_counter as counter, path_layout, HistArray, MapTable, RECORD_WAYS, SET_STARTED_OFF,
+    TOTAL_SEGMENT,
 };
 use crate::output::json::quote;
 use crate::output::model::{Aggregate, MapDump, Value};
@@ -130,6 +131,15 @@ impl<'a> PathReports<'a> {
                     ),
                 )
                 .map_err(io)?;
+            if at_exit && evicted > 0 {
+                let capacity = path_layout(path).sets * RECORD_WAYS;
+                eprintln!(
+                    "netscript: warning: path {}: {} packets lost their record to newer \
+                     packets before they completed; the table holds {} packets in flight \
+                     (raise it with --path-records)",
+                    path.name, evicted, capacity
+                );
+            }
         }
         Ok(())
     }

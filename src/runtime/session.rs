@@ -148,13 +148,16 @@ pub fn drain_events(
     Ok(events.exit)
 }
 
+/// Ring-buffer records read and not yet handled.
+type ReadRecords = Rc<RefCell<Vec<Vec<u8>>>>;
+
 /// The reader of the program's event ring buffer, and the records it has
 /// read (copied out, to be handled after each poll).
 fn event_ring<'a>(
     compiled: &Compiled,
     object: &'a LoadedObject,
-) -> Result<(super::RingReader<'a>, Rc<RefCell<Vec<Vec<u8>>>>)> {
-    let records: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+) -> Result<(super::RingReader<'a>, ReadRecords)> {
+    let records: ReadRecords = Rc::default();
     let sink = Rc::clone(&records);
     let ring = object.ring_buffer(
         &compiled.maps.specs[compiled.maps.events as usize].name,

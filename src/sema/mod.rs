@@ -42,6 +42,9 @@ pub struct Options {
     /// Maps that already exist (a REPL session's): they keep their types
     /// and take the first `MapId`s, in this order.
     pub known_maps: Vec<MapDecl>,
+    /// Packets in flight each path's record table holds, in place of the
+    /// paths' `records` settings (`--path-records`).
+    pub path_records: Option<u32>,
 }
 
 /// Which alternative of a path stage the checker picks.

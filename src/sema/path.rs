@@ -84,7 +84,10 @@ impl Checker<'_> {
             timeout_ns: constant(self, "timeout", 5_000_000_000)?.max(1) as u64,
             // bpftrace's map size: a table a stage finds in the CPU caches
             // (docs/performance.md); `evicted` tells when it is too small.
-            records: constant(self, "records", DEFAULT_RECORDS)?.clamp(1, 1 << 24) as u32,
+            records: match self.options.path_records {
+                Some(n) => n,
+                None => constant(self, "records", DEFAULT_RECORDS)?.clamp(1, 1 << 24) as u32,
+            },
             hist_bits: constant(self, "hist_bits", 3)?.clamp(0, tast::MAX_HIST_BITS as i64) as u8,
             detail: constant(self, "detail", 1)? != 0,
             histogram: constant(self, "histogram", 1)? != 0,
