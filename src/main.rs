@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use netscript::diag::{Diagnostic, Failure, Source};
+use netscript::kernel::symbols::Kallsyms;
 use netscript::output::anonymize::{self, Anonymizer};
 use netscript::output::{Format, Printer};
 use netscript::runtime::session::{self, RunOptions};
-use netscript::{codegen, listing, params, pipeline, runtime, sema, syntax};
+use netscript::{codegen, listing, params, pipeline, providers, runtime, sema, syntax};
 
 /// A bpftrace-like language for finding where network latency goes,
 /// compiled straight to BPF.
@@ -251,9 +252,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let fail = |d: Diagnostic| Failure::new((d, Some(source.clone())));
     let start = runtime::monotonic_ns();
     let skip_missing = cli.missing_probes == MissingProbes::Warn;
-    let declared = syntax::parse(&source.text)
-        .and_then(|ast| params::declared(&ast))
-        .map_err(fail)?;
+    let ast = syntax::parse(&source.text).map_err(fail)?;
+    if providers::names_kernel_functions(&ast) {
+        Kallsyms::prefetch();
+    }
+    let declared = params::declared(&ast).map_err(fail)?;
     let values = match params::bind(&declared, &script_args) {
         Ok(params::Request::Run(values)) => values,
         Ok(params::Request::Help) => {

@@ -77,6 +77,16 @@ impl Kallsyms {
         Ok(Kallsyms::parse(text))
     }
 
+    /// Starts loading the process-wide table on another thread (about
+    /// 30 ms of reading and parsing /proc/kallsyms), so that compiling a
+    /// script that resolves kernel functions finds it loaded, or waits
+    /// for the rest only.
+    pub fn prefetch() {
+        std::thread::spawn(|| {
+            let _ = Kallsyms::global();
+        });
+    }
+
     /// The process-wide table, loaded on first use.
     pub fn global() -> Result<&'static Kallsyms, Diagnostic> {
         static GLOBAL: OnceLock<Result<Kallsyms, Diagnostic>> = OnceLock::new();

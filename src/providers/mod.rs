@@ -6,6 +6,7 @@
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::{symbols, tracefs};
 use crate::runtime::AttachPoint;
+use crate::syntax::ast;
 
 /// The probe types netscript knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,6 +163,34 @@ pub static PROVIDERS: &[Provider] = &[
 /// Finds a provider by any of its spellings.
 pub fn lookup(name: &str) -> Option<&'static Provider> {
     PROVIDERS.iter().find(|p| p.names.contains(&name))
+}
+
+/// True when a program names kernel functions (a kprobe, kretprobe,
+/// fentry or fexit probe, or a path stage from the catalogue, whose
+/// entries have kprobe alternatives): compiling it reads the kernel's
+/// symbols.
+pub fn names_kernel_functions(program: &ast::Program) -> bool {
+    let function = |spec: &ast::ProbeSpec| {
+        lookup(&spec.provider).is_some_and(|p| {
+            matches!(
+                p.kind,
+                Kind::Kprobe | Kind::Kretprobe | Kind::Fentry | Kind::Fexit
+            )
+        })
+    };
+    program.items.iter().any(|item| match item {
+        ast::Item::Path(path) => {
+            path.stages
+                .iter()
+                .flat_map(|s| &s.alternatives)
+                .any(|alt| match alt {
+                    ast::StageAlt::Probe(probe) => function(&probe.spec),
+                    ast::StageAlt::Named { .. } => true,
+                })
+        }
+        ast::Item::Probe(block) => block.specs.iter().any(function),
+        _ => false,
+    })
 }
 
 /// The provider of a kind.
@@ -434,6 +463,21 @@ mod tests {
             assert_eq!(lookup(name).map(|p| p.kind), Some(kind));
         }
         assert!(lookup("nope").is_none());
+    }
+
+    #[test]
+    fn kernel_symbols_are_read_ahead_only_for_kernel_functions_and_paths() {
+        let names = |src: &str| names_kernel_functions(&crate::syntax::parse(src).unwrap());
+        assert!(names("k:tcp_sendmsg { }"));
+        assert!(names(
+            "tracepoint:net:net_dev_queue { } fexit:tcp_sendmsg { }"
+        ));
+        assert!(names("path p { key = 1; stage A = dev_queue_xmit; }"));
+        assert!(!names(
+            "path p { key = 1; stage A = tracepoint:net:net_dev_queue -> args->skbaddr; }"
+        ));
+        assert!(!names("tracepoint:net:net_dev_queue { } BEGIN { }"));
+        assert!(!names("stage s = kprobe:f -> arg0; interval:s:1 { }"));
     }
 
     #[test]
