@@ -3,8 +3,10 @@
 # kprobes, OVS, bpftrace): the per-run cost of the kprobe stages of scripts/kernel_icmp_rtt.ns
 # (a veth pair), scripts/ovs_icmp_rtt.ns and scripts/ovs_tcp_latency.ns (the OVS bridge of
 # tests/lab/ovs_topology.sh) against
-# bpftrace's skb-address equivalents, both tools attached at the same time to the same ping flood.
-# /mnt/work holds netscript, bpftool, the three scripts, common.sh and ovs_topology.sh. Prints
+# bpftrace's skb-address equivalents, both tools attached at the same time to the same ping flood;
+# and those of scripts/vm_network_latency.ns, a tap "VM" on that bridge pinging across it.
+# /mnt/work holds netscript, bpftool, the four scripts, common.sh, ovs_topology.sh and
+# tests/scripts/tap_vm.py. Prints
 # `BPFTRACE|script|program` and, per kprobe, `ROW|script|tool|function|runs|ns per run` (a tool's
 # programs on one function summed: all of them run at each hit), then `DONE`.
 set -u
@@ -114,4 +116,14 @@ measure ovs_tcp_latency "$(ovs_chain tcp_v4_rcv)" "ip netns exec sw python3 -c \
   nsenter --net=/run/netns/sw $W/netscript --no-fentry $W/ovs_tcp_latency.ns --src-ip 10.1.1.254 \
   --dst-ip 10.1.1.2 --dst-port 5001 --phy-iface1 a2p --mode histogram
 wait $SINK
+
+# vm_network_latency: a "VM" on the tap port vm0 of the bridge (tap_vm.py holds it, as qemu would)
+# pings ns2 behind the "physical" port a2p: each request on the tx path (vm0 -> a2p), each reply
+# on the rx path (a2p -> vm0, ending at tun_net_xmit).
+$SW ip tuntap add mode tap name vm0; $SW ip link set vm0 up; $SW ovs-vsctl add-port br0 vm0
+neigh ns2 9 09 a2
+measure vm_network_latency "$(ovs_chain tun_net_xmit)" \
+  "ip netns exec sw python3 $W/tap_vm.py vm0 02:00:00:00:00:09 10.1.1.9 02:00:00:00:00:02 10.1.1.2 $PINGS && echo '$PINGS echoes'" \
+  nsenter --net=/run/netns/sw $W/netscript --no-fentry $W/vm_network_latency.ns --vm-dev vm0 \
+  --phy-dev a2p --protocol icmp --mode histogram
 echo DONE
