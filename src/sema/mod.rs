@@ -213,6 +213,8 @@ struct Checker<'o> {
     /// The `ratelimit()` calls of the source, by limiter slot.
     rate_limits: Vec<Span>,
     warnings: Vec<String>,
+    /// Path stages this kernel cannot attach: (why, stage, path).
+    skipped_stages: Vec<(String, String, String)>,
     paths: Vec<tast::PathInfo>,
     /// Maps written by the program being checked.
     writes: std::collections::BTreeSet<MapId>,
@@ -237,6 +239,7 @@ impl<'o> Checker<'o> {
             uses_kstack: false,
             rate_limits: Vec::new(),
             warnings: Vec::new(),
+            skipped_stages: Vec::new(),
             paths: Vec::new(),
             writes: Default::default(),
             off: Vec::new(),

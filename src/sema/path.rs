@@ -115,7 +115,7 @@ impl Checker<'_> {
                 info.report.split = info.stages.len() as u32;
             }
             let probes = self.stage_probes(&stage.alternatives, 0)?;
-            let Some((alt, point)) = self.stage_probe(stage, &probes)? else {
+            let Some((alt, point)) = self.stage_probe(stage, &decl.name, &probes)? else {
                 continue;
             };
             let starter = info.stages.iter().all(|s| s.optional);
@@ -156,6 +156,7 @@ impl Checker<'_> {
     /// guard and filter; bpftrace runs one program per probe too). Each
     /// path's key and `info` types come from its stages.
     pub(super) fn stage_programs(&mut self, plans: Vec<StagePlan>) -> Result<()> {
+        self.stage_warnings();
         let mut groups: Vec<Vec<StagePlan>> = Vec::new();
         for plan in plans {
             match groups.iter_mut().find(|g| {
@@ -277,11 +278,13 @@ impl Checker<'_> {
         Ok(probes)
     }
 
-    /// The first alternative of a stage that this kernel can attach, or
-    /// `None` (with a notice) when there is none.
+    /// The first alternative of a stage (of path `path`) that this kernel
+    /// can attach, or `None` (noted for [`Checker::stage_warnings`]) when
+    /// there is none.
     fn stage_probe<'s>(
         &mut self,
         stage: &ast::StageDecl,
+        path: &str,
         probes: &'s [ast::StageProbe],
     ) -> Result<Option<(&'s ast::StageProbe, ProbePoint)>> {
         let mut reasons = Vec::new();
@@ -328,13 +331,46 @@ impl Checker<'_> {
             }
         }
         if !self.collecting {
-            self.warnings.push(format!(
-                "{}: {}, stage skipped",
-                stage.name,
-                reasons.join("; ")
-            ));
+            let why = reasons.join("; ");
+            self.skipped_stages
+                .push((why, stage.name.clone(), path.to_string()));
         }
         Ok(None)
+    }
+
+    /// One warning per reason stages were left out (a missing kernel
+    /// function, say), naming every stage it takes out and their paths:
+    /// `WHY, stage(s) skipped: STAGE (path, path), STAGE (path)`.
+    fn stage_warnings(&mut self) {
+        // Each reason with the stages it takes out, each with its paths.
+        type Stages<'a> = Vec<(&'a str, Vec<&'a str>)>;
+        let mut reasons: Vec<(&str, Stages)> = Vec::new();
+        for (why, stage, path) in &self.skipped_stages {
+            let at = match reasons.iter().position(|(w, _)| w == why) {
+                Some(at) => at,
+                None => {
+                    reasons.push((why, Vec::new()));
+                    reasons.len() - 1
+                }
+            };
+            let stages = &mut reasons[at].1;
+            match stages.iter_mut().find(|(s, _)| s == stage) {
+                Some((_, paths)) => paths.push(path),
+                None => stages.push((stage, vec![path])),
+            }
+        }
+        let lines: Vec<String> = reasons
+            .iter()
+            .map(|(why, stages)| {
+                let named: Vec<String> = stages
+                    .iter()
+                    .map(|(stage, paths)| format!("{} ({})", stage, paths.join(", ")))
+                    .collect();
+                let noun = if stages.len() == 1 { "stage" } else { "stages" };
+                format!("{}, {} skipped: {}", why, noun, named.join(", "))
+            })
+            .collect();
+        self.warnings.extend(lines);
     }
 
     /// The program of the stages of `group` (one probe point, one packet
