@@ -65,7 +65,7 @@ struct Cli {
     /// Packets in flight each path's record table holds (default: the
     /// path's `records` setting, else 4096); raise it when a path's
     /// counters show packets evicted.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(sema::MAX_RECORDS)))]
     path_records: Option<u32>,
     /// Serve the script's maps in the Prometheus text format on
     /// ADDR:PORT (PORT alone: 127.0.0.1), read at each scrape of /metrics.

@@ -20,6 +20,8 @@ use crate::syntax::ast;
 /// Packets in flight a path's record table holds unless `records` says
 /// otherwise.
 pub const DEFAULT_RECORDS: i64 = 4096;
+/// The most packets in flight a path's record table may be asked to hold.
+pub const MAX_RECORDS: u32 = 1 << 24;
 
 /// Option names a path accepts, besides `key` and `filter`.
 const OPTIONS: &[&str] = &[
@@ -45,7 +47,7 @@ impl Checker<'_> {
     /// attachable stages are returned for [`Checker::stage_programs`]
     /// (none when the path is not enabled).
     pub(super) fn check_path<'d>(&mut self, decl: &'d ast::PathDecl) -> Result<Vec<StagePlan<'d>>> {
-        let option = |name: &str| decl.options.iter().find(|(n, _)| n == name).map(|(_, e)| e);
+        let option = |name: &str| decl.option(name);
         for (name, e) in &decl.options {
             if name != "key" && name != "filter" && !OPTIONS.contains(&name.as_str()) {
                 return Err(Diagnostic::at(
@@ -86,7 +88,9 @@ impl Checker<'_> {
             // (docs/performance.md); `evicted` tells when it is too small.
             records: match self.options.path_records {
                 Some(n) => n,
-                None => constant(self, "records", DEFAULT_RECORDS)?.clamp(1, 1 << 24) as u32,
+                None => {
+                    constant(self, "records", DEFAULT_RECORDS)?.clamp(1, MAX_RECORDS.into()) as u32
+                }
             },
             hist_bits: constant(self, "hist_bits", 3)?.clamp(0, tast::MAX_HIST_BITS as i64) as u8,
             detail: constant(self, "detail", 1)? != 0,
@@ -204,8 +208,8 @@ impl Checker<'_> {
         }
         for plan in groups.iter().flatten().filter(|p| p.index == 0) {
             let info = &self.paths[plan.path as usize];
-            let describe = plan.path_decl.options.iter().find(|(n, _)| n == "describe");
-            if let (Some(format), Some((_, e))) = (&info.report.describe, describe) {
+            let describe = plan.path_decl.option("describe");
+            if let (Some(format), Some(e)) = (&info.report.describe, describe) {
                 check_describe(format, &info.report.info, e.span)?;
             }
         }
@@ -390,10 +394,7 @@ impl Checker<'_> {
         let skb = scope.declare_var("skb", skb_ty);
         let mut body = vec![Stmt::SetVar(skb, packet)];
         for plan in group {
-            let option = |name: &str| {
-                let options = &plan.path_decl.options;
-                options.iter().find(|(n, _)| n == name).map(|(_, e)| e)
-            };
+            let option = |name: &str| plan.path_decl.option(name);
             let (key, filter, info) = (option("key"), option("filter"), option("info"));
             let key = key.expect("a checked path has a key");
             // The guard always runs: what it computes serves every stage

@@ -42,6 +42,13 @@ pub struct PathDecl {
     pub span: Span,
 }
 
+impl PathDecl {
+    /// The value of setting `name`, if the path gives it.
+    pub fn option(&self, name: &str) -> Option<&Expr> {
+        self.options.iter().find(|(n, _)| n == name).map(|(_, e)| e)
+    }
+}
+
 /// One stage of a path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageDecl {

@@ -27,31 +27,16 @@ impl Lower<'_> {
             dst: b,
             src: Operand::Imm(0),
         });
-        self.f.push(Inst::Branch {
-            cond: Cond::SLt,
-            lhs: x,
-            rhs: Operand::Imm(0),
-            target: done,
-        });
+        self.jump_if(Cond::SLt, x, Operand::Imm(0), done);
         if bits == 0 {
             self.f.push(Inst::Mov {
                 dst: b,
                 src: Operand::Imm(1),
             });
-            self.f.push(Inst::Branch {
-                cond: Cond::Eq,
-                lhs: x,
-                rhs: Operand::Imm(0),
-                target: done,
-            });
+            self.jump_if(Cond::Eq, x, Operand::Imm(0), done);
         } else {
             self.alu3(AluOp::Add, b, Operand::Reg(x), Operand::Imm(1));
-            self.f.push(Inst::Branch {
-                cond: Cond::Lt,
-                lhs: x,
-                rhs: Operand::Imm(1i64 << bits),
-                target: done,
-            });
+            self.jump_if(Cond::Lt, x, Operand::Imm(1i64 << bits), done);
         }
         self.f.push(Inst::Mov {
             dst: n,
@@ -63,12 +48,7 @@ impl Lower<'_> {
         });
         for shift in [32, 16, 8, 4, 2, 1] {
             let skip = self.f.label();
-            self.f.push(Inst::Branch {
-                cond: Cond::Lt,
-                lhs: n,
-                rhs: Operand::Imm(1i64 << shift),
-                target: skip,
-            });
+            self.jump_if(Cond::Lt, n, Operand::Imm(1i64 << shift), skip);
             self.alu3(AluOp::Rsh, n, Operand::Reg(n), Operand::Imm(shift));
             self.alu3(AluOp::Add, b, Operand::Reg(b), Operand::Imm(shift));
             self.f.push(Inst::Label(skip));
@@ -93,22 +73,12 @@ impl Lower<'_> {
             dst: b,
             src: Operand::Imm(0),
         });
-        self.f.push(Inst::Branch {
-            cond: Cond::SLt,
-            lhs: x,
-            rhs: Operand::Imm(min),
-            target: done,
-        });
+        self.jump_if(Cond::SLt, x, Operand::Imm(min), done);
         self.f.push(Inst::Mov {
             dst: b,
             src: Operand::Imm((max - min) / step + 1),
         });
-        self.f.push(Inst::Branch {
-            cond: Cond::SGe,
-            lhs: x,
-            rhs: Operand::Imm(max),
-            target: done,
-        });
+        self.jump_if(Cond::SGe, x, Operand::Imm(max), done);
         self.alu3(AluOp::Sub, b, Operand::Reg(x), Operand::Imm(min));
         self.alu3(AluOp::Div, b, Operand::Reg(b), Operand::Imm(step));
         self.alu3(AluOp::Add, b, Operand::Reg(b), Operand::Imm(1));

@@ -181,12 +181,7 @@ impl Lower<'_> {
                             dst: r,
                             src: Operand::Imm(1),
                         });
-                        self.f.push(Inst::Branch {
-                            cond: Cond::Eq,
-                            lhs: x,
-                            rhs: Operand::Imm(0),
-                            target: done,
-                        });
+                        self.jump_if(Cond::Eq, x, Operand::Imm(0), done);
                         self.f.push(Inst::Mov {
                             dst: r,
                             src: Operand::Imm(0),
@@ -575,12 +570,7 @@ impl Lower<'_> {
         };
         if ty.is_scalar() {
             let r = self.imm(0);
-            self.f.push(Inst::Branch {
-                cond: Cond::Eq,
-                lhs: p,
-                rhs: Operand::Imm(0),
-                target: missing,
-            });
+            self.jump_if(Cond::Eq, p, Operand::Imm(0), missing);
             self.f.push(Inst::Load {
                 dst: r,
                 addr: Addr::Reg(p, offset as i16),
@@ -606,12 +596,7 @@ impl Lower<'_> {
         let size = ty.storage_size();
         let slot = into.unwrap_or_else(|| self.temp(size));
         self.zero(Place::stack(slot), size);
-        self.f.push(Inst::Branch {
-            cond: Cond::Eq,
-            lhs: p,
-            rhs: Operand::Imm(0),
-            target: missing,
-        });
+        self.jump_if(Cond::Eq, p, Operand::Imm(0), missing);
         self.copy(
             Place::stack(slot),
             Place {

@@ -26,12 +26,7 @@ impl Lower<'_> {
     /// [`Lower::lookup`], jumping to `missing` when there is no value.
     pub(super) fn lookup_or(&mut self, map: MapId, key: Slot, missing: Label) -> VReg {
         let p = self.lookup(map, key);
-        self.f.push(Inst::Branch {
-            cond: Cond::Eq,
-            lhs: p,
-            rhs: Operand::Imm(0),
-            target: missing,
-        });
+        self.jump_if(Cond::Eq, p, Operand::Imm(0), missing);
         p
     }
 
@@ -60,22 +55,12 @@ impl Lower<'_> {
     pub(super) fn value_ptr(&mut self, map: MapId, key: Slot, size: u32, skip: Label) -> VReg {
         let have = self.f.label();
         let p = self.lookup(map, key);
-        self.f.push(Inst::Branch {
-            cond: Cond::Ne,
-            lhs: p,
-            rhs: Operand::Imm(0),
-            target: have,
-        });
+        self.jump_if(Cond::Ne, p, Operand::Imm(0), have);
         let zero = self.temp(size);
         self.zero(Place::stack(zero), size);
         self.update_from(map, key, zero, BPF_NOEXIST);
         self.lookup_into(map, key, p);
-        self.f.push(Inst::Branch {
-            cond: Cond::Eq,
-            lhs: p,
-            rhs: Operand::Imm(0),
-            target: skip,
-        });
+        self.jump_if(Cond::Eq, p, Operand::Imm(0), skip);
         self.f.push(Inst::Label(have));
         p
     }

@@ -499,12 +499,7 @@ impl<'a> Lower<'a> {
                     addr: Addr::Reg(p, 8),
                     width: Width::B8,
                 });
-                self.f.push(Inst::Branch {
-                    cond: Cond::Eq,
-                    lhs: set,
-                    rhs: Operand::Imm(0),
-                    target: write,
-                });
+                self.jump_if(Cond::Eq, set, Operand::Imm(0), write);
                 self.f.push(Inst::Load {
                     dst: cur,
                     addr: Addr::Reg(p, 0),
@@ -581,12 +576,7 @@ impl<'a> Lower<'a> {
                     src: Operand::Imm(BPF_RB_NO_WAKEUP),
                 });
                 let quiet = self.f.label();
-                self.f.push(Inst::Branch {
-                    cond: Cond::Eq,
-                    lhs: before,
-                    rhs: Operand::Reg(after),
-                    target: quiet,
-                });
+                self.jump_if(Cond::Eq, before, Operand::Reg(after), quiet);
                 self.f.push(Inst::Mov {
                     dst: flags,
                     src: Operand::Imm(BPF_RB_FORCE_WAKEUP),
@@ -603,14 +593,19 @@ impl<'a> Lower<'a> {
             Some(ret),
         );
         let sent = self.f.label();
-        self.f.push(Inst::Branch {
-            cond: Cond::SGe,
-            lhs: ret,
-            rhs: Operand::Imm(0),
-            target: sent,
-        });
+        self.jump_if(Cond::SGe, ret, Operand::Imm(0), sent);
         self.increment(lost.0, lost.1);
         self.f.push(Inst::Label(sent));
+    }
+
+    /// Jumps to `target` when `lhs cond rhs` holds.
+    pub(super) fn jump_if(&mut self, cond: Cond, lhs: VReg, rhs: Operand, target: Label) {
+        self.f.push(Inst::Branch {
+            cond,
+            lhs,
+            rhs,
+            target,
+        });
     }
 
     fn map_ptr(&mut self, map: MapId) -> Operand {

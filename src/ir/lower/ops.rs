@@ -24,12 +24,7 @@ impl Lower<'_> {
         });
         for (reg, flips) in [(a, true), (b, !modulo)] {
             let pos = self.f.label();
-            self.f.push(Inst::Branch {
-                cond: Cond::SGe,
-                lhs: reg,
-                rhs: Operand::Imm(0),
-                target: pos,
-            });
+            self.jump_if(Cond::SGe, reg, Operand::Imm(0), pos);
             self.f.push(Inst::Neg { dst: reg, src: reg });
             if flips {
                 self.alu(AluOp::Xor, neg, 1);
@@ -44,12 +39,7 @@ impl Lower<'_> {
             rhs: Operand::Reg(b),
         });
         let done = self.f.label();
-        self.f.push(Inst::Branch {
-            cond: Cond::Eq,
-            lhs: neg,
-            rhs: Operand::Imm(0),
-            target: done,
-        });
+        self.jump_if(Cond::Eq, neg, Operand::Imm(0), done);
         self.f.push(Inst::Neg { dst: out, src: out });
         self.f.push(Inst::Label(done));
         out
@@ -73,22 +63,12 @@ impl Lower<'_> {
                 addr: Addr::Stack(sb, i),
                 width: Width::B1,
             });
-            self.f.push(Inst::Branch {
-                cond: Cond::Ne,
-                lhs: ca,
-                rhs: Operand::Reg(cb),
-                target: differ,
-            });
+            self.jump_if(Cond::Ne, ca, Operand::Reg(cb), differ);
             self.f.push(Inst::Mov {
                 dst: eq,
                 src: Operand::Imm(1),
             });
-            self.f.push(Inst::Branch {
-                cond: Cond::Eq,
-                lhs: ca,
-                rhs: Operand::Imm(0),
-                target: done,
-            });
+            self.jump_if(Cond::Eq, ca, Operand::Imm(0), done);
         }
         self.f.push(Inst::Mov {
             dst: eq,

@@ -59,12 +59,7 @@ impl Lower<'_> {
         let last = self.offset(p, end as i64);
         let data_end = self.ctx_load(XDP_MD_DATA_END, Width::B4);
         let short = self.short_label();
-        self.f.push(Inst::Branch {
-            cond: Cond::Gt,
-            lhs: last,
-            rhs: Operand::Reg(data_end),
-            target: short,
-        });
+        self.jump_if(Cond::Gt, last, Operand::Reg(data_end), short);
     }
 
     /// A packet pointer's register.
@@ -117,12 +112,7 @@ impl Lower<'_> {
         }
         let n = self.scalar_operand(n);
         let short = self.short_label();
-        self.f.push(Inst::Branch {
-            cond: Cond::Gt,
-            lhs: n,
-            rhs: Operand::Imm(MAX_PACKET_STEP),
-            target: short,
-        });
+        self.jump_if(Cond::Gt, n, Operand::Imm(MAX_PACKET_STEP), short);
         let r = self.f.vreg();
         self.f.push(Inst::Alu {
             op: AluOp::Add,

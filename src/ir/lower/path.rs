@@ -116,12 +116,7 @@ impl Lower<'_> {
             // completing stage frees the record: there is no second time).
             if let StageTime::Record(ts) = layout.stage_time(stage) {
                 let seen = self.load_at(p, ts);
-                self.f.push(Inst::Branch {
-                    cond: Cond::Ne,
-                    lhs: seen,
-                    rhs: Operand::Imm(0),
-                    target: done,
-                });
+                self.jump_if(Cond::Ne, seen, Operand::Imm(0), done);
             }
             self.f.push(Inst::Jump(record));
         }
@@ -208,12 +203,7 @@ impl Lower<'_> {
         way: Way,
         differ: Label,
     ) {
-        self.f.push(Inst::Branch {
-            cond: Cond::Ne,
-            lhs: held,
-            rhs: Operand::Reg(hash),
-            target: differ,
-        });
+        self.jump_if(Cond::Ne, held, Operand::Reg(hash), differ);
         self.take_way(set, layout, n, way);
     }
 
@@ -243,12 +233,7 @@ impl Lower<'_> {
             let (next, consider, other) = (self.f.label(), self.f.label(), self.f.label());
             let started = self.imm(0);
             let held = self.load_at(set, 8 * n);
-            self.f.push(Inst::Branch {
-                cond: Cond::Eq,
-                lhs: held,
-                rhs: Operand::Imm(0),
-                target: consider,
-            });
+            self.jump_if(Cond::Eq, held, Operand::Imm(0), consider);
             self.match_way(set, layout, n, held, hash, way, other);
             self.f.push(Inst::Jump(replace));
             self.f.push(Inst::Label(other));
@@ -258,12 +243,7 @@ impl Lower<'_> {
                 src: Operand::Reg(first),
             });
             self.f.push(Inst::Label(consider));
-            self.f.push(Inst::Branch {
-                cond: Cond::Ge,
-                lhs: started,
-                rhs: Operand::Reg(oldest),
-                target: next,
-            });
+            self.jump_if(Cond::Ge, started, Operand::Reg(oldest), next);
             self.f.push(Inst::Mov {
                 dst: oldest,
                 src: Operand::Reg(started),
@@ -271,21 +251,11 @@ impl Lower<'_> {
             self.take_way(set, layout, n, way);
             self.f.push(Inst::Label(next));
         }
-        self.f.push(Inst::Branch {
-            cond: Cond::Eq,
-            lhs: oldest,
-            rhs: Operand::Imm(0),
-            target: chosen,
-        });
+        self.jump_if(Cond::Eq, oldest, Operand::Imm(0), chosen);
         let age = self.f.vreg();
         self.alu3(AluOp::Sub, age, Operand::Reg(now), Operand::Reg(oldest));
         let timeout = self.imm(info.timeout_ns as i64);
-        self.f.push(Inst::Branch {
-            cond: Cond::Le,
-            lhs: age,
-            rhs: Operand::Reg(timeout),
-            target: chosen,
-        });
+        self.jump_if(Cond::Le, age, Operand::Reg(timeout), chosen);
         self.increment(counters, counter::EXPIRED);
         self.f.push(Inst::Jump(chosen));
         self.f.push(Inst::Label(replace));
@@ -439,12 +409,7 @@ impl Lower<'_> {
         for j in (0..=lead).rev() {
             let skip = self.f.label();
             let t = self.stage_time(layout, way, j, now);
-            self.f.push(Inst::Branch {
-                cond: Cond::Eq,
-                lhs: t,
-                rhs: Operand::Imm(0),
-                target: skip,
-            });
+            self.jump_if(Cond::Eq, t, Operand::Imm(0), skip);
             self.f.push(Inst::Mov {
                 dst: first,
                 src: Operand::Reg(t),
@@ -475,20 +440,10 @@ impl Lower<'_> {
             for j in 1..info.stages.len() as u32 {
                 let skip = self.f.label();
                 let t = self.stage_time(layout, way, j, now);
-                self.f.push(Inst::Branch {
-                    cond: Cond::Eq,
-                    lhs: t,
-                    rhs: Operand::Imm(0),
-                    target: skip,
-                });
+                self.jump_if(Cond::Eq, t, Operand::Imm(0), skip);
                 if j <= lead {
                     // Not after the first stage that fired.
-                    self.f.push(Inst::Branch {
-                        cond: Cond::Ge,
-                        lhs: prev_stage,
-                        rhs: Operand::Imm(j as i64),
-                        target: skip,
-                    });
+                    self.jump_if(Cond::Ge, prev_stage, Operand::Imm(j as i64), skip);
                 }
                 let seg = self.f.vreg();
                 self.f.push(Inst::Alu {
@@ -521,12 +476,12 @@ impl Lower<'_> {
         if info.detail {
             let (report, after) = (self.f.label(), self.f.label());
             let below = self.f.label();
-            self.f.push(Inst::Branch {
-                cond: Cond::Lt,
-                lhs: total,
-                rhs: Operand::Imm(info.threshold_ns as i64),
-                target: below,
-            });
+            self.jump_if(
+                Cond::Lt,
+                total,
+                Operand::Imm(info.threshold_ns as i64),
+                below,
+            );
             if info.rate_limit > 0 {
                 self.rate_limit(MapId(maps.rate), 0, info.rate_limit, now, report);
                 self.increment(MapId(maps.counters), counter::SUPPRESSED);
@@ -736,12 +691,7 @@ impl Lower<'_> {
             src: Operand::Reg(tat),
         });
         let later = self.f.label();
-        self.f.push(Inst::Branch {
-            cond: Cond::Ge,
-            lhs: tat,
-            rhs: Operand::Reg(now),
-            target: later,
-        });
+        self.jump_if(Cond::Ge, tat, Operand::Reg(now), later);
         self.f.push(Inst::Mov {
             dst: base,
             src: Operand::Reg(now),
@@ -753,12 +703,7 @@ impl Lower<'_> {
             lhs: Operand::Reg(base),
             rhs: Operand::Reg(now),
         });
-        self.f.push(Inst::Branch {
-            cond: Cond::Gt,
-            lhs: ahead,
-            rhs: Operand::Imm(burst),
-            target: over,
-        });
+        self.jump_if(Cond::Gt, ahead, Operand::Imm(burst), over);
         self.f.push(Inst::Alu {
             op: AluOp::Add,
             dst: base,
@@ -775,12 +720,7 @@ impl Lower<'_> {
             new: base,
             old,
         });
-        self.f.push(Inst::Branch {
-            cond: Cond::Eq,
-            lhs: old,
-            rhs: Operand::Reg(tat),
-            target: allowed,
-        });
+        self.jump_if(Cond::Eq, old, Operand::Reg(tat), allowed);
         self.f.push(Inst::Label(over));
     }
 }
