@@ -129,6 +129,34 @@ fn ipv6_pings_are_measured_too() {
     );
 }
 
+/// The text report as seed 004 documents it: the heading with the time
+/// and direction, the session, one line per half with process, interface
+/// and ICMP type, the SKB pointers, the latencies per half, the totals;
+/// then the histograms in microseconds with percentiles and the counters.
+#[test]
+fn text_output_has_the_documented_shape() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nsig", 44);
+    let args = [
+        SCRIPT,
+        "--src-ip",
+        &p.ip4[0],
+        "--dst-ip",
+        &p.ip4[1],
+        "--interface",
+        "nsig0",
+        "--disable-kernel-stacks",
+        "--mode",
+        "both",
+    ];
+    let out = common::run_text(Some(&p.ns[0]), &args, || {
+        p.exec(0, &format!("ping -q -c 2 -i 0.05 {}", p.ip4[1]));
+    });
+    common::report::check_golden("kernel_icmp_rtt_tx", &out);
+}
+
 #[test]
 fn the_kprobe_form_passes_the_verifier_in_both_directions() {
     if !netscript::testing::bpf_available() {

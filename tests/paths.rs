@@ -317,3 +317,94 @@ fn a_packet_time_starts_at_the_first_stage_that_fired_and_stages_on_one_probe_sh
         slowest_event
     );
 }
+
+/// The text report: a block per packet (heading, key, process, SKB
+/// pointers, latencies, total), then the histograms in microseconds with
+/// percentiles, then the counters.
+#[test]
+fn text_output_has_the_documented_shape() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nsgp", 27);
+    let out = common::run_text(
+        None,
+        &[
+            SCRIPT, "--src-ip", &p.ip4[0], "--proto", "icmp", "--mode", "both",
+        ],
+        || p.exec(0, &format!("ping -q -c 2 -i 0.05 {}", p.ip4[1])),
+    );
+    common::report::check_golden("skb_path_latency", &out);
+}
+
+#[test]
+fn masks_what_changes_between_runs() {
+    use common::report::mask;
+    let text = "=== ICMP RTT Trace: 2026-12-03 15:39:53.187 (TX) ===\n\
+                Session: 10.0.0.1 -> 10.0.0.2 (ID: 20415, Seq: 1)\n\
+                Path 1 (Request: TX to 10.0.0.2)         : PID=20415  COMM=ping IF=kr0\n\
+                \x20 Stage 0 (P1:S2 (__dev_queue_xmit)   ): 0xffff888152351000\n\
+                \x20 Total Path 1:   0.000 us\n\
+                \x20   __dev_queue_xmit+1294\n\
+                \x20   arp_process+775\n\
+                [15:39:53.187] ICMP 10.0.0.1:0 -> 10.0.0.2:0 TX\n\
+                \x20 DEV_QUEUE: 12.50μs\n\
+                \x20 [8.19-16.4)   : ██ 2\n\
+                \x20 [16.4-32.8)   :  0\n\
+                Percentiles: P50=14.8μs P99.9=102μs\n";
+    let expected = "=== ICMP RTT Trace: <date> <time> (TX) ===\n\
+                    Session: 10.0.0.1 -> 10.0.0.2 (ID: <id>, Seq: 1)\n\
+                    Path 1 (Request: TX to 10.0.0.2)         : PID=<pid> COMM=ping IF=kr0\n\
+                    \x20 Stage 0 (P1:S2 (__dev_queue_xmit)   ): 0x<ptr>\n\
+                    \x20 Total Path 1: <us> us\n\
+                    \x20   <frames>\n\
+                    [<time>] ICMP 10.0.0.1:0 -> 10.0.0.2:0 TX\n\
+                    \x20 DEV_QUEUE: <us>μs\n\
+                    \x20 <rows>\n\
+                    Percentiles: P50=<us>μs P99.9=<us>μs\n";
+    assert_eq!(mask(text), expected);
+}
+
+/// `hist_by` splits the histograms in the kernel: UDP datagrams and pings
+/// of one host land in their own groups, every packet once, whether the
+/// histograms live in an array (2 stages) or, with 10 stages, in a hash
+/// map.
+#[test]
+fn histograms_split_by_group_count_each_packet_in_its_group() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nsgh", 28);
+    let saddr = u32::from_le_bytes(p.ip4[0].parse::<std::net::Ipv4Addr>().unwrap().octets());
+    // Optional stages that never fire (they share XMIT's program).
+    let never: String = (0..8)
+        .map(|i| format!("  stage? NEVER{i} = dev_queue_xmit if $skb == 0;\n"))
+        .collect();
+    for extra in ["", never.as_str()] {
+        let script = std::env::temp_dir().join(format!("ns-groups-{}.ns", std::process::id()));
+        let src = format!(
+            "path grouped {{\n  key = pkt_key($skb);\n  filter = ((struct iphdr *)skb_network($skb))->saddr == {saddr};\n  detail = 0;\n  hist_by = pkt_proto($skb) == 17 ? 0 : 1;\n  hist_groups = (\"UDP\", \"other\");\n{extra}  stage XMIT = dev_queue_xmit;\n  stage RECV = netif_receive;\n}}\n"
+        );
+        std::fs::write(&script, src).unwrap();
+        let objects = run_json(script.to_str().unwrap(), &[], || {
+            udp(&p, &p.ip4[1], 30);
+            p.exec(0, &format!("ping -q -c 4 -i 0.05 {}", p.ip4[1]));
+        });
+        std::fs::remove_file(&script).unwrap();
+        let hist = &of_type(&objects, "hist").last().expect("a histogram")["data"]["@grouped"];
+        let count = |key: &str| -> u64 {
+            hist[key]["buckets"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no {key}: {hist}"))
+                .iter()
+                .map(|b| b["count"].as_u64().unwrap())
+                .sum()
+        };
+        // Each ping is a request out and a reply back: only the request
+        // has the filtered source.
+        assert_eq!(count("UDP,XMIT -> RECV"), 30, "{hist}");
+        assert_eq!(count("UDP,total"), 30, "{hist}");
+        assert_eq!(count("other,XMIT -> RECV"), 4, "{hist}");
+        assert_eq!(count("other,total"), 4, "{hist}");
+    }
+}

@@ -220,3 +220,29 @@ fn histogram_mode_gives_percentiles_per_segment() {
     }
     assert_eq!(stats(&objects, "vm_tx")["completed"], 20);
 }
+
+/// The text report as seed 002 documents it: `[time] PROTO a:p -> b:q
+/// TX`, the latency to each stage, the total with the process; the
+/// histograms in microseconds with `Percentiles: P50=...μs`.
+#[test]
+fn text_output_has_the_documented_shape() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let host = Host::new("vmt", 3);
+    let args = [
+        SCRIPT,
+        "--vm-dev",
+        "vmttap",
+        "--phy-dev",
+        "vmtphy",
+        "--protocol",
+        "icmp",
+        "--src-ip",
+        "10.66.3.0/24",
+        "--mode",
+        "both",
+    ];
+    let out = common::run_text(Some(&host.ns()), &args, || host.ping(2));
+    common::report::check_golden("vm_network_latency", &out);
+}

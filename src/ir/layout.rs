@@ -41,30 +41,49 @@ pub const STAGE_CTX_SIZE: u32 = 56;
 /// The `from`/`to` of the histogram of a path's total latency.
 pub const TOTAL_SEGMENT: u32 = u32::MAX;
 /// The most buckets a path's histograms may have in a per-CPU array (8
-/// bytes each, on every CPU); a path that needs more keeps them in a
-/// per-CPU hash map keyed by (from, to, bucket).
-pub const MAX_HIST_ARRAY: u32 = 16384;
+/// bytes each, on every CPU: 160 KiB); a path that needs more keeps them
+/// in a per-CPU hash map keyed by (from, to, bucket and group).
+pub const MAX_HIST_ARRAY: u32 = 20480;
+/// The largest latency a path's histograms tell apart (2^36 ns, 68.7 s):
+/// longer ones are counted in its bucket, so the buckets of a histogram
+/// are bounded (274 with the default 3 sub-bucket bits).
+pub const PATH_HIST_MAX_NS: i64 = 1 << 36;
 
-/// Where a path's segment histograms live in a per-CPU array: the buckets
-/// of segment `from -> to` (stage indexes, `from < to`) start at
-/// `(to * (to - 1) / 2 + from) * buckets`, those of the total after every
-/// segment's. `None` when they would take more than [`MAX_HIST_ARRAY`]
-/// entries (a hash map holds them then).
+/// Where a path's segment histograms live in a per-CPU array: in group
+/// `g`, the buckets of segment `from -> to` (stage indexes, `from < to`)
+/// start at `(g * segments + to * (to - 1) / 2 + from) * buckets`, those of
+/// the total after every segment's. `None` when they would take more than
+/// [`MAX_HIST_ARRAY`] entries (a hash map holds them then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistArray {
     /// Stages of the path.
     pub stages: u32,
-    /// Buckets of one histogram (every index `hist(x, bits)` can give).
+    /// Buckets of one histogram (every index `hist(x, bits)` can give up
+    /// to [`PATH_HIST_MAX_NS`]).
     pub buckets: u32,
+    /// Groups the histograms are split into (`hist_groups`; at least 1).
+    pub groups: u32,
+}
+
+/// The buckets of one of `path`'s histograms.
+pub fn path_hist_buckets(path: &PathInfo) -> u32 {
+    crate::output::loghist::hist_index(PATH_HIST_MAX_NS, path.hist_bits) as u32 + 1
 }
 
 impl HistArray {
     /// The array layout of `path`'s histograms, if small enough.
     pub fn of(path: &PathInfo) -> Option<HistArray> {
-        let stages = path.stages.len() as u32;
-        let buckets = crate::output::loghist::hist_index(i64::MAX, path.hist_bits) as u32 + 1;
-        let layout = HistArray { stages, buckets };
+        let layout = HistArray {
+            stages: path.stages.len() as u32,
+            buckets: path_hist_buckets(path),
+            groups: path.hist_groups.len().max(1) as u32,
+        };
         (layout.entries() <= MAX_HIST_ARRAY).then_some(layout)
+    }
+
+    /// Histograms (segments and the total) of one group.
+    pub fn segments(&self) -> u32 {
+        self.total_segment() + 1
     }
 
     /// The index of the first segment of histograms ending at stage `to`
@@ -80,21 +99,22 @@ impl HistArray {
 
     /// Entries of the array.
     pub fn entries(&self) -> u32 {
-        (self.total_segment() + 1) * self.buckets
+        self.groups * self.segments() * self.buckets
     }
 
-    /// The segment (`from`, `to`, or [`TOTAL_SEGMENT`] twice) and the
-    /// bucket of array index `index`.
-    pub fn segment_of(&self, index: u32) -> (u32, u32, u32) {
-        let (segment, bucket) = (index / self.buckets, index % self.buckets);
+    /// The group, the segment (`from`, `to`, or [`TOTAL_SEGMENT`] twice)
+    /// and the bucket of array index `index`.
+    pub fn segment_of(&self, index: u32) -> (u32, u32, u32, u32) {
+        let (histogram, bucket) = (index / self.buckets, index % self.buckets);
+        let (group, segment) = (histogram / self.segments(), histogram % self.segments());
         if segment >= self.total_segment() {
-            return (TOTAL_SEGMENT, TOTAL_SEGMENT, bucket);
+            return (group, TOTAL_SEGMENT, TOTAL_SEGMENT, bucket);
         }
         let to = (1..self.stages)
             .take_while(|to| self.first_segment_to(*to) <= segment)
             .last()
             .unwrap_or(1);
-        (segment - self.first_segment_to(to), to, bucket)
+        (group, segment - self.first_segment_to(to), to, bucket)
     }
 }
 
@@ -567,25 +587,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_array_index_names_one_segment_and_bucket() {
+    fn every_array_index_names_one_group_segment_and_bucket() {
         let array = HistArray {
             stages: 4,
             buckets: 3,
+            groups: 2,
         };
-        // Segments 0->1, 0->2, 1->2, 0->3, 1->3, 2->3, then the total.
-        assert_eq!(array.entries(), 7 * 3);
+        // Per group: segments 0->1, 0->2, 1->2, 0->3, 1->3, 2->3, the total.
+        assert_eq!(array.entries(), 2 * 7 * 3);
         let mut seen = std::collections::HashSet::new();
-        for to in 1..4 {
-            for from in 0..to {
-                for bucket in 0..3 {
-                    let index = (array.first_segment_to(to) + from) * 3 + bucket;
-                    assert_eq!(array.segment_of(index), (from, to, bucket));
-                    assert!(seen.insert(index));
+        for group in 0..2 {
+            let base = group * array.segments();
+            for to in 1..4 {
+                for from in 0..to {
+                    for bucket in 0..3 {
+                        let index = (base + array.first_segment_to(to) + from) * 3 + bucket;
+                        assert_eq!(array.segment_of(index), (group, from, to, bucket));
+                        assert!(seen.insert(index));
+                    }
                 }
             }
+            for bucket in 0..3 {
+                let total = (base + array.total_segment()) * 3 + bucket;
+                assert_eq!(
+                    array.segment_of(total),
+                    (group, TOTAL_SEGMENT, TOTAL_SEGMENT, bucket)
+                );
+                assert!(seen.insert(total) && total < array.entries());
+            }
         }
-        let total = array.total_segment() * 3 + 2;
-        assert_eq!(array.segment_of(total), (TOTAL_SEGMENT, TOTAL_SEGMENT, 2));
-        assert!(seen.insert(total) && total < array.entries());
+        assert_eq!(seen.len() as u32, array.entries());
     }
 }

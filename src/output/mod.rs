@@ -4,6 +4,7 @@
 pub mod anonymize;
 pub mod buckets;
 pub mod json;
+pub mod latency;
 pub mod loghist;
 pub mod model;
 pub mod order;

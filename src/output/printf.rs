@@ -24,6 +24,9 @@ pub enum Piece {
 /// One `%` conversion specification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversion {
+    /// `%N$...`: the argument it prints (1-based), instead of the next
+    /// one (path report formats only).
+    pub position: Option<usize>,
     /// The specification as bpftrace names it in errors, without flags and
     /// width (e.g. `%lu`, `%s`).
     pub token: String,
@@ -143,6 +146,12 @@ pub fn check_args(pieces: &[Piece], args: &[ArgKind]) -> Result<(), String> {
             Piece::Literal(_) => None,
         })
         .collect();
+    if let Some(c) = conversions.iter().find(|c| c.position.is_some()) {
+        return Err(format!(
+            "printf: {} names its argument by position; only path report formats (describe, halves) may",
+            c.token
+        ));
+    }
     let (supplied, expected) = (args.len(), conversions.len());
     if supplied != expected {
         let problem = if supplied < expected {
@@ -169,16 +178,52 @@ pub fn check_args(pieces: &[Piece], args: &[ArgKind]) -> Result<(), String> {
     }
 }
 
+/// Checks a path report format against the kinds of the values it
+/// formats: each conversion takes the next value or, with `%N$`, value N;
+/// values may go unused.
+pub fn check_report_args(pieces: &[Piece], args: &[ArgKind]) -> Result<(), String> {
+    let mut next = 0;
+    for piece in pieces {
+        let Piece::Conversion(c) = piece else {
+            continue;
+        };
+        let index = c.position.map_or(next, |n| n - 1);
+        next = index + 1;
+        let Some(arg) = args.get(index) else {
+            return Err(format!(
+                "{} asks for value {} of {}",
+                c.token,
+                index + 1,
+                args.len()
+            ));
+        };
+        if c.expects() != *arg {
+            return Err(format!(
+                "{} (value {}) expects a value of type {} ({} supplied)",
+                c.token,
+                index + 1,
+                c.expects().name(),
+                arg.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Formats `args` into the pieces as bpftrace prints them. Missing
 /// arguments print nothing; integers given to `%s` print as decimal text.
+/// A conversion with a position (`%2$s`) prints that argument and the
+/// next one continues after it.
 pub fn format(pieces: &[Piece], args: &[Value]) -> String {
     let mut out = String::new();
-    let mut args = args.iter();
+    let mut next = 0;
     for piece in pieces {
         match piece {
             Piece::Literal(text) => out.push_str(text),
             Piece::Conversion(conversion) => {
-                if let Some(arg) = args.next() {
+                let index = conversion.position.map_or(next, |n| n - 1);
+                next = index + 1;
+                if let Some(arg) = args.get(index) {
                     out.push_str(&format_one(conversion, arg));
                 }
             }
@@ -192,6 +237,13 @@ pub fn format(pieces: &[Piece], args: &[Value]) -> String {
 fn parse_conversion(text: &str) -> Option<(Conversion, usize)> {
     let bytes = text.as_bytes();
     let mut pos = 1;
+    let position = match digits(bytes, pos) {
+        (n, after) if after > pos && bytes.get(after) == Some(&b'$') && n > 0 => {
+            pos = after + 1;
+            Some(n)
+        }
+        _ => None,
+    };
     let left_align = bytes.get(pos) == Some(&b'-');
     if left_align {
         pos += 1;
@@ -212,6 +264,7 @@ fn parse_conversion(text: &str) -> Option<(Conversion, usize)> {
     pos += len;
     let token = format!("%{}", &text[token_start..pos]);
     let conversion = Conversion {
+        position,
         token,
         left_align,
         zero_pad,

@@ -8,7 +8,7 @@ use crate::ir::layout::{path_layout, PathLayout};
 use crate::output::json::{quote, value_json};
 use crate::output::model::Value;
 use crate::output::Printer;
-use crate::sema::tast::PathInfo;
+use crate::sema::tast::{PathInfo, ReportStyle};
 use crate::sema::types::Ty;
 
 /// The little-endian u64 at `off` in `b` (0 past its end).
@@ -25,8 +25,9 @@ pub(super) fn u32_at(b: &[u8], off: u32) -> u32 {
         .unwrap_or(0)
 }
 
+/// Nanoseconds as the trace reports write them: `12.345` (microseconds).
 fn us(ns: u64) -> String {
-    format!("{:.3} us", ns as f64 / 1000.0)
+    format!("{:.3}", ns as f64 / 1000.0)
 }
 
 /// What one stage recorded for a packet.
@@ -38,6 +39,17 @@ struct StageSeen {
     stack: i64,
     comm: String,
     device: String,
+}
+
+impl StageSeen {
+    /// The device the packet was on (`-`: none yet, e.g. before routing).
+    fn interface(&self) -> String {
+        match (self.device.is_empty(), self.ifindex) {
+            (false, _) => self.device.clone(),
+            (true, 0) => "-".to_string(),
+            (true, n) => format!("ifindex {}", n),
+        }
+    }
 }
 
 fn stage_seen(record: &[u8], layout: &PathLayout, i: u32) -> StageSeen {
@@ -60,8 +72,9 @@ fn stage_seen(record: &[u8], layout: &PathLayout, i: u32) -> StageSeen {
     }
 }
 
-/// Local wall-clock time (`2025-01-15 10:30:45.123`) of monotonic time `ts`.
-fn wall_clock(ts: u64) -> String {
+/// Local wall-clock date and time (`2025-01-15`, `10:30:45.123`) of
+/// monotonic time `ts`.
+fn wall_clock(ts: u64) -> (String, String) {
     let mono = super::features::monotonic_ns();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -72,18 +85,21 @@ fn wall_clock(ts: u64) -> String {
     // SAFETY: localtime_r writes only into tm, which lives on this stack.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
+    let millis = at / 1_000_000 % 1000;
     if !ok {
-        return format!("{}.{:03}", secs, at / 1_000_000 % 1000);
+        return (String::new(), format!("{}.{:03}", secs, millis));
     }
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        at / 1_000_000 % 1000
+    (
+        format!(
+            "{:04}-{:02}-{:02}",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday
+        ),
+        format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            tm.tm_hour, tm.tm_min, tm.tm_sec, millis
+        ),
     )
 }
 
@@ -95,11 +111,228 @@ struct Segment {
     ns: u64,
 }
 
-/// The values `info` kept, as printf arguments.
-fn info_values(info: Value) -> Vec<Value> {
-    match info {
+/// The values of a tuple (or the one value), as printf arguments.
+fn printf_values(values: Value) -> Vec<Value> {
+    match values {
         Value::Tuple(items) => items,
         v => vec![v],
+    }
+}
+
+/// One reported packet, ready to be written as text.
+struct Packet<'a> {
+    path: &'a PathInfo,
+    key: &'a Value,
+    /// The values report formats take: `info`'s, else the key's.
+    info: Vec<Value>,
+    seen: &'a [StageSeen],
+    fired: &'a [usize],
+    segments: &'a [Segment],
+    total: u64,
+    /// Per-half totals and the time between the halves (split paths).
+    halves: Option<(u64, u64, u64)>,
+}
+
+/// The rule around each report of a split path (the RTT tools').
+const RULE: &str =
+    "================================================================================\n";
+
+impl Packet<'_> {
+    /// A report format (`describe`, `halves`, `half_fields`) over the info.
+    fn formatted(&self, format: &str) -> String {
+        let pieces = crate::output::printf::parse_format(format).unwrap_or_default();
+        crate::output::printf::format(&pieces, &self.info)
+    }
+
+    /// The `describe` lines (the key when there is none), newline-ended.
+    /// Formats take the `info` values, or the key's when nothing else is
+    /// kept.
+    fn description(&self) -> String {
+        let mut text = match &self.path.report.describe {
+            Some(format) => self.formatted(format),
+            None => format!("Key: {}", crate::output::text::value_text(self.key)),
+        };
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text
+    }
+
+    /// The time of the first stage that fired.
+    fn start(&self) -> (String, String) {
+        wall_clock(self.fired.first().map_or(0, |i| self.seen[*i].ts))
+    }
+
+    /// Process and interface of the stages `range`: the process of the
+    /// first that fired; the device of the first if it had one, else (a
+    /// packet this host sends) of the last that had one.
+    fn process(&self, range: std::ops::Range<usize>) -> (u32, String, String) {
+        let fired: Vec<&StageSeen> = self
+            .fired
+            .iter()
+            .filter(|i| range.contains(i))
+            .map(|i| &self.seen[*i])
+            .collect();
+        let Some(first) = fired.first() else {
+            return (0, "-".into(), "-".into());
+        };
+        let device = std::iter::once(first)
+            .chain(fired.iter().rev())
+            .find(|s| s.interface() != "-")
+            .map_or("-".to_string(), |s| s.interface());
+        (first.pid, first.comm.clone(), device)
+    }
+
+    /// The note after a segment that skipped optional stages.
+    fn note(&self, seg: &Segment) -> String {
+        let skipped = (seg.from + 1..seg.to).any(|k| self.path.stages[k].optional);
+        match skipped && !self.path.report.skip_note.is_empty() {
+            true => format!(" ({})", self.path.report.skip_note),
+            false => String::new(),
+        }
+    }
+
+    /// The block the OVS TCP and ICMP RTT tools print: heading, process,
+    /// SKB pointers, latencies, totals, kernel stacks.
+    fn trace_text(&self, frames: &dyn Fn(&StageSeen) -> Vec<String>) -> String {
+        let (path, stages) = (self.path, &self.path.stages);
+        let (date, time) = self.start();
+        let mut text = String::new();
+        if self.halves.is_some() {
+            text += RULE;
+        }
+        let subtitle = match path.report.subtitle.as_str() {
+            "" => String::new(),
+            s => format!(" ({})", s),
+        };
+        text += &format!("=== {}: {} {}{} ===\n", path.title(), date, time, subtitle);
+        text += &self.description();
+        let split = path.report.split as usize;
+        match self.halves {
+            None => {
+                let (pid, comm, device) = self.process(0..stages.len());
+                text += &format!("Process: PID={} COMM={} IF={}\n", pid, comm, device);
+            }
+            Some(_) => {
+                for (n, range) in [(1, 0..split), (2, split..stages.len())] {
+                    let label = match path.report.halves.get(n - 1) {
+                        Some(format) => self.formatted(format),
+                        None => ["Request", "Reply"][n - 1].to_string(),
+                    };
+                    let fields = path
+                        .report
+                        .half_fields
+                        .get(n - 1)
+                        .map_or(String::new(), |f| self.formatted(f));
+                    let (pid, comm, device) = self.process(range);
+                    let line = format!(
+                        "{:<40} : PID={:<6} COMM={:<12} IF={:<10} {}",
+                        format!("Path {} ({})", n, label),
+                        pid,
+                        comm,
+                        device,
+                        fields
+                    );
+                    text += line.trim_end();
+                    text.push('\n');
+                }
+            }
+        }
+        text += "\nSKB Pointers:\n";
+        for (i, (stage, s)) in stages.iter().zip(self.seen).enumerate() {
+            // The device each stage saw: netscript's addition to the seeds' list.
+            let value = match s.ts {
+                0 => "(not seen)".to_string(),
+                _ => format!("0x{:x}  IF={}", s.skb, s.interface()),
+            };
+            text += &format!("  Stage {} ({:<39}): {}\n", i, stage.label, value);
+        }
+        // The RTT tools align their segments in columns; the TCP tool not.
+        let (from_width, to_width, us_width) = match self.halves {
+            None => (0, 0, 0),
+            Some(_) => (41, 42, 7),
+        };
+        let segment_line = |seg: &Segment| {
+            format!(
+                "  [{}->{}] {:<from_width$} -> {:<to_width$}: {:>us_width$} us{}\n",
+                seg.from,
+                seg.to,
+                stages[seg.from].label,
+                stages[seg.to].label,
+                us(seg.ns),
+                self.note(seg)
+            )
+        };
+        match self.halves {
+            None => {
+                text += "\nLatencies (us):\n";
+                self.segments.iter().for_each(|s| text += &segment_line(s));
+                text += &format!("\nTotal Latency: {} us\n", us(self.total));
+            }
+            Some((first, second, between)) => {
+                for (n, range, half) in [(1, 0..split, first), (2, split..stages.len(), second)] {
+                    text += &format!("\nPath {} Latencies (us):\n", n);
+                    self.segments
+                        .iter()
+                        .filter(|s| range.contains(&s.from) && range.contains(&s.to))
+                        .for_each(|s| text += &segment_line(s));
+                    text += &format!("  Total Path {}: {:>7} us\n", n, us(half));
+                }
+                text += &format!(
+                    "\nTotal RTT (Path1 Start to Path2 End): {} us\n",
+                    us(self.total)
+                );
+                text += &format!(
+                    "Inter-Path Latency (P1 end -> P2 start): {} us\n",
+                    us(between)
+                );
+            }
+        }
+        if path.stacks {
+            text += "\nKernel Stack Traces:\n";
+            for (i, (stage, s)) in stages.iter().zip(self.seen).enumerate() {
+                let frames = frames(s);
+                if s.ts == 0 || frames.is_empty() {
+                    continue;
+                }
+                text += &format!("  Stage {} ({}):\n", i, stage.label);
+                frames.iter().for_each(|f| text += &format!("    {}\n", f));
+            }
+        }
+        if self.halves.is_some() {
+            text += RULE;
+        }
+        text.push('\n');
+        text
+    }
+
+    /// The three lines the VM network latency tool prints: `[time]
+    /// description`, the latency to each stage, the total and the process.
+    fn compact_text(&self) -> String {
+        let (_, time) = self.start();
+        let description = match &self.path.report.describe {
+            Some(_) => self.description(),
+            None => format!("{}\n", self.path.title()),
+        };
+        let mut text = format!("[{}] {}", time, description);
+        let steps: Vec<String> = self
+            .segments
+            .iter()
+            .map(|seg| {
+                let ms = seg.ns as f64 / 1000.0;
+                let label = &self.path.stages[seg.to].label;
+                format!("{}: {:.2}μs{}", label, ms, self.note(seg))
+            })
+            .collect();
+        text += &format!("  {}\n", steps.join(" | "));
+        let (pid, comm, _) = self.process(0..self.path.stages.len());
+        text += &format!(
+            "  Total Latency: {:.2}μs | PID: {} ({})\n",
+            self.total as f64 / 1000.0,
+            pid,
+            comm
+        );
+        text
     }
 }
 
@@ -147,88 +380,11 @@ pub fn print_event(
         (within(&first), within(&second), between)
     });
 
-    let title = if path.report.title.is_empty() {
-        &path.name
-    } else {
-        &path.report.title
+    let title = match path.report.subtitle.as_str() {
+        "" => path.title().to_string(),
+        subtitle => format!("{} ({})", path.title(), subtitle),
     };
-    let start = fired.first().map_or(0, |i| seen[*i].ts);
-    let mut text = format!("=== {}: {} ===\n", title, wall_clock(start));
-    match (&path.report.describe, &info) {
-        (Some(format), Some(values)) => {
-            let pieces = crate::output::printf::parse_format(format).unwrap_or_default();
-            text += &crate::output::printf::format(&pieces, &info_values(values.clone()));
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
-        }
-        _ => text += &format!("Key: {}\n", crate::output::text::value_text(&key)),
-    }
-    text += "Stages:\n";
-    let width = path.stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
-    let mut stages_json = Vec::new();
-    for (i, (stage, s)) in path.stages.iter().zip(&seen).enumerate() {
-        if s.ts == 0 {
-            text += &format!("  [{}] {:<width$}  (not seen)\n", i, stage.name);
-            stages_json.push(format!(
-                "{{\"name\": {}, \"seen\": false}}",
-                quote(&stage.name)
-            ));
-            continue;
-        }
-        // No device yet (e.g. before routing): "-".
-        let interface = match (s.device.is_empty(), s.ifindex) {
-            (false, _) => s.device.clone(),
-            (true, 0) => "-".to_string(),
-            (true, n) => format!("ifindex {}", n),
-        };
-        text += &format!(
-            "  [{}] {:<width$}  PID={} COMM={} IF={} SKB=0x{:x}\n",
-            i, stage.name, s.pid, s.comm, interface, s.skb
-        );
-        let frames: Vec<String> = if s.stack >= 0 && path.stacks {
-            sym.stack(s.stack as u64)
-                .into_iter()
-                .map(|ip| sym.symbol(ip, true))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        for f in &frames {
-            text += &format!("        {}\n", f);
-        }
-        let stack_json: Vec<String> = frames.iter().map(|f| quote(f)).collect();
-        stages_json.push(format!(
-            "{{\"name\": {}, \"probe\": {}, \"seen\": true, \"ts_ns\": {}, \"pid\": {}, \"comm\": {}, \"ifindex\": {}, \"interface\": {}, \"skb\": {}, \"stack\": [{}]}}",
-            quote(&stage.name),
-            quote(&stage.probe),
-            s.ts,
-            s.pid,
-            quote(&s.comm),
-            s.ifindex,
-            quote(&interface),
-            s.skb,
-            stack_json.join(", ")
-        ));
-    }
     let mut segments_json = Vec::new();
-    let segment_line = |seg: &Segment| {
-        let skipped = (seg.from + 1..seg.to).any(|k| path.stages[k].optional);
-        let note = if skipped && !path.report.skip_note.is_empty() {
-            format!(" ({})", path.report.skip_note)
-        } else {
-            String::new()
-        };
-        format!(
-            "  [{}->{}] {} -> {}: {}{}\n",
-            seg.from,
-            seg.to,
-            path.stages[seg.from].name,
-            path.stages[seg.to].name,
-            us(seg.ns),
-            note
-        )
-    };
     for seg in &segments {
         let skipped: Vec<String> = (seg.from + 1..seg.to)
             .map(|k| quote(&path.stages[k].name))
@@ -241,35 +397,63 @@ pub fn print_event(
             skipped.join(", ")
         ));
     }
-    let mut halves_json = String::new();
-    match halves {
-        None => {
-            text += "Latencies (us):\n";
-            segments.iter().for_each(|s| text += &segment_line(s));
-            text += &format!("Total Latency: {}\n", us(total));
+    let halves_json = halves.map_or(String::new(), |(first, second, between)| {
+        format!(
+            ", \"path1_ns\": {}, \"path2_ns\": {}, \"inter_path_ns\": {}",
+            first, second, between
+        )
+    });
+    let frames = |s: &StageSeen| -> Vec<String> {
+        if s.stack >= 0 && path.stacks {
+            sym.stack(s.stack as u64)
+                .into_iter()
+                .map(|ip| sym.symbol(ip, true))
+                .collect()
+        } else {
+            Vec::new()
         }
-        Some((first, second, between)) => {
-            for (n, range, half) in [(1, 0..split, first), (2, split..seen.len(), second)] {
-                text += &format!("Path {} Latencies (us):\n", n);
-                segments
-                    .iter()
-                    .filter(|s| range.contains(&s.from) && range.contains(&s.to))
-                    .for_each(|s| text += &segment_line(s));
-                text += &format!("  Total Path {}: {}\n", n, us(half));
-            }
-            text += &format!("Total RTT (Path1 Start to Path2 End): {}\n", us(total));
-            text += &format!("Inter-Path Latency (P1 end -> P2 start): {}\n", us(between));
-            halves_json = format!(
-                ", \"path1_ns\": {}, \"path2_ns\": {}, \"inter_path_ns\": {}",
-                first, second, between
-            );
+    };
+    let mut stages_json = Vec::new();
+    for (stage, s) in path.stages.iter().zip(&seen) {
+        if s.ts == 0 {
+            stages_json.push(format!(
+                "{{\"name\": {}, \"seen\": false}}",
+                quote(&stage.name)
+            ));
+            continue;
         }
+        let stack_json: Vec<String> = frames(s).iter().map(|f| quote(f)).collect();
+        stages_json.push(format!(
+            "{{\"name\": {}, \"probe\": {}, \"seen\": true, \"ts_ns\": {}, \"pid\": {}, \"comm\": {}, \"ifindex\": {}, \"interface\": {}, \"skb\": {}, \"stack\": [{}]}}",
+            quote(&stage.name),
+            quote(&stage.probe),
+            s.ts,
+            s.pid,
+            quote(&s.comm),
+            s.ifindex,
+            quote(&s.interface()),
+            s.skb,
+            stack_json.join(", ")
+        ));
     }
-    text.push('\n');
+    let packet = Packet {
+        path,
+        key: &key,
+        info: printf_values(info.clone().unwrap_or_else(|| key.clone())),
+        seen: &seen,
+        fired: &fired,
+        segments: &segments,
+        total,
+        halves,
+    };
+    let text = match path.report.style {
+        ReportStyle::Trace => packet.trace_text(&frames),
+        ReportStyle::Compact => packet.compact_text(),
+    };
     let json = format!(
         "{{\"type\": \"path\", \"data\": {{\"path\": {}, \"title\": {}, \"key\": {}, \"info\": {}, \"stages\": [{}], \"segments\": [{}], \"total_ns\": {}{}}}}}",
         quote(&path.name),
-        quote(title),
+        quote(&title),
         value_json(&key),
         info.as_ref().map_or("null".to_string(), value_json),
         stages_json.join(", "),

@@ -11,7 +11,6 @@ use crate::ir::layout::{
 };
 use crate::output::json::quote;
 use crate::output::model::{Aggregate, MapDump, Value};
-use crate::output::text::MapShape;
 use crate::output::Printer;
 use crate::sema::tast::PathInfo;
 
@@ -82,9 +81,12 @@ impl<'a> PathReports<'a> {
             let maps = self.maps.paths[i];
             let spec = |m: u32| self.maps.specs[m as usize].name.as_str();
             if path.histogram {
-                let dump = self.histograms(object, path, spec(maps.hists))?;
-                if !dump.entries.is_empty() {
-                    printer.map_shaped(&dump, MapShape::Histogram).map_err(io)?;
+                let segments = self.histograms(object, path, spec(maps.hists))?;
+                if !segments.is_empty() {
+                    let json = crate::output::json::map_json(&histogram_dump(path, &segments));
+                    printer
+                        .report(&latency_text(path, &segments), json.trim_end())
+                        .map_err(io)?;
                 }
                 object.map_delete_all(spec(maps.hists))?;
             }
@@ -144,52 +146,108 @@ impl<'a> PathReports<'a> {
         Ok(())
     }
 
-    /// The segment histograms of a path as a map dump keyed by segment.
-    fn histograms(&self, object: &LoadedObject, path: &PathInfo, map: &str) -> Result<MapDump> {
-        let mut by_segment: std::collections::BTreeMap<(u32, u32), Vec<u64>> = Default::default();
+    /// The segment histograms of a path: per group and segment (`from`,
+    /// `to`; both [`TOTAL_SEGMENT`] for the total), in stage order, its
+    /// buckets.
+    fn histograms(
+        &self,
+        object: &LoadedObject,
+        path: &PathInfo,
+        map: &str,
+    ) -> Result<Vec<Segment>> {
+        let mut by_segment: std::collections::BTreeMap<(u32, u32, u32), Vec<u64>> =
+            Default::default();
         let array = HistArray::of(path);
         for (key, cpus) in object.map_entries(map)? {
             let count = cpus.iter().map(|v| u64_at(v, 0)).sum::<u64>();
-            let (from, to, bucket) = match array {
+            let (group, from, to, bucket) = match array {
                 // Every bucket of every segment is there; those never hit are 0.
                 Some(_) if count == 0 => continue,
                 Some(array) => {
-                    let (from, to, bucket) = array.segment_of(u32_at(&key, 0));
-                    (from, to, bucket as usize)
+                    let (group, from, to, bucket) = array.segment_of(u32_at(&key, 0));
+                    (group, from, to, bucket as usize)
                 }
-                None => (u32_at(&key, 0), u32_at(&key, 4), u64_at(&key, 8) as usize),
+                None => (
+                    u32_at(&key, 12),
+                    u32_at(&key, 0),
+                    u32_at(&key, 4),
+                    u32_at(&key, 8) as usize,
+                ),
             };
-            let counts = by_segment.entry((from, to)).or_default();
+            let counts = by_segment.entry((group, from, to)).or_default();
             if counts.len() <= bucket {
                 counts.resize(bucket + 1, 0);
             }
             counts[bucket] += count;
         }
-        let name = |i: u32| {
-            if i == TOTAL_SEGMENT {
-                "total".to_string()
-            } else {
-                path.stages[i as usize].name.clone()
-            }
-        };
-        let entries = by_segment
-            .into_iter()
-            .map(|((from, to), buckets)| {
-                let label = if from == TOTAL_SEGMENT {
-                    "total".to_string()
-                } else {
-                    format!("{} -> {}", name(from), name(to))
-                };
-                let agg = match path.hist_bits {
-                    0 => Aggregate::Hist(buckets),
-                    bits => Aggregate::SubHist { bits, buckets },
-                };
-                (vec![Value::Str(label)], agg)
-            })
-            .collect();
-        Ok(MapDump {
-            name: format!("@{}", path.name),
-            entries,
-        })
+        Ok(by_segment.into_iter().collect())
     }
+}
+
+/// A histogram: its group, segment (`from`, `to`) and buckets.
+type Segment = ((u32, u32, u32), Vec<u64>);
+
+/// The name of group `g` of a path's histograms (empty: not split).
+fn group_name(path: &PathInfo, g: u32) -> &str {
+    path.hist_groups.get(g as usize).map_or("", String::as_str)
+}
+
+/// A path's histograms as a map dump keyed by segment (`A -> B` by stage
+/// names, `total`), after the group's name if they are split, for JSON.
+fn histogram_dump(path: &PathInfo, segments: &[Segment]) -> MapDump {
+    let entries = segments
+        .iter()
+        .map(|((group, from, to), buckets)| {
+            let label = match *from {
+                TOTAL_SEGMENT => "total".to_string(),
+                from => format!(
+                    "{} -> {}",
+                    path.stages[from as usize].name, path.stages[*to as usize].name
+                ),
+            };
+            let agg = match path.hist_bits {
+                0 => Aggregate::Hist(buckets.clone()),
+                bits => Aggregate::SubHist {
+                    bits,
+                    buckets: buckets.clone(),
+                },
+            };
+            let keys = match group_name(path, *group) {
+                "" => vec![Value::Str(label)],
+                name => vec![Value::Str(name.to_string()), Value::Str(label)],
+            };
+            (keys, agg)
+        })
+        .collect();
+    MapDump {
+        name: format!("@{}", path.name),
+        entries,
+    }
+}
+
+/// A path's histograms as text: per group, a heading naming it and the
+/// path (`Latency Distribution (μs) - TCP TX Path:`), then per segment (and
+/// the total) the latency rows in microseconds and the percentiles.
+fn latency_text(path: &PathInfo, segments: &[Segment]) -> String {
+    let mut text = String::new();
+    let mut heading_of = None;
+    for ((group, from, to), buckets) in segments {
+        if heading_of != Some(*group) {
+            heading_of = Some(*group);
+            let name = match (group_name(path, *group), path.report.subtitle.as_str()) {
+                (g, "") => format!("{} {}:", g, path.title()),
+                (g, subtitle) => format!("{} {} Path:", g, subtitle),
+            };
+            text += &format!("Latency Distribution (μs) - {}\n", name.trim_start());
+        }
+        let heading = match *from {
+            TOTAL_SEGMENT => "Total".to_string(),
+            from => format!(
+                "Stage: {} -> {}",
+                path.stages[from as usize].label, path.stages[*to as usize].label
+            ),
+        };
+        text += &crate::output::latency::latency_hist_text(&heading, buckets, path.hist_bits);
+    }
+    text
 }

@@ -30,15 +30,21 @@ const OPTIONS: &[&str] = &[
     "timeout",
     "records",
     "hist_bits",
+    "hist_by",
+    "hist_groups",
     "detail",
     "histogram",
     "stacks",
     "interval",
     "title",
+    "subtitle",
     "describe",
     "info",
     "split",
     "skip_note",
+    "style",
+    "halves",
+    "half_fields",
     "enabled",
 ];
 
@@ -93,6 +99,7 @@ impl Checker<'_> {
                 }
             },
             hist_bits: constant(self, "hist_bits", 3)?.clamp(0, tast::MAX_HIST_BITS as i64) as u8,
+            hist_groups: self.hist_groups(decl)?,
             detail: constant(self, "detail", 1)? != 0,
             histogram: constant(self, "histogram", 1)? != 0,
             stacks: constant(self, "stacks", 0)? != 0,
@@ -100,10 +107,23 @@ impl Checker<'_> {
             dev_offsets: skb_dev_offsets(),
             report: tast::PathReport {
                 title: self.setting_str(option("title"))?.unwrap_or_default(),
+                subtitle: self.setting_str(option("subtitle"))?.unwrap_or_default(),
                 describe: self.setting_str(option("describe"))?,
                 info: Ty::Void,
                 split: constant(self, "split", 0)?.max(0) as u32,
                 skip_note: self.setting_str(option("skip_note"))?.unwrap_or_default(),
+                style: match self.setting_str(option("style"))?.as_deref() {
+                    None | Some("trace") => tast::ReportStyle::Trace,
+                    Some("compact") => tast::ReportStyle::Compact,
+                    Some(other) => {
+                        return Err(Diagnostic::at(
+                            option("style").map_or(decl.span, |e| e.span),
+                            format!("unknown report style '{}' (trace, compact)", other),
+                        ))
+                    }
+                },
+                halves: self.half_settings(option("halves"))?,
+                half_fields: self.half_settings(option("half_fields"))?,
             },
         };
         let path_id = self.paths.len() as u32;
@@ -125,6 +145,7 @@ impl Checker<'_> {
             let starter = info.stages.iter().all(|s| s.optional);
             info.stages.push(tast::StageInfo {
                 name: stage.name.clone(),
+                label: stage_label(&stage.name, &probes, declared, declared_split),
                 optional: stage.optional,
                 probe: point.display(),
             });
@@ -207,13 +228,65 @@ impl Checker<'_> {
             self.programs.push(program);
         }
         for plan in groups.iter().flatten().filter(|p| p.index == 0) {
-            let info = &self.paths[plan.path as usize];
-            let describe = plan.path_decl.option("describe");
-            if let (Some(format), Some(e)) = (&info.report.describe, describe) {
-                check_describe(format, &info.report.info, e.span)?;
+            let report = &self.paths[plan.path as usize].report;
+            let formats = [
+                ("describe", report.describe.iter().collect::<Vec<_>>()),
+                ("halves", report.halves.iter().collect()),
+                ("half_fields", report.half_fields.iter().collect()),
+            ];
+            // Without info, the formats take the key's values.
+            let values = match &report.info {
+                Ty::Void => &self.paths[plan.path as usize].key,
+                info => info,
+            };
+            for (setting, formats) in formats {
+                if let Some(e) = plan.path_decl.option(setting) {
+                    for format in formats {
+                        check_describe(format, values, e.span)?;
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// A setting with one constant string per half of a split path.
+    fn half_settings(&mut self, e: Option<&ast::Expr>) -> Result<Vec<String>> {
+        match e {
+            Some(e) => self.strings(e, Some(2), "two strings, one per half"),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The names of the groups `hist_by` splits the histograms into.
+    fn hist_groups(&mut self, decl: &ast::PathDecl) -> Result<Vec<String>> {
+        match (decl.option("hist_by"), decl.option("hist_groups")) {
+            (None, None) => Ok(Vec::new()),
+            (Some(_), Some(e)) => self.strings(e, None, "one string per group"),
+            (by, groups) => Err(Diagnostic::at(
+                by.or(groups).map_or(decl.span, |e| e.span),
+                "`hist_by` (a packet's group, 0 to N-1) and `hist_groups` (the N groups' names) go together",
+            )),
+        }
+    }
+
+    /// A tuple of constant strings (`count` of them, if given; a single
+    /// string is a tuple of one).
+    fn strings(&mut self, e: &ast::Expr, count: Option<usize>, what: &str) -> Result<Vec<String>> {
+        let items = match &e.kind {
+            ast::ExprKind::Tuple(items) => items.iter().collect(),
+            _ => vec![e],
+        };
+        if count.is_some_and(|n| n != items.len()) {
+            return Err(Diagnostic::at(
+                e.span,
+                format!("expected {}: (\"...\", \"...\")", what),
+            ));
+        }
+        items
+            .into_iter()
+            .map(|i| Ok(self.setting_str(Some(i))?.unwrap_or_default()))
+            .collect()
     }
 
     /// A constant string setting, if given.
@@ -386,6 +459,11 @@ impl Checker<'_> {
         let point = first.point.clone();
         let name = program_name(self.programs.len(), &point);
         let param_count = param_count(&point)?;
+        // The last stage of its path adds to the histograms.
+        let lasts: Vec<bool> = group
+            .iter()
+            .map(|p| p.index as usize + 1 == self.paths[p.path as usize].stages.len())
+            .collect();
         let mut scope = Scope::new(self, point.clone())?;
         let packet = scope.expr(&first.alt.packet)?;
         scope.expect_scalar(&packet, "a stage's packet")?;
@@ -393,9 +471,10 @@ impl Checker<'_> {
         let skb_ty = Ty::Ptr(Btf::vmlinux().ok().and_then(|b| b.find_struct("sk_buff")));
         let skb = scope.declare_var("skb", skb_ty);
         let mut body = vec![Stmt::SetVar(skb, packet)];
-        for plan in group {
+        for (plan, last) in group.iter().zip(lasts) {
             let option = |name: &str| plan.path_decl.option(name);
             let (key, filter, info) = (option("key"), option("filter"), option("info"));
+            let group = option("hist_by").filter(|_| last);
             let key = key.expect("a checked path has a key");
             // The guard always runs: what it computes serves every stage
             // after it, and so does the filter of a stage without a guard.
@@ -408,7 +487,7 @@ impl Checker<'_> {
                 (None, Some(f)) => Some(scope.expr(f)?),
                 _ => None,
             };
-            let (condition, key, info) = scope.in_region(false, |scope| -> Result<_> {
+            let (condition, key, info, group) = scope.in_region(false, |scope| -> Result<_> {
                 let condition = match (guard, always, filter) {
                     (None, Some(f), _) => f,
                     (None, None, _) => int(1, plan.alt.spec.span),
@@ -426,12 +505,21 @@ impl Checker<'_> {
                     }
                     None => None,
                 };
-                Ok((condition, key, info))
+                let group = match group {
+                    Some(e) => {
+                        let g = scope.expr(e)?;
+                        scope.expect_scalar(&g, "`hist_by`")?;
+                        Some(Box::new(g))
+                    }
+                    None => None,
+                };
+                Ok((condition, key, info, group))
             })?;
             let record = Stmt::PathStage {
                 path: plan.path,
                 stage: plan.index,
                 info,
+                group,
                 key,
                 skb: Expr {
                     ty: Ty::U64,
@@ -532,7 +620,26 @@ fn recorded_types(stmts: &[Stmt]) -> Option<(Ty, Ty)> {
     })
 }
 
-/// An error unless the `describe` format fits the `info` values.
+/// What reports call stage `name`, declared at `declared` in a path whose
+/// second half starts at `split` (0: not split): in a split path
+/// `P1:S0 (function)`, the function its first probe names.
+fn stage_label(name: &str, probes: &[ast::StageProbe], declared: usize, split: usize) -> String {
+    let function = probes.first().and_then(|p| p.spec.target.last());
+    match function {
+        Some(f) if split > 0 => {
+            let (half, index) = if declared < split {
+                (1, declared)
+            } else {
+                (2, declared - split)
+            };
+            format!("P{}:S{} ({})", half, index, f)
+        }
+        _ => name.to_string(),
+    }
+}
+
+/// An error unless a report format (`describe`, `halves`, `half_fields`)
+/// fits the values it formats (`info`'s, else the key's).
 fn check_describe(format: &str, info: &Ty, span: Span) -> Result<()> {
     let items = match info {
         Ty::Void => Vec::new(),
@@ -551,8 +658,8 @@ fn check_describe(format: &str, info: &Ty, span: Span) -> Result<()> {
         .collect();
     let pieces =
         crate::output::printf::parse_format(format).map_err(|m| Diagnostic::at(span, m))?;
-    crate::output::printf::check_args(&pieces, &kinds)
-        .map_err(|m| Diagnostic::at(span, format!("describe and info do not fit: {}", m)))
+    crate::output::printf::check_report_args(&pieces, &kinds)
+        .map_err(|m| Diagnostic::at(span, format!("format and info do not fit: {}", m)))
 }
 
 /// Offsets of `sk_buff.dev` and `net_device.ifindex`, to record the

@@ -116,6 +116,9 @@ pub struct PathInfo {
     pub records: u32,
     /// Linear sub-bucket bits of the latency histograms.
     pub hist_bits: u8,
+    /// Names of the groups the histograms are split into by `hist_by`
+    /// (e.g. `TCP`, `UDP`, `ICMP`); empty: one group.
+    pub hist_groups: Vec<String>,
     /// Send one event per completed packet.
     pub detail: bool,
     /// Keep per-segment latency histograms.
@@ -128,6 +131,16 @@ pub struct PathInfo {
     pub dev_offsets: Option<DevOffsets>,
     /// How a packet's report is headed and described.
     pub report: PathReport,
+}
+
+impl PathInfo {
+    /// What its reports are headed with: `title`, else the path's name.
+    pub fn title(&self) -> &str {
+        match self.report.title.as_str() {
+            "" => &self.name,
+            title => title,
+        }
+    }
 }
 
 /// Offsets of `sk_buff.dev`, `net_device.ifindex` and `net_device.name`.
@@ -145,8 +158,11 @@ pub struct DevOffsets {
 /// `info`, `split`, `skip_note` settings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathReport {
-    /// Heading (`=== TITLE: time ===`); the path's name when empty.
+    /// Heading (`=== TITLE: time (SUBTITLE) ===`); the path's name when empty.
     pub title: String,
+    /// What the heading says after the time, in parentheses (e.g. `TX`);
+    /// also names the path in its histograms' headings.
+    pub subtitle: String,
     /// A printf format for the `info` values, printed under the heading.
     pub describe: Option<String>,
     /// Type of the values the first stage keeps (`Ty::Void`: none).
@@ -156,6 +172,25 @@ pub struct PathReport {
     pub split: u32,
     /// Said after a segment that skips optional stages.
     pub skip_note: String,
+    /// How a packet report is laid out.
+    pub style: ReportStyle,
+    /// Formats (over the `info` values) of the labels of the two halves
+    /// of a split path (`Path 1 (LABEL): PID=...`); empty: `Request`, `Reply`.
+    pub halves: Vec<String>,
+    /// Formats (over the `info` values) of what each half's line says
+    /// after its process and interface (e.g. `ICMP_Type=%5$d`).
+    pub half_fields: Vec<String>,
+}
+
+/// The layout of a path's packet reports (`style = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportStyle {
+    /// A block per packet: heading, process, SKB pointers, latencies per
+    /// segment, totals, kernel stacks (the OVS TCP and ICMP RTT tools).
+    Trace,
+    /// Three lines per packet: `[time] description`, the latency to each
+    /// stage, the total and the process (the VM network latency tool).
+    Compact,
 }
 
 /// One measured stage.
@@ -163,6 +198,9 @@ pub struct PathReport {
 pub struct StageInfo {
     /// Name.
     pub name: String,
+    /// What text reports call it: the name, or in a split path
+    /// `P1:S0 (function)` as the RTT tools write it.
+    pub label: String,
     /// May legitimately not fire.
     pub optional: bool,
     /// The probe it is attached to.
@@ -260,6 +298,8 @@ pub enum Stmt {
         skb: Expr,
         /// The first stage: what the path's `info` setting keeps for the report.
         info: Option<Expr>,
+        /// The last stage of a path with `hist_by`: the packet's group.
+        group: Option<Box<Expr>>,
     },
 }
 

@@ -505,3 +505,65 @@ fn tuple_elements_are_typed_and_bounded() {
     assert_eq!(m, "the tuple has 2 elements: .0 to .1");
     assert_eq!(text, "$t.5");
 }
+
+#[test]
+fn report_settings_are_checked_where_they_are_written() {
+    const STAGES: &str = "stage A = tracepoint:net:net_dev_queue -> args->skbaddr;\n\
+                          stage B = tracepoint:net:netif_receive_skb -> args->skbaddr;";
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "hist_by = 1;",
+            "`hist_by` (a packet's group, 0 to N-1) and `hist_groups` (the N groups' names) go together",
+            "1",
+        ),
+        (
+            "info = (1, 2); halves = (\"a\", \"b\", \"c\");",
+            "expected two strings, one per half: (\"...\", \"...\")",
+            "(\"a\", \"b\", \"c\")",
+        ),
+        (
+            "info = (1, 2); describe = \"%3$d\";",
+            "format and info do not fit: %d asks for value 3 of 2",
+            "\"%3$d\"",
+        ),
+        (
+            "info = (1, \"x\"); half_fields = (\"%2$d\", \"\");",
+            "format and info do not fit: %d (value 2) expects a value of type integer (string supplied)",
+            "(\"%2$d\", \"\")",
+        ),
+        ("style = \"fancy\";", "unknown report style 'fancy' (trace, compact)", "\"fancy\""),
+    ];
+    for (settings, message, at) in cases {
+        let src = format!("path p {{ key = 1; {settings}\n{STAGES} }}");
+        let (m, t) = error(&src);
+        assert_eq!((m.as_str(), t.as_str()), (*message, *at), "{src}");
+    }
+    let (m, _) = error("BEGIN { printf(\"%2$d\\n\", 1, 2); }");
+    assert_eq!(
+        m,
+        "printf: %d names its argument by position; only path report formats (describe, halves) may"
+    );
+}
+
+#[test]
+fn split_paths_label_stages_by_half_and_function() {
+    let s = checked(
+        "path p { key = 1; split = 1;\n\
+         stage P1_S0_X = tracepoint:net:net_dev_queue -> args->skbaddr;\n\
+         stage P2_S0_Y = tracepoint:net:netif_receive_skb -> args->skbaddr; }\n\
+         path q { key = 1; stage A = tracepoint:net:net_dev_queue -> args->skbaddr;\n\
+         stage B = tracepoint:net:netif_receive_skb -> args->skbaddr; }",
+    );
+    let labels: Vec<Vec<&str>> = s
+        .paths
+        .iter()
+        .map(|p| p.stages.iter().map(|st| st.label.as_str()).collect())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            vec!["P1:S0 (net_dev_queue)", "P2:S0 (netif_receive_skb)"],
+            vec!["A", "B"]
+        ]
+    );
+}

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub mod netns;
+pub mod report;
 
 /// Path of the netscript binary built for these tests.
 pub fn netscript_bin() -> &'static str {
@@ -181,6 +182,40 @@ pub fn map_value(out: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Runs netscript with `args` around `traffic`, inside network namespace
+/// `netns` if given, waiting for `attached` on its output first; returns
+/// its standard output.
+fn run_around(
+    netns: Option<&str>,
+    args: &[&str],
+    attached: &str,
+    traffic: impl FnOnce(),
+) -> String {
+    let mut argv: Vec<&str> = match netns {
+        Some(ns) => vec!["netns", "exec", ns, netscript_bin()],
+        None => Vec::new(),
+    };
+    argv.extend_from_slice(args);
+    let program = if netns.is_some() {
+        "ip"
+    } else {
+        netscript_bin()
+    };
+    let mut t = Tracer::start(program, &argv);
+    t.wait_for(attached, Duration::from_secs(20));
+    traffic();
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = t.interrupt();
+    assert_eq!(code, 0, "{}", err);
+    out
+}
+
+/// Runs netscript with `args` (text output) around `traffic`, inside
+/// network namespace `netns` if given; returns what it printed.
+pub fn run_text(netns: Option<&str>, args: &[&str], traffic: impl FnOnce()) -> String {
+    run_around(netns, args, "Attaching", traffic)
+}
+
 /// Runs netscript with `args` and `-f json` around `traffic`, inside network
 /// namespace `netns` if given; returns the JSON objects it printed.
 pub fn run_json(
@@ -188,24 +223,10 @@ pub fn run_json(
     args: &[&str],
     traffic: impl FnOnce(),
 ) -> Vec<serde_json::Value> {
-    let mut argv: Vec<&str> = match netns {
-        Some(ns) => vec!["netns", "exec", ns, netscript_bin()],
-        None => Vec::new(),
-    };
-    argv.extend_from_slice(args);
+    let mut argv = args.to_vec();
     argv.extend_from_slice(&["-f", "json"]);
-    let program = if netns.is_some() {
-        "ip"
-    } else {
-        netscript_bin()
-    };
-    let mut t = Tracer::start(program, &argv);
-    t.wait_for("attached_probes", Duration::from_secs(20));
-    traffic();
-    std::thread::sleep(Duration::from_millis(300));
-    let (code, out, err) = t.interrupt();
-    assert_eq!(code, 0, "{}", err);
-    out.lines()
+    run_around(netns, &argv, "attached_probes", traffic)
+        .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {}", e, l)))
         .collect()

@@ -412,7 +412,8 @@ impl<'a> Lower<'a> {
                 key,
                 skb,
                 info,
-            } => self.path_stage(*path, *stage, key, skb, info.as_ref())?,
+                group,
+            } => self.path_stage(*path, *stage, key, skb, (info.as_ref(), group.as_deref()))?,
             Stmt::Leave => {
                 let out = *self
                     .leave

@@ -19,13 +19,21 @@ use crate::codegen::insn::helper;
 use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{
     path_counter as counter, path_layout, HistArray, PathLayout, PathMaps, StageTime,
-    PATH_EVENT_BASE, RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
+    PATH_EVENT_BASE, PATH_HIST_MAX_NS, RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
 };
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
 
 /// The largest record table a path may have (kernel memory, locked).
 const MAX_TABLE_BYTES: u64 = 1 << 30;
+
+/// Where the last stage counts a packet's latencies: the path's maps and
+/// the packet's group (`hist_by`), if the histograms are split.
+#[derive(Clone, Copy)]
+struct Hist {
+    maps: PathMaps,
+    group: Option<VReg>,
+}
 
 /// A way of a set: registers holding the address of its key hash word
 /// (its start time is [`SET_STARTED_OFF`] further) and of its record.
@@ -43,7 +51,7 @@ impl Lower<'_> {
         stage: u32,
         key: &Expr,
         skb: &Expr,
-        info_values: Option<&Expr>,
+        (info_values, group): (Option<&Expr>, Option<&Expr>),
     ) -> Result<()> {
         let info = &self.script.paths[path as usize];
         let maps = self.maps.paths[path as usize];
@@ -131,7 +139,15 @@ impl Lower<'_> {
         }
         if last {
             let event = PATH_EVENT_BASE + u64::from(path);
-            self.complete(info, &layout, maps, way, (event, key.0), now, skb);
+            let group = match group {
+                Some(e) => {
+                    let g = self.expr(e)?;
+                    Some(self.scalar_of(g))
+                }
+                None => None,
+            };
+            let hist = Hist { maps, group };
+            self.complete(info, &layout, hist, way, (event, key.0), now, skb);
         } else if info.detail {
             self.stage_context(info, p, layout.record_ctx(stage), skb);
         }
@@ -391,12 +407,13 @@ impl Lower<'_> {
         &mut self,
         info: &PathInfo,
         layout: &PathLayout,
-        maps: PathMaps,
+        hist: Hist,
         way: Way,
         (event, key_slot): (u64, Slot),
         now: VReg,
         skb: VReg,
     ) {
+        let maps = hist.maps;
         // The record was started by one of the stages up to the first
         // required one: the first of them that fired (the earliest with a
         // timestamp) is where the packet's time starts.
@@ -453,7 +470,7 @@ impl Lower<'_> {
                     rhs: Operand::Reg(prev_ts),
                 });
                 self.with_temps(|l| {
-                    l.add_to_histogram(info, maps, Operand::Reg(prev_stage), j, seg)
+                    l.add_to_histogram(info, hist, Operand::Reg(prev_stage), j, seg)
                 });
                 self.f.push(Inst::Mov {
                     dst: prev_ts,
@@ -467,7 +484,7 @@ impl Lower<'_> {
             }
             self.add_to_histogram(
                 info,
-                maps,
+                hist,
                 Operand::Imm(TOTAL_SEGMENT as i64),
                 TOTAL_SEGMENT,
                 total,
@@ -550,16 +567,21 @@ impl Lower<'_> {
     }
 
     /// Counts `value` in the histogram of segment `from -> to` (both
-    /// [`TOTAL_SEGMENT`] for the total).
+    /// [`TOTAL_SEGMENT`] for the total) of the packet's group. Latencies
+    /// over [`PATH_HIST_MAX_NS`] count in its bucket; a group past the
+    /// last counts in the last.
     fn add_to_histogram(
         &mut self,
         info: &PathInfo,
-        maps: PathMaps,
+        hist: Hist,
         from: Operand,
         to: u32,
         value: VReg,
     ) {
-        let bucket = self.hist_bucket(value, info.hist_bits);
+        let capped = self.at_most(value, PATH_HIST_MAX_NS, Cond::SLe);
+        let bucket = self.hist_bucket(capped, info.hist_bits);
+        let last_group = info.hist_groups.len() as i64 - 1;
+        let group = hist.group.map(|g| self.at_most(g, last_group, Cond::Le));
         let skip = self.f.label();
         let c = match HistArray::of(info) {
             // An array element: the verifier inlines the lookup, no hashing.
@@ -574,8 +596,18 @@ impl Lower<'_> {
                         Operand::Reg(index)
                     }
                 };
+                let histogram = match group {
+                    Some(g) => {
+                        let base = self.f.vreg();
+                        let segments = Operand::Imm(array.segments() as i64);
+                        self.alu3(AluOp::Mul, base, Operand::Reg(g), segments);
+                        self.alu3(AluOp::Add, index, Operand::Reg(base), segment);
+                        Operand::Reg(index)
+                    }
+                    None => segment,
+                };
                 let buckets = Operand::Imm(array.buckets as i64);
-                self.alu3(AluOp::Mul, index, segment, buckets);
+                self.alu3(AluOp::Mul, index, histogram, buckets);
                 self.alu3(AluOp::Add, index, Operand::Reg(index), Operand::Reg(bucket));
                 let key = self.temp(8);
                 self.f.push(Inst::Store {
@@ -583,7 +615,7 @@ impl Lower<'_> {
                     width: Width::B4,
                     src: Operand::Reg(index),
                 });
-                self.lookup_or(MapId(maps.hists), key, skip)
+                self.lookup_or(MapId(hist.maps.hists), key, skip)
             }
             None => {
                 let key = self.temp(16);
@@ -602,11 +634,35 @@ impl Lower<'_> {
                     width: Width::B8,
                     src: Operand::Reg(bucket),
                 });
-                self.value_ptr(MapId(maps.hists), key, 8, skip)
+                if let Some(g) = group {
+                    self.f.push(Inst::Store {
+                        addr: Addr::Stack(key, 12),
+                        width: Width::B4,
+                        src: Operand::Reg(g),
+                    });
+                }
+                self.value_ptr(MapId(hist.maps.hists), key, 8, skip)
             }
         };
         self.add_at(c, 0, Operand::Imm(1));
         self.f.push(Inst::Label(skip));
+    }
+
+    /// A copy of `value`, or `limit` where `value` is not `within` it
+    /// (`Cond::SLe` signed, `Cond::Le` unsigned).
+    fn at_most(&mut self, value: VReg, limit: i64, within: Cond) -> VReg {
+        let (copy, done) = (self.f.vreg(), self.f.label());
+        self.f.push(Inst::Mov {
+            dst: copy,
+            src: Operand::Reg(value),
+        });
+        self.jump_if(within, copy, Operand::Imm(limit), done);
+        self.f.push(Inst::Mov {
+            dst: copy,
+            src: Operand::Imm(limit),
+        });
+        self.f.push(Inst::Label(done));
+        copy
     }
 
     /// A 64-bit hash of the `size` bytes of key in `slot` (a multiple of
