@@ -10,6 +10,7 @@ use netscript::diag::{Diagnostic, Failure, Source};
 use netscript::kernel::symbols::Kallsyms;
 use netscript::output::anonymize::{self, Anonymizer};
 use netscript::output::{Format, Printer};
+use netscript::params::{OWN_FLAGS, OWN_OPTIONS_WITH_VALUE};
 use netscript::runtime::session::{self, RunOptions};
 use netscript::{codegen, listing, params, pipeline, providers, runtime, sema, syntax};
 
@@ -29,8 +30,11 @@ struct Cli {
     /// List probes matching the pattern (`tracepoint:net:*`, `kprobe:tcp_*`).
     #[arg(short = 'l')]
     list: bool,
-    /// With -l: show each probe's arguments.
-    #[arg(short = 'v')]
+    /// With -l: show each probe's arguments. When running: say what each
+    /// probe attached as and which path stages it serves, and at exit how
+    /// many times each program ran and its average cost (kernel BPF
+    /// statistics).
+    #[arg(short = 'v', long)]
     verbose: bool,
     /// Output format.
     #[arg(short = 'f', value_enum, default_value = "text")]
@@ -112,26 +116,9 @@ enum Stage {
     Bpf,
 }
 
-/// netscript's own options that take a value, which may also be written
-/// after the script file among the script's options.
-const GLOBAL_WITH_VALUE: &[&str] = &[
-    "-f",
-    "-o",
-    "-c",
-    "--duration",
-    "--emit-elf",
-    "-d",
-    "--missing-probes",
-    "--stages",
-    "--path-records",
-    "--prometheus",
-    "--anonymize-key",
-];
-/// netscript's own flags without a value.
-const GLOBAL_FLAGS: &[&str] = &["--dry-run", "--no-fentry", "--anonymize"];
-
-/// Parses the command line. Everything after the script file belongs to
-/// the script (`netscript x.ns --src-ip 10.0.0.1 --help`), except
+/// Parses the command line. Everything after the script file (or the
+/// program of `-e`) belongs to the script (`netscript x.ns --src-ip
+/// 10.0.0.1 --help`), except
 /// netscript's own options, which may stand there too (`-f json`).
 fn parse_cli() -> Cli {
     let argv: Vec<String> = std::env::args().collect();
@@ -139,7 +126,12 @@ fn parse_cli() -> Cli {
     let mut i = 1;
     while i < argv.len() {
         let a = argv[i].as_str();
-        if a == "-e" || GLOBAL_WITH_VALUE.contains(&a) {
+        // The program of -e stands where a script file would.
+        if a == "-e" {
+            file_at = Some(i + 1).filter(|&at| at < argv.len());
+            break;
+        }
+        if OWN_OPTIONS_WITH_VALUE.contains(&a) {
             i += 2;
             continue;
         }
@@ -157,9 +149,10 @@ fn parse_cli() -> Cli {
     let mut it = argv[file_at + 1..].iter();
     while let Some(a) = it.next() {
         let name = a.split_once('=').map(|(n, _)| n).unwrap_or(a);
-        if GLOBAL_FLAGS.contains(&name) || (GLOBAL_WITH_VALUE.contains(&name) && a.contains('=')) {
+        if OWN_FLAGS.contains(&name) || (OWN_OPTIONS_WITH_VALUE.contains(&name) && a.contains('='))
+        {
             own.insert(1, a.clone());
-        } else if GLOBAL_WITH_VALUE.contains(&name) {
+        } else if OWN_OPTIONS_WITH_VALUE.contains(&name) {
             own.insert(1, a.clone());
             if let Some(v) = it.next() {
                 own.insert(2, v.clone());
@@ -224,14 +217,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         return Ok(0);
     }
-    let mut script_args = cli.script_args.clone();
     let source = match (&cli.program, &cli.file) {
-        (Some(text), None) => Source::new("-e", text.clone()),
-        // With -e, what stands where a file would is the first script option.
-        (Some(text), Some(first)) => {
-            script_args.insert(0, first.to_string_lossy().into_owned());
-            Source::new("-e", text.clone())
-        }
+        (Some(text), _) => Source::new("-e", text.clone()),
         (None, Some(path)) if path.as_os_str() == "repl" && !path.exists() => {
             return repl().map_err(plain)
         }
@@ -257,7 +244,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Kallsyms::prefetch();
     }
     let declared = params::declared(&ast).map_err(fail)?;
-    let values = match params::bind(&declared, &script_args) {
+    let values = match params::bind(&declared, &cli.script_args) {
         Ok(params::Request::Run(values)) => values,
         Ok(params::Request::Help) => {
             print!("{}", params::help(&source.name, &declared));
@@ -362,6 +349,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         duration: cli.duration.map(Duration::from_secs_f64),
         command: cli.command,
         skip_missing_probes: skip_missing,
+        verbose: cli.verbose,
     };
     let code = session::run(&compiled, &mut printer, &options).map_err(fail)?;
     Ok(code as u8)

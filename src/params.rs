@@ -1,12 +1,35 @@
-//! Script parameters: `param NAME: TYPE = DEFAULT "help"` declarations
-//! become command-line flags (`--name value`), are validated, and are
+//! Script parameters: `param NAME: TYPE = DEFAULT "help" alias(A, ...)`
+//! declarations become command-line flags (`--name value`, and `-a value`
+//! or `--other-name value` for their aliases), are validated, and are
 //! compiled into the programs as constants.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::diag::{Diagnostic, Result};
-use crate::syntax::ast::{Item, ParamDecl, Program};
+use crate::syntax::ast::{EnumChoice, Item, ParamDecl, Program};
+
+/// netscript's own options that take a value and may stand among a
+/// script's options (the command line takes them out first, so no script
+/// flag may be spelt like one).
+pub const OWN_OPTIONS_WITH_VALUE: &[&str] = &[
+    "-f",
+    "-o",
+    "-c",
+    "--duration",
+    "--emit-elf",
+    "-d",
+    "--missing-probes",
+    "--stages",
+    "--path-records",
+    "--prometheus",
+    "--anonymize-key",
+];
+/// netscript's own flags without a value that may stand among a script's
+/// options.
+pub const OWN_FLAGS: &[&str] = &["--dry-run", "--no-fentry", "--anonymize", "-v", "--verbose"];
+/// The flags that ask for a script's `--help`.
+const HELP_FLAGS: &[&str] = &["-h", "--help"];
 
 /// The type of a parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,10 +46,11 @@ pub enum Kind {
     Duration,
     /// A network interface name, or `any`.
     Iface,
-    /// A comma-separated list of interface names, or `any`.
+    /// A comma-separated list of interface names, or `any`; given more
+    /// than once, the lists add up.
     Ifaces,
-    /// One of the listed words.
-    Enum(Vec<String>),
+    /// One of the listed words (or one of its aliases, which stands for it).
+    Enum(Vec<EnumChoice>),
     /// A cgroup v2 directory, or `any`; its value is the cgroup id (the
     /// directory's inode number).
     Cgroup,
@@ -62,12 +86,41 @@ pub struct Param {
     pub default: Option<String>,
     /// Help text.
     pub help: String,
+    /// Other names of the flag: one letter is a short flag (`-p`), a
+    /// longer name a long flag (`--phy-iface1`).
+    pub aliases: Vec<String>,
+}
+
+/// The long flag of a name: `--src-ip` for `src_ip`.
+fn long_flag(name: &str) -> String {
+    format!("--{}", name.replace('_', "-"))
+}
+
+/// The flag of an alias: `-p` for `p`, `--phy-iface1` for `phy_iface1`.
+fn alias_flag(alias: &str) -> String {
+    if alias.len() == 1 {
+        format!("-{}", alias)
+    } else {
+        long_flag(alias)
+    }
 }
 
 impl Param {
     /// The command-line flag: `--src-ip` for `src_ip`.
     pub fn flag(&self) -> String {
-        format!("--{}", self.name.replace('_', "-"))
+        long_flag(&self.name)
+    }
+
+    /// Every spelling of the flag: short aliases, the flag, long aliases.
+    pub fn flags(&self) -> Vec<String> {
+        let (short, long): (Vec<&String>, Vec<&String>) =
+            self.aliases.iter().partition(|a| a.len() == 1);
+        short
+            .into_iter()
+            .map(|a| alias_flag(a))
+            .chain(std::iter::once(self.flag()))
+            .chain(long.into_iter().map(|a| alias_flag(a)))
+            .collect()
     }
 
     fn type_label(&self) -> String {
@@ -79,7 +132,11 @@ impl Param {
             Kind::Duration => "DURATION".into(),
             Kind::Iface => "IFACE|any".into(),
             Kind::Ifaces => "IFACE[,IFACE...]|any".into(),
-            Kind::Enum(c) => c.join("|"),
+            Kind::Enum(c) => c
+                .iter()
+                .map(|c| c.value.as_str())
+                .collect::<Vec<_>>()
+                .join("|"),
             Kind::Cgroup => "PATH|any".into(),
             Kind::Netns => "INODE|PATH|any".into(),
         }
@@ -102,10 +159,29 @@ pub fn declared(program: &Program) -> Result<Vec<Param>> {
             kind: kind(d)?,
             default: d.default.clone(),
             help: d.help.clone().unwrap_or_default(),
+            aliases: d.aliases.clone(),
         };
         if let Some(default) = &param.default {
             parse(&param, default)
                 .map_err(|m| Diagnostic::at(d.span, format!("default of {}: {}", d.name, m)))?;
+        }
+        for flag in param.flags() {
+            let taken = if OWN_OPTIONS_WITH_VALUE.contains(&flag.as_str())
+                || OWN_FLAGS.contains(&flag.as_str())
+                || HELP_FLAGS.contains(&flag.as_str())
+            {
+                Some("netscript's own option".to_string())
+            } else {
+                out.iter()
+                    .find(|p| p.flags().contains(&flag))
+                    .map(|p| format!("the flag of parameter {}", p.name))
+            };
+            if let Some(taken) = taken {
+                return Err(Diagnostic::at(
+                    d.span,
+                    format!("parameter {}: {} is already {}", d.name, flag, taken),
+                ));
+            }
         }
         out.push(param);
     }
@@ -121,7 +197,19 @@ fn kind(d: &ParamDecl) -> Result<Kind> {
         "duration" => Kind::Duration,
         "iface" => Kind::Iface,
         "ifaces" => Kind::Ifaces,
-        "enum" if !d.choices.is_empty() => Kind::Enum(d.choices.clone()),
+        "enum" if !d.choices.is_empty() => {
+            let mut seen: Vec<&String> = Vec::new();
+            for word in d.choices.iter().flat_map(|c| std::iter::once(&c.value).chain(&c.aliases)) {
+                if seen.contains(&word) {
+                    return Err(Diagnostic::at(
+                        d.span,
+                        format!("parameter {}: the value {} is given twice", d.name, word),
+                    ));
+                }
+                seen.push(word);
+            }
+            Kind::Enum(d.choices.clone())
+        }
         "cgroup" => Kind::Cgroup,
         "netns" => Kind::Netns,
         other => {
@@ -176,9 +264,23 @@ pub fn parse(param: &Param, text: &str) -> std::result::Result<Value, String> {
             .ok_or_else(|| format!("'{}' is not a duration (e.g. 500ms, 2s, 1m)", text)),
         Kind::Iface | Kind::Ifaces if text == "any" => Ok(Value::Any),
         Kind::Iface | Kind::Ifaces => {
-            let names: Vec<&str> = text.split(',').filter(|n| !n.is_empty()).collect();
+            let mut names: Vec<&str> = Vec::new();
+            for name in text.split(',').filter(|n| !n.is_empty()) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
             if param.kind == Kind::Iface && names.len() != 1 {
                 return Err(format!("'{}' is not one interface name", text));
+            }
+            if names.is_empty() {
+                return Err(format!("'{}' names no interface", text));
+            }
+            if names.contains(&"any") {
+                return Err(format!(
+                    "'any' cannot be listed with interface names ('{}')",
+                    text
+                ));
             }
             names
                 .iter()
@@ -186,10 +288,20 @@ pub fn parse(param: &Param, text: &str) -> std::result::Result<Value, String> {
                 .collect::<std::result::Result<_, _>>()
                 .map(Value::Ifaces)
         }
-        Kind::Enum(choices) if choices.iter().any(|c| c == text) => {
-            Ok(Value::Word(text.to_string()))
-        }
-        Kind::Enum(choices) => Err(format!("'{}' is not one of {}", text, choices.join(", "))),
+        Kind::Enum(choices) => choices
+            .iter()
+            .find(|c| c.value == text || c.aliases.iter().any(|a| a == text))
+            .map(|c| Value::Word(c.value.clone()))
+            .ok_or_else(|| {
+                let words: Vec<String> = choices
+                    .iter()
+                    .map(|c| match c.aliases.is_empty() {
+                        true => c.value.clone(),
+                        false => format!("{} (or {})", c.value, c.aliases.join(", ")),
+                    })
+                    .collect();
+                format!("'{}' is not one of {}", text, words.join(", "))
+            }),
         Kind::Cgroup | Kind::Netns if text == "any" => Ok(Value::Any),
         Kind::Cgroup => {
             inode_on(text, CGROUP2_SUPER_MAGIC, "a cgroup v2 directory").map(Value::Int)
@@ -277,32 +389,37 @@ pub enum Request {
     Help,
 }
 
-/// Binds `--flag value` / `--flag=value` arguments to the parameters,
-/// filling in defaults; unknown flags, missing values and invalid values
-/// are errors naming the flag.
+/// Binds `--flag value` / `--flag=value` arguments (any spelling of a
+/// flag: `-p 42` for `--pid 42`) to the parameters, filling in defaults;
+/// a flag given again replaces the earlier value, except that interface
+/// lists add up. Unknown flags, missing values and invalid values are
+/// errors naming the flag.
 pub fn bind(params: &[Param], args: &[String]) -> Result<Request> {
     let mut given: HashMap<String, String> = HashMap::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        if arg == "--help" || arg == "-h" {
+        if HELP_FLAGS.contains(&arg.as_str()) {
             return Ok(Request::Help);
         }
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) => (f, Some(v.to_string())),
             None => (arg.as_str(), None),
         };
-        let p = params.iter().find(|p| p.flag() == flag).ok_or_else(|| {
-            let known: Vec<String> = params.iter().map(|p| p.flag()).collect();
-            Diagnostic::plain(format!(
-                "unknown option '{}' for this script (its options: {})",
-                flag,
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(" ")
-                }
-            ))
-        })?;
+        let p = params
+            .iter()
+            .find(|p| p.flags().iter().any(|f| f == flag))
+            .ok_or_else(|| {
+                let known: Vec<String> = params.iter().flat_map(|p| p.flags()).collect();
+                Diagnostic::plain(format!(
+                    "unknown option '{}' for this script (its options: {})",
+                    flag,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(" ")
+                    }
+                ))
+            })?;
         let value = match (inline, &p.kind) {
             (Some(v), _) => v,
             (None, Kind::Bool) => "true".to_string(),
@@ -310,7 +427,15 @@ pub fn bind(params: &[Param], args: &[String]) -> Result<Request> {
                 Diagnostic::plain(format!("{} needs a value ({})", flag, p.type_label()))
             })?,
         };
-        given.insert(p.name.clone(), value);
+        match given.get_mut(&p.name) {
+            Some(list) if p.kind == Kind::Ifaces => {
+                list.push(',');
+                list.push_str(&value);
+            }
+            _ => {
+                given.insert(p.name.clone(), value);
+            }
+        }
     }
     let mut out = HashMap::new();
     for p in params {
@@ -341,21 +466,38 @@ pub fn help(script: &str, params: &[Param]) -> String {
     let rows: Vec<(String, String)> = params
         .iter()
         .map(|p| {
-            let default = p
-                .default
-                .as_ref()
-                .map(|d| format!(" [default: {}]", d))
-                .unwrap_or_else(|| " [required]".into());
-            (
-                format!("  {} {}", p.flag(), p.type_label()),
-                format!("{}{}", p.help, default),
-            )
+            let mut right = p.help.clone();
+            match &p.default {
+                Some(d) => right.push_str(&format!(" [default: {}]", d)),
+                None => right.push_str(" [required]"),
+            }
+            // Short aliases stand before the flag, long ones after the help.
+            let (short, long): (Vec<String>, Vec<String>) = p
+                .flags()
+                .into_iter()
+                .filter(|f| *f != p.flag())
+                .partition(|f| !f.starts_with("--"));
+            if !long.is_empty() {
+                right.push_str(&format!(" [also: {}]", long.join(", ")));
+            }
+            if let Kind::Enum(choices) = &p.kind {
+                for c in choices.iter().filter(|c| !c.aliases.is_empty()) {
+                    right.push_str(&format!(
+                        " [also: {} for {}]",
+                        c.aliases.join(", "),
+                        c.value
+                    ));
+                }
+            }
+            let left: Vec<String> = short.into_iter().chain([p.flag()]).collect();
+            (format!("  {} {}", left.join(", "), p.type_label()), right)
         })
         .collect();
     let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
     for (l, r) in rows {
         out.push_str(&format!("{:<width$}  {}\n", l, r, width = width));
     }
+    out.push_str("\nnetscript's own options may be given too (-f json, -o FILE, -c CMD, --duration SECONDS, -v|--verbose, ...: see netscript --help).\n");
     out
 }
 
@@ -405,14 +547,14 @@ mod tests {
 
     #[test]
     fn flags_bind_with_defaults_and_clear_errors() {
-        let ps = params("param src_ip: addr = any \"source\"\nparam latency_us: int \"threshold\"\nparam verbose: bool = false\n");
+        let ps = params("param src_ip: addr = any \"source\"\nparam latency_us: int \"threshold\"\nparam quiet: bool = false\n");
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let Ok(Request::Run(v)) = bind(&ps, &args(&["--latency-us", "5", "--verbose"])) else {
+        let Ok(Request::Run(v)) = bind(&ps, &args(&["--latency-us", "5", "--quiet"])) else {
             panic!()
         };
         assert_eq!(v["src_ip"], Value::Any);
         assert_eq!(v["latency_us"], Value::Int(5));
-        assert_eq!(v["verbose"], Value::Int(1));
+        assert_eq!(v["quiet"], Value::Int(1));
         assert_eq!(bind(&ps, &args(&["--help"])).unwrap(), Request::Help);
         let e = |a: &[&str]| bind(&ps, &args(a)).unwrap_err().message;
         assert_eq!(e(&[]), "--latency-us is required (N)");
@@ -420,12 +562,103 @@ mod tests {
             e(&["--latency-us=x"]),
             "--latency-us: 'x' is not an integer"
         );
-        assert_eq!(e(&["--nope"]), "unknown option '--nope' for this script (its options: --src-ip --latency-us --verbose)");
+        assert_eq!(
+            e(&["--nope"]),
+            "unknown option '--nope' for this script (its options: --src-ip --latency-us --quiet)"
+        );
         let h = help("t.ns", &ps);
         assert!(
             h.contains("  --src-ip ADDR[/LEN]|any  source [default: any]\n"),
             "{}",
             h
+        );
+    }
+
+    #[test]
+    fn aliases_are_other_spellings_of_a_flag() {
+        let ps = params(concat!(
+            "param pid: int = 0 \"process\" alias(p)\n",
+            "param dev: ifaces = any \"devices\" alias(dev1, dev2)\n",
+            "param mode: enum(detail alias(detailed, full), histogram) = detail \"mode\"\n",
+        ));
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let run = |a: &[&str]| match bind(&ps, &args(a)) {
+            Ok(Request::Run(v)) => v,
+            other => panic!("{:?}", other),
+        };
+        assert_eq!(ps[0].flags(), ["-p", "--pid"]);
+        assert_eq!(ps[1].flags(), ["--dev", "--dev1", "--dev2"]);
+        assert_eq!(run(&["-p", "42"])["pid"], Value::Int(42));
+        assert_eq!(run(&["-p=7"])["pid"], Value::Int(7));
+        assert_eq!(run(&["--pid", "1", "-p", "2"])["pid"], Value::Int(2));
+        // An alias of an enum value stands for the value itself.
+        assert_eq!(
+            run(&["--mode", "detailed"])["mode"],
+            Value::Word("detail".into())
+        );
+        assert_eq!(
+            run(&["--mode", "full"])["mode"],
+            Value::Word("detail".into())
+        );
+        // Interface lists add up, under any spelling, without repeats.
+        let lo = || ("lo".to_string(), 1);
+        assert_eq!(
+            run(&["--dev1", "lo", "--dev2", "lo"])["dev"],
+            Value::Ifaces(vec![lo()])
+        );
+        assert_eq!(run(&["--dev", "lo,lo"])["dev"], Value::Ifaces(vec![lo()]));
+        let e = |a: &[&str]| bind(&ps, &args(a)).unwrap_err().message;
+        assert_eq!(
+            e(&["--dev1", "lo", "--dev2", "any"]),
+            "--dev: 'any' cannot be listed with interface names ('lo,any')"
+        );
+        assert_eq!(e(&["--dev", ","]), "--dev: ',' names no interface");
+        assert_eq!(
+            e(&["--mode", "x"]),
+            "--mode: 'x' is not one of detail (or detailed, full), histogram"
+        );
+        assert_eq!(e(&["-q"]), "unknown option '-q' for this script (its options: -p --pid --dev --dev1 --dev2 --mode)");
+        assert_eq!(e(&["-p"]), "-p needs a value (N)");
+        let h = help("t.ns", &ps);
+        assert!(h.contains("  -p, --pid N  "), "{}", h);
+        assert!(
+            h.contains("devices [default: any] [also: --dev1, --dev2]\n"),
+            "{}",
+            h
+        );
+        assert!(h.contains("  --mode detail|histogram     mode [default: detail] [also: detailed, full for detail]\n"), "{}", h);
+    }
+
+    #[test]
+    fn a_flag_spelt_twice_or_like_netscript_own_options_is_refused() {
+        let error = |src: &str| {
+            declared(&crate::syntax::parse(src).unwrap())
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(
+            error("param dev: iface = any alias(d)"),
+            "parameter dev: -d is already netscript's own option"
+        );
+        assert_eq!(
+            error("param duration: int = 1"),
+            "parameter duration: --duration is already netscript's own option"
+        );
+        assert_eq!(
+            error("param help: bool = false"),
+            "parameter help: --help is already netscript's own option"
+        );
+        assert_eq!(
+            error("param pid: int = 0 alias(p)\nparam port: port = any alias(p)"),
+            "parameter port: -p is already the flag of parameter pid"
+        );
+        assert_eq!(
+            error("param a: int = 0 alias(b_c)\nparam b_c: int = 0"),
+            "parameter b_c: --b-c is already the flag of parameter a"
+        );
+        assert_eq!(
+            error("param m: enum(a alias(b), b) = a"),
+            "parameter m: the value b is given twice"
         );
     }
 

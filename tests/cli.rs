@@ -1,12 +1,17 @@
 //! The command line as a user meets it: errors with places and exit codes,
 //! probe listing, dry runs through the verifier, debug dumps, output
-//! files, `-c`, `--duration`, signals, and no programs left behind.
+//! files, `-c`, `--duration`, `--verbose`, signals, no programs left
+//! behind, and scripts' own options: aliases, enum values' other
+//! spellings, interface lists that add up, `--help`.
 
 mod common;
 
+use common::netns::NetnsPair;
 use common::{netscript, netscript_bin, ping_loopback, Tracer};
 use std::process::Command;
 use std::time::Duration;
+
+const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
 
 #[test]
 fn syntax_errors_point_at_the_place_and_exit_1() {
@@ -377,4 +382,188 @@ fn a_path_whose_record_table_would_take_over_a_gib_is_refused() {
         "{}",
         err
     );
+}
+
+/// Runs `netscript -e PROGRAM ARGS...` in network namespace `ns`.
+fn in_netns(ns: &str, program: &str, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["netns", "exec", ns, netscript_bin(), "-e", program];
+    all.extend_from_slice(args);
+    Tracer::start("ip", &all).finish()
+}
+
+#[test]
+fn script_options_take_their_aliases_and_lists_add_up() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nsal", 51);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &p.ns[0], "cat"])
+        .arg(format!("/sys/class/net/{}/ifindex", p.dev[0]))
+        .output()
+        .expect("ip runs");
+    let veth: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    // lo is ifindex 1 in every namespace.
+    let program = format!(
+        "param dev: ifaces = any \"devices\" alias(dev1, dev2)\n\
+         param n: int = 0 \"a number\" alias(n)\n\
+         param mode: enum(detail alias(detailed), histogram) = histogram \"mode\"\n\
+         BEGIN {{ printf(\"%d %d %d %d %s\\n\", matches(1, dev), matches({veth}, dev), matches(1000, dev), n, mode); exit(); }}"
+    );
+    let veth_dev = p.dev[0].as_str();
+    for (args, expected) in [
+        (vec![], "1 1 1 0 histogram"),
+        (vec!["--dev1", "lo"], "1 0 0 0 histogram"),
+        (
+            vec!["--dev1", "lo", "--dev2", veth_dev],
+            "1 1 0 0 histogram",
+        ),
+        (vec!["--dev", "lo", "--dev", veth_dev], "1 1 0 0 histogram"),
+        (
+            vec!["--dev2", &format!("{veth_dev},lo")],
+            "1 1 0 0 histogram",
+        ),
+        (vec!["-n", "7", "--mode", "detailed"], "1 1 1 7 detail"),
+        (vec!["--n=3", "-n", "4", "--mode=detail"], "1 1 1 4 detail"),
+    ] {
+        let (code, out, err) = in_netns(&p.ns[0], &program, &args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert_eq!(
+            out,
+            format!("Attaching 1 probe...\n{expected}\n\n\n"),
+            "{args:?}"
+        );
+    }
+    for (args, message) in [
+        (vec!["-x"], "error: unknown option '-x' for this script (its options: --dev --dev1 --dev2 -n --n --mode)\n"),
+        (vec!["-n"], "error: -n needs a value (N)\n"),
+        (vec!["--dev1", "lo", "--dev2", "any"], "error: --dev: 'any' cannot be listed with interface names ('lo,any')\n"),
+        (vec!["--mode", "detailled"], "error: --mode: 'detailled' is not one of detail (or detailed), histogram\n"),
+    ] {
+        let (code, out, err) = in_netns(&p.ns[0], &program, &args);
+        assert_eq!((code, out.as_str(), err.as_str()), (2, "", message), "{args:?}");
+    }
+}
+
+#[test]
+fn a_flag_spelt_like_another_is_an_error_at_its_declaration() {
+    for (program, message) in [
+        (
+            "param dev: iface = any alias(d)\nBEGIN { }",
+            "-e:1:1: error: parameter dev: -d is already netscript's own option\n",
+        ),
+        (
+            "param pid: int = 0\nparam port: port = any alias(pid)\nBEGIN { }",
+            "-e:2:1: error: parameter port: --pid is already the flag of parameter pid\n",
+        ),
+    ] {
+        let (code, _, err) = netscript(&["-d", "ast", "-e", program]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.starts_with(message), "{err}");
+    }
+}
+
+#[test]
+fn script_help_shows_aliases_and_the_spellings_of_values() {
+    let help = |script: &str| {
+        let (code, out, err) = netscript(&[&format!("{SCRIPTS}/{script}"), "--help"]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let tcp = help("ovs_tcp_latency.ns");
+    assert!(
+        tcp.contains("\n  --phy-iface IFACE[,IFACE...]|any  the physical NICs attached to OVS: one, or a bond's ports (eth0,eth1 or the option repeated; any: every device but OVS internal ports) [default: any] [also: --phy-iface1, --phy-iface2]\n"),
+        "{tcp}"
+    );
+    let vm = help("vm_network_latency.ns");
+    assert!(
+        vm.contains("\n  --mode detail|histogram|both    per-packet reports, latency histograms (p50/p90/p99), or both [default: detail] [also: detailed for detail]\n"),
+        "{vm}"
+    );
+    assert!(vm.contains("-v|--verbose"), "{vm}");
+    assert!(help("tcp_connlife.ns").contains(
+        "\n  -p, --pid N      log only the sockets of this process (0: all) [default: 0]\n"
+    ));
+    assert!(help("kernel_icmp_rtt.ns").contains("\n  --interface IFACE[,IFACE...]|any "));
+}
+
+#[test]
+fn mode_values_are_spelt_one_way_across_the_scripts() {
+    use netscript::params::{declared, Kind};
+    let mut files: Vec<_> = std::fs::read_dir(SCRIPTS)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut modes = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Scripts compare a mode with its value, never with an alias.
+        assert!(!text.contains("\"detailed\""), "{}", path.display());
+        let ast = netscript::syntax::parse(&text).unwrap();
+        for param in declared(&ast).unwrap() {
+            let Kind::Enum(choices) = &param.kind else {
+                continue;
+            };
+            if param.name != "mode" {
+                continue;
+            }
+            // Each value with its aliases: `detail|detailed`.
+            let words: Vec<String> = choices
+                .iter()
+                .map(|c| {
+                    [vec![c.value.clone()], c.aliases.clone()]
+                        .concat()
+                        .join("|")
+                })
+                .collect();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            modes.push((name, words.join(", ")));
+        }
+    }
+    let expected = [
+        ("kernel_icmp_rtt.ns", "detail, histogram, both"),
+        ("ovs_icmp_rtt.ns", "detail, histogram, both"),
+        ("ovs_tcp_latency.ns", "detail, histogram, both"),
+        ("skb_path_latency.ns", "detail, histogram, both"),
+        ("tcp_metrics.ns", "summary, detail, both"),
+        ("vm_network_latency.ns", "detail|detailed, histogram, both"),
+    ];
+    let modes: Vec<(&str, &str)> = modes
+        .iter()
+        .map(|(f, m)| (f.as_str(), m.as_str()))
+        .collect();
+    assert_eq!(modes, expected);
+}
+
+#[test]
+fn verbose_says_what_attached_and_how_often_it_ran() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let prog = "tracepoint:net:netif_receive_skb /args->len == 171/ { @n = count(); }";
+    let cmd = "ping -q -c 3 -i 0.05 -s 143 127.0.0.1 >/dev/null";
+    // -v and --verbose, before the program and after it.
+    for args in [
+        vec!["-v", "-c", cmd, "-e", prog],
+        vec!["-c", cmd, "-e", prog, "--verbose"],
+    ] {
+        let (code, out, err) = netscript(&args);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out, "Attaching 1 probe...\n\n\n@n: 6\n");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines[0], "netscript: attached tracepoint:net:netif_receive_skb",
+            "{err}"
+        );
+        let runs: u64 = lines[1]
+            .strip_prefix("netscript: tracepoint:net:netif_receive_skb: ran ")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{err}"));
+        // Every packet received anywhere on the host runs the program.
+        assert!(runs >= 6, "{err}");
+        assert!(lines[1].ends_with(" ns per run"), "{err}");
+        assert_eq!(lines.len(), 2, "{err}");
+    }
 }

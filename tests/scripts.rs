@@ -59,6 +59,7 @@ fn ovs_tcp_latency_passes_the_verifier() {
             "5000",
             "--dst-port",
             "80",
+            // The original's two flags, aliases adding to one list.
             "--phy-iface1",
             "lo",
             "--phy-iface2",
@@ -85,7 +86,7 @@ fn ovs_icmp_rtt_passes_the_verifier() {
             "10.0.0.1",
             "--dst-ip",
             "10.0.0.2",
-            "--phy-iface1",
+            "--phy-iface",
             "lo",
             "--latency-ms",
             "1",

@@ -2,9 +2,7 @@
 //! object per input), the maps they share, and the scratch definitions
 //! (`param`, `fn`, `stage`) that later inputs may use.
 
-use std::os::fd::{FromRawFd, OwnedFd};
-
-use libbpf_rs::libbpf_sys;
+use std::os::fd::OwnedFd;
 
 use crate::diag::{Diagnostic, Failure, Source};
 use crate::output::Printer;
@@ -89,15 +87,6 @@ pub struct Session {
     _stats: Option<OwnedFd>,
 }
 
-/// Turns on the kernel's per-program run counters for as long as the
-/// returned descriptor is open (`BPF_ENABLE_STATS`).
-fn enable_run_stats() -> Option<OwnedFd> {
-    // SAFETY: a plain syscall wrapper; a non-negative result is a new fd.
-    let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
-    // SAFETY: the kernel just returned this descriptor to us.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// The source of an item (`start..end`), with the `;` that ends it if one follows.
 fn item_text(text: &str, start: usize, end: usize) -> String {
     let rest = &text[end..];
@@ -120,7 +109,7 @@ impl Session {
             next_id: 1,
             start_ns: runtime::monotonic_ns(),
             fentry_as_kprobe: !runtime::fentry_supported(),
-            _stats: enable_run_stats(),
+            _stats: runtime::enable_run_stats().ok(),
         }
     }
 

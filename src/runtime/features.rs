@@ -1,6 +1,9 @@
 //! What this kernel can do, found by trying it once.
 
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::OnceLock;
+
+use libbpf_rs::libbpf_sys;
 
 use crate::codegen::{insn::Insn, ProgramCode};
 use crate::object::{write_object, ProgramSection};
@@ -39,4 +42,17 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Turns on the kernel's per-program run counters (`run_cnt`,
+/// `run_time_ns`) for as long as the returned descriptor is open
+/// (`BPF_ENABLE_STATS`); the error says why they could not be.
+pub fn enable_run_stats() -> Result<OwnedFd, String> {
+    // SAFETY: a plain syscall wrapper; a non-negative result is a new fd.
+    let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(-fd).to_string());
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

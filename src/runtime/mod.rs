@@ -13,6 +13,7 @@ mod path_report;
 pub mod paths;
 pub mod prometheus;
 pub mod session;
+mod verbose;
 mod verifier;
 
 #[cfg(test)]
@@ -28,7 +29,7 @@ use libbpf_rs::{Link, Object, ObjectBuilder, Program, ProgramMut};
 use crate::diag::Diagnostic;
 
 pub use attach::AttachPoint;
-pub use features::{fentry_supported, monotonic_ns};
+pub use features::{enable_run_stats, fentry_supported, monotonic_ns};
 pub use maps::{MapEntry, RingReader, SharedMap};
 pub use verifier::{failing_insn, verifier_summary};
 

@@ -32,6 +32,9 @@ pub struct RunOptions {
     pub skip_missing_probes: bool,
     /// Serve the maps to Prometheus scrapes on this address.
     pub prometheus: Option<std::net::SocketAddr>,
+    /// Say on stderr what each probe attached as, and at exit how many
+    /// times each program ran (`--verbose`).
+    pub verbose: bool,
 }
 
 /// Loads a compiled script into the kernel, turning a verifier rejection
@@ -219,7 +222,16 @@ fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec
 pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> Result<i32> {
     let mut object = load_checked(compiled)?;
     let programs = &compiled.script.programs;
-    let mut attached = 0;
+    // The run counters are on from before the first program attaches.
+    let run_stats = match options.verbose.then(super::enable_run_stats) {
+        Some(Err(why)) => {
+            eprintln!("netscript: cannot count program runs: {}", why);
+            None
+        }
+        Some(Ok(fd)) => Some(fd),
+        None => None,
+    };
+    let mut attached = Vec::new();
     let mut failed = Vec::new();
     for p in programs {
         let point = p.probe.attach_point();
@@ -227,7 +239,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
             continue;
         }
         match object.attach(&p.name, &point) {
-            Ok(()) => attached += 1,
+            Ok(()) => attached.push(p),
             Err(e) if options.skip_missing_probes || p.optional => {
                 let why = if kprobe_without_kprobes(p) {
                     "this kernel has no kprobes".to_string()
@@ -242,11 +254,18 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
     for line in unattached_metrics(compiled, &failed) {
         eprintln!("netscript: warning: {}", line);
     }
+    if options.verbose {
+        for line in super::verbose::attached(compiled, &attached) {
+            eprintln!("netscript: {}", line);
+        }
+    }
     let begin = programs
         .iter()
         .filter(|p| p.probe.kind == Kind::Begin)
         .count();
-    printer.attached((attached + begin) as u64).map_err(io)?;
+    printer
+        .attached((attached.len() + begin) as u64)
+        .map_err(io)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -342,6 +361,11 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         printer.lost(lost).map_err(io)?;
     }
     printer.flush().map_err(io)?;
+    if run_stats.is_some() {
+        for line in super::verbose::runs(compiled, &object, &attached) {
+            eprintln!("netscript: {}", line);
+        }
+    }
     Ok(0)
 }
 

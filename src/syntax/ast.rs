@@ -130,14 +130,26 @@ pub struct ParamDecl {
     pub name: String,
     /// Type name (`addr`, `port`, `int`, `bool`, `duration`, `iface`, `ifaces`, `enum`).
     pub ty: String,
-    /// The choices of an `enum(a, b)` type.
-    pub choices: Vec<String>,
+    /// The choices of an `enum(a, b alias(c))` type.
+    pub choices: Vec<EnumChoice>,
     /// Default value as written.
     pub default: Option<String>,
     /// Help text.
     pub help: Option<String>,
+    /// Other names of the flag (`alias(p, phy_iface1)`: `-p`, `--phy-iface1`).
+    pub aliases: Vec<String>,
     /// Span of the declaration.
     pub span: Span,
+}
+
+/// One value of an enum parameter, with the other spellings that stand
+/// for it (`detail alias(detailed)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnumChoice {
+    /// The value as the script compares it.
+    pub value: String,
+    /// Accepted on the command line for `value`.
+    pub aliases: Vec<String>,
 }
 
 /// A block of statements attached to one or more probe points.

@@ -44,6 +44,7 @@ fn children<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
                 | Rule::kw_path
                 | Rule::kw_stage
                 | Rule::kw_or
+                | Rule::kw_alias
         )
     })
 }
@@ -210,14 +211,23 @@ fn param_decl(pair: Pair<Rule>) -> Result<ParamDecl> {
     let span = span_of(&pair);
     let mut it = children(pair);
     let name = next(&mut it, span)?.as_str().to_string();
-    let mut ty_parts = children(next(&mut it, span)?).map(|p| p.as_str().to_string());
-    let ty = ty_parts.next().unwrap_or_default();
+    let mut ty_parts = children(next(&mut it, span)?);
+    let ty = next(&mut ty_parts, span)?.as_str().to_string();
+    let choices = ty_parts
+        .map(|choice| {
+            let mut parts = children(choice);
+            let value = next(&mut parts, span)?.as_str().to_string();
+            let aliases = parts.next().map(aliases).unwrap_or_default();
+            Ok(EnumChoice { value, aliases })
+        })
+        .collect::<Result<_>>()?;
     let mut decl = ParamDecl {
         name,
         ty,
-        choices: ty_parts.collect(),
+        choices,
         default: None,
         help: None,
+        aliases: Vec::new(),
         span,
     };
     for p in it {
@@ -229,10 +239,16 @@ fn param_decl(pair: Pair<Rule>) -> Result<ParamDecl> {
                     _ => v.as_str().to_string(),
                 });
             }
+            Rule::alias => decl.aliases = aliases(p),
             _ => decl.help = Some(string(p)?),
         }
     }
     Ok(decl)
+}
+
+/// The names of an `alias(a, b)`.
+fn aliases(pair: Pair<Rule>) -> Vec<String> {
+    children(pair).map(|p| p.as_str().to_string()).collect()
 }
 
 fn probe_spec(pair: Pair<Rule>) -> ProbeSpec {

@@ -242,7 +242,7 @@ fn reference_one_liners_parse() {
 
 #[test]
 fn parameters_parse_with_type_default_and_help() {
-    let program = parse_ok("param src_ip: addr = 10.0.0.0/8 \"source\"\nparam mode: enum(tx, rx) = tx\nparam n: int\nBEGIN { }");
+    let program = parse_ok("param src_ip: addr = 10.0.0.0/8 \"source\" alias(s, source)\nparam mode: enum(tx alias(out, send), rx) = tx\nparam n: int\nBEGIN { }");
     let Item::Param(p) = &program.items[0] else {
         panic!("not a param")
     };
@@ -255,15 +255,32 @@ fn parameters_parse_with_type_default_and_help() {
         ),
         ("src_ip", "addr", Some("10.0.0.0/8"), Some("source"))
     );
+    assert_eq!(p.aliases, ["s", "source"]);
     let Item::Param(m) = &program.items[1] else {
         panic!("not a param")
     };
     assert_eq!(
         (m.ty.as_str(), m.choices.clone(), m.default.as_deref()),
-        ("enum", vec!["tx".to_string(), "rx".to_string()], Some("tx"))
+        (
+            "enum",
+            vec![
+                EnumChoice {
+                    value: "tx".into(),
+                    aliases: vec!["out".into(), "send".into()]
+                },
+                EnumChoice {
+                    value: "rx".into(),
+                    aliases: vec![]
+                }
+            ],
+            Some("tx")
+        )
     );
     let Item::Param(n) = &program.items[2] else {
         panic!("not a param")
     };
-    assert_eq!((n.default.clone(), n.help.clone()), (None, None));
+    assert_eq!(
+        (n.default.clone(), n.help.clone(), n.aliases.len()),
+        (None, None, 0)
+    );
 }
