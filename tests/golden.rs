@@ -3,24 +3,12 @@
 //! `NETSCRIPT_BLESS=1` to rewrite the expected files after a deliberate
 //! change, then review the diff.
 
+mod common;
+
+use common::check_golden;
 use netscript::diag::Source;
 use netscript::{codegen, pipeline, sema};
 use std::path::Path;
-
-fn check(expected_path: &Path, actual: &str) {
-    if std::env::var("NETSCRIPT_BLESS").as_deref() == Ok("1") {
-        std::fs::write(expected_path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(expected_path)
-        .unwrap_or_else(|e| panic!("{}: {}", expected_path.display(), e));
-    assert_eq!(
-        actual,
-        expected,
-        "{} differs (NETSCRIPT_BLESS=1 rewrites it)",
-        expected_path.display()
-    );
-}
 
 #[test]
 fn scripts_compile_to_the_expected_ir_and_bpf() {
@@ -43,7 +31,8 @@ fn scripts_compile_to_the_expected_ir_and_bpf() {
             .iter()
             .map(|c| format!("{}:\n{}", c.name, codegen::disassemble(c)))
             .collect();
-        check(&script.with_extension("ir"), &ir);
-        check(&script.with_extension("bpf"), &bpf);
+        let name = script.file_stem().unwrap().to_string_lossy();
+        check_golden(&format!("{name}.ir"), &ir);
+        check_golden(&format!("{name}.bpf"), &bpf);
     }
 }

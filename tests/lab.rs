@@ -516,12 +516,16 @@ fn tcp_connlife() {
     let Some(out) = lab_run("tcp_connlife.sh") else {
         return;
     };
-    // The lines of one function: [PID, COMM, IP, SADDR, SPORT, DADDR, DPORT, TIME, FUNC, STATE, DESC..].
+    // The lines of one function: [PID, COMM, IP, SADDR, DADDR, DPORT, SPORT, TIME, FUNC, STATE, DESC..].
     let lines = |func: &str| -> Vec<Vec<String>> {
         out.lines()
             .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
             .filter(|f| f.len() >= 11 && f[8] == func)
             .collect()
+    };
+    let description = |f: &[String]| -> String {
+        let words = f[10..].iter().filter(|w| w.parse::<u64>().is_err());
+        words.cloned().collect::<Vec<_>>().join(" ")
     };
     for v4 in ["tcp_v4_connect", "tcp_sendmsg", "tcp_recvmsg", "tcp_v4_rcv"] {
         assert!(
@@ -534,41 +538,74 @@ fn tcp_connlife() {
     assert_eq!(
         (
             &connect[0][1][..],
+            &connect[0][4][..],
             &connect[0][5][..],
-            &connect[0][6][..],
-            &connect[0][9][..]
+            &connect[0][9][..],
+            description(&connect[0]).as_str(),
         ),
-        ("python3", "127.0.0.1", "7001", "CLOSE"),
+        (
+            "python3",
+            "127.0.0.1",
+            "7001",
+            "TCP_CLOSE",
+            "client send SYN packet"
+        ),
         "{out}"
     );
     let established = lines("inet_sock_set_state")
         .into_iter()
-        .find(|f| f[10] == "SYN_SENT->ESTABLISHED")
+        .find(|f| f[9] == "TCP_ESTABLISHED" && f[5] == "7001")
         .unwrap_or_else(|| panic!("no ESTABLISHED line:\n{out}"));
-    let client_port = &established[4];
+    assert_eq!(
+        description(&established),
+        "transfer into new state",
+        "{out}"
+    );
+    let client_port = &established[6];
     // send.py's 3 send() calls, on the client's established socket.
     let sends = lines("tcp_sendmsg");
     assert_eq!(sends.len(), 3, "{out}");
     assert!(
-        sends
-            .iter()
-            .all(|f| f[1] == "python3" && &f[4] == client_port && f[9] == "ESTABLISHED"),
+        sends.iter().all(|f| f[1] == "python3"
+            && &f[6] == client_port
+            && f[9] == "TCP_ESTABLISHED"
+            && description(f) == "client send message"),
         "{out}"
     );
-    // nc reads on the accepted socket (local port 7001).
+    // nc reads on the accepted socket (local port 7001), a server socket.
     let recvs = lines("tcp_recvmsg");
     assert!(!recvs.is_empty(), "{out}");
     assert!(
-        recvs
-            .iter()
-            .all(|f| f[4] == "7001" && f[1].starts_with("nc")),
+        recvs.iter().all(|f| f[6] == "7001"
+            && f[1].starts_with("nc")
+            && description(f) == "server receive message"),
         "{out}"
     );
-    // Every segment of the connection passes tcp_v4_rcv, the handshake tcp_rcv_state_process.
-    assert!(lines("tcp_v4_rcv").len() >= 5, "{out}");
-    assert!(!lines("tcp_rcv_state_process").is_empty(), "{out}");
+    // Every segment of the connection passes tcp_v4_rcv, the handshake
+    // tcp_rcv_state_process; the SYN is told apart.
+    let rcv = lines("tcp_v4_rcv");
+    assert!(rcv.len() >= 5, "{out}");
+    assert_eq!(
+        rcv.iter()
+            .filter(|f| description(f) == "server receive SYN packet")
+            .count(),
+        1,
+        "{out}"
+    );
+    assert!(rcv.iter().all(|f| f[9] == "-"), "{out}");
+    // The listener (open before the script) and the accepted socket are
+    // the server's, in its words; the client's socket in the client's.
+    let state_process = lines("tcp_rcv_state_process");
+    assert!(!state_process.is_empty(), "{out}");
+    for f in &state_process {
+        let words = match f[6] == "7001" {
+            true => "server state change",
+            false => "transfer into new state",
+        };
+        assert_eq!(description(f), words, "{out}");
+    }
     let connect_us: u64 = established
-        .get(11)
+        .last()
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no connect time:\n{out}"));
     assert!(connect_us > 0, "{out}");

@@ -236,3 +236,23 @@ pub fn run_json(
 pub fn of_type<'a>(objects: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
     objects.iter().filter(|o| o["type"] == kind).collect()
 }
+
+/// Compares `actual` with the golden file `tests/golden/<name>`; with
+/// `NETSCRIPT_BLESS=1` rewrites the file instead (review the diff).
+pub fn check_golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var("NETSCRIPT_BLESS").as_deref() == Ok("1") {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {}", path.display(), e));
+    assert_eq!(
+        actual,
+        expected,
+        "{} differs (NETSCRIPT_BLESS=1 rewrites it)",
+        path.display()
+    );
+}

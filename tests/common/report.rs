@@ -1,10 +1,7 @@
 //! Golden files of the bundled tools' text output: a live run's output with
 //! what changes from run to run masked (times, latencies, PIDs, pointers,
 //! echo ids, kernel stacks, histogram rows), compared with
-//! tests/golden/reports/NAME.txt. `NETSCRIPT_BLESS=1` rewrites the file
-//! after a deliberate change (review the diff).
-
-use std::path::Path;
+//! tests/golden/reports/NAME.txt (see `check_golden` in tests/common).
 
 /// Replaces every match of `pattern` in `line` with `with`. In a pattern,
 /// `9` is one digit, `#` one or more digits (with `.` inside), `x` one or
@@ -111,22 +108,5 @@ pub fn check_golden(name: &str, output: &str) {
 
 /// [`check_golden`] with more masking rules (see [`mask_with`]).
 pub fn check_golden_with(name: &str, output: &str, extra: &[(&str, &str)]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/reports")
-        .join(format!("{name}.txt"));
-    let actual = mask_with(output, extra);
-    if std::env::var("NETSCRIPT_BLESS").as_deref() == Ok("1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {} (NETSCRIPT_BLESS=1 writes it)", path.display(), e));
-    assert_eq!(
-        actual,
-        expected,
-        "{} differs (NETSCRIPT_BLESS=1 rewrites it); the output was:\n{}",
-        path.display(),
-        output
-    );
+    super::check_golden(&format!("reports/{name}.txt"), &mask_with(output, extra));
 }
