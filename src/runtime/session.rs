@@ -342,6 +342,16 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         printer.lost(lost).map_err(io)?;
     }
     printer.flush().map_err(io)?;
+    for stats in object.program_stats() {
+        let probe = programs.iter().find(|p| p.name == stats.name);
+        if let (Some(p), 1..) = (probe, stats.recursion_misses) {
+            eprintln!(
+                "netscript: warning: {}: {} hits missed: the kernel skipped the program while another BPF program ran on that CPU",
+                p.probe.display(),
+                stats.recursion_misses
+            );
+        }
+    }
     Ok(0)
 }
 

@@ -215,3 +215,38 @@ pub fn run_json(
 pub fn of_type<'a>(objects: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
     objects.iter().filter(|o| o["type"] == kind).collect()
 }
+
+/// `date +%s%N`: the wall clock in ns since the epoch.
+pub fn date_ns() -> u64 {
+    let out = Command::new("date")
+        .arg("+%s%N")
+        .output()
+        .expect("date runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("ns since the epoch")
+}
+
+/// A clock's time in ns (`libc::CLOCK_MONOTONIC`, what `nsecs` reads;
+/// `libc::CLOCK_REALTIME`).
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Asserts `low <= value <= high`.
+pub fn assert_within(value: u64, low: u64, high: u64) {
+    assert!(
+        low <= value && value <= high,
+        "{} not in [{}, {}]",
+        value,
+        low,
+        high
+    );
+}
