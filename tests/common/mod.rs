@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub mod netns;
+pub mod tcp_metrics;
 
 /// Path of the netscript binary built for these tests.
 pub fn netscript_bin() -> &'static str {
