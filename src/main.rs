@@ -262,6 +262,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Stages::Tracepoint => sema::StageChoice::Tracepoint,
         },
         path_records: cli.path_records,
+        wall_offset_ns: runtime::wall_offset_ns(),
         ..Default::default()
     };
     let mut compiled = pipeline::compile(&source, &options, start).map_err(fail)?;

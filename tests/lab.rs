@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
+use common::tcp_metrics::hist_buckets;
 use serde_json::Value;
 
 /// One VM at a time: a TCG guest keeps both host cores busy.
@@ -653,6 +654,26 @@ fn tcp_metrics() {
     let overflows = delta("TcpExtListenOverflows");
     assert!(overflows > 0, "{out}");
     assert_eq!(map_total(totals, "@listen_overflows"), overflows, "{out}");
+    // One value per closed connection in both per-connection
+    // distributions (the TLPs' from the tcp_set_state kprobe, the
+    // retransmissions' from its tracepoint), and the TLPs of all of them
+    // add up to the total counted.
+    let tlps = hist_buckets(totals, "@tlp_per_connection");
+    let retransmits = hist_buckets(totals, "@retransmits_per_connection");
+    let connections: u64 = tlps.iter().map(|b| b.2).sum();
+    assert!(connections > 0, "{totals}");
+    assert_eq!(
+        retransmits.iter().map(|b| b.2).sum::<u64>(),
+        connections,
+        "{totals}"
+    );
+    let low: u64 = tlps.iter().map(|(l, _, n)| l * n).sum();
+    let high: u64 = tlps.iter().map(|(_, h, n)| (h - 1) * n).sum();
+    let total = value(totals, "@tlp_overall");
+    assert!(
+        low <= total && total <= high,
+        "{low}..={high} vs {total}: {totals}"
+    );
     // 6.1 has no sock:sock_send_length/sock_recv_length: one line for each
     // metric they feed, and no other; tcp_probe's metrics come from the
     // kprobe fallback.

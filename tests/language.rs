@@ -1,11 +1,11 @@
 //! Language features run end to end in the kernel (BEGIN programs run
 //! through BPF_PROG_TEST_RUN): compile-time kernel tests and the metrics
 //! they switch off, tuple elements, records larger than the stack allows,
-//! `config map_keys`, and values that need many spill slots.
+//! `config map_keys`, values that need many spill slots, and `walltime()`.
 
 mod common;
 
-use common::netscript;
+use common::{assert_within, clock_ns, date_ns, netscript};
 
 /// Runs a one-liner; (exit code, stdout, stderr).
 fn run(program: &str) -> (i32, String, String) {
@@ -182,4 +182,28 @@ fn many_values_live_in_turn_share_spill_slots() {
     for (base, total) in [(0, 435), (100, 3435), (1000, 30435)] {
         assert!(out.contains(&format!("@s[{}]: {}", base, total)), "{}", out);
     }
+}
+
+#[test]
+fn walltime_is_the_wall_clock_of_a_monotonic_time() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let (wall_before, mono_before) = (date_ns(), clock_ns(libc::CLOCK_MONOTONIC));
+    let (code, out, err) =
+        run(r#"BEGIN { $t = nsecs; printf("%lu %lu\n", $t, walltime($t)); exit(); }"#);
+    let (mono_after, wall_after) = (clock_ns(libc::CLOCK_MONOTONIC), date_ns());
+    assert_eq!(code, 0, "{}", err);
+    let values: Vec<u64> = out
+        .lines()
+        .find(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(values.len(), 2, "{}", out);
+    // One instant on both clocks, each between the test's own readings
+    // of that clock around the run.
+    assert_within(values[0], mono_before, mono_after);
+    assert_within(values[1], wall_before, wall_after);
 }

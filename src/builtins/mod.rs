@@ -63,6 +63,9 @@ pub enum Func {
     /// `redact(x)`: x itself in the kernel (filters keep working), printed
     /// as a keyed hash under `--anonymize`.
     Redact,
+    /// `walltime(t)`: the wall-clock time (ns since the Unix epoch) of
+    /// monotonic time t, with the clocks' offset measured at compile time.
+    Walltime,
 }
 
 /// Where a call may appear.
@@ -144,6 +147,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("redact", Func::Redact, 1, 1, Role::Value),
     def("ntohs", Func::Ntohs, 1, 1, Role::Value).pure(),
     def("ntohl", Func::Ntohl, 1, 1, Role::Value).pure(),
+    def("walltime", Func::Walltime, 1, 1, Role::Value).pure(),
     def("enum_name", Func::EnumName, 2, 3, Role::Value),
     def("flagstr", Func::FlagStr, 2, 2, Role::Value),
 ];

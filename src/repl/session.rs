@@ -37,11 +37,7 @@ pub struct LiveProbe {
 impl LiveProbe {
     /// How many times the programs ran (0 unless BPF run statistics are on).
     pub fn hits(&self) -> u64 {
-        self.object
-            .program_stats()
-            .iter()
-            .map(|(_, _, runs)| runs)
-            .sum()
+        self.object.program_stats().iter().map(|s| s.run_cnt).sum()
     }
 
     /// Kernel ids of the programs (as `bpftool prog show` lists them).
@@ -178,6 +174,7 @@ impl Session {
             library_start: Some(source.script_end()),
             fentry_as_kprobe: self.fentry_as_kprobe,
             known_maps: known.clone(),
+            wall_offset_ns: runtime::wall_offset_ns(),
             ..Default::default()
         };
         let compiled = pipeline::compile(&source, &options, self.start_ns).map_err(fail)?;

@@ -35,13 +35,27 @@ pub fn fentry_supported() -> bool {
 
 /// The monotonic clock (`CLOCK_MONOTONIC`, what `bpf_ktime_get_ns` reads) in ns.
 pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC) as u64
+}
+
+/// `CLOCK_REALTIME` minus `CLOCK_MONOTONIC` in ns: a monotonic time plus
+/// this is ns since the Unix epoch (`walltime()`). The realtime reading is
+/// taken between two monotonic ones and compared with their midpoint.
+pub fn wall_offset_ns() -> i64 {
+    let before = clock_ns(libc::CLOCK_MONOTONIC);
+    let real = clock_ns(libc::CLOCK_REALTIME);
+    let after = clock_ns(libc::CLOCK_MONOTONIC);
+    real - (before + (after - before) / 2)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// Turns on the kernel's per-program run counters (`run_cnt`,

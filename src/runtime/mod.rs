@@ -29,7 +29,7 @@ use libbpf_rs::{Link, Object, ObjectBuilder, Program, ProgramMut};
 use crate::diag::Diagnostic;
 
 pub use attach::AttachPoint;
-pub use features::{enable_run_stats, fentry_supported, monotonic_ns};
+pub use features::{enable_run_stats, fentry_supported, monotonic_ns, wall_offset_ns};
 pub use maps::{MapEntry, RingReader, SharedMap};
 pub use verifier::{failing_insn, verifier_summary};
 
@@ -200,22 +200,35 @@ impl LoadedObject {
             .collect()
     }
 
-    /// `(name, run_time_ns, run_cnt)` of every program, from
-    /// `/proc/self/fdinfo`. The counters stay 0 unless
-    /// `kernel.bpf_stats_enabled=1`.
-    pub fn program_stats(&self) -> Vec<(String, u64, u64)> {
+    /// The run statistics of every program, from `/proc/self/fdinfo`.
+    pub fn program_stats(&self) -> Vec<ProgramStats> {
         self.object
             .progs()
             .map(|program| {
-                let name = program.name().to_string_lossy().into_owned();
                 let path = format!("/proc/self/fdinfo/{}", program.as_fd().as_raw_fd());
                 let fdinfo = std::fs::read_to_string(path).unwrap_or_default();
-                (
-                    name,
-                    fdinfo_field(&fdinfo, "run_time_ns"),
-                    fdinfo_field(&fdinfo, "run_cnt"),
-                )
+                ProgramStats {
+                    name: program.name().to_string_lossy().into_owned(),
+                    run_time_ns: fdinfo_field(&fdinfo, "run_time_ns"),
+                    run_cnt: fdinfo_field(&fdinfo, "run_cnt"),
+                    recursion_misses: fdinfo_field(&fdinfo, "recursion_misses"),
+                }
             })
             .collect()
     }
+}
+
+/// A loaded program's run statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// The program's name in the object.
+    pub name: String,
+    /// Time spent running, ns (0 unless `kernel.bpf_stats_enabled=1`).
+    pub run_time_ns: u64,
+    /// Times it ran (0 unless `kernel.bpf_stats_enabled=1`).
+    pub run_cnt: u64,
+    /// Times the kernel skipped it because a BPF program was already
+    /// running on that CPU (a tracepoint or kprobe hit in an interrupt of
+    /// another program); always counted.
+    pub recursion_misses: u64,
 }

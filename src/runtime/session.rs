@@ -366,6 +366,16 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
             eprintln!("netscript: {}", line);
         }
     }
+    for stats in object.program_stats() {
+        let probe = programs.iter().find(|p| p.name == stats.name);
+        if let (Some(p), 1..) = (probe, stats.recursion_misses) {
+            eprintln!(
+                "netscript: warning: {}: {} hits missed: the kernel skipped the program while another BPF program ran on that CPU",
+                p.probe.display(),
+                stats.recursion_misses
+            );
+        }
+    }
     Ok(0)
 }
 

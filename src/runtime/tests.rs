@@ -253,7 +253,7 @@ fn drop_unloads_everything() {
     assert!(ids.iter().all(|&id| program_exists(id)));
     let stats = obj.program_stats();
     assert_eq!(stats.len(), 2);
-    assert!(stats.iter().any(|(name, _, _)| name == "count_packets"));
+    assert!(stats.iter().any(|s| s.name == "count_packets"));
     drop(obj);
     assert!(
         ids.iter().all(|&id| !program_exists(id)),

@@ -58,8 +58,8 @@ pub fn runs(compiled: &Compiled, object: &LoadedObject, programs: &[&Program]) -
         .map(|p| {
             let (time_ns, runs) = stats
                 .iter()
-                .find(|(name, _, _)| *name == p.name)
-                .map(|(_, time, runs)| (*time, *runs))
+                .find(|s| s.name == p.name)
+                .map(|s| (s.run_time_ns, s.run_cnt))
                 .unwrap_or_default();
             let each = time_ns.checked_div(runs).unwrap_or(0);
             format!(

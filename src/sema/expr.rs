@@ -605,6 +605,24 @@ impl<'a, 'o> Scope<'a, 'o> {
                 };
                 mk(Ty::I64, kind)
             }
+            Func::Walltime => {
+                let t = self.expr(&args[0])?;
+                self.expect_scalar(&t, "walltime()'s argument")?;
+                let offset = Expr {
+                    ty: Ty::I64,
+                    kind: K::Int(self.checker.options.wall_offset_ns),
+                    span,
+                };
+                mk(
+                    Ty::U64,
+                    K::Binary {
+                        op: BinOp::Add,
+                        lhs: Box::new(t),
+                        rhs: Box::new(offset),
+                        signed: false,
+                    },
+                )
+            }
             Func::Ksym => {
                 let a = self.expr(&args[0])?;
                 self.expect_scalar(&a, "ksym()'s argument")?;

@@ -46,6 +46,9 @@ pub struct Options {
     /// Packets in flight each path's record table holds, in place of the
     /// paths' `records` settings (`--path-records`).
     pub path_records: Option<u32>,
+    /// `CLOCK_REALTIME` minus `CLOCK_MONOTONIC` in ns, measured just before
+    /// the script is compiled (`walltime()` adds it).
+    pub wall_offset_ns: i64,
 }
 
 /// Which alternative of a path stage the checker picks.

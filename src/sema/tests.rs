@@ -567,3 +567,30 @@ fn split_paths_label_stages_by_half_and_function() {
         ]
     );
 }
+
+#[test]
+fn walltime_adds_the_clock_offset_of_the_options() {
+    use super::tast::{ExprKind, Stmt};
+    let options = Options {
+        wall_offset_ns: 1_700_000_000_000_000_000,
+        ..Default::default()
+    };
+    let ast = parse("BEGIN { @w = walltime(5); }").expect("parses");
+    let s = check(&ast, &options).expect("checks");
+    let Some(Stmt::SetMap { value, .. }) = s.programs[0].body.first() else {
+        panic!("{:?}", s.programs[0].body);
+    };
+    // A constant time is converted at compile time.
+    assert!(
+        matches!(value.kind, ExprKind::Int(1_700_000_000_000_000_005)),
+        "{:?}",
+        value.kind
+    );
+    assert_eq!(
+        error(r#"BEGIN { @w = walltime("now"); }"#),
+        (
+            "walltime()'s argument must be an integer, not string[4]".to_string(),
+            r#""now""#.to_string()
+        )
+    );
+}

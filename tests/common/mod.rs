@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub mod netns;
 pub mod report;
+pub mod tcp_metrics;
 
 /// Path of the netscript binary built for these tests.
 pub fn netscript_bin() -> &'static str {
@@ -254,5 +255,40 @@ pub fn check_golden(name: &str, actual: &str) {
         expected,
         "{} differs (NETSCRIPT_BLESS=1 rewrites it)",
         path.display()
+    );
+}
+
+/// `date +%s%N`: the wall clock in ns since the epoch.
+pub fn date_ns() -> u64 {
+    let out = Command::new("date")
+        .arg("+%s%N")
+        .output()
+        .expect("date runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("ns since the epoch")
+}
+
+/// A clock's time in ns (`libc::CLOCK_MONOTONIC`, what `nsecs` reads;
+/// `libc::CLOCK_REALTIME`).
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Asserts `low <= value <= high`.
+pub fn assert_within(value: u64, low: u64, high: u64) {
+    assert!(
+        low <= value && value <= high,
+        "{} not in [{}, {}]",
+        value,
+        low,
+        high
     );
 }
