@@ -176,9 +176,10 @@ impl Packet<'_> {
         let Some(first) = fired.first() else {
             return (0, "-".into(), "-".into());
         };
+        let had_device = |s: &&&StageSeen| !s.device.is_empty() || s.ifindex != 0;
         let device = std::iter::once(first)
             .chain(fired.iter().rev())
-            .find(|s| s.interface() != "-")
+            .find(had_device)
             .map_or("-".to_string(), |s| s.interface());
         (first.pid, first.comm.clone(), device)
     }

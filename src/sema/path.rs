@@ -242,7 +242,7 @@ impl Checker<'_> {
             for (setting, formats) in formats {
                 if let Some(e) = plan.path_decl.option(setting) {
                     for format in formats {
-                        check_describe(format, values, e.span)?;
+                        check_report_format(format, values, e.span)?;
                     }
                 }
             }
@@ -640,7 +640,7 @@ fn stage_label(name: &str, probes: &[ast::StageProbe], declared: usize, split: u
 
 /// An error unless a report format (`describe`, `halves`, `half_fields`)
 /// fits the values it formats (`info`'s, else the key's).
-fn check_describe(format: &str, info: &Ty, span: Span) -> Result<()> {
+fn check_report_format(format: &str, info: &Ty, span: Span) -> Result<()> {
     let items = match info {
         Ty::Void => Vec::new(),
         Ty::Tuple(items) => items.clone(),
