@@ -1,9 +1,11 @@
 //! Packet paths: each stage becomes a program that binds `$skb` to the
 //! packet, applies the stage guard and the path's filter, computes the
 //! path's key and records the stage (`Stmt::PathStage`); stages of a path
-//! on one probe point with one packet share a program. Stages whose probe
-//! this kernel lacks are skipped with one notice; the path is measured over
-//! the stages that remain.
+//! on one probe point with one packet share a program. A recalled first
+//! stage (before the packet exists) keeps its time under a mark
+//! (`Stmt::PathMark`), which the next stage recalls by the packet's span.
+//! Stages whose probe this kernel lacks are skipped with one notice; the
+//! path is measured over the stages that remain.
 
 use super::expr::Scope;
 use super::stmt::param_count;
@@ -119,14 +121,23 @@ impl Checker<'_> {
                 info.report.split = info.stages.len() as u32;
             }
             let probes = self.stage_probes(&stage.alternatives, 0)?;
+            let recalled = recalled_stage(stage, &probes, declared)?;
             let Some((alt, point)) = self.stage_probe(stage, &decl.name, &probes)? else {
                 continue;
             };
             let starter = info.stages.iter().all(|s| s.optional);
+            // The first stage with a packet recalls the recalled stage's marks.
+            let recall = match chosen.first().map(|p: &StagePlan| &p.alt.target) {
+                Some(ast::StageTarget::Recall { span, .. }) if chosen.len() == 1 => {
+                    Some(span.clone())
+                }
+                _ => None,
+            };
             info.stages.push(tast::StageInfo {
                 name: stage.name.clone(),
                 optional: stage.optional,
                 probe: point.display(),
+                recalled,
             });
             chosen.push(StagePlan {
                 path: path_id,
@@ -136,13 +147,14 @@ impl Checker<'_> {
                 alt: alt.clone(),
                 point,
                 starter,
+                recall,
             });
         }
-        if info.stages.len() < 2 && !self.collecting {
+        if info.stages.iter().filter(|s| !s.recalled).count() < 2 && !self.collecting {
             return Err(Diagnostic::at(
                 decl.span,
                 format!(
-                    "path {} has fewer than two stages this kernel can attach",
+                    "path {} has fewer than two stages with a packet this kernel can attach",
                     decl.name
                 ),
             ));
@@ -165,7 +177,7 @@ impl Checker<'_> {
         for plan in plans {
             match groups.iter_mut().find(|g| {
                 g[0].point.display() == plan.point.display()
-                    && same_packet(&g[0].alt.packet, &plan.alt.packet)
+                    && same_target(&g[0].alt.target, &plan.alt.target)
             }) {
                 Some(group) => group.push(plan),
                 None => groups.push(vec![plan]),
@@ -186,7 +198,7 @@ impl Checker<'_> {
                     .expect("a stage of the group");
                 let (key_ty, info_ty) = recorded_types(inner).unwrap_or((Ty::Void, Ty::Void));
                 let info = &mut self.paths[*path as usize];
-                if *stage == 0 {
+                if *stage == info.leader() {
                     info.report.info = info_ty;
                 }
                 match (&info.key, &key_ty) {
@@ -206,8 +218,11 @@ impl Checker<'_> {
             }
             self.programs.push(program);
         }
-        for plan in groups.iter().flatten().filter(|p| p.index == 0) {
+        for plan in groups.iter().flatten() {
             let info = &self.paths[plan.path as usize];
+            if plan.index != info.leader() {
+                continue;
+            }
             let describe = plan.path_decl.option("describe");
             if let (Some(format), Some(e)) = (&info.report.describe, describe) {
                 check_describe(format, &info.report.info, e.span)?;
@@ -378,22 +393,39 @@ impl Checker<'_> {
     }
 
     /// The program of the stages of `group` (one probe point, one packet
-    /// expression): `$skb` bound once, then each stage's guard and its
-    /// path's filter around its record. Stages that may start a record
-    /// keep the `info` values.
+    /// expression, or recalled stages only): `$skb` bound once, then each
+    /// stage's guard and its path's filter around its record. Stages that
+    /// may start a record keep the `info` values; the first stage with a
+    /// packet after a recalled one evaluates the packet's span. A recalled
+    /// stage has no packet: only its guard is around its mark.
     fn stage_program(&mut self, group: &[StagePlan]) -> Result<tast::Program> {
         let first = &group[0];
         let point = first.point.clone();
         let name = program_name(self.programs.len(), &point);
         let param_count = param_count(&point)?;
         let mut scope = Scope::new(self, point.clone())?;
-        let packet = scope.expr(&first.alt.packet)?;
-        scope.expect_scalar(&packet, "a stage's packet")?;
-        let packet_span = packet.span;
-        let skb_ty = Ty::Ptr(Btf::vmlinux().ok().and_then(|b| b.find_struct("sk_buff")));
-        let skb = scope.declare_var("skb", skb_ty);
-        let mut body = vec![Stmt::SetVar(skb, packet)];
+        let mut body = Vec::new();
+        let skb = match &first.alt.target {
+            ast::StageTarget::Packet(packet) => {
+                let packet = scope.expr(packet)?;
+                scope.expect_scalar(&packet, "a stage's packet")?;
+                let skb_ty = Ty::Ptr(Btf::vmlinux().ok().and_then(|b| b.find_struct("sk_buff")));
+                let skb = scope.declare_var("skb", skb_ty);
+                let value = Expr {
+                    ty: Ty::U64,
+                    kind: tast::ExprKind::Var(skb),
+                    span: packet.span,
+                };
+                body.push(Stmt::SetVar(skb, packet));
+                Some(value)
+            }
+            ast::StageTarget::Recall { .. } => None,
+        };
         for plan in group {
+            let (ast::StageTarget::Packet(_), Some(skb)) = (&plan.alt.target, &skb) else {
+                body.push(mark_stage(&mut scope, plan).map_err(no_packet)?);
+                continue;
+            };
             let option = |name: &str| plan.path_decl.option(name);
             let (key, filter, info) = (option("key"), option("filter"), option("info"));
             let key = key.expect("a checked path has a key");
@@ -408,7 +440,9 @@ impl Checker<'_> {
                 (None, Some(f)) => Some(scope.expr(f)?),
                 _ => None,
             };
-            let (condition, key, info) = scope.in_region(false, |scope| -> Result<_> {
+            // The span is checked (and lowered) before `info`, which runs
+            // only when a record starts: what `info` computes may serve it.
+            let (condition, key, recall, info) = scope.in_region(false, |scope| -> Result<_> {
                 let condition = match (guard, always, filter) {
                     (None, Some(f), _) => f,
                     (None, None, _) => int(1, plan.alt.spec.span),
@@ -418,6 +452,14 @@ impl Checker<'_> {
                 scope.expect_scalar(&condition, "a stage guard")?;
                 let key = scope.expr(key)?;
                 scope.expect_storable(&key)?;
+                let recall = match &plan.recall {
+                    Some(span) => {
+                        let v = scope.expr(span)?;
+                        expect_integers(&v, "span", "(owner, start, length)")?;
+                        Some(Box::new(v))
+                    }
+                    None => None,
+                };
                 let info = match info.filter(|_| plan.starter) {
                     Some(e) => {
                         let v = scope.expr(e)?;
@@ -426,18 +468,15 @@ impl Checker<'_> {
                     }
                     None => None,
                 };
-                Ok((condition, key, info))
+                Ok((condition, key, recall, info))
             })?;
             let record = Stmt::PathStage {
                 path: plan.path,
                 stage: plan.index,
                 info,
+                recall,
                 key,
-                skb: Expr {
-                    ty: Ty::U64,
-                    kind: tast::ExprKind::Var(skb),
-                    span: packet_span,
-                },
+                skb: skb.clone(),
             };
             body.push(Stmt::If(condition, vec![record], Vec::new()));
         }
@@ -457,7 +496,8 @@ impl Checker<'_> {
 
 /// A stage this kernel can attach: its path, its index among the path's
 /// attachable stages, its declaration and its path's, the alternative it
-/// attaches, and whether it may start a record.
+/// attaches, whether it may start a record, and for the first stage with
+/// a packet after a recalled stage, the recalled stage's span.
 pub(super) struct StagePlan<'d> {
     path: u32,
     index: u32,
@@ -466,6 +506,97 @@ pub(super) struct StagePlan<'d> {
     alt: ast::StageProbe,
     point: ProbePoint,
     starter: bool,
+    recall: Option<ast::Expr>,
+}
+
+/// The statement of recalled stage `plan`: its guard around its mark.
+fn mark_stage(scope: &mut Scope, plan: &StagePlan) -> Result<Stmt> {
+    let ast::StageTarget::Recall { mark, .. } = &plan.alt.target else {
+        return Err(Diagnostic::at(
+            plan.decl.span,
+            "internal error: a stage with a packet among recalled stages",
+        ));
+    };
+    let guard = match &plan.alt.guard {
+        Some(g) => scope.expr(g)?,
+        None => int(1, plan.alt.spec.span),
+    };
+    scope.expect_scalar(&guard, "a stage guard")?;
+    let mark = scope.in_region(false, |scope| scope.expr(mark))?;
+    expect_integers(&mark, "mark", "(owner, position)")?;
+    let record = Stmt::PathMark {
+        path: plan.path,
+        mark,
+    };
+    Ok(Stmt::If(guard, vec![record], Vec::new()))
+}
+
+/// `$skb` where a recalled stage is: there is no packet there yet.
+fn no_packet(e: Diagnostic) -> Diagnostic {
+    match e.span {
+        Some(span) if e.message == "variable $skb is used before it is assigned" => Diagnostic::at(
+            span,
+            "a recalled stage has no packet: $skb is bound at the stages that have one",
+        ),
+        _ => e,
+    }
+}
+
+/// Whether `stage`, declared `declared`th in its path with alternatives
+/// `probes`, is recalled (`-> recall`); an error unless all or none of its
+/// alternatives are, and unless a recalled stage is its path's first and
+/// optional.
+fn recalled_stage(
+    stage: &ast::StageDecl,
+    probes: &[ast::StageProbe],
+    declared: usize,
+) -> Result<bool> {
+    let recalled = |p: &ast::StageProbe| matches!(p.target, ast::StageTarget::Recall { .. });
+    let count = probes.iter().filter(|p| recalled(p)).count();
+    let why = match count {
+        0 => return Ok(false),
+        n if n < probes.len() => "either every alternative of a stage is recalled or none is",
+        _ if declared > 0 => {
+            "a recalled stage must be its path's first stage (it happens before the packet exists)"
+        }
+        _ if !stage.optional => {
+            "a recalled stage is not recalled for every packet: declare it optional (`stage?`)"
+        }
+        _ => return Ok(true),
+    };
+    Err(Diagnostic::at(
+        stage.span,
+        format!("stage {}: {}", stage.name, why),
+    ))
+}
+
+/// An error unless a recalled stage's `what` (its mark or span) is a
+/// tuple of integers shaped like `shape`.
+fn expect_integers(e: &Expr, what: &str, shape: &str) -> Result<()> {
+    let n = shape.matches(',').count() + 1;
+    match &e.ty {
+        Ty::Tuple(items) if items.len() == n && items.iter().all(Ty::is_scalar) => Ok(()),
+        other => Err(Diagnostic::at(
+            e.span,
+            format!(
+                "a recalled stage's {} must be a tuple {} of integers, not {}",
+                what,
+                shape,
+                other.describe()
+            ),
+        )),
+    }
+}
+
+/// True when two stage alternatives take the same thing: packets written
+/// alike, or marks (a recalled stage has no packet to bind).
+fn same_target(a: &ast::StageTarget, b: &ast::StageTarget) -> bool {
+    use ast::StageTarget::{Packet, Recall};
+    match (a, b) {
+        (Packet(x), Packet(y)) => same_packet(x, y),
+        (Recall { .. }, Recall { .. }) => true,
+        _ => false,
+    }
 }
 
 /// True when two stages' packet expressions are written alike (wherever

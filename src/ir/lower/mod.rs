@@ -37,6 +37,7 @@ fn stmt_span(s: &Stmt) -> Option<crate::diag::Span> {
         Stmt::Printf(_, args) => args.first().map(|e| e.span),
         Stmt::MapAction(..) | Stmt::Exit | Stmt::Return | Stmt::Leave => None,
         Stmt::PathStage { key, .. } => Some(key.span),
+        Stmt::PathMark { mark, .. } => Some(mark.span),
     }
 }
 
@@ -412,7 +413,9 @@ impl<'a> Lower<'a> {
                 key,
                 skb,
                 info,
-            } => self.path_stage(*path, *stage, key, skb, info.as_ref())?,
+                recall,
+            } => self.path_stage(*path, *stage, key, skb, info.as_ref(), recall.as_deref())?,
+            Stmt::PathMark { path, mark } => self.path_mark(*path, mark)?,
             Stmt::Leave => {
                 let out = *self
                     .leave

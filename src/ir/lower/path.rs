@@ -12,20 +12,30 @@
 //! threshold and the global rate limit, and frees its way. Every outcome
 //! is counted. A record keeps only what the last stage cannot know
 //! ([`PathLayout`]): a new packet touches as few cache lines as it can.
+//!
+//! A recalled first stage (before the packet exists) keeps its time in an
+//! LRU hash instead, one pending mark per owner ([`mark`]); the first stage
+//! with a packet takes it into the record it starts when the packet's span
+//! holds the mark's position.
 
 use super::mem::{Base, Place};
 use super::{Lower, Val, Wake};
 use crate::codegen::insn::helper;
 use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{
-    path_counter as counter, path_layout, HistArray, PathLayout, PathMaps, StageTime,
+    mark, path_counter as counter, path_layout, HistArray, PathLayout, PathMaps, StageTime,
     PATH_EVENT_BASE, RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
 };
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
+use crate::sema::types::{tuple_layout, Ty};
 
 /// The largest record table a path may have (kernel memory, locked).
 const MAX_TABLE_BYTES: u64 = 1 << 30;
+
+/// The error of a mark or span the checker should have refused.
+const MARK_SHAPE: &str =
+    "internal error: a recalled stage's mark is (owner, position), its span (owner, start, length)";
 
 /// A way of a set: registers holding the address of its key hash word
 /// (its start time is [`SET_STARTED_OFF`] further) and of its record.
@@ -36,7 +46,9 @@ struct Way {
 }
 
 impl Lower<'_> {
-    /// Records stage `stage` of path `path` for the packet with `key`.
+    /// Records stage `stage` of path `path` for the packet with `key`;
+    /// with `recall`, the packet's span, the time of the recalled first
+    /// stage too.
     pub(super) fn path_stage(
         &mut self,
         path: u32,
@@ -44,6 +56,7 @@ impl Lower<'_> {
         key: &Expr,
         skb: &Expr,
         info_values: Option<&Expr>,
+        recall: Option<&Expr>,
     ) -> Result<()> {
         let info = &self.script.paths[path as usize];
         let maps = self.maps.paths[path as usize];
@@ -90,6 +103,11 @@ impl Lower<'_> {
             }
         };
         let key = (key_slot, self.key_hash(key_slot, layout.key_size));
+        // Evaluated before `info` (sema checked it first: see stage_program).
+        let span = match recall {
+            Some(e) => Some((self.expr(e)?, e)),
+            None => None,
+        };
         let skb_value = self.expr(skb)?;
         let skb = self.scalar_of(skb_value);
         let now = self.f.vreg();
@@ -105,9 +123,10 @@ impl Lower<'_> {
         };
         let p = way.record;
         let (create, record) = (self.f.label(), self.f.label());
-        if stage == 0 {
-            // The first stage starts the packet again, whatever came before
-            // (create_record counts a record it replaces).
+        if stage == info.leader() {
+            // The first stage with a packet starts the packet again,
+            // whatever came before (create_record counts a record it
+            // replaces).
             self.f.push(Inst::Jump(create));
         } else {
             let missing = if starter { create } else { done };
@@ -129,14 +148,154 @@ impl Lower<'_> {
         if let StageTime::Record(ts) = layout.stage_time(stage) {
             self.store_at(p, ts, Operand::Reg(now));
         }
+        if let Some((value, e)) = span {
+            self.recall(info, &layout, maps, p, value, &e.ty)
+                .ok_or_else(|| Diagnostic::at(e.span, MARK_SHAPE))?;
+        }
         if last {
             let event = PATH_EVENT_BASE + u64::from(path);
             self.complete(info, &layout, maps, way, (event, key.0), now, skb);
         } else if info.detail {
-            self.stage_context(info, p, layout.record_ctx(stage), skb);
+            self.stage_context(info, p, layout.record_ctx(stage), Some(skb));
         }
         self.f.push(Inst::Label(done));
         Ok(())
+    }
+
+    /// Marks the recalled first stage of path `path` at `mark`, `(owner,
+    /// position)`: its time (and context, with packet reports) is kept
+    /// under the owner, unless an earlier mark of the owner is pending (a
+    /// packet holding both positions is given the earlier: the earliest
+    /// send in a segment). A mark at the pending one's position replaces
+    /// it (the earlier call queued nothing there), and so does any mark
+    /// once the pending one is older than the path's timeout.
+    pub(super) fn path_mark(&mut self, path: u32, mark: &Expr) -> Result<()> {
+        let info = &self.script.paths[path as usize];
+        let value = self.expr(mark)?;
+        let (Some(marks), Some([owner, position])) = (
+            self.maps.paths[path as usize].marks,
+            self.integers(value, &mark.ty),
+        ) else {
+            return Err(Diagnostic::at(mark.span, MARK_SHAPE));
+        };
+        let now = self.f.vreg();
+        self.call(helper::KTIME_GET_NS, vec![], Some(now));
+        let (done, write) = (self.f.label(), self.f.label());
+        let key = self.owner_key(owner);
+        let m = self.value_ptr(MapId(marks), key, mark::size(info), done);
+        let pending = self.load_at(m, mark::TIME);
+        self.jump_if(Cond::Eq, pending, Operand::Imm(0), write);
+        let at = self.load_at(m, mark::POS);
+        self.jump_if(Cond::Eq, at, Operand::Reg(position), write);
+        let age = self.f.vreg();
+        self.alu3(AluOp::Sub, age, Operand::Reg(now), Operand::Reg(pending));
+        self.jump_if(Cond::Le, age, Operand::Imm(info.timeout_ns as i64), done);
+        self.f.push(Inst::Label(write));
+        self.store_at(m, mark::POS, Operand::Reg(position));
+        if info.detail {
+            self.stage_context(info, m, mark::CTX, None);
+        }
+        self.store_at(m, mark::TIME, Operand::Reg(now));
+        self.f.push(Inst::Label(done));
+        Ok(())
+    }
+
+    /// Gives the recalled first stage of the packet whose record is at `p`
+    /// the time (and context) of its owner's pending mark when the
+    /// packet's span `(owner, start, length)`, the tuple `value` of type
+    /// `ty`, holds the mark's position (positions are compared modulo
+    /// 2^32, as TCP sequence numbers are); the mark is then taken. A mark
+    /// before the span is dropped: its packet went by unrecalled. A packet
+    /// of length 0 recalls nothing and costs no lookup. `None` when the
+    /// path has no marks or `value` is no span.
+    fn recall(
+        &mut self,
+        info: &PathInfo,
+        layout: &PathLayout,
+        maps: PathMaps,
+        p: VReg,
+        value: Val,
+        ty: &Ty,
+    ) -> Option<()> {
+        let (marks, [owner, start, length]) = (maps.marks?, self.integers(value, ty)?);
+        let (done, outside, take) = (self.f.label(), self.f.label(), self.f.label());
+        self.jump_if(Cond::Eq, length, Operand::Imm(0), done);
+        let key = self.owner_key(owner);
+        let m = self.lookup_or(MapId(marks), key, done);
+        let time = self.load_at(m, mark::TIME);
+        self.jump_if(Cond::Eq, time, Operand::Imm(0), done);
+        let distance = self.load_at(m, mark::POS);
+        self.alu3(
+            AluOp::Sub,
+            distance,
+            Operand::Reg(distance),
+            Operand::Reg(start),
+        );
+        self.alu3(
+            AluOp::And,
+            distance,
+            Operand::Reg(distance),
+            Operand::Imm(0xffff_ffff),
+        );
+        self.jump_if(Cond::Ge, distance, Operand::Reg(length), outside);
+        // The recalled stage is the path's first.
+        if let StageTime::Record(ts) = layout.stage_time(0) {
+            self.store_at(p, ts, Operand::Reg(time));
+        }
+        if info.detail {
+            let at = |off: u32, base: VReg| Place {
+                base: Base::Ptr(base),
+                off: off as i32,
+            };
+            self.copy(
+                at(layout.record_ctx(0), p),
+                at(mark::CTX, m),
+                STAGE_CTX_SIZE,
+            );
+        }
+        self.f.push(Inst::Jump(take));
+        self.f.push(Inst::Label(outside));
+        // At or after the span's end: still pending.
+        self.jump_if(Cond::Lt, distance, Operand::Imm(1 << 31), done);
+        self.f.push(Inst::Label(take));
+        self.store_at(m, mark::TIME, Operand::Imm(0));
+        self.f.push(Inst::Label(done));
+        Some(())
+    }
+
+    /// The `N` integers of tuple `value` of type `ty` (a mark or a span),
+    /// each in a register; `None` for anything else.
+    fn integers<const N: usize>(&mut self, value: Val, ty: &Ty) -> Option<[VReg; N]> {
+        let (Ty::Tuple(items), Val::Mem(slot, _)) = (ty, value) else {
+            return None;
+        };
+        let (offsets, _) = tuple_layout(items);
+        let regs: Vec<VReg> = items
+            .iter()
+            .zip(offsets)
+            .map(|(item, off)| {
+                let r = self.f.vreg();
+                let width = Width::from_bytes(u64::from(item.storage_size()));
+                self.f.push(Inst::Load {
+                    dst: r,
+                    addr: Addr::Stack(slot, off as i32),
+                    width: width.unwrap_or(Width::B8),
+                });
+                r
+            })
+            .collect();
+        regs.try_into().ok()
+    }
+
+    /// A stack slot holding `owner`, a key of a marks map.
+    fn owner_key(&mut self, owner: VReg) -> Slot {
+        let key = self.temp(8);
+        self.f.push(Inst::Store {
+            addr: Addr::Stack(key, 0),
+            width: Width::B8,
+            src: Operand::Reg(owner),
+        });
+        key
     }
 
     /// A pointer to the set of [`RECORD_WAYS`] records the key hashed to
@@ -331,8 +490,9 @@ impl Lower<'_> {
     }
 
     /// Writes where a stage ran (for packet reports) at `into + off`:
-    /// its skb, pid, ifindex, kernel stack, comm and device name.
-    fn stage_context(&mut self, info: &PathInfo, into: VReg, off: u32, skb: VReg) {
+    /// its skb, pid, ifindex, kernel stack, comm and device name (skb 0
+    /// and no device for a recalled stage, which has no packet).
+    fn stage_context(&mut self, info: &PathInfo, into: VReg, off: u32, skb: Option<VReg>) {
         let ctx = off as i16;
         let store = |l: &mut Self, off: i16, width: Width, src: Operand| {
             l.f.push(Inst::Store {
@@ -341,7 +501,12 @@ impl Lower<'_> {
                 src,
             })
         };
-        store(self, ctx, Width::B8, Operand::Reg(skb));
+        store(
+            self,
+            ctx,
+            Width::B8,
+            skb.map_or(Operand::Imm(0), Operand::Reg),
+        );
         let pid = self.f.vreg();
         self.call(helper::GET_CURRENT_PID_TGID, vec![], Some(pid));
         self.f.push(Inst::Alu {
@@ -351,7 +516,7 @@ impl Lower<'_> {
             rhs: Operand::Imm(32),
         });
         store(self, ctx + 8, Width::B4, Operand::Reg(pid));
-        if let Some(offsets) = info.dev_offsets {
+        if let (Some(offsets), Some(skb)) = (info.dev_offsets, skb) {
             let dev = self.read_kernel(skb, offsets.dev, Width::B8);
             let ifindex = self.read_kernel(dev, offsets.ifindex, Width::B4);
             store(self, ctx + 12, Width::B4, Operand::Reg(ifindex));
@@ -546,7 +711,7 @@ impl Lower<'_> {
             let (to, from) = (layout.event_ctx(j), layout.record_ctx(j));
             self.copy(at(to), record(from), STAGE_CTX_SIZE);
         }
-        self.stage_context(info, ev, layout.event_ctx(last), skb);
+        self.stage_context(info, ev, layout.event_ctx(last), Some(skb));
     }
 
     /// Counts `value` in the histogram of segment `from -> to` (both
