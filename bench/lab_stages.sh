@@ -100,7 +100,11 @@ measure ovs_icmp_rtt "$(ovs_chain icmp_rcv)" "ip netns exec sw ping -q -f -c $PI
   nsenter --net=/run/netns/sw $W/netscript --no-fentry $W/ovs_icmp_rtt.ns --src-ip 10.1.1.254 \
   --dst-ip 10.1.1.2 --phy-iface1 a2p --disable-kernel-stacks --mode histogram
 
-# ovs_tcp_latency (tx): a client in sw sends $PINGS 100-byte segments (TCP_NODELAY) to ns2.
+# ovs_tcp_latency (tx): a client in sw sends $PINGS 100-byte segments (TCP_NODELAY) to ns2, one
+# send() each. netscript's send stage (recalled at ip_output) against bpftrace timing each socket's
+# last send to its next ip_output (skb->sk at offset 24 of struct sk_buff).
+SEND_BT='kprobe:tcp_sendmsg { @snd[arg0] = nsecs; } '
+SEND_BT+='kprobe:ip_output { $sk = *(uint64 *)(arg2 + 24); if (@snd[$sk]) { @send = hist(nsecs - @snd[$sk]); delete(@snd[$sk]); } } '
 ip netns exec ns2 python3 -c '
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -112,7 +116,7 @@ SEND="import socket, time
 c = socket.create_connection((\"10.1.1.2\", 5001)); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 for i in range($PINGS): c.send(b\"x\" * 100); time.sleep(0.0002)
 c.close(); print(\"sent $PINGS segments\")"
-measure ovs_tcp_latency "$(ovs_chain tcp_v4_rcv)" "ip netns exec sw python3 -c \"\$SEND\"" \
+measure ovs_tcp_latency "$SEND_BT$(ovs_chain tcp_v4_rcv)" "ip netns exec sw python3 -c \"\$SEND\"" \
   nsenter --net=/run/netns/sw $W/netscript --no-fentry $W/ovs_tcp_latency.ns --src-ip 10.1.1.254 \
   --dst-ip 10.1.1.2 --dst-port 5001 --phy-iface1 a2p --mode histogram
 wait $SINK

@@ -98,10 +98,7 @@ fn list_stages(glob: &str, verbose: bool) -> Result<Vec<String>> {
             if verbose {
                 for alt in &stage.alternatives {
                     let span = match alt {
-                        crate::syntax::ast::StageAlt::Probe(p) => crate::diag::Span::new(
-                            p.spec.span.start,
-                            p.guard.as_ref().unwrap_or(&p.packet).span.end,
-                        ),
+                        crate::syntax::ast::StageAlt::Probe(p) => p.span(),
                         crate::syntax::ast::StageAlt::Named { span, guard, .. } => {
                             crate::diag::Span::new(
                                 span.start,

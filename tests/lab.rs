@@ -459,38 +459,34 @@ fn ovs_tcp_latency() {
     let Some(out) = lab_run("ovs_tcp_latency.sh") else {
         return;
     };
-    for direction in ["tx", "rx"] {
+    // The send stage (S0, tx only) numbers the tx stages one higher.
+    for (direction, upcall, extract) in [
+        ("tx", "S4_OVS_UPCALL", "S5_OVS_KEY_EXTRACT"),
+        ("rx", "S3_OVS_UPCALL", "S4_OVS_KEY_EXTRACT"),
+    ] {
         let events = path_events(section(&out, direction));
         let info = |e: &Value, i: usize| e["info"][i].clone();
         let syn = events
             .iter()
             .find(|e| info(e, 6) == "S")
             .unwrap_or_else(|| panic!("{direction}: no SYN in {events:#?}"));
-        assert!(
-            stage_seen(syn, "S3_OVS_UPCALL"),
-            "the SYN is upcalled: {syn:#}"
-        );
+        assert!(stage_seen(syn, upcall), "the SYN is upcalled: {syn:#}");
         let isn = info(syn, 4).as_u64().expect("seq");
         let data: Vec<&Value> = events.iter().filter(|e| info(e, 7) == 100).collect();
         assert_eq!(data.len(), 3, "{direction}: 3 data segments: {events:#?}");
         // By the last data segment the flow is cached: the fast path.
-        assert!(!stage_seen(data[2], "S3_OVS_UPCALL"), "{:#}", data[2]);
+        assert!(!stage_seen(data[2], upcall), "{:#}", data[2]);
         for (i, e) in data.iter().enumerate() {
             assert_eq!(info(e, 4).as_u64(), Some(isn + 1 + 100 * i as u64), "{e:#}");
             assert_eq!(info(e, 6), "PA", "{e:#}");
-            assert_eq!(
-                stage_seen(e, "S3_OVS_UPCALL"),
-                stage_seen(e, "S4_OVS_KEY_EXTRACT"),
-                "{e:#}"
-            );
+            assert_eq!(stage_seen(e, upcall), stage_seen(e, extract), "{e:#}");
+            // Every other stage fired, the send's included (tx: each
+            // segment carries its send's first byte).
             let stages = e["stages"].as_array().expect("stages");
             assert!(
                 stages
                     .iter()
-                    .filter(
-                        |s| !s["name"].as_str().unwrap_or_default().starts_with("S3")
-                            && !s["name"].as_str().unwrap_or_default().starts_with("S4")
-                    )
+                    .filter(|s| s["name"] != upcall && s["name"] != extract)
                     .all(|s| s["seen"] == true),
                 "{e:#}"
             );
@@ -507,9 +503,62 @@ fn ovs_tcp_latency() {
             );
         }
     }
+    recalled_sends(&path_events(section(&out, "tx")), &[100, 100, 100, 200000]);
     let text = section(&out, "text");
     assert!(text.contains("(OVS No Upcall)"), "{text}");
+    assert!(
+        text.contains("[0->1] S0_TCP_SENDMSG -> S1_IP_OUTPUT: "),
+        "{text}"
+    );
     check_report_golden("ovs_tcp_latency_lab", text, "=== TCP Latency Trace");
+}
+
+/// ovs_tcp_latency tx of a connection whose client sent `sends` bytes, one
+/// send() each: the send stage (recalled at ip_output) fired for exactly
+/// the segments that carry a send's first byte, never for a
+/// retransmission, before S1 and within the total.
+fn recalled_sends(events: &[Value], sends: &[u64]) {
+    let ts = |e: &Value, stage: &str| {
+        e["stages"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == stage))
+            .and_then(|s| s["ts_ns"].as_u64())
+            .unwrap_or(0)
+    };
+    let syn = events.iter().find(|e| e["info"][6] == "S").expect("a SYN");
+    assert!(!stage_seen(syn, "S0_TCP_SENDMSG"), "{syn:#}");
+    let first_data = syn["info"][4].as_u64().expect("seq") + 1;
+    let mut data: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["info"][7].as_u64() > Some(0))
+        .collect();
+    data.sort_by_key(|e| ts(e, "S1_IP_OUTPUT"));
+    let first_bytes: Vec<u64> = sends
+        .iter()
+        .scan(0, |at, n| {
+            *at += n;
+            Some(*at - n)
+        })
+        .collect();
+    let (mut sent_up_to, mut recalled) = (0, 0);
+    for e in data {
+        let seq = (e["info"][4].as_u64().expect("seq") - first_data) & 0xffff_ffff;
+        let len = e["info"][7].as_u64().expect("payload");
+        let seen = stage_seen(e, "S0_TCP_SENDMSG");
+        let original = seq >= sent_up_to;
+        sent_up_to = sent_up_to.max(seq + len);
+        let carries = first_bytes.iter().any(|b| (seq..seq + len).contains(b));
+        assert_eq!(seen, original && carries, "{e:#}");
+        if seen {
+            recalled += 1;
+            let (send, ip) = (ts(e, "S0_TCP_SENDMSG"), ts(e, "S1_IP_OUTPUT"));
+            let total = e["total_ns"].as_u64().expect("total");
+            assert!(send < ip && ip - send < total, "{e:#}");
+            assert_eq!(ts(e, "S7_DEV_QUEUE_XMIT") - send, total, "{e:#}");
+        }
+    }
+    assert_eq!(recalled, sends.len(), "one segment per send: {events:#?}");
+    assert_eq!(sent_up_to, sends.iter().sum::<u64>(), "{events:#?}");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Packet paths, live: `scripts/skb_path_latency.ns` measures packets from
 //! `net:net_dev_queue` on one end of a veth pair to `net:netif_receive_skb`
 //! on the other, between two network namespaces. Every packet the test
-//! sends must be matched exactly once, by its headers.
+//! sends must be matched exactly once, by its headers. A recalled first
+//! stage (an application's send) is given to exactly the segments that
+//! carry a send's first byte.
 
 mod common;
 
@@ -407,4 +409,117 @@ fn histograms_split_by_group_count_each_packet_in_its_group() {
         assert_eq!(count("other,XMIT -> RECV"), 4, "{hist}");
         assert_eq!(count("other,total"), 4, "{hist}");
     }
+}
+
+/// A path from an application's send (a recalled stage at the raw
+/// tracepoint `tcp_sendmsg_locked`, first chunk of each send) through
+/// `net:net_dev_queue` to `net:netif_receive_skb`, for TCP port `port`.
+fn send_path(port: u16) -> String {
+    format!(
+        "path sends {{\n  key = pkt_key($skb);\n  info = pkt_tcp_info($skb);\n  \
+         filter = pkt_proto($skb) == 6 && ntohs(((struct tcphdr *)ip_l4(pkt_l3($skb), skb_linear_end($skb)))->dest) == {port};\n  \
+         stage? SEND = rawtracepoint:tcp_sendmsg_locked -> recall tcp_send_mark(arg0) in tcp_segment_span($skb) \
+         if ((struct msghdr *)arg1)->msg_iter.iov_offset == 0 && ((struct sock *)arg0)->__sk_common.skc_dport == {};\n  \
+         stage XMIT = tracepoint:net:net_dev_queue -> args->skbaddr;\n  \
+         stage RECV = tracepoint:net:netif_receive_skb -> args->skbaddr;\n}}\n",
+        port.to_be()
+    )
+}
+
+#[test]
+fn a_send_is_recalled_by_the_segment_that_carries_its_first_byte() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nsps", 29);
+    let port = 9400;
+    let script = std::env::temp_dir().join(format!("ns-recall-{}.ns", std::process::id()));
+    std::fs::write(&script, send_path(port)).unwrap();
+    let sends = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/tcp_sends.py");
+    // Two sends of a segment each, one of many segments, three corked
+    // into one segment (50 ms apart), one more.
+    let steps = ["100", "100", "200000", "c100", "c100", "c100", "100"];
+    // The receiver drops the first large packet of each connection: a
+    // retransmission.
+    let drop_one = format!(
+        "nft 'add table inet once; add chain inet once input {{ type filter hook input priority 0; }}; \
+         add rule inet once input tcp dport {port} meta length > 1000 numgen inc mod 1000000 == 0 drop'"
+    );
+    for to in [&p.ip4[1], &p.ip6[1]] {
+        p.exec(1, &drop_one);
+        let server = format!(
+            "python3 -c 'import socket\ns=socket.socket(socket.AF_INET6)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind((\"::\",{port}))\ns.listen(1)\nc,_=s.accept()\nwhile c.recv(65536): pass\n'"
+        );
+        let mut server = p.spawn(1, &server);
+        std::thread::sleep(Duration::from_millis(400));
+        let objects = run_json(script.to_str().unwrap(), &[], || {
+            p.exec(
+                0,
+                &format!("python3 {sends} {to} {port} {}", steps.join(" ")),
+            );
+        });
+        let _ = server.wait();
+        p.exec(1, "nft delete table inet once");
+        check_recalled_sends(&objects, &steps, to);
+    }
+    std::fs::remove_file(&script).unwrap();
+}
+
+/// Checks the path events of one connection that sent `steps`
+/// (tcp_sends.py): a segment sent for the first time has the send stage
+/// exactly when it carries a send's first byte, a retransmission never.
+fn check_recalled_sends(objects: &[Value], steps: &[&str], to: &str) {
+    let mut events: Vec<&Value> = of_type(objects, "path")
+        .into_iter()
+        .map(|e| &e["data"])
+        .filter(|e| e["info"][7].as_u64() > Some(0))
+        .collect();
+    let ts = |e: &Value, stage: usize| e["stages"][stage]["ts_ns"].as_u64().unwrap_or(0);
+    events.sort_by_key(|e| ts(e, 1));
+    let syn_ack = events.first().map(|e| e["info"][4].as_u64().unwrap());
+    let isn = syn_ack.unwrap_or_else(|| panic!("{to}: no data segment: {objects:#?}"));
+    // Where each send's first byte is, relative to the first data byte.
+    let mut first_bytes = Vec::new();
+    let mut at = 0;
+    for step in steps {
+        first_bytes.push(at);
+        at += step.trim_start_matches('c').parse::<u64>().unwrap();
+    }
+    let (mut sent_up_to, mut recalled, mut retransmitted) = (0, 0, 0);
+    for e in &events {
+        let seq = (e["info"][4].as_u64().unwrap() - isn) & 0xffff_ffff;
+        let len = e["info"][7].as_u64().unwrap();
+        let seen = e["stages"][0]["seen"] == true;
+        if seq < sent_up_to {
+            assert!(!seen, "{to}: a retransmission is never given a send: {e:#}");
+            retransmitted += 1;
+            continue;
+        }
+        sent_up_to = seq + len;
+        let carried: Vec<usize> = (0..steps.len())
+            .filter(|&i| (seq..seq + len).contains(&first_bytes[i]))
+            .collect();
+        assert_eq!(seen, !carried.is_empty(), "{to}: sends {carried:?}: {e:#}");
+        if !seen {
+            continue;
+        }
+        recalled += 1;
+        let (send, xmit, recv) = (ts(e, 0), ts(e, 1), ts(e, 2));
+        assert!(send < xmit && xmit <= recv, "{to}: {e:#}");
+        assert_eq!(e["total_ns"].as_u64(), Some(recv - send), "{to}: {e:#}");
+        // The corked sends (50 ms apart) leave together when the socket is
+        // uncorked, 50 ms after the last: with the first one's time.
+        let waited = if carried.len() > 1 { 100_000_000 } else { 0 };
+        assert!(
+            xmit - send >= waited && xmit - send < 100_000_000 + waited,
+            "{to}: {e:#}"
+        );
+        assert_eq!(carried.len() > 1, carried == [3, 4, 5], "{to}: {e:#}");
+    }
+    assert_eq!(sent_up_to, at, "{to}: every byte was sent: {events:#?}");
+    assert_eq!(recalled, steps.len() - 2, "{to}: {events:#?}");
+    assert!(
+        retransmitted >= 1,
+        "{to}: the dropped packet was resent: {events:#?}"
+    );
 }

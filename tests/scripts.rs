@@ -75,6 +75,33 @@ fn ovs_tcp_latency_passes_the_verifier() {
 }
 
 #[test]
+fn ovs_tcp_latency_recalls_the_send_in_its_kprobe_form_and_starts_at_ip_output_without() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    // The recalled send stage (kprobe:tcp_sendmsg, both IPv4 and IPv6
+    // paths in one program) passes the verifier with the other stages.
+    let kprobe = dry_run(
+        "ovs_tcp_latency.ns",
+        &["--stages", "kprobe", "--direction", "tx"],
+    );
+    assert!(!kprobe.contains("S0_TCP_SENDMSG"), "{kprobe}");
+    // Left out with the other kprobe stages where they cannot attach: the
+    // paths start where they did without it.
+    let tracepoints = dry_run(
+        "ovs_tcp_latency.ns",
+        &["--stages", "tracepoint", "--direction", "tx"],
+    );
+    assert!(
+        tracepoints.contains(
+            "warning: kprobe:tcp_sendmsg: left out by --stages tracepoint, stage skipped: \
+             S0_TCP_SENDMSG (tcp_tx, tcp_tx6)"
+        ),
+        "{tracepoints}"
+    );
+}
+
+#[test]
 fn ovs_icmp_rtt_passes_the_verifier() {
     if !netscript::testing::bpf_available() {
         return;

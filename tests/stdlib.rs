@@ -125,6 +125,42 @@ tracepoint:tcp:tcp_probe /args->sport == 9100 || args->dport == 9100/ {
 }
 
 #[test]
+fn a_socket_sends_the_ip_version_of_its_peer_address() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let p = NetnsPair::new("nsiv", 33);
+    let program = r#"
+tracepoint:sock:inet_sock_set_state /args->protocol == 6 && args->dport == 9500 && args->newstate == TCP_ESTABLISHED/ {
+  $sk = (struct sock *)args->skaddr;
+  @version[sock_family($sk), sock_ip_version($sk)] = count();
+}"#;
+    let server = "import socket\n\
+        s=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+        s.bind(('::',9500)); s.listen(3)\n\
+        for i in range(3): s.accept()[0].close()";
+    let client = "import socket,sys\n\
+        for family, to in ((socket.AF_INET, sys.argv[1]), (socket.AF_INET6, sys.argv[2]), (socket.AF_INET6, '::ffff:' + sys.argv[1])):\n\
+        \x20   c=socket.socket(family); c.connect((to,9500)); c.close()";
+    let out = measure(program, || {
+        let mut srv = p.spawn(1, &format!("python3 -c \"{}\"", server));
+        std::thread::sleep(Duration::from_millis(400));
+        p.exec(
+            0,
+            &format!("python3 -c \"{}\" {} {}", client, p.ip4[1], p.ip6[1]),
+        );
+        let _ = srv.wait();
+    });
+    // IPv4, IPv6, and an IPv6 socket connected to an IPv4-mapped address.
+    let lines = [
+        "@version[2, 4]: 1",
+        "@version[10, 6]: 1",
+        "@version[10, 4]: 1",
+    ];
+    assert_lines(&out, &lines.map(String::from));
+}
+
+#[test]
 fn drop_reasons_are_named_from_the_kernel_enum() {
     if !netscript::testing::bpf_available() {
         return;

@@ -155,11 +155,11 @@ pub const SET_STARTED_OFF: u32 = 8 * RECORD_WAYS;
 /// last stage completes the packet; until then the record keeps only what
 /// the last stage cannot know: the `info` values and context (with
 /// packet reports) and the time of every stage but the last, the first
-/// stage's time being the way's start time in the set's header line when
-/// only that stage starts records. Packets are told apart by the 64-bit
-/// hash of their key (two packets in flight in one set with the same
-/// hash, about 2^-64 apart, would be taken for one); the key itself is
-/// the completing stage's. A two-stage histogram path so keeps nothing
+/// packet stage's time being the way's start time in the set's header
+/// line when only that stage starts records. Packets are told apart by
+/// the 64-bit hash of their key (two packets in flight in one set with
+/// the same hash, about 2^-64 apart, would be taken for one); the key
+/// itself is the completing stage's. A two-stage histogram path so keeps nothing
 /// beyond its set's first cache line, the only line a new packet touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathLayout {
@@ -188,8 +188,9 @@ pub struct PathLayout {
 /// What a record of a path's table keeps for a packet in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordLayout {
-    /// The first stage's time is the way's start time (not in the record).
-    pub first_started: bool,
+    /// The stage whose time is the way's start time (not in the record):
+    /// the first stage with a packet, when only it starts records.
+    pub started: Option<u32>,
     /// Offset of the kept stage timestamps (the `info` values come first).
     pub ts_off: u32,
     /// Offset of the contexts of the stages before the last (packet reports).
@@ -209,10 +210,14 @@ pub fn path_layout(path: &PathInfo) -> PathLayout {
     };
     let (key_off, info_off) = (8, 8 + key_size);
     let (ts_off, ctx_off) = (info_off + info_size, info_off + info_size + 8 * n);
-    // Only the first stage starts records when it must fire; the last
-    // stage's time and context go straight into the event.
-    let first_started = path.stages.first().is_some_and(|s| !s.optional);
-    let kept = n.saturating_sub(1) - u32::from(first_started && n > 1);
+    // Only the first stage with a packet starts records when it must
+    // fire; the last stage's time and context go straight into the event.
+    let leader = path.leader();
+    let started = path
+        .stages
+        .get(leader as usize)
+        .and_then(|s| (!s.optional).then_some(leader));
+    let kept = n.saturating_sub(1) - u32::from(started.is_some() && n > 1);
     let contexts = match path.detail {
         true => STAGE_CTX_SIZE * n.saturating_sub(1),
         false => 0,
@@ -238,7 +243,7 @@ pub fn path_layout(path: &PathInfo) -> PathLayout {
             0
         },
         record: RecordLayout {
-            first_started,
+            started,
             ts_off: info_size,
             ctx_off: record_ctx,
             size: record,
@@ -262,13 +267,14 @@ pub enum StageTime {
 impl PathLayout {
     /// Where stage `stage`'s timestamp is kept for a packet in flight.
     pub fn stage_time(&self, stage: u32) -> StageTime {
-        let first_started = self.record.first_started;
-        if first_started && stage == 0 {
+        let started = self.record.started;
+        if started == Some(stage) {
             StageTime::Started
         } else if stage + 1 == self.stages {
             StageTime::Completing
         } else {
-            StageTime::Record(self.record.ts_off + 8 * (stage - u32::from(first_started)))
+            let before = started.is_some_and(|s| s < stage);
+            StageTime::Record(self.record.ts_off + 8 * (stage - u32::from(before)))
         }
     }
 
@@ -307,6 +313,29 @@ pub struct PathMaps {
     pub counters: u32,
     /// Array holding the rate limiter's next allowed time (ns).
     pub rate: u32,
+    /// With a recalled stage: LRU hash from a mark's owner to its pending
+    /// mark, laid out by [`mark`].
+    pub marks: Option<u32>,
+}
+
+/// A recalled stage's pending mark, the value of its path's `marks` map
+/// (one per owner): its position, its time (0: none pending) and, with
+/// packet reports, the stage's context.
+pub mod mark {
+    use super::STAGE_CTX_SIZE;
+    use crate::sema::tast::PathInfo;
+
+    /// Offset of the position (u64).
+    pub const POS: u32 = 0;
+    /// Offset of the time (u64, ns; 0 once recalled).
+    pub const TIME: u32 = 8;
+    /// Offset of the stage context (packet reports).
+    pub const CTX: u32 = 16;
+
+    /// Size of a mark of `path`.
+    pub fn size(path: &PathInfo) -> u32 {
+        CTX + if path.detail { STAGE_CTX_SIZE } else { 0 }
+    }
 }
 
 /// Layout of a user map's key: the offsets of the key components, the
@@ -542,6 +571,10 @@ impl MapTable {
                         0,
                     ),
                     rate: add("rate", map_type::ARRAY, 4, 8, 1, 0),
+                    marks: path.stages.iter().any(|s| s.recalled).then(|| {
+                        let size = mark::size(path);
+                        add("marks", map_type::LRU_HASH, 8, size, path.records, 0)
+                    }),
                 }
             })
             .collect();

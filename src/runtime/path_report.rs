@@ -242,8 +242,11 @@ impl Packet<'_> {
         text += "\nSKB Pointers:\n";
         for (i, (stage, s)) in stages.iter().zip(self.seen).enumerate() {
             // The device each stage saw: netscript's addition to the seeds' list.
-            let value = match s.ts {
-                0 => "(not seen)".to_string(),
+            // A recalled stage (an application's send) fired before the
+            // packet had an skb.
+            let value = match (s.ts, s.skb) {
+                (0, _) => "(not seen)".to_string(),
+                (_, 0) => "(no skb yet)".to_string(),
                 _ => format!("0x{:x}  IF={}", s.skb, s.interface()),
             };
             text += &format!("  Stage {} ({:<39}): {}\n", i, stage.label, value);

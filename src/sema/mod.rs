@@ -11,6 +11,7 @@ mod memo;
 mod packet;
 mod params;
 mod path;
+mod recall;
 pub use path::MAX_RECORDS;
 mod stmt;
 pub mod tast;

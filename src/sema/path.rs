@@ -1,11 +1,14 @@
 //! Packet paths: each stage becomes a program that binds `$skb` to the
 //! packet, applies the stage guard and the path's filter, computes the
 //! path's key and records the stage (`Stmt::PathStage`); stages of a path
-//! on one probe point with one packet share a program. Stages whose probe
-//! this kernel lacks are skipped with one notice; the path is measured over
-//! the stages that remain.
+//! on one probe point with one packet share a program. A recalled first
+//! stage (before the packet exists) keeps its time under a mark
+//! (`Stmt::PathMark`), which the next stage recalls by the packet's span.
+//! Stages whose probe this kernel lacks are skipped with one notice; the
+//! path is measured over the stages that remain.
 
 use super::expr::Scope;
+use super::recall::{expect_integers, mark_stage, no_packet, recalled_stage};
 use super::stmt::param_count;
 use super::tast::{self, Expr, PathInfo, Stmt};
 use super::types::Ty;
@@ -139,15 +142,24 @@ impl Checker<'_> {
                 info.report.split = info.stages.len() as u32;
             }
             let probes = self.stage_probes(&stage.alternatives, 0)?;
+            let recalled = recalled_stage(stage, &probes, declared)?;
             let Some((alt, point)) = self.stage_probe(stage, &decl.name, &probes)? else {
                 continue;
             };
             let starter = info.stages.iter().all(|s| s.optional);
+            // The first stage with a packet recalls the recalled stage's marks.
+            let recall = match chosen.first().map(|p: &StagePlan| &p.alt.target) {
+                Some(ast::StageTarget::Recall { span, .. }) if chosen.len() == 1 => {
+                    Some(span.clone())
+                }
+                _ => None,
+            };
             info.stages.push(tast::StageInfo {
                 name: stage.name.clone(),
                 label: stage_label(&stage.name, &probes, declared, declared_split),
                 optional: stage.optional,
                 probe: point.display(),
+                recalled,
             });
             chosen.push(StagePlan {
                 path: path_id,
@@ -157,13 +169,14 @@ impl Checker<'_> {
                 alt: alt.clone(),
                 point,
                 starter,
+                recall,
             });
         }
-        if info.stages.len() < 2 && !self.collecting {
+        if info.stages.iter().filter(|s| !s.recalled).count() < 2 && !self.collecting {
             return Err(Diagnostic::at(
                 decl.span,
                 format!(
-                    "path {} has fewer than two stages this kernel can attach",
+                    "path {} has fewer than two stages with a packet this kernel can attach",
                     decl.name
                 ),
             ));
@@ -186,7 +199,7 @@ impl Checker<'_> {
         for plan in plans {
             match groups.iter_mut().find(|g| {
                 g[0].point.display() == plan.point.display()
-                    && same_packet(&g[0].alt.packet, &plan.alt.packet)
+                    && same_target(&g[0].alt.target, &plan.alt.target)
             }) {
                 Some(group) => group.push(plan),
                 None => groups.push(vec![plan]),
@@ -207,7 +220,7 @@ impl Checker<'_> {
                     .expect("a stage of the group");
                 let (key_ty, info_ty) = recorded_types(inner).unwrap_or((Ty::Void, Ty::Void));
                 let info = &mut self.paths[*path as usize];
-                if *stage == 0 {
+                if *stage == info.leader() {
                     info.report.info = info_ty;
                 }
                 match (&info.key, &key_ty) {
@@ -227,8 +240,12 @@ impl Checker<'_> {
             }
             self.programs.push(program);
         }
-        for plan in groups.iter().flatten().filter(|p| p.index == 0) {
-            let report = &self.paths[plan.path as usize].report;
+        for plan in groups.iter().flatten() {
+            let info = &self.paths[plan.path as usize];
+            if plan.index != info.leader() {
+                continue;
+            }
+            let report = &info.report;
             let formats = [
                 ("describe", report.describe.iter().collect::<Vec<_>>()),
                 ("halves", report.halves.iter().collect()),
@@ -236,7 +253,7 @@ impl Checker<'_> {
             ];
             // Without info, the formats take the key's values.
             let values = match &report.info {
-                Ty::Void => &self.paths[plan.path as usize].key,
+                Ty::Void => &info.key,
                 info => info,
             };
             for (setting, formats) in formats {
@@ -451,9 +468,11 @@ impl Checker<'_> {
     }
 
     /// The program of the stages of `group` (one probe point, one packet
-    /// expression): `$skb` bound once, then each stage's guard and its
-    /// path's filter around its record. Stages that may start a record
-    /// keep the `info` values.
+    /// expression, or recalled stages only): `$skb` bound once, then each
+    /// stage's guard and its path's filter around its record. Stages that
+    /// may start a record keep the `info` values; the first stage with a
+    /// packet after a recalled one evaluates the packet's span. A recalled
+    /// stage has no packet: only its guard is around its mark.
     fn stage_program(&mut self, group: &[StagePlan]) -> Result<tast::Program> {
         let first = &group[0];
         let point = first.point.clone();
@@ -465,13 +484,28 @@ impl Checker<'_> {
             .map(|p| p.index as usize + 1 == self.paths[p.path as usize].stages.len())
             .collect();
         let mut scope = Scope::new(self, point.clone())?;
-        let packet = scope.expr(&first.alt.packet)?;
-        scope.expect_scalar(&packet, "a stage's packet")?;
-        let packet_span = packet.span;
-        let skb_ty = Ty::Ptr(Btf::vmlinux().ok().and_then(|b| b.find_struct("sk_buff")));
-        let skb = scope.declare_var("skb", skb_ty);
-        let mut body = vec![Stmt::SetVar(skb, packet)];
+        let mut body = Vec::new();
+        let skb = match &first.alt.target {
+            ast::StageTarget::Packet(packet) => {
+                let packet = scope.expr(packet)?;
+                scope.expect_scalar(&packet, "a stage's packet")?;
+                let skb_ty = Ty::Ptr(Btf::vmlinux().ok().and_then(|b| b.find_struct("sk_buff")));
+                let skb = scope.declare_var("skb", skb_ty);
+                let value = Expr {
+                    ty: Ty::U64,
+                    kind: tast::ExprKind::Var(skb),
+                    span: packet.span,
+                };
+                body.push(Stmt::SetVar(skb, packet));
+                Some(value)
+            }
+            ast::StageTarget::Recall { .. } => None,
+        };
         for (plan, last) in group.iter().zip(lasts) {
+            let (ast::StageTarget::Packet(_), Some(skb)) = (&plan.alt.target, &skb) else {
+                body.push(mark_stage(&mut scope, plan).map_err(no_packet)?);
+                continue;
+            };
             let option = |name: &str| plan.path_decl.option(name);
             let (key, filter, info) = (option("key"), option("filter"), option("info"));
             let group = option("hist_by").filter(|_| last);
@@ -487,45 +521,53 @@ impl Checker<'_> {
                 (None, Some(f)) => Some(scope.expr(f)?),
                 _ => None,
             };
-            let (condition, key, info, group) = scope.in_region(false, |scope| -> Result<_> {
-                let condition = match (guard, always, filter) {
-                    (None, Some(f), _) => f,
-                    (None, None, _) => int(1, plan.alt.spec.span),
-                    (Some(g), _, Some(f)) => and(g, scope.expr(f)?),
-                    (Some(g), _, None) => g,
-                };
-                scope.expect_scalar(&condition, "a stage guard")?;
-                let key = scope.expr(key)?;
-                scope.expect_storable(&key)?;
-                let info = match info.filter(|_| plan.starter) {
-                    Some(e) => {
-                        let v = scope.expr(e)?;
-                        scope.expect_storable(&v)?;
-                        Some(v)
-                    }
-                    None => None,
-                };
-                let group = match group {
-                    Some(e) => {
-                        let g = scope.expr(e)?;
-                        scope.expect_scalar(&g, "`hist_by`")?;
-                        Some(Box::new(g))
-                    }
-                    None => None,
-                };
-                Ok((condition, key, info, group))
-            })?;
+            // The span is checked (and lowered) before `info`, which runs
+            // only when a record starts: what `info` computes may serve it.
+            let (condition, key, recall, info, group) =
+                scope.in_region(false, |scope| -> Result<_> {
+                    let condition = match (guard, always, filter) {
+                        (None, Some(f), _) => f,
+                        (None, None, _) => int(1, plan.alt.spec.span),
+                        (Some(g), _, Some(f)) => and(g, scope.expr(f)?),
+                        (Some(g), _, None) => g,
+                    };
+                    scope.expect_scalar(&condition, "a stage guard")?;
+                    let key = scope.expr(key)?;
+                    scope.expect_storable(&key)?;
+                    let recall = match &plan.recall {
+                        Some(span) => {
+                            let v = scope.expr(span)?;
+                            expect_integers(&v, "span", "(owner, start, length)")?;
+                            Some(Box::new(v))
+                        }
+                        None => None,
+                    };
+                    let info = match info.filter(|_| plan.starter) {
+                        Some(e) => {
+                            let v = scope.expr(e)?;
+                            scope.expect_storable(&v)?;
+                            Some(v)
+                        }
+                        None => None,
+                    };
+                    let group = match group {
+                        Some(e) => {
+                            let g = scope.expr(e)?;
+                            scope.expect_scalar(&g, "`hist_by`")?;
+                            Some(Box::new(g))
+                        }
+                        None => None,
+                    };
+                    Ok((condition, key, recall, info, group))
+                })?;
             let record = Stmt::PathStage {
                 path: plan.path,
                 stage: plan.index,
                 info,
                 group,
+                recall,
                 key,
-                skb: Expr {
-                    ty: Ty::U64,
-                    kind: tast::ExprKind::Var(skb),
-                    span: packet_span,
-                },
+                skb: skb.clone(),
             };
             body.push(Stmt::If(condition, vec![record], Vec::new()));
         }
@@ -545,15 +587,28 @@ impl Checker<'_> {
 
 /// A stage this kernel can attach: its path, its index among the path's
 /// attachable stages, its declaration and its path's, the alternative it
-/// attaches, and whether it may start a record.
+/// attaches, whether it may start a record, and for the first stage with
+/// a packet after a recalled stage, the recalled stage's span.
 pub(super) struct StagePlan<'d> {
-    path: u32,
+    pub(super) path: u32,
     index: u32,
-    decl: &'d ast::StageDecl,
+    pub(super) decl: &'d ast::StageDecl,
     path_decl: &'d ast::PathDecl,
-    alt: ast::StageProbe,
+    pub(super) alt: ast::StageProbe,
     point: ProbePoint,
     starter: bool,
+    recall: Option<ast::Expr>,
+}
+
+/// True when two stage alternatives take the same thing: packets written
+/// alike, or marks (a recalled stage has no packet to bind).
+fn same_target(a: &ast::StageTarget, b: &ast::StageTarget) -> bool {
+    use ast::StageTarget::{Packet, Recall};
+    match (a, b) {
+        (Packet(x), Packet(y)) => same_packet(x, y),
+        (Recall { .. }, Recall { .. }) => true,
+        _ => false,
+    }
 }
 
 /// True when two stages' packet expressions are written alike (wherever
@@ -585,7 +640,7 @@ fn same_packet(a: &ast::Expr, b: &ast::Expr) -> bool {
 /// How deep catalogue stages may refer to one another.
 const MAX_CATALOGUE_DEPTH: usize = 8;
 
-fn int(v: i64, span: Span) -> Expr {
+pub(super) fn int(v: i64, span: Span) -> Expr {
     Expr {
         ty: Ty::I64,
         kind: tast::ExprKind::Int(v),

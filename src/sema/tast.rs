@@ -141,6 +141,12 @@ impl PathInfo {
             title => title,
         }
     }
+
+    /// The first stage with a packet: it starts the packet's record (the
+    /// stages before it, if any, are recalled).
+    pub fn leader(&self) -> u32 {
+        self.stages.iter().take_while(|s| s.recalled).count() as u32
+    }
 }
 
 /// Offsets of `sk_buff.dev`, `net_device.ifindex` and `net_device.name`.
@@ -205,6 +211,9 @@ pub struct StageInfo {
     pub optional: bool,
     /// The probe it is attached to.
     pub probe: String,
+    /// Happens before the packet exists: its time is recalled by the next
+    /// stage (`-> recall`; only a path's first stage).
+    pub recalled: bool,
 }
 
 /// One BPF program.
@@ -300,6 +309,18 @@ pub enum Stmt {
         info: Option<Expr>,
         /// The last stage of a path with `hist_by`: the packet's group.
         group: Option<Box<Expr>>,
+        /// The first stage with a packet after a recalled stage: the
+        /// packet's `(owner, start, length)`, which recalls the time of
+        /// the mark whose position it holds.
+        recall: Option<Box<Expr>>,
+    },
+    /// Mark the recalled first stage of path `path`: keep its time (and
+    /// context) under the mark's owner until a packet recalls it.
+    PathMark {
+        /// Path id.
+        path: u32,
+        /// `(owner, position)`.
+        mark: Expr,
     },
 }
 

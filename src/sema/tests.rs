@@ -247,6 +247,23 @@ fn functions_are_inlined_with_the_argument_types() {
     }
 }
 
+/// For each program, the first statement under each of its top-level
+/// `if`s: a path stage's record or mark, under its guard.
+fn guarded(s: &super::tast::Script) -> Vec<Vec<&super::tast::Stmt>> {
+    s.programs
+        .iter()
+        .map(|p| {
+            p.body
+                .iter()
+                .filter_map(|st| match st {
+                    super::tast::Stmt::If(_, inner, _) => inner.first(),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
 #[test]
 fn stages_on_one_probe_with_one_packet_share_a_program() {
     let s = checked(
@@ -257,17 +274,12 @@ fn stages_on_one_probe_with_one_packet_share_a_program() {
          stage D = tracepoint:net:netif_receive_skb -> args->skbaddr;\n}",
     );
     // A and B: one program with both stages; C's packet differs; D's probe.
-    let stages: Vec<Vec<u32>> = s
-        .programs
+    let stages: Vec<Vec<u32>> = guarded(&s)
         .iter()
         .map(|p| {
-            p.body
-                .iter()
+            p.iter()
                 .filter_map(|st| match st {
-                    super::tast::Stmt::If(_, inner, _) => match inner.first() {
-                        Some(super::tast::Stmt::PathStage { stage, .. }) => Some(*stage),
-                        _ => None,
-                    },
+                    super::tast::Stmt::PathStage { stage, .. } => Some(*stage),
                     _ => None,
                 })
                 .collect()
@@ -324,6 +336,105 @@ fn path_stages_name_catalogue_stages_with_their_guards() {
         optional.as_deref(),
         Some("only a path's stage can be optional (`stage?` inside the path)")
     );
+}
+
+/// The recalled first stage of [`recall_path`]'s path by default.
+const SEND: &str = "stage? SEND = rawtracepoint:send -> recall (arg0, arg1) in ($skb, 10, 5)";
+
+/// A path whose first stage is `send`, then XMIT and RECV.
+fn recall_path(send: &str) -> String {
+    format!(
+        "path p {{\n  key = 1;\n  {send};\n  stage XMIT = rawtracepoint:xmit -> arg0;\n  \
+         stage RECV = rawtracepoint:recv -> arg0;\n}}"
+    )
+}
+
+#[test]
+fn a_recalled_first_stage_is_marked_and_recalled_by_the_next_stage() {
+    use super::tast::Stmt;
+    let s = checked(&recall_path(SEND));
+    // Each program's statements under its guard: the mark, or the stage
+    // and whether it recalls.
+    let shape: Vec<Vec<String>> = guarded(&s)
+        .iter()
+        .map(|p| {
+            p.iter()
+                .filter_map(|st| match st {
+                    Stmt::PathMark { path, .. } => Some(format!("mark {path}")),
+                    Stmt::PathStage { stage, recall, .. } => {
+                        Some(format!("stage {stage} recall {}", recall.is_some()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            vec!["mark 0"],
+            vec!["stage 1 recall true"],
+            vec!["stage 2 recall false"]
+        ]
+    );
+    let path = &s.paths[0];
+    assert!(path.stages[0].recalled && path.stages[0].optional);
+    assert_eq!(path.leader(), 1);
+    // A catalogue entry may be recalled; the marks of two paths on one
+    // probe share a program.
+    let two = recall_path("stage? SEND = send");
+    let s = checked(&format!(
+        "stage send = rawtracepoint:send -> recall (arg0, arg1) in ($skb, 10, 5);\n{two}\n{}",
+        two.replace("path p", "path q")
+    ));
+    assert_eq!(s.programs.len(), 3, "one program per probe");
+}
+
+#[test]
+fn a_recalled_stage_in_a_wrong_place_or_shape_is_an_error_at_it() {
+    let late = "stage? LATE = rawtracepoint:late -> recall (arg0, 1) in ($skb, 1, 1);";
+    let two_stages = recall_path(SEND).replace("  stage RECV = rawtracepoint:recv -> arg0;\n", "");
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            recall_path(&SEND.replace("stage?", "stage")),
+            "stage SEND: a recalled stage is not recalled for every packet: declare it optional (`stage?`)",
+            "stage SEND = rawtracepoint:send -> recall (arg0, arg1) in ($skb, 10, 5);",
+        ),
+        (
+            recall_path(SEND).replace("  stage RECV", &format!("  {late}\n  stage RECV")),
+            "stage LATE: a recalled stage must be its path's first stage (it happens before the packet exists)",
+            late,
+        ),
+        (
+            recall_path(&format!("{SEND} or rawtracepoint:other -> arg0")),
+            "stage SEND: either every alternative of a stage is recalled or none is",
+            "stage? SEND = rawtracepoint:send -> recall (arg0, arg1) in ($skb, 10, 5) or rawtracepoint:other -> arg0;",
+        ),
+        (
+            recall_path(&SEND.replace("(arg0, arg1) in", "($skb, arg1) in")),
+            "a recalled stage has no packet: $skb is bound at the stages that have one",
+            "$skb",
+        ),
+        (
+            recall_path(&SEND.replace("(arg0, arg1) in", "arg0 in")),
+            "a recalled stage's mark must be a tuple (owner, position) of integers, not uint64",
+            "arg0",
+        ),
+        (
+            recall_path(&SEND.replace("($skb, 10, 5)", "($skb, \"x\", 5)")),
+            "a recalled stage's span must be a tuple (owner, start, length) of integers, not (pointer, string[2], int64)",
+            "($skb, \"x\", 5)",
+        ),
+        (
+            two_stages.clone(),
+            "path p has fewer than two stages with a packet this kernel can attach",
+            &two_stages,
+        ),
+    ];
+    for (src, message, text) in &cases {
+        let (m, t) = error(src);
+        assert_eq!((m.as_str(), t.as_str()), (*message, *text), "for {}", src);
+    }
 }
 
 #[test]

@@ -79,15 +79,45 @@ pub enum StageAlt {
     },
 }
 
-/// `probe -> packet if guard`: where the packet (`$skb`) is at that probe.
+/// `probe -> packet if guard`: where the packet (`$skb`) is at that probe;
+/// or `probe -> recall mark in span if guard` for a recalled stage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageProbe {
     /// The probe point.
     pub spec: ProbeSpec,
-    /// The packet's `struct sk_buff *`, evaluated in that probe.
-    pub packet: Expr,
-    /// Only packets for which this holds are taken.
+    /// What the stage takes at that probe.
+    pub target: StageTarget,
+    /// Only packets (marks, for a recalled stage) for which this holds are taken.
     pub guard: Option<Expr>,
+}
+
+impl StageProbe {
+    /// The source span of the whole alternative.
+    pub fn span(&self) -> Span {
+        let last = match (&self.guard, &self.target) {
+            (Some(guard), _) => guard,
+            (None, StageTarget::Packet(packet)) => packet,
+            (None, StageTarget::Recall { span, .. }) => span,
+        };
+        Span::new(self.spec.span.start, last.span.end)
+    }
+}
+
+/// What a stage alternative takes at its probe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageTarget {
+    /// `-> packet`: the packet's `struct sk_buff *`, evaluated in that probe.
+    Packet(Expr),
+    /// `-> recall mark in span`: a stage that happens before the packet
+    /// exists. Its time is kept under `mark`, `(owner, position)`, and
+    /// given to the first packet whose `span`, `(owner, start, length)`
+    /// evaluated at the next stage, holds that position.
+    Recall {
+        /// `(owner, position)`, evaluated in that probe.
+        mark: Expr,
+        /// `(owner, start, length)`, evaluated with `$skb` at the next stage.
+        span: Expr,
+    },
 }
 
 /// A function, inlined where it is called.

@@ -45,6 +45,8 @@ fn children<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
                 | Rule::kw_stage
                 | Rule::kw_or
                 | Rule::kw_alias
+                | Rule::kw_recall
+                | Rule::kw_in
         )
     })
 }
@@ -139,9 +141,20 @@ fn stage_decl(pair: Pair<Rule>) -> Result<StageDecl> {
         let mut parts = children(alt);
         let first = next(&mut parts, at)?;
         alternatives.push(if rule == Rule::stage_probe {
+            let target = next(&mut parts, at)?;
+            let target = match target.as_rule() {
+                Rule::stage_recall => {
+                    let mut recall = children(target);
+                    StageTarget::Recall {
+                        mark: expr(next(&mut recall, at)?)?,
+                        span: expr(next(&mut recall, at)?)?,
+                    }
+                }
+                _ => StageTarget::Packet(expr(target)?),
+            };
             StageAlt::Probe(StageProbe {
                 spec: probe_spec(first),
-                packet: expr(next(&mut parts, at)?)?,
+                target,
                 guard: parts.next().map(expr).transpose()?,
             })
         } else {

@@ -1,6 +1,6 @@
-"""tcp_transfer.py server PORT | client HOST PORT: a known TCP transfer for the latency tests. The client
-connects, sends 3 segments of 100 bytes 0.2 s apart (TCP_NODELAY: one segment per send) and closes; the
-server reads until the client closes, then closes too."""
+"""tcp_transfer.py server PORT | client HOST PORT [SIZE...]: a known TCP transfer for the latency tests.
+The client connects, sends SIZE bytes per send() 0.2 s apart (default 3 x 100: with TCP_NODELAY, one
+segment per send) and closes; the server reads until the client closes, then closes too."""
 import socket, sys, time
 
 if sys.argv[1] == "server":
@@ -15,8 +15,8 @@ if sys.argv[1] == "server":
 else:
     s = socket.create_connection((sys.argv[2], int(sys.argv[3])))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    for _ in range(3):
-        s.send(b"x" * 100)
+    for size in sys.argv[4:] or ["100"] * 3:
+        s.sendall(b"x" * int(size))
         time.sleep(0.2)
     s.close()
     time.sleep(0.3)

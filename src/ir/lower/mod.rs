@@ -9,6 +9,8 @@ mod mem;
 mod ops;
 mod packet;
 mod path;
+mod path_hist;
+mod recall;
 
 use super::layout::{self, event, MapTable};
 use super::{Addr, AluOp, Cond, Function, Inst, Label, MapId, Operand, Slot, VReg, Width};
@@ -37,6 +39,7 @@ fn stmt_span(s: &Stmt) -> Option<crate::diag::Span> {
         Stmt::Printf(_, args) => args.first().map(|e| e.span),
         Stmt::MapAction(..) | Stmt::Exit | Stmt::Return | Stmt::Leave => None,
         Stmt::PathStage { key, .. } => Some(key.span),
+        Stmt::PathMark { mark, .. } => Some(mark.span),
     }
 }
 
@@ -413,7 +416,16 @@ impl<'a> Lower<'a> {
                 skb,
                 info,
                 group,
-            } => self.path_stage(*path, *stage, key, skb, (info.as_ref(), group.as_deref()))?,
+                recall,
+            } => {
+                let extra = path::StageExtra {
+                    info: info.as_ref(),
+                    group: group.as_deref(),
+                    recall: recall.as_deref(),
+                };
+                self.path_stage(*path, *stage, key, skb, extra)?
+            }
+            Stmt::PathMark { path, mark } => self.path_mark(*path, mark)?,
             Stmt::Leave => {
                 let out = *self
                     .leave

@@ -12,14 +12,21 @@
 //! threshold and the global rate limit, and frees its way. Every outcome
 //! is counted. A record keeps only what the last stage cannot know
 //! ([`PathLayout`]): a new packet touches as few cache lines as it can.
+//!
+//! A recalled first stage (before the packet exists) keeps its time in an
+//! LRU hash instead, one pending mark per owner ([`mark`]); the first stage
+//! with a packet takes it into the record it starts when the packet's span
+//! holds the mark's position.
 
 use super::mem::{Base, Place};
+use super::path_hist::Hist;
+use super::recall::MARK_SHAPE;
 use super::{Lower, Val, Wake};
 use crate::codegen::insn::helper;
 use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{
-    path_counter as counter, path_layout, HistArray, PathLayout, PathMaps, StageTime,
-    PATH_EVENT_BASE, PATH_HIST_MAX_NS, RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
+    path_counter as counter, path_layout, PathLayout, PathMaps, StageTime, PATH_EVENT_BASE,
+    RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
 };
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
@@ -27,12 +34,17 @@ use crate::sema::tast::{Expr, PathInfo};
 /// The largest record table a path may have (kernel memory, locked).
 const MAX_TABLE_BYTES: u64 = 1 << 30;
 
-/// Where the last stage counts a packet's latencies: the path's maps and
-/// the packet's group (`hist_by`), if the histograms are split.
-#[derive(Clone, Copy)]
-struct Hist {
-    maps: PathMaps,
-    group: Option<VReg>,
+/// What a stage statement gives beyond its key and skb: the values the
+/// path's `info` keeps (first stage), the packet's group (last stage of a
+/// path with `hist_by`) and the span that recalls a marked first stage.
+#[derive(Clone, Copy, Default)]
+pub(super) struct StageExtra<'e> {
+    /// The `info` values.
+    pub info: Option<&'e Expr>,
+    /// The `hist_by` group.
+    pub group: Option<&'e Expr>,
+    /// The `(owner, start, length)` span.
+    pub recall: Option<&'e Expr>,
 }
 
 /// A way of a set: registers holding the address of its key hash word
@@ -44,15 +56,22 @@ struct Way {
 }
 
 impl Lower<'_> {
-    /// Records stage `stage` of path `path` for the packet with `key`.
+    /// Records stage `stage` of path `path` for the packet with `key`;
+    /// with `recall`, the packet's span, the time of the recalled first
+    /// stage too.
     pub(super) fn path_stage(
         &mut self,
         path: u32,
         stage: u32,
         key: &Expr,
         skb: &Expr,
-        (info_values, group): (Option<&Expr>, Option<&Expr>),
+        extra: StageExtra<'_>,
     ) -> Result<()> {
+        let StageExtra {
+            info: info_values,
+            group,
+            recall,
+        } = extra;
         let info = &self.script.paths[path as usize];
         let maps = self.maps.paths[path as usize];
         let layout = path_layout(info);
@@ -98,6 +117,11 @@ impl Lower<'_> {
             }
         };
         let key = (key_slot, self.key_hash(key_slot, layout.key_size));
+        // Evaluated before `info` (sema checked it first: see stage_program).
+        let span = match recall {
+            Some(e) => Some((self.expr(e)?, e)),
+            None => None,
+        };
         let skb_value = self.expr(skb)?;
         let skb = self.scalar_of(skb_value);
         let now = self.f.vreg();
@@ -113,9 +137,10 @@ impl Lower<'_> {
         };
         let p = way.record;
         let (create, record) = (self.f.label(), self.f.label());
-        if stage == 0 {
-            // The first stage starts the packet again, whatever came before
-            // (create_record counts a record it replaces).
+        if stage == info.leader() {
+            // The first stage with a packet starts the packet again,
+            // whatever came before (create_record counts a record it
+            // replaces).
             self.f.push(Inst::Jump(create));
         } else {
             let missing = if starter { create } else { done };
@@ -137,6 +162,10 @@ impl Lower<'_> {
         if let StageTime::Record(ts) = layout.stage_time(stage) {
             self.store_at(p, ts, Operand::Reg(now));
         }
+        if let Some((value, e)) = span {
+            self.recall(info, &layout, maps, p, value, &e.ty)
+                .ok_or_else(|| Diagnostic::at(e.span, MARK_SHAPE))?;
+        }
         if last {
             let event = PATH_EVENT_BASE + u64::from(path);
             let group = match group {
@@ -149,7 +178,7 @@ impl Lower<'_> {
             let hist = Hist { maps, group };
             self.complete(info, &layout, hist, way, (event, key.0), now, skb);
         } else if info.detail {
-            self.stage_context(info, p, layout.record_ctx(stage), skb);
+            self.stage_context(info, p, layout.record_ctx(stage), Some(skb));
         }
         self.f.push(Inst::Label(done));
         Ok(())
@@ -327,7 +356,7 @@ impl Lower<'_> {
     }
 
     /// `*(u64 *)(base + off) = src`.
-    fn store_at(&mut self, base: VReg, off: u32, src: Operand) {
+    pub(super) fn store_at(&mut self, base: VReg, off: u32, src: Operand) {
         self.f.push(Inst::Store {
             addr: Addr::Reg(base, off as i16),
             width: Width::B8,
@@ -336,7 +365,7 @@ impl Lower<'_> {
     }
 
     /// `*(u64 *)(base + off)`.
-    fn load_at(&mut self, base: VReg, off: u32) -> VReg {
+    pub(super) fn load_at(&mut self, base: VReg, off: u32) -> VReg {
         let v = self.f.vreg();
         self.f.push(Inst::Load {
             dst: v,
@@ -347,8 +376,15 @@ impl Lower<'_> {
     }
 
     /// Writes where a stage ran (for packet reports) at `into + off`:
-    /// its skb, pid, ifindex, kernel stack, comm and device name.
-    fn stage_context(&mut self, info: &PathInfo, into: VReg, off: u32, skb: VReg) {
+    /// its skb, pid, ifindex, kernel stack, comm and device name (skb 0
+    /// and no device for a recalled stage, which has no packet).
+    pub(super) fn stage_context(
+        &mut self,
+        info: &PathInfo,
+        into: VReg,
+        off: u32,
+        skb: Option<VReg>,
+    ) {
         let ctx = off as i16;
         let store = |l: &mut Self, off: i16, width: Width, src: Operand| {
             l.f.push(Inst::Store {
@@ -357,7 +393,12 @@ impl Lower<'_> {
                 src,
             })
         };
-        store(self, ctx, Width::B8, Operand::Reg(skb));
+        store(
+            self,
+            ctx,
+            Width::B8,
+            skb.map_or(Operand::Imm(0), Operand::Reg),
+        );
         let pid = self.f.vreg();
         self.call(helper::GET_CURRENT_PID_TGID, vec![], Some(pid));
         self.f.push(Inst::Alu {
@@ -367,7 +408,7 @@ impl Lower<'_> {
             rhs: Operand::Imm(32),
         });
         store(self, ctx + 8, Width::B4, Operand::Reg(pid));
-        if let Some(offsets) = info.dev_offsets {
+        if let (Some(offsets), Some(skb)) = (info.dev_offsets, skb) {
             let dev = self.read_kernel(skb, offsets.dev, Width::B8);
             let ifindex = self.read_kernel(dev, offsets.ifindex, Width::B4);
             store(self, ctx + 12, Width::B4, Operand::Reg(ifindex));
@@ -563,106 +604,7 @@ impl Lower<'_> {
             let (to, from) = (layout.event_ctx(j), layout.record_ctx(j));
             self.copy(at(to), record(from), STAGE_CTX_SIZE);
         }
-        self.stage_context(info, ev, layout.event_ctx(last), skb);
-    }
-
-    /// Counts `value` in the histogram of segment `from -> to` (both
-    /// [`TOTAL_SEGMENT`] for the total) of the packet's group. Latencies
-    /// over [`PATH_HIST_MAX_NS`] count in its bucket; a group past the
-    /// last counts in the last.
-    fn add_to_histogram(
-        &mut self,
-        info: &PathInfo,
-        hist: Hist,
-        from: Operand,
-        to: u32,
-        value: VReg,
-    ) {
-        let capped = self.at_most(value, PATH_HIST_MAX_NS, Cond::SLe);
-        let bucket = self.hist_bucket(capped, info.hist_bits);
-        let last_group = info.hist_groups.len() as i64 - 1;
-        let group = hist.group.map(|g| self.at_most(g, last_group, Cond::Le));
-        let skip = self.f.label();
-        let c = match HistArray::of(info) {
-            // An array element: the verifier inlines the lookup, no hashing.
-            Some(array) => {
-                let index = self.f.vreg();
-                let segment = match (to, from) {
-                    (TOTAL_SEGMENT, _) => Operand::Imm(array.total_segment() as i64),
-                    (_, Operand::Imm(f)) => Operand::Imm(array.first_segment_to(to) as i64 + f),
-                    (_, from) => {
-                        let first = Operand::Imm(array.first_segment_to(to) as i64);
-                        self.alu3(AluOp::Add, index, from, first);
-                        Operand::Reg(index)
-                    }
-                };
-                let histogram = match group {
-                    Some(g) => {
-                        let base = self.f.vreg();
-                        let segments = Operand::Imm(array.segments() as i64);
-                        self.alu3(AluOp::Mul, base, Operand::Reg(g), segments);
-                        self.alu3(AluOp::Add, index, Operand::Reg(base), segment);
-                        Operand::Reg(index)
-                    }
-                    None => segment,
-                };
-                let buckets = Operand::Imm(array.buckets as i64);
-                self.alu3(AluOp::Mul, index, histogram, buckets);
-                self.alu3(AluOp::Add, index, Operand::Reg(index), Operand::Reg(bucket));
-                let key = self.temp(8);
-                self.f.push(Inst::Store {
-                    addr: Addr::Stack(key, 0),
-                    width: Width::B4,
-                    src: Operand::Reg(index),
-                });
-                self.lookup_or(MapId(hist.maps.hists), key, skip)
-            }
-            None => {
-                let key = self.temp(16);
-                self.f.push(Inst::Store {
-                    addr: Addr::Stack(key, 0),
-                    width: Width::B4,
-                    src: from,
-                });
-                self.f.push(Inst::Store {
-                    addr: Addr::Stack(key, 4),
-                    width: Width::B4,
-                    src: Operand::Imm(to as i64),
-                });
-                self.f.push(Inst::Store {
-                    addr: Addr::Stack(key, 8),
-                    width: Width::B8,
-                    src: Operand::Reg(bucket),
-                });
-                if let Some(g) = group {
-                    self.f.push(Inst::Store {
-                        addr: Addr::Stack(key, 12),
-                        width: Width::B4,
-                        src: Operand::Reg(g),
-                    });
-                }
-                self.value_ptr(MapId(hist.maps.hists), key, 8, skip)
-            }
-        };
-        self.add_at(c, 0, Operand::Imm(1));
-        self.f.push(Inst::Label(skip));
-    }
-
-    /// A copy of `value`, or `limit` where `value` is not `within` it
-    /// (`Cond::SLe` signed, `Cond::Le` unsigned).
-    fn at_most(&mut self, value: VReg, limit: i64, within: Cond) -> VReg {
-        let (copy, done) = (self.f.vreg(), self.f.label());
-        self.f.push(Inst::Mov {
-            dst: copy,
-            src: Operand::Reg(value),
-        });
-        self.jump_if(within, copy, Operand::Imm(limit), done);
-        self.f.push(Inst::Mov {
-            dst: copy,
-            src: Operand::Imm(limit),
-        });
-        self.f.push(Inst::Label(done));
-        copy
+        self.stage_context(info, ev, layout.event_ctx(last), Some(skb));
     }
 
     /// A 64-bit hash of the `size` bytes of key in `slot` (a multiple of
