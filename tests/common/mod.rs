@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod lab;
 pub mod netns;
 pub mod report;
 pub mod tcp_metrics;

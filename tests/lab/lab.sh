@@ -1,6 +1,7 @@
 #!/bin/bash
-# The kernel lab: Debian bookworm's stock 6.1 kernel (kprobes, fentry, BTF, openvswitch.ko) under qemu
-# (TCG, no KVM needed) with a Debian userland (ovs-vswitchd, iproute2, python3, nc). Needs root.
+# The kernel lab: a Debian release's stock kernel (kprobes, fentry, BTF, openvswitch.ko) under qemu (TCG, no
+# KVM needed) with bookworm's userland (ovs-vswitchd, iproute2, python3, nc). Needs root.
+# NETSCRIPT_LAB_KERNEL chooses the release: bullseye (Linux 5.10), bookworm (6.1, the default), trixie (6.12).
 #   lab.sh dir                               print the lab directory, building the lab first if missing
 #   lab.sh run [-w DIR] [-t SECS] SCRIPT     boot, run SCRIPT with bash in the guest (cwd = a copy of this
 #                                            directory with the repository's scripts/ in it, /mnt/host), print
@@ -8,12 +9,15 @@
 #                                            (125: the guest gave none: boot failure, crash or timeout)
 #   lab.sh shell [-w DIR]                    interactive root shell on the serial console (Ctrl-a x quits)
 # -w DIR: host DIR read-only at /mnt/work, first in the guest's PATH (e.g. cargo's target/release).
-# The lab is cached in $NETSCRIPT_LAB, default /var/tmp/netscript-lab-<hash of build.sh and guest-init>:
-# editing either builds a new one; delete the directory to rebuild. Env: LAB_MEM (MiB, default 1024),
+# The lab is cached in $NETSCRIPT_LAB, default /var/tmp/netscript-lab-<release>-<hash of build.sh and
+# guest-init>: editing either builds a new one; delete the directory to rebuild. One VM runs at a time on
+# this host (a TCG guest keeps two cores busy): concurrent runs wait for each other. Env: LAB_MEM (MiB, default 1024),
 # LAB_SMP (default 2), LAB_KEEP=1 keeps the job directory (console.log) of every run.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-LAB=${NETSCRIPT_LAB:-/var/tmp/netscript-lab-$(cat "$HERE/build.sh" "$HERE/guest-init" | sha256sum | cut -c1-12)}
+SUITE=${NETSCRIPT_LAB_KERNEL:-bookworm}
+case "$SUITE" in bullseye|bookworm|trixie) ;; *) echo "lab.sh: NETSCRIPT_LAB_KERNEL=$SUITE: not bullseye, bookworm or trixie" >&2; exit 2;; esac
+LAB=${NETSCRIPT_LAB:-/var/tmp/netscript-lab-$SUITE-$(cat "$HERE/build.sh" "$HERE/guest-init" | sha256sum | cut -c1-12)}
 CMD=${1:-}; shift || true
 WORK=""; TMO=300
 while [ $# -gt 0 ]; do case "$1" in -w) WORK=$(realpath "$2"); shift;; -t) TMO=$2; shift;; *) break;; esac; shift; done
@@ -21,7 +25,7 @@ while [ $# -gt 0 ]; do case "$1" in -w) WORK=$(realpath "$2"); shift;; -t) TMO=$
 # Build once; concurrent callers wait on the lock instead of building twice.
 if [ ! -f "$LAB/vmlinux" ]; then
   exec 9>"$LAB.lock"; flock 9
-  [ -f "$LAB/vmlinux" ] || "$HERE/build.sh" "$LAB" >&2
+  [ -f "$LAB/vmlinux" ] || "$HERE/build.sh" "$LAB" "$SUITE" >&2
   exec 9>&-
 fi
 
@@ -42,6 +46,7 @@ dir) echo "$LAB" ;;
 run)
   [ $# -ge 1 ] || { echo "lab.sh run: no script" >&2; exit 2; }
   newjob; cp "$1" "$J/cmd.sh"
+  exec 8>/var/tmp/netscript-lab-vm.lock; flock 8
   qemu "$J" "" > "$J/console.log" 2>&1 < /dev/null & QPID=$!
   # wait for power-off; kill qemu at the timeout, or 10 s after the exit code appeared (guest stuck at shutdown)
   for ((i = 0; i < TMO * 10; i++)); do
@@ -57,5 +62,5 @@ run)
   [ -n "${LAB_KEEP:-}" ] || rm -rf "$J"
   exit "$RC" ;;
 shell) newjob; qemu "$J" "lab.shell=1" ;;
-*) sed -n '2,14p' "$0"; exit 2 ;;
+*) sed -n '2,16p' "$0"; exit 2 ;;
 esac
