@@ -185,6 +185,29 @@ fn usage_error(d: Diagnostic) -> u8 {
     2
 }
 
+/// Creates (or truncates) the `-o` file: mode 0644 at most whatever the
+/// umask, and never through a symbolic link (which could point anywhere a
+/// root process may write).
+fn create_output(path: &std::path::Path) -> Result<std::fs::File, Diagnostic> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            let why = match e.raw_os_error() {
+                Some(libc::ELOOP) => {
+                    "it is a symbolic link; give the file it points to".to_string()
+                }
+                _ => e.to_string(),
+            };
+            Diagnostic::plain(format!("cannot create {}: {}", path.display(), why))
+        })
+}
+
 /// `netscript` without a script, or `netscript repl`: the REPL.
 fn repl() -> Result<u8, Diagnostic> {
     netscript::repl::Repl::new()?.run()?;
@@ -324,21 +347,24 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         );
         return Ok(0);
     }
-    let writer: Box<dyn Write> = match &cli.output {
-        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| {
-            plain(Diagnostic::plain(format!(
-                "cannot create {}: {}",
-                path.display(),
-                e
-            )))
-        })?),
-        None => Box::new(std::io::stdout()),
-    };
     let format = match cli.format {
         OutFormat::Text => Format::Text,
         OutFormat::Json => Format::Json,
     };
-    let mut printer = Printer::new(format, writer);
+    let mut printer = match &cli.output {
+        Some(path) => {
+            let file = create_output(path).map_err(plain)?;
+            let console = file.try_clone().map_err(|e| {
+                plain(Diagnostic::plain(format!(
+                    "cannot use {}: {}",
+                    path.display(),
+                    e
+                )))
+            })?;
+            Printer::with_console(format, Box::new(file), Box::new(console))
+        }
+        None => Printer::new(format, Box::new(std::io::stdout())),
+    };
     let prometheus = cli
         .prometheus
         .as_deref()

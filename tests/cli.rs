@@ -23,6 +23,27 @@ fn syntax_errors_point_at_the_place_and_exit_1() {
     );
 }
 
+/// A printf width or precision past 4096 is refused where it is written,
+/// not a panic or a gigabyte line per event at run time.
+#[test]
+fn huge_printf_widths_are_compile_errors() {
+    for (width, shown) in [
+        ("99999999999999999999", "18446744073709551615"),
+        ("-999999999", "999999999"),
+        (".5000", "5000"),
+    ] {
+        let prog = format!("BEGIN {{ printf(\"%{width}d\\n\", 1); exit(); }}");
+        let (code, out, err) = netscript(&["-e", &prog]);
+        assert_eq!(code, 1, "{err}");
+        assert!(out.is_empty(), "{out}");
+        let expected = format!(
+            "-e:1:16: error: printf: the field width or precision {shown} in '%{width}d' \
+             is too large (at most 4096)\n"
+        );
+        assert!(err.starts_with(&expected), "{err}");
+    }
+}
+
 #[test]
 fn script_file_errors_name_the_file_line_and_column() {
     let dir = std::env::temp_dir().join(format!("ns-cli-{}", std::process::id()));
@@ -246,14 +267,41 @@ fn output_file_command_and_duration() {
     }
     let path = std::env::temp_dir().join(format!("ns-out-{}.txt", std::process::id()));
     let prog = "tracepoint:net:netif_receive_skb /args->len == 151/ { @rx = count(); }";
-    let cmd = "ping -q -c 3 -i 0.05 -s 123 127.0.0.1";
-    let (code, _, err) = netscript(&["-o", path.to_str().unwrap(), "-c", cmd, "-e", prog]);
+    let cmd = "ping -q -c 3 -i 0.05 -s 123 127.0.0.1 >/dev/null";
+    // An existing file is truncated, and everything goes into it.
+    std::fs::write(&path, "old contents that must go\n".repeat(10)).unwrap();
+    let (code, out, err) = netscript(&["-o", path.to_str().unwrap(), "-c", cmd, "-e", prog]);
     assert_eq!(code, 0, "{}", err);
+    assert_eq!(out, "", "nothing on stdout with -o");
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
-        "Attaching 1 probe...\n@rx: 6\n"
+        "Attaching 1 probe...\n\n\n@rx: 6\n"
     );
     std::fs::remove_file(&path).unwrap();
+    // A new file is 0644 whatever the umask (the test's child inherits 000).
+    // SAFETY: umask only changes this process's file creation mask.
+    let old_mask = unsafe { libc::umask(0) };
+    let (code, _, err) = netscript(&["-o", path.to_str().unwrap(), "-c", "true", "-e", prog]);
+    // SAFETY: as above.
+    unsafe { libc::umask(old_mask) };
+    assert_eq!(code, 0, "{}", err);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    // A symbolic link is not followed: its target is left as it was.
+    let target = path.with_extension("target");
+    std::fs::write(&target, "precious\n").unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    let (code, _, err) = netscript(&["-o", path.to_str().unwrap(), "-c", "true", "-e", prog]);
+    assert_eq!(code, 1, "{}", err);
+    assert!(
+        err.contains("it is a symbolic link; give the file it points to"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&target).unwrap();
 
     let started = std::time::Instant::now();
     let (code, out, _) = netscript(&[
@@ -297,25 +345,84 @@ fn program_exists(id: u64) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Every signal that ends a run (TERM, INT, HUP from a closed terminal,
+/// QUIT, ALRM) prints the maps and leaves no program behind; USR1 prints
+/// them and the run goes on, as in bpftrace.
 #[test]
-fn sigterm_prints_maps_and_leaves_no_program_behind() {
+fn ending_signals_print_maps_and_leave_no_program_behind() {
     if !netscript::testing::bpf_available() {
         return;
     }
     let prog = "tracepoint:net:netif_receive_skb /args->len == 161/ { @pings = count(); } interval:s:1 { @secs = count(); }";
-    let mut t = Tracer::start(netscript_bin(), &["-e", prog]);
-    t.wait_for("Attaching 2 probes...", Duration::from_secs(20));
-    let ids = program_ids_of(t.pid());
-    assert_eq!(ids.len(), 2, "one program per probe");
-    ping_loopback(2, 133);
-    std::thread::sleep(Duration::from_millis(200));
+    for signal in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGALRM,
+    ] {
+        let mut t = Tracer::start(netscript_bin(), &["-e", prog]);
+        t.wait_for("Attaching 2 probes...", Duration::from_secs(20));
+        let ids = program_ids_of(t.pid());
+        assert_eq!(ids.len(), 2, "one program per probe");
+        ping_loopback(2, 133);
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(t.pid() as i32, libc::SIGUSR1) };
+        t.wait_for("@pings: 4", Duration::from_secs(5));
+        ping_loopback(1, 133);
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(t.pid() as i32, signal) };
+        let (code, out, err) = t.finish();
+        assert_eq!(code, 0, "signal {signal}: {err}");
+        // USR1's print, then the one at exit.
+        let usr1 = out.find("\n@pings: 4\n");
+        let exit = out.find("\n@pings: 6\n");
+        assert!(usr1.is_some() && usr1 < exit, "signal {signal}: {out}");
+        let left: Vec<u64> = ids.into_iter().filter(|id| program_exists(*id)).collect();
+        assert!(
+            left.is_empty(),
+            "signal {signal}: programs left behind: {left:?}"
+        );
+    }
+}
+
+/// A signal while the programs load ends the run with the maps printed.
+#[test]
+fn a_signal_during_start_up_still_prints_the_maps() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    // Enough programs that loading takes a while.
+    let prog: String = (0..40)
+        .map(|i| format!("tracepoint:net:netif_receive_skb {{ @c{i} = count(); }} "))
+        .chain(["BEGIN { @begun = 1; }".to_string()])
+        .collect();
+    let mut t = Tracer::start(netscript_bin(), &["-e", &prog]);
+    // Loading: the first program is in the kernel.
+    let start = std::time::Instant::now();
+    let ids = loop {
+        let ids = program_ids_of(t.pid());
+        if !ids.is_empty() {
+            break ids;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "nothing loaded");
+        std::thread::sleep(Duration::from_millis(2));
+    };
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(t.pid() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(t.pid() as i32, libc::SIGINT) };
     let (code, out, err) = t.finish();
-    assert_eq!(code, 0, "{}", err);
-    assert!(out.contains("\n@pings: 4\n"), "{}", out);
+    assert_eq!(code, 0, "{err}");
+    // Some of the 40 programs attached, then the maps were printed.
+    let attached: usize = out
+        .strip_prefix("Attaching ")
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(attached < 41, "{out:?}");
+    assert!(out.contains("\n@begun: 1\n"), "{out:?}");
     let left: Vec<u64> = ids.into_iter().filter(|id| program_exists(*id)).collect();
-    assert!(left.is_empty(), "programs left behind: {:?}", left);
+    assert!(left.is_empty(), "programs left behind: {left:?}");
 }
 
 #[test]

@@ -34,8 +34,9 @@ pub struct Printer {
 }
 
 impl Printer {
-    /// A printer writing to `out` (stdout or the `-o FILE`); the blank lines
-    /// before the exit dump go to stdout, as in bpftrace.
+    /// A printer writing to `out`, with the blank lines before the exit
+    /// dump on stdout, as in bpftrace (`-o FILE` puts them in the file
+    /// too: [`Printer::with_console`]).
     pub fn new(format: Format, out: Box<dyn Write>) -> Printer {
         Printer::with_console(format, out, Box::new(io::stdout()))
     }

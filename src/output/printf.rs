@@ -108,6 +108,10 @@ impl Conversion {
     }
 }
 
+/// The widest field width or precision a conversion may ask for: every
+/// event's line stays bounded (a page), where C would pad to gigabytes.
+pub const MAX_FIELD_WIDTH: usize = 4096;
+
 /// Splits `fmt` into literal text and conversions, or explains why it is
 /// not a format bpftrace would print the same way.
 pub fn parse_format(fmt: &str) -> Result<Vec<Piece>, String> {
@@ -118,6 +122,15 @@ pub fn parse_format(fmt: &str) -> Result<Vec<Piece>, String> {
         let at = search + offset;
         match parse_conversion(&fmt[at..]) {
             Some((conversion, len)) => {
+                let widest = conversion.width.max(conversion.precision.unwrap_or(0));
+                if widest > MAX_FIELD_WIDTH {
+                    return Err(format!(
+                        "printf: the field width or precision {} in '{}' is too large \
+                         (at most {MAX_FIELD_WIDTH})",
+                        widest,
+                        &fmt[at..at + len]
+                    ));
+                }
                 let before = unescape_before_conversion(&fmt[part_start..at])?;
                 if !before.is_empty() {
                     pieces.push(Piece::Literal(before));
@@ -409,6 +422,20 @@ mod tests {
 
     fn run(fmt: &str, args: &[Value]) -> String {
         format(&parse_format(fmt).expect("valid format"), args)
+    }
+
+    #[test]
+    fn field_widths_are_bounded() {
+        assert_eq!(run("%4096d|", &[Value::Int(1)]).len(), 4097);
+        for fmt in [
+            "%99999999999999999999d\n",
+            "%999999999d",
+            "%-4097s|",
+            "%.5000s",
+        ] {
+            let err = parse_format(fmt).expect_err(fmt);
+            assert!(err.contains("too large (at most 4096)"), "{fmt}: {err}");
+        }
     }
 
     #[test]

@@ -220,6 +220,17 @@ fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec
 
 /// Runs a script until it ends; returns the process exit code.
 pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> Result<i32> {
+    // From the start: a signal while loading or attaching ends the run as
+    // one while running does, with the maps printed.
+    let (stop, print_now) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let handled = STOP_SIGNALS.iter().map(|&sig| (sig, &stop));
+    for (sig, flag) in handled.chain([(signal_hook::consts::SIGUSR1, &print_now)]) {
+        signal_hook::flag::register(sig, Arc::clone(flag))
+            .map_err(|e| Diagnostic::plain(format!("cannot handle signals: {}", e)))?;
+    }
     let mut object = load_checked(compiled)?;
     let programs = &compiled.script.programs;
     // The run counters are on from before the first program attaches.
@@ -235,7 +246,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
     let mut failed = Vec::new();
     for p in programs {
         let point = p.probe.attach_point();
-        if point == AttachPoint::Manual {
+        if point == AttachPoint::Manual || stop.load(Ordering::Relaxed) {
             continue;
         }
         match object.attach(&p.name, &point) {
@@ -266,11 +277,6 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
     printer
         .attached((attached.len() + begin) as u64)
         .map_err(io)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| Diagnostic::plain(format!("cannot handle signals: {}", e)))?;
-    }
     let symbols = KernelSymbols::new(compiled, &object);
     let (ring, records) = event_ring(compiled, &object)?;
     let mut events = Events {
@@ -318,6 +324,9 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
                     .collect()
             })?;
         }
+        if print_now.swap(false, Ordering::Relaxed) {
+            printer.exit_maps(all_maps(&events)?).map_err(io)?;
+        }
         if let (Some(at), Some(every)) = (next_report, report_every) {
             if Instant::now() >= at {
                 paths.report(&object, printer, super::monotonic_ns(), false)?;
@@ -349,11 +358,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
     for r in records.borrow_mut().drain(..) {
         events.handle(&r, printer)?;
     }
-    let mut dumps = Vec::new();
-    for (i, decl) in compiled.script.maps.iter().enumerate() {
-        dumps.push((events.dump(i, decl)?, shape(decl)));
-    }
-    printer.exit_maps(dumps).map_err(io)?;
+    printer.exit_maps(all_maps(&events)?).map_err(io)?;
     paths.report(&object, printer, super::monotonic_ns(), true)?;
     super::packets::report_too_short(compiled, &object, printer)?;
     let lost = object.percpu_counter(&compiled.maps.specs[compiled.maps.lost as usize].name, 0)?;
@@ -377,6 +382,26 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         }
     }
     Ok(0)
+}
+
+/// The signals that end a run with its maps printed, as Ctrl-C does: a
+/// closed terminal (HUP), Ctrl-\ (QUIT), `timeout`'s TERM, an alarm.
+/// SIGUSR1 prints the maps and goes on, as in bpftrace.
+const STOP_SIGNALS: [i32; 5] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGQUIT,
+    signal_hook::consts::SIGALRM,
+];
+
+/// Every map of the script, read now, with its layout.
+fn all_maps(events: &Events) -> Result<Vec<(output::model::MapDump, MapShape)>> {
+    let maps = &events.compiled.script.maps;
+    maps.iter()
+        .enumerate()
+        .map(|(i, decl)| Ok((events.dump(i, decl)?, shape(decl))))
+        .collect()
 }
 
 /// How bpftrace lays out a map, from its declaration (empty maps included).
