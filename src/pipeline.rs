@@ -34,6 +34,18 @@ pub fn compile(source: &Source, options: &sema::Options, start_ns: u64) -> Resul
     let ir = lower::lower(&script, &maps, start_ns)?;
     let mut code = Vec::with_capacity(ir.len());
     for (f, prog) in ir.iter().zip(&script.programs) {
+        if f.maps_used() > crate::ir::MAX_MAPS_PER_PROGRAM {
+            return Err(Diagnostic::at(
+                prog.span,
+                format!(
+                    "{}: uses {} maps (netscript's own included); the kernel allows at most {} \
+                     in one program: split the probe's work across probes",
+                    prog.probe.display(),
+                    f.maps_used(),
+                    crate::ir::MAX_MAPS_PER_PROGRAM
+                ),
+            ));
+        }
         let c = codegen::generate(f).map_err(|e| {
             Diagnostic::at(
                 prog.span,

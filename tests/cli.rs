@@ -44,6 +44,45 @@ fn huge_printf_widths_are_compile_errors() {
     }
 }
 
+/// What the kernel would refuse is refused at compile time, at its place:
+/// constant shifts out of 0..63, `kstack` in XDP, more than 64 maps in
+/// one program (64 load).
+#[test]
+fn programs_the_kernel_would_reject_are_compile_errors() {
+    let maps = |n: usize| -> String {
+        let counts: String = (0..n).map(|i| format!("@m{i} = count(); ")).collect();
+        format!("tracepoint:net:netif_receive_skb {{ {counts}}}")
+    };
+    let cases = [
+        (
+            "BEGIN { @x = 1 << 64; exit(); }".to_string(),
+            "-e:1:19: error: cannot shift by 64: a shift count is 0 to 63\n",
+        ),
+        (
+            "BEGIN { $a = 3; @x = $a >> -1; exit(); }".to_string(),
+            "-e:1:28: error: cannot shift by -1: a shift count is 0 to 63\n",
+        ),
+        (
+            "xdp:lo { @s[kstack] = count(); }".to_string(),
+            "-e:1:13: error: kstack is not available in xdp programs",
+        ),
+        (
+            maps(65),
+            "-e:1:1: error: tracepoint:net:netif_receive_skb: uses 65 maps (netscript's own \
+             included); the kernel allows at most 64 in one program",
+        ),
+    ];
+    for (prog, expected) in &cases {
+        let (code, _, err) = netscript(&["-d", "bpf", "-e", prog]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.starts_with(expected), "{err}");
+    }
+    if netscript::testing::bpf_available() {
+        let (code, _, err) = netscript(&["--dry-run", "-e", &maps(64)]);
+        assert_eq!(code, 0, "{err}");
+    }
+}
+
 #[test]
 fn script_file_errors_name_the_file_line_and_column() {
     let dir = std::env::temp_dir().join(format!("ns-cli-{}", std::process::id()));

@@ -263,6 +263,9 @@ pub struct SlotInfo {
     pub align: u32,
 }
 
+/// The most maps one BPF program may use (the kernel's `MAX_USED_MAPS`).
+pub const MAX_MAPS_PER_PROGRAM: usize = 64;
+
 /// One BPF program in IR form.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
@@ -291,6 +294,20 @@ impl Function {
             vreg_count: 1,
             label_count: 0,
         }
+    }
+
+    /// How many different maps the function uses (the kernel allows
+    /// [`MAX_MAPS_PER_PROGRAM`]).
+    pub fn maps_used(&self) -> usize {
+        let maps: std::collections::BTreeSet<MapId> = self
+            .insts
+            .iter()
+            .filter_map(|i| match i {
+                Inst::MapPtr { map, .. } => Some(*map),
+                _ => None,
+            })
+            .collect();
+        maps.len()
     }
 
     /// A fresh virtual register.

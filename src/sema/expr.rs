@@ -134,6 +134,20 @@ impl<'a, 'o> Scope<'a, 'o> {
         }
     }
 
+    /// Notes that the program walks the kernel stack, or explains why it
+    /// cannot: an XDP program runs before there is a stack worth walking,
+    /// and the kernel refuses `bpf_get_stackid` there.
+    fn kstack_allowed(&mut self, span: Span) -> Result<()> {
+        if self.point.kind == crate::providers::Kind::Xdp {
+            return Err(Diagnostic::at(
+                span,
+                "kstack is not available in xdp programs (the kernel allows no stack walk there)",
+            ));
+        }
+        self.checker.uses_kstack = true;
+        Ok(())
+    }
+
     /// A compile-time integer constant.
     pub fn constant(&mut self, e: &ast::Expr) -> Result<i64> {
         let c = self.expr(e)?;
@@ -300,7 +314,7 @@ impl<'a, 'o> Scope<'a, 'o> {
                         .and_then(|b| b.find_struct("task_struct")),
                 ),
                 Var::Kstack => {
-                    self.checker.uses_kstack = true;
+                    self.kstack_allowed(span)?;
                     (def.ty)()
                 }
                 _ => (def.ty)(),
@@ -401,6 +415,14 @@ impl<'a, 'o> Scope<'a, 'o> {
         }
         self.expect_scalar(&l, "an operand")?;
         self.expect_scalar(&r, "an operand")?;
+        if let (BinOp::Shl | BinOp::Shr, K::Int(n)) = (op, &r.kind) {
+            if !(0..64).contains(n) {
+                return Err(Diagnostic::at(
+                    r.span,
+                    format!("cannot shift by {n}: a shift count is 0 to 63"),
+                ));
+            }
+        }
         let signed = l.ty.is_signed() && r.ty.is_signed();
         let ty = if comparison || matches!(op, BinOp::And | BinOp::Or) {
             Ty::U64
@@ -505,7 +527,7 @@ impl<'a, 'o> Scope<'a, 'o> {
                 )
             }
             Func::Kstack => {
-                self.checker.uses_kstack = true;
+                self.kstack_allowed(span)?;
                 let limit = match args.first() {
                     Some(a) => self.constant(a)?,
                     None => 0,
