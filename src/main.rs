@@ -185,6 +185,10 @@ fn usage_error(d: Diagnostic) -> u8 {
     2
 }
 
+/// The largest script accepted: compiling costs time and memory in
+/// proportion to it, and far smaller programs already exceed the kernel's.
+const MAX_SCRIPT_BYTES: usize = 1 << 20;
+
 /// Creates (or truncates) the `-o` file: mode 0644 at most whatever the
 /// umask, and never through a symbolic link (which could point anywhere a
 /// root process may write).
@@ -257,6 +261,15 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         (None, None) => return repl().map_err(plain),
     };
+    if source.text.len() > MAX_SCRIPT_BYTES {
+        return Err(plain(Diagnostic::plain(format!(
+            "{}: the script is {} bytes; at most {} (1 MiB): no program that large would \
+             pass the kernel's verifier",
+            source.name,
+            source.text.len(),
+            MAX_SCRIPT_BYTES
+        ))));
+    }
     let mut source = source;
     netscript::stdlib::attach(&mut source);
     let fail = |d: Diagnostic| Failure::new((d, Some(source.clone())));

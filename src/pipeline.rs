@@ -25,6 +25,10 @@ pub struct Compiled {
     pub object: Vec<u8>,
 }
 
+/// The largest program the kernel loads (`BPF_COMPLEXITY_LIMIT_INSNS`):
+/// a larger one is refused before code generation spends time on it.
+const MAX_PROGRAM_INSTS: usize = 1_000_000;
+
 /// Compiles a script. `start_ns` is the monotonic clock at start-up
 /// (`elapsed` counts from it).
 pub fn compile(source: &Source, options: &sema::Options, start_ns: u64) -> Result<Compiled> {
@@ -34,6 +38,18 @@ pub fn compile(source: &Source, options: &sema::Options, start_ns: u64) -> Resul
     let ir = lower::lower(&script, &maps, start_ns)?;
     let mut code = Vec::with_capacity(ir.len());
     for (f, prog) in ir.iter().zip(&script.programs) {
+        if f.insts.len() > MAX_PROGRAM_INSTS {
+            return Err(Diagnostic::at(
+                prog.span,
+                format!(
+                    "{}: compiles to {} instructions; the kernel takes at most {} in one \
+                     program: split the probe's work across probes",
+                    prog.probe.display(),
+                    f.insts.len(),
+                    MAX_PROGRAM_INSTS
+                ),
+            ));
+        }
         if f.maps_used() > crate::ir::MAX_MAPS_PER_PROGRAM {
             return Err(Diagnostic::at(
                 prog.span,

@@ -44,9 +44,10 @@ fn huge_printf_widths_are_compile_errors() {
     }
 }
 
-/// What the kernel would refuse is refused at compile time, at its place:
-/// constant shifts out of 0..63, `kstack` in XDP, more than 64 maps in
-/// one program (64 load).
+/// What the kernel would refuse is refused at compile time, at its place,
+/// and quickly: constant shifts out of 0..63, `kstack` in XDP, more than
+/// 64 maps in one program (64 load), unrolls past 4096 statements, scripts
+/// past 1 MiB.
 #[test]
 fn programs_the_kernel_would_reject_are_compile_errors() {
     let maps = |n: usize| -> String {
@@ -67,16 +68,32 @@ fn programs_the_kernel_would_reject_are_compile_errors() {
             "-e:1:13: error: kstack is not available in xdp programs",
         ),
         (
+            "BEGIN { unroll(100) { unroll(100) { @a = count(); } } }".to_string(),
+            "-e:1:9: error: unroll: 100 copies of this body make 10000 statements; at most 4096",
+        ),
+        (
             maps(65),
             "-e:1:1: error: tracepoint:net:netif_receive_skb: uses 65 maps (netscript's own \
              included); the kernel allows at most 64 in one program",
         ),
     ];
     for (prog, expected) in &cases {
+        let started = std::time::Instant::now();
         let (code, _, err) = netscript(&["-d", "bpf", "-e", prog]);
         assert_eq!(code, 1, "{err}");
         assert!(err.starts_with(expected), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{expected}");
     }
+    let big = std::env::temp_dir().join(format!("ns-big-{}.ns", std::process::id()));
+    std::fs::write(&big, "BEGIN { @a = count(); }\n".repeat(50_000)).unwrap();
+    let (code, _, err) = netscript(&["-d", "bpf", big.to_str().unwrap()]);
+    std::fs::remove_file(&big).unwrap();
+    assert_eq!(code, 1, "{err}");
+    let expected = format!(
+        "error: {}: the script is 1200000 bytes; at most 1048576",
+        big.display()
+    );
+    assert!(err.starts_with(&expected), "{err}");
     if netscript::testing::bpf_available() {
         let (code, _, err) = netscript(&["--dry-run", "-e", &maps(64)]);
         assert_eq!(code, 0, "{err}");

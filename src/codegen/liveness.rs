@@ -136,9 +136,14 @@ impl VRegSet {
     /// The members in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = VReg> + '_ {
         self.words.iter().enumerate().flat_map(|(i, &w)| {
-            (0..64)
-                .filter(move |b| w & (1u64 << b) != 0)
-                .map(move |b| VReg((i * 64 + b) as u32))
+            let mut rest = w;
+            std::iter::from_fn(move || {
+                let bit = rest.trailing_zeros();
+                (rest != 0).then(|| {
+                    rest &= rest - 1;
+                    VReg(i as u32 * 64 + bit)
+                })
+            })
         })
     }
 }
@@ -154,15 +159,52 @@ pub struct Block {
     pub succs: Vec<usize>,
 }
 
-/// Result of the dataflow analysis.
+/// Result of the dataflow analysis. Only registers read in a block before
+/// it writes them can be live at a block boundary; the sets hold those
+/// alone (`globals`), so a long program of short-lived values costs memory
+/// and time in proportion to its size, not to blocks x registers.
 #[derive(Debug, Clone)]
 pub struct Liveness {
     /// The basic blocks in instruction order.
     pub blocks: Vec<Block>,
-    /// Registers live on entry of each block.
-    pub live_in: Vec<VRegSet>,
-    /// Registers live on exit of each block.
-    pub live_out: Vec<VRegSet>,
+    /// The registers the sets are over: set member `i` is `globals[i]`.
+    globals: Vec<VReg>,
+    /// Capacity of the function's register sets (`vreg_count`).
+    capacity: u32,
+    /// Registers live on entry of each block (over `globals`).
+    live_in: Vec<VRegSet>,
+    /// Registers live on exit of each block (over `globals`).
+    live_out: Vec<VRegSet>,
+}
+
+impl Liveness {
+    /// The registers live on entry of block `b`.
+    pub fn live_in(&self, b: usize) -> VRegSet {
+        self.expand(&self.live_in[b])
+    }
+
+    /// The members of `live_in(b)` (or with `exit`, of `live_out(b)`).
+    pub fn live_at(&self, b: usize, exit: bool) -> impl Iterator<Item = VReg> + '_ {
+        let set = if exit {
+            &self.live_out[b]
+        } else {
+            &self.live_in[b]
+        };
+        set.iter().map(|i| self.globals[i.0 as usize])
+    }
+
+    /// The registers live on exit of block `b`.
+    pub fn live_out(&self, b: usize) -> VRegSet {
+        self.expand(&self.live_out[b])
+    }
+
+    /// A set over `globals` as a set of the function's registers.
+    fn expand(&self, set: &VRegSet) -> VRegSet {
+        let mut out = VRegSet::new(self.capacity);
+        set.iter()
+            .for_each(|i| out.insert(self.globals[i.0 as usize]));
+        out
+    }
 }
 
 /// The instruction index of every label; an error for a label defined twice.
@@ -232,26 +274,47 @@ pub fn blocks(func: &Function) -> Result<Vec<Block>, Diagnostic> {
 pub fn analyze(func: &Function) -> Result<Liveness, Diagnostic> {
     check_vregs(func)?;
     let blocks = blocks(func)?;
-    let cap = func.vreg_count;
-    // gen: read before written in the block; kill: written in the block.
-    let mut gen = Vec::with_capacity(blocks.len());
-    let mut kill = Vec::with_capacity(blocks.len());
+    let capacity = func.vreg_count;
+    // Per block, gen (read before written in the block) and kill (written
+    // in it) as lists, with one scratch set of the function's registers.
+    let mut written = VRegSet::new(capacity);
+    let mut gens: Vec<Vec<VReg>> = Vec::with_capacity(blocks.len());
+    let mut kills: Vec<Vec<VReg>> = Vec::with_capacity(blocks.len());
     for b in &blocks {
-        let mut g = VRegSet::new(cap);
-        let mut k = VRegSet::new(cap);
+        let (mut g, mut k) = (Vec::new(), Vec::new());
         for inst in &func.insts[b.start..=b.end] {
-            for u in uses(inst) {
-                if !k.contains(u) {
-                    g.insert(u);
+            g.extend(uses(inst).into_iter().filter(|&u| !written.contains(u)));
+            if let Some(d) = def(inst) {
+                if !written.contains(d) {
+                    written.insert(d);
+                    k.push(d);
                 }
             }
-            if let Some(d) = def(inst) {
-                k.insert(d);
-            }
         }
-        gen.push(g);
-        kill.push(k);
+        k.iter().for_each(|&d| written.remove(d));
+        gens.push(g);
+        kills.push(k);
     }
+    // The registers some block reads before writing: the only ones that can
+    // be live at a block boundary, numbered densely.
+    let mut index = vec![u32::MAX; capacity as usize];
+    let mut globals = Vec::new();
+    for &r in gens.iter().flatten() {
+        if index[r.0 as usize] == u32::MAX {
+            index[r.0 as usize] = globals.len() as u32;
+            globals.push(r);
+        }
+    }
+    let dense = |regs: &[VReg]| {
+        let mut set = VRegSet::new(globals.len() as u32);
+        regs.iter()
+            .filter(|r| index[r.0 as usize] != u32::MAX)
+            .for_each(|r| set.insert(VReg(index[r.0 as usize])));
+        set
+    };
+    let gen: Vec<VRegSet> = gens.iter().map(|g| dense(g)).collect();
+    let kill: Vec<VRegSet> = kills.iter().map(|k| dense(k)).collect();
+    let cap = globals.len() as u32;
     let mut live_in = vec![VRegSet::new(cap); blocks.len()];
     let mut live_out = vec![VRegSet::new(cap); blocks.len()];
     let mut changed = true;
@@ -272,6 +335,8 @@ pub fn analyze(func: &Function) -> Result<Liveness, Diagnostic> {
     }
     Ok(Liveness {
         blocks,
+        globals,
+        capacity,
         live_in,
         live_out,
     })
@@ -330,11 +395,9 @@ pub fn intervals(func: &Function) -> Result<Vec<Interval>, Diagnostic> {
         }
     }
     for (b, block) in live.blocks.iter().enumerate() {
-        live.live_in[b]
-            .iter()
+        live.live_at(b, false)
             .for_each(|r| extend(r, 2 * block.start as u32));
-        live.live_out[b]
-            .iter()
+        live.live_at(b, true)
             .for_each(|r| extend(r, 2 * block.end as u32 + 2));
     }
     let mut out: Vec<Interval> = range
@@ -438,11 +501,11 @@ mod tests {
         assert_eq!(live.blocks.len(), 4);
         assert_eq!(live.blocks[0].succs, vec![2, 1]);
         // x is live into the then-block (it flows on to the else block only through the branch).
-        assert!(live.live_out[0].contains(x));
-        assert!(!live.live_in[1].contains(x));
-        assert!(live.live_in[2].contains(x));
-        assert!(live.live_in[3].contains(y));
-        assert!(live.live_in[0].contains(f.ctx));
+        assert!(live.live_out(0).contains(x));
+        assert!(!live.live_in(1).contains(x));
+        assert!(live.live_in(2).contains(x));
+        assert!(live.live_in(3).contains(y));
+        assert!(live.live_in(0).contains(f.ctx));
         let ivs = intervals(&f).unwrap();
         assert_eq!(interval_of(&ivs, f.ctx).start, 0);
         assert_eq!(
@@ -484,10 +547,10 @@ mod tests {
         f.push(Inst::Exit(Operand::Reg(i))); // 5
         let live = analyze(&f).unwrap();
         assert!(
-            live.live_out[1].contains(step),
+            live.live_out(1).contains(step),
             "step flows around the back edge"
         );
-        assert!(live.live_in[1].contains(step));
+        assert!(live.live_in(1).contains(step));
         let ivs = intervals(&f).unwrap();
         // Last textual use of `step` is at 3, but the back edge keeps it live to the branch's end.
         assert_eq!(

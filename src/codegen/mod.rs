@@ -217,7 +217,7 @@ fn drop_dead_defs(func: &mut Function) -> Result<(), Diagnostic> {
         let live = liveness::analyze(func)?;
         let mut dead = vec![false; func.insts.len()];
         for (b, block) in live.blocks.iter().enumerate() {
-            let mut now = live.live_out[b].clone();
+            let mut now = live.live_out(b);
             for i in (block.start..=block.end).rev() {
                 let inst = &func.insts[i];
                 let pure = matches!(

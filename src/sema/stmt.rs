@@ -154,6 +154,17 @@ fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Resul
             out.push(Stmt::While(c, b));
         }
         StmtKind::Unroll { count, body } => {
+            let expanded = count.saturating_mul(unrolled_size(&body.stmts));
+            if expanded > MAX_UNROLLED_STATEMENTS {
+                return Err(Diagnostic::at(
+                    stmt.span,
+                    format!(
+                        "unroll: {count} copies of this body make {expanded} statements; at most \
+                         {MAX_UNROLLED_STATEMENTS} (a larger program would not pass the kernel's \
+                         verifier): use a while loop"
+                    ),
+                ));
+            }
             for _ in 0..*count {
                 out.extend(check_block(scope, &body.stmts)?);
             }
@@ -170,6 +181,32 @@ fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Resul
         }
     }
     Ok(())
+}
+
+/// The most statements an `unroll` (nested ones included) may expand to:
+/// about 100,000 BPF instructions of map updates, near what the verifier
+/// takes in one program, and compiled in a fraction of a second.
+const MAX_UNROLLED_STATEMENTS: u64 = 4096;
+
+/// How many statements `stmts` stand for once every `unroll` in them is
+/// expanded.
+fn unrolled_size(stmts: &[ast::Stmt]) -> u64 {
+    stmts
+        .iter()
+        .map(|s| match &s.kind {
+            StmtKind::Unroll { count, body } => count.saturating_mul(unrolled_size(&body.stmts)),
+            StmtKind::If {
+                then_block,
+                else_block,
+                ..
+            } => {
+                let otherwise = else_block.as_ref().map_or(0, |b| unrolled_size(&b.stmts));
+                1 + unrolled_size(&then_block.stmts) + otherwise
+            }
+            StmtKind::While { body, .. } => 1 + unrolled_size(&body.stmts),
+            _ => 1,
+        })
+        .fold(0, u64::saturating_add)
 }
 
 /// `target op value` as an expression reading the target.
