@@ -37,7 +37,7 @@ qemu() { # $1 = job directory, $2 = extra kernel command line
      -virtfs "local,path=$LAB/lib/modules,mount_tag=modules,security_model=none,readonly=on,id=modules"
      -virtfs "local,path=$1,mount_tag=job,security_model=none,id=job")
   [ -z "$WORK" ] || { q+=(-virtfs "local,path=$WORK,mount_tag=work,security_model=none,readonly=on,id=work"); append+=" lab.work=1"; }
-  "${q[@]}" -append "$append"
+  exec "${q[@]}" -append "$append"
 }
 newjob() { mkdir -p "$LAB/jobs"; J=$(mktemp -d "$LAB/jobs/job.XXXXXX"); cp -r "$HERE"/. "$J"/; cp -r "$HERE"/../../scripts "$J"/; }
 
@@ -47,7 +47,7 @@ run)
   [ $# -ge 1 ] || { echo "lab.sh run: no script" >&2; exit 2; }
   newjob; cp "$1" "$J/cmd.sh"
   exec 8>/var/tmp/netscript-lab-vm.lock; flock 8
-  qemu "$J" "" > "$J/console.log" 2>&1 < /dev/null & QPID=$!
+  qemu "$J" "" > "$J/console.log" 2>&1 < /dev/null 8>&- & QPID=$!
   # wait for power-off; kill qemu at the timeout, or 10 s after the exit code appeared (guest stuck at shutdown)
   for ((i = 0; i < TMO * 10; i++)); do
     kill -0 $QPID 2>/dev/null || break
