@@ -34,6 +34,9 @@ pub enum Kind {
     Xdp,
 }
 
+/// The longest `interval` period: a day.
+const MAX_INTERVAL_NS: u64 = 86_400 * 1_000_000_000;
+
 /// `XDP_PASS`: what XDP programs return (netscript never drops a packet).
 pub const XDP_PASS: i64 = 2;
 
@@ -426,11 +429,22 @@ pub fn expand(provider: &str, parts: &[String], span: Span) -> Result<Vec<ProbeP
                     format!("interval needs a positive integer, got '{}'", parts[1]),
                 )
             })?;
-            let ns = if unit == 0 {
-                1_000_000_000 / n
-            } else {
-                n * unit
+            // hz: the period, which must not round to below 1 µs either.
+            let ns = match unit {
+                0 => Some(1_000_000_000 / n).filter(|_| n <= 1_000_000),
+                _ => n.checked_mul(unit),
             };
+            let ns = ns
+                .filter(|ns| (1_000..=MAX_INTERVAL_NS).contains(ns))
+                .ok_or_else(|| {
+                    Diagnostic::at(
+                        span,
+                        format!(
+                            "interval:{}:{}: the period must be 1 us to 1 day (at most 1000000 hz)",
+                            parts[0], parts[1]
+                        ),
+                    )
+                })?;
             vec![ProbePoint {
                 kind: p.kind,
                 target: Target::Interval(ns),

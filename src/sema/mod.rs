@@ -298,6 +298,20 @@ impl<'o> Checker<'o> {
                             format!("{} is a built-in function and cannot be redefined", f.name),
                         ));
                     }
+                    if let Some(twice) = f
+                        .params
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, a)| f.params[..i].contains(a).then_some(a))
+                    {
+                        return Err(Diagnostic::at(
+                            f.span,
+                            format!(
+                                "function {}: parameter ${} is declared twice",
+                                f.name, twice
+                            ),
+                        ));
+                    }
                     let library = self.in_library(f.span);
                     define(&mut self.functions, &f.name, f, f.span, library, "function")?;
                 }

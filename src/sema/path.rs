@@ -69,6 +69,14 @@ impl Checker<'_> {
                 ));
             }
         }
+        for (i, stage) in decl.stages.iter().enumerate() {
+            if decl.stages[..i].iter().any(|s| s.name == stage.name) {
+                return Err(Diagnostic::at(
+                    stage.span,
+                    format!("path {}: stage {} is declared twice", decl.name, stage.name),
+                ));
+            }
+        }
         if let Some(e) = option("enabled") {
             if self.constant(e)? == 0 {
                 return Ok(Vec::new());

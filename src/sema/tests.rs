@@ -324,6 +324,27 @@ fn path_stages_name_catalogue_stages_with_their_guards() {
             "stage a is defined twice",
             "stage a = tracepoint:net:net_dev_queue -> args->skbaddr;",
         ),
+        (
+            "path p { key = 1; stage A = tracepoint:net:net_dev_queue -> args->skbaddr; \
+             stage A = tracepoint:net:netif_receive_skb -> args->skbaddr; }",
+            "path p: stage A is declared twice",
+            "stage A = tracepoint:net:netif_receive_skb -> args->skbaddr;",
+        ),
+        (
+            "fn f($a, $a) { return $a; } BEGIN { @x = f(1, 2); }",
+            "function f: parameter $a is declared twice",
+            "fn f($a, $a) { return $a; }",
+        ),
+        (
+            "interval:hz:2000000000 { @x = count(); }",
+            "interval:hz:2000000000: the period must be 1 us to 1 day (at most 1000000 hz)",
+            "interval:hz:2000000000",
+        ),
+        (
+            "interval:s:99999999999 { @x = count(); }",
+            "interval:s:99999999999: the period must be 1 us to 1 day (at most 1000000 hz)",
+            "interval:s:99999999999",
+        ),
     ];
     for (src, message, text) in cases {
         let (m, t) = error(src);
