@@ -214,6 +214,9 @@ fn create_output(path: &std::path::Path) -> Result<std::fs::File, Diagnostic> {
 
 /// `netscript` without a script, or `netscript repl`: the REPL.
 fn repl() -> Result<u8, Diagnostic> {
+    if let Some(why) = netscript::kernel::privilege::missing() {
+        return Err(Diagnostic::plain(why));
+    }
     netscript::repl::Repl::new()?.run()?;
     Ok(0)
 }
@@ -269,6 +272,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             source.text.len(),
             MAX_SCRIPT_BYTES
         ))));
+    }
+    // Loading needs privileges; printing a stage or the object does not.
+    if cli.debug.is_none() && cli.emit_elf.is_none() {
+        if let Some(why) = netscript::kernel::privilege::missing() {
+            return Err(plain(Diagnostic::plain(why)));
+        }
     }
     let mut source = source;
     netscript::stdlib::attach(&mut source);

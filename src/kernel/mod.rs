@@ -4,5 +4,6 @@
 
 pub mod btf;
 mod name_index;
+pub mod privilege;
 pub mod symbols;
 pub mod tracefs;

@@ -29,6 +29,15 @@ fn find_or_mount_tracefs() -> Result<PathBuf, Diagnostic> {
     {
         return Ok(PathBuf::from(dir));
     }
+    // A tracefs only root may read looks unmounted to everyone else.
+    let denied = [TRACEFS, DEBUGFS_TRACING].into_iter().find(|dir| {
+        std::fs::read_dir(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+    });
+    if let Some(dir) = denied {
+        return Err(Diagnostic::plain(format!(
+            "cannot read tracefs at {dir}: permission denied (tracepoint formats need root)"
+        )));
+    }
     let hint = format!("tracefs is not mounted (as root: mount -t tracefs nodev {TRACEFS})");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
