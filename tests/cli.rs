@@ -498,6 +498,28 @@ fn ending_signals_print_maps_and_leave_no_program_behind() {
     }
 }
 
+/// A write error (here a full disk) loses nothing: it is said once, what
+/// follows goes to stderr, maps included, and the exit status is 1.
+#[test]
+fn a_write_error_sends_the_rest_to_stderr() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let prog = "interval:ms:10 { @n = count(); if (@n == 5) { printf(\"five\\n\"); } \
+                if (@n == 20) { exit(); } }";
+    let (code, out, err) = netscript(&["-o", "/dev/full", "-e", prog]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "");
+    assert_eq!(
+        err.matches("netscript: error: cannot write output: No space left on device")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("Attaching 1 probe...\nfive\n"), "{err}");
+    assert!(err.contains("\n@n: 2"), "{err}");
+}
+
 /// A signal while the programs load ends the run with the maps printed.
 #[test]
 fn a_signal_during_start_up_still_prints_the_maps() {

@@ -3,6 +3,7 @@
 
 pub mod anonymize;
 pub mod buckets;
+pub mod fallback;
 pub mod json;
 pub mod latency;
 pub mod loghist;
@@ -12,7 +13,9 @@ pub mod printf;
 pub mod prometheus;
 pub mod text;
 
+use std::cell::RefCell;
 use std::io::{self, Write};
+use std::rc::Rc;
 
 use model::MapDump;
 use text::MapShape;
@@ -29,8 +32,10 @@ pub enum Format {
 /// The sink the runtime writes script output to, in bpftrace's format.
 pub struct Printer {
     format: Format,
-    out: Box<dyn Write>,
-    console: Box<dyn Write>,
+    out: fallback::Fallback,
+    console: fallback::Fallback,
+    /// The first write error, after which output went to stderr.
+    failure: Rc<RefCell<Option<String>>>,
 }
 
 impl Printer {
@@ -44,11 +49,18 @@ impl Printer {
     /// A printer writing to `out`, with the exit-dump separator written to
     /// `console` instead of stdout.
     pub fn with_console(format: Format, out: Box<dyn Write>, console: Box<dyn Write>) -> Printer {
+        let failure = Rc::new(RefCell::new(None));
         Printer {
             format,
-            out,
-            console,
+            out: fallback::Fallback::new(out, Rc::clone(&failure)),
+            console: fallback::Fallback::new(console, Rc::clone(&failure)),
+            failure,
         }
+    }
+
+    /// The write error output met, if any (what followed went to stderr).
+    pub fn failure(&self) -> Option<String> {
+        self.failure.borrow().clone()
     }
 
     /// Prints a map (`print(@x)`, or one map of the exit dump).

@@ -381,7 +381,8 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
             );
         }
     }
-    Ok(0)
+    // Output that failed went to stderr (said when it failed): not a success.
+    Ok(if printer.failure().is_some() { 1 } else { 0 })
 }
 
 /// The signals that end a run with its maps printed, as Ctrl-C does: a
