@@ -520,6 +520,73 @@ fn a_write_error_sends_the_rest_to_stderr() {
     assert!(err.contains("\n@n: 2"), "{err}");
 }
 
+/// `--prometheus` under 300 idle connections: no thread per connection,
+/// idle ones closed after 5 s, and scrapes answered again after that.
+#[test]
+fn prometheus_connections_are_bounded_and_time_out() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    use std::io::{Read, Write};
+    let addr = "127.0.0.1:19471";
+    let mut t = Tracer::start(
+        netscript_bin(),
+        &[
+            "--prometheus",
+            addr,
+            "-e",
+            "interval:ms:100 { @ticks = count(); }",
+        ],
+    );
+    t.wait_for("Attaching 1 probe...", Duration::from_secs(20));
+    let mut idle: Vec<std::net::TcpStream> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let threads = std::fs::read_dir(format!("/proc/{}/task", t.pid()))
+        .unwrap()
+        .count();
+    assert!(threads <= 4, "{threads} threads with 300 connections open");
+    let scrape = || -> Option<String> {
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        body.contains("200 OK").then_some(body)
+    };
+    let started = std::time::Instant::now();
+    let body = loop {
+        if let Some(body) = scrape() {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no scrape answered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(body.contains("netscript_ticks_total "), "{body}");
+    // The idle connections the server took were closed by it.
+    let closed = idle
+        .iter_mut()
+        .map(|s| {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+            match s.read(&mut [0u8; 1]) {
+                Ok(n) => n == 0,
+                Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            }
+        })
+        .filter(|&closed| closed)
+        .count();
+    assert_eq!(closed, idle.len());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(t.pid() as i32, libc::SIGTERM) };
+    let (code, _, err) = t.finish();
+    assert_eq!(code, 0, "{err}");
+}
+
 /// A signal while the programs load ends the run with the maps printed.
 #[test]
 fn a_signal_during_start_up_still_prints_the_maps() {
@@ -531,7 +598,7 @@ fn a_signal_during_start_up_still_prints_the_maps() {
         .map(|i| format!("tracepoint:net:netif_receive_skb {{ @c{i} = count(); }} "))
         .chain(["BEGIN { @begun = 1; }".to_string()])
         .collect();
-    let mut t = Tracer::start(netscript_bin(), &["-e", &prog]);
+    let t = Tracer::start(netscript_bin(), &["-e", &prog]);
     // Loading: the first program is in the kernel.
     let start = std::time::Instant::now();
     let ids = loop {

@@ -1,10 +1,15 @@
-//! `--prometheus ADDR:PORT`: an HTTP endpoint (crate `tiny_http`) that
-//! answers every scrape of `/metrics` with a snapshot of the script's maps
-//! read at that moment, in the Prometheus text exposition format
+//! `--prometheus ADDR:PORT`: a minimal HTTP endpoint that answers every
+//! scrape of `/metrics` with a snapshot of the script's maps read at that
+//! moment, in the Prometheus text exposition format
 //! ([`crate::output::prometheus`]). Requests are answered from the run
-//! loop between ring-buffer polls, so no map is read concurrently.
+//! loop between ring-buffer polls (within 100 ms), so no map is read
+//! concurrently and no thread is started: connections are bounded and
+//! idle ones time out.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::cell::RefCell;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
 
 use crate::diag::{Diagnostic, Result};
 use crate::output::model::MapDump;
@@ -29,46 +34,131 @@ pub fn listen_addr(text: &str) -> Result<SocketAddr> {
     text.parse::<SocketAddr>().map_err(|_| bad())
 }
 
-/// A bound metrics endpoint.
+/// At most this many scrapers are served at once; a connection past it is
+/// closed at once (Prometheus retries at its next interval).
+pub const MAX_CONNECTIONS: usize = 16;
+
+/// A connection that has not sent a whole request within this is closed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest request head read (a scrape's is a few hundred bytes).
+const MAX_REQUEST_BYTES: usize = 8192;
+
+/// A scraper's connection: what it has sent so far, since when.
+struct Connection {
+    stream: TcpStream,
+    request: Vec<u8>,
+    since: Instant,
+}
+
+/// A bound metrics endpoint, served from the run loop without threads of
+/// its own: at most [`MAX_CONNECTIONS`] at once, each closed after its
+/// answer or after [`REQUEST_TIMEOUT`] without a whole request.
 pub struct MetricsServer {
-    server: tiny_http::Server,
+    listener: TcpListener,
+    connections: RefCell<Vec<Connection>>,
 }
 
 impl MetricsServer {
     /// Listens on `addr`.
     pub fn bind(addr: SocketAddr) -> Result<MetricsServer> {
-        let server = tiny_http::Server::http(addr).map_err(|e| {
+        let cannot = |e: std::io::Error| {
             Diagnostic::plain(format!("--prometheus: cannot listen on {}: {}", addr, e))
-        })?;
-        Ok(MetricsServer { server })
+        };
+        let listener = TcpListener::bind(addr).map_err(cannot)?;
+        listener.set_nonblocking(true).map_err(cannot)?;
+        Ok(MetricsServer {
+            listener,
+            connections: RefCell::new(Vec::new()),
+        })
     }
 
     /// The address actually bound (the port chosen for port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.server.server_addr().to_ip()
+        self.listener.local_addr().ok()
     }
 
-    /// Answers the requests waiting now, without blocking: `/metrics` (or
-    /// `/`) with the exposition of the maps `snapshot` reads, anything else
-    /// with 404.
+    /// Accepts new connections and answers every whole request waiting
+    /// now, without blocking: `/metrics` (or `/`) with the exposition of
+    /// the maps `snapshot` reads, anything else with 404.
     pub fn answer_pending(&self, mut snapshot: impl FnMut() -> Result<Vec<MapDump>>) -> Result<()> {
-        while let Ok(Some(request)) = self.server.try_recv() {
-            let path = request.url().split('?').next().unwrap_or("");
-            let response = if path == "/metrics" || path == "/" {
-                let text = exposition(&snapshot()?, METRIC_PREFIX)
-                    .map_err(|_| Diagnostic::plain("--prometheus: cannot encode the maps"))?;
-                let header = tiny_http::Header::from_bytes("Content-Type", CONTENT_TYPE)
-                    .map_err(|_| Diagnostic::plain("--prometheus: bad content type"))?;
-                tiny_http::Response::from_string(text).with_header(header)
-            } else {
-                tiny_http::Response::from_string("not found: scrape /metrics\n")
-                    .with_status_code(404)
-            };
-            // A scraper that went away is not our failure.
-            let _ = request.respond(response);
+        let mut connections = self.connections.borrow_mut();
+        while let Ok((stream, _)) = self.listener.accept() {
+            if connections.len() < MAX_CONNECTIONS && stream.set_nonblocking(true).is_ok() {
+                connections.push(Connection {
+                    stream,
+                    request: Vec::new(),
+                    since: Instant::now(),
+                });
+            }
         }
+        let mut kept = Vec::with_capacity(connections.len());
+        for mut c in connections.drain(..) {
+            match read_request(&mut c) {
+                Some(Ok(path)) => answer(c.stream, &path, &mut snapshot)?,
+                Some(Err(())) => {}
+                None if c.since.elapsed() < REQUEST_TIMEOUT => kept.push(c),
+                None => {}
+            }
+        }
+        *connections = kept;
         Ok(())
     }
+}
+
+/// Reads what `c` has sent: the path of its request once the head is
+/// whole, `Some(Err)` when the connection is done for (closed, failed,
+/// too long), `None` while the request is still coming.
+fn read_request(c: &mut Connection) -> Option<std::result::Result<String, ()>> {
+    let mut buf = [0u8; 1024];
+    loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => return Some(Err(())),
+            Ok(n) => c.request.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return Some(Err(())),
+        }
+        if c.request.len() > MAX_REQUEST_BYTES {
+            return Some(Err(()));
+        }
+    }
+    let head = String::from_utf8_lossy(&c.request);
+    if !head.contains("\r\n\r\n") && !head.contains("\n\n") {
+        return None;
+    }
+    // `GET /metrics?x HTTP/1.1`
+    let target = head.split_whitespace().nth(1).unwrap_or("");
+    Some(Ok(target.split('?').next().unwrap_or("").to_string()))
+}
+
+/// Sends the answer for `path` on `stream` and closes it; a scraper that
+/// went away is not our failure.
+fn answer(
+    mut stream: TcpStream,
+    path: &str,
+    snapshot: &mut impl FnMut() -> Result<Vec<MapDump>>,
+) -> Result<()> {
+    let (status, content_type, body) = if path == "/metrics" || path == "/" {
+        let text = exposition(&snapshot()?, METRIC_PREFIX)
+            .map_err(|_| Diagnostic::plain("--prometheus: cannot encode the maps"))?;
+        ("200 OK", CONTENT_TYPE, text)
+    } else {
+        (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found: scrape /metrics\n".to_string(),
+        )
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(response.as_bytes());
+    Ok(())
 }
 
 #[cfg(test)]
