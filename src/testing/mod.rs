@@ -1,4 +1,6 @@
-//! Support for tests that need BPF privileges.
+//! Support for tests: privileges for BPF tests, and the fuzzing targets.
+
+pub mod fuzz;
 
 /// True when tests needing BPF may run: we are root. When they cannot run
 /// and `NETSCRIPT_REQUIRE_BPF=1` is set (as CI does), this panics so the

@@ -1,0 +1,10 @@
+//! cargo-fuzz target: netscript::testing::fuzz, Target::Parse.
+#![no_main]
+
+use netscript::testing::fuzz::{run, Outcome, Target};
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Outcome::Bug(bug) = run(Target::Parse, data) {
+        panic!("{bug}");
+    }
+});
