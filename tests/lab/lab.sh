@@ -37,7 +37,7 @@ qemu() { # $1 = job directory, $2 = extra kernel command line
      -virtfs "local,path=$LAB/lib/modules,mount_tag=modules,security_model=none,readonly=on,id=modules"
      -virtfs "local,path=$1,mount_tag=job,security_model=none,id=job")
   [ -z "$WORK" ] || { q+=(-virtfs "local,path=$WORK,mount_tag=work,security_model=none,readonly=on,id=work"); append+=" lab.work=1"; }
-  "${q[@]}" -append "$append"
+  exec "${q[@]}" -append "$append"
 }
 newjob() { mkdir -p "$LAB/jobs"; J=$(mktemp -d "$LAB/jobs/job.XXXXXX"); cp -r "$HERE"/. "$J"/; cp -r "$HERE"/../../scripts "$J"/; }
 
