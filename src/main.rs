@@ -330,6 +330,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         options.fentry_as_kprobe = true;
         compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
     }
+    if compiled.ir.iter().any(|f| f.uses_cmpxchg()) && !runtime::cmpxchg_supported() {
+        eprintln!("netscript: this kernel's BPF has no atomic compare-and-exchange (5.12+); rate limits take their slots with plain stores, so CPUs racing for a limit's last slot may both pass");
+        options.plain_rate_limits = true;
+        compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
+    }
     for w in &compiled.script.warnings {
         eprintln!("netscript: warning: {}", w);
     }

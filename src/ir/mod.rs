@@ -284,6 +284,12 @@ pub struct Function {
 }
 
 impl Function {
+    /// Whether the function has a compare-and-exchange (which kernels
+    /// before 5.12 reject).
+    pub fn uses_cmpxchg(&self) -> bool {
+        self.insts.iter().any(|i| matches!(i, Inst::CmpXchg { .. }))
+    }
+
     /// An empty function whose context register is `VReg(0)`.
     pub fn new(name: impl Into<String>) -> Self {
         Function {

@@ -206,9 +206,28 @@ impl Btf {
         if let Some(btf) = modules.get(module) {
             return Ok(btf);
         }
+        if Btf::module_without_btf(name).is_some() {
+            return Err(Diagnostic::plain(format!(
+                "kernel function {name} is in module {module}, which has no BTF on this kernel (module BTF: Linux 5.11+)"
+            )));
+        }
         let btf: &'static Btf = Box::leak(Box::new(Btf::module(module)?));
         modules.insert(module.to_string(), btf);
         Ok(btf)
+    }
+
+    /// The module defining kernel function `name` when that module has no
+    /// BTF on this kernel (modules have BTF from Linux 5.11 on): its
+    /// functions can be kprobed, not fentry-attached, and their
+    /// parameters have no types. `None` for vmlinux functions, unknown
+    /// names and modules with BTF.
+    pub fn module_without_btf(name: &str) -> Option<String> {
+        if Btf::vmlinux().is_ok_and(|btf| btf.find_func(name).is_some()) {
+            return None;
+        }
+        let module = super::symbols::Kallsyms::global().ok()?.module_of(name)?;
+        let path = std::path::Path::new("/sys/kernel/btf").join(module);
+        (!path.exists()).then(|| module.to_string())
     }
 
     /// True when `id` is a type of this BTF or of its base (so a module's

@@ -13,24 +13,52 @@ use crate::object::{write_object, ProgramSection};
 pub fn fentry_supported() -> bool {
     static FENTRY: OnceLock<bool> = OnceLock::new();
     *FENTRY.get_or_init(|| {
-        let code = ProgramCode {
-            name: "probe_fentry".into(),
-            insns: vec![
+        loads(
+            "fentry/tcp_sendmsg",
+            vec![
                 Insn::alu64_imm(crate::codegen::insn::alu::MOV, 0, 0),
                 Insn::exit(),
             ],
-            map_relocs: Vec::new(),
-            source_map: Vec::new(),
-        };
-        let section = ProgramSection {
-            section: "fentry/tcp_sendmsg".into(),
-            code,
-        };
-        match write_object(&[section], &[]) {
-            Ok(elf) => super::load(&elf).is_ok(),
-            Err(_) => false,
-        }
+        )
     })
+}
+
+/// True when the kernel's BPF has atomic compare-and-exchange (5.12+;
+/// probed once by loading an XDP program that uses it on the stack).
+pub fn cmpxchg_supported() -> bool {
+    static CMPXCHG: OnceLock<bool> = OnceLock::new();
+    *CMPXCHG.get_or_init(|| {
+        use crate::codegen::insn::{alu, size};
+        loads(
+            "xdp",
+            vec![
+                Insn::store_imm(size::DW, 10, -8, 0),
+                Insn::alu64_imm(alu::MOV, 0, 0),
+                Insn::alu64_imm(alu::MOV, 1, 1),
+                Insn::cmpxchg64(10, -8, 1),
+                Insn::alu64_imm(alu::MOV, 0, 2),
+                Insn::exit(),
+            ],
+        )
+    })
+}
+
+/// Whether the kernel loads program `insns` of ELF section `section`.
+fn loads(section: &str, insns: Vec<Insn>) -> bool {
+    let code = ProgramCode {
+        name: "probe_feature".into(),
+        insns,
+        map_relocs: Vec::new(),
+        source_map: Vec::new(),
+    };
+    let section = ProgramSection {
+        section: section.into(),
+        code,
+    };
+    match write_object(&[section], &[]) {
+        Ok(elf) => super::load(&elf).is_ok(),
+        Err(_) => false,
+    }
 }
 
 /// The monotonic clock (`CLOCK_MONOTONIC`, what `bpf_ktime_get_ns` reads) in ns.

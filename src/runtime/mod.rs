@@ -29,7 +29,9 @@ use libbpf_rs::{Link, Object, ObjectBuilder, Program, ProgramMut};
 use crate::diag::Diagnostic;
 
 pub use attach::AttachPoint;
-pub use features::{enable_run_stats, fentry_supported, monotonic_ns, wall_offset_ns};
+pub use features::{
+    cmpxchg_supported, enable_run_stats, fentry_supported, monotonic_ns, wall_offset_ns,
+};
 pub use maps::{MapEntry, RingReader, SharedMap};
 pub use verifier::{failing_insn, verifier_summary};
 

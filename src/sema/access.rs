@@ -334,7 +334,12 @@ impl Scope<'_, '_> {
         if !has_btf_args(&self.point) {
             return Err(Diagnostic::at(span, "args is not available here"));
         }
-        let btf = Btf::of_function(name)?;
+        let btf = Btf::of_function(name).map_err(|e| {
+            Diagnostic::at(
+                span,
+                format!("args.{}: {}: use arg0 to arg5", field, e.message),
+            )
+        })?;
         let (params, _) = btf.func_signature(name).ok_or_else(|| {
             Diagnostic::at(
                 span,

@@ -50,6 +50,9 @@ pub struct Options {
     /// `CLOCK_REALTIME` minus `CLOCK_MONOTONIC` in ns, measured just before
     /// the script is compiled (`walltime()` adds it).
     pub wall_offset_ns: i64,
+    /// Rate limiters claim their slot with a plain store: the kernel has
+    /// no BPF atomic compare-and-exchange (before 5.12).
+    pub plain_rate_limits: bool,
 }
 
 /// Which alternative of a path stage the checker picks.
@@ -98,6 +101,7 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         }
     }
     warnings.extend(off_metrics(&second.off, live));
+    warnings.extend(btf_less_warnings(&second.btf_less));
     Ok(Script {
         map_keys: map_keys(program, options)?,
         programs: second.programs,
@@ -105,6 +109,7 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         printfs: second.printfs,
         uses_kstack: second.uses_kstack,
         rate_limits: second.rate_limits.len() as u32,
+        plain_rate_limits: options.plain_rate_limits,
         warnings,
         paths: second.paths,
     })
@@ -160,20 +165,52 @@ pub fn off_metrics<'a>(
     off: impl IntoIterator<Item = &'a (String, String)>,
     live: impl Fn(&str) -> bool,
 ) -> Vec<String> {
-    let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (name, why) in off {
-        if name.starts_with("@_") || live(name) {
-            continue;
-        }
-        match reasons.iter_mut().find(|(n, _)| n == name) {
-            Some((_, whys)) if !whys.contains(&why.as_str()) => whys.push(why),
-            Some(_) => {}
-            None => reasons.push((name, vec![why])),
-        }
-    }
-    reasons
+    let off = off
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("@_") && !live(name));
+    grouped(off)
         .into_iter()
         .map(|(name, whys)| format!("metric {} off: {}", name, whys.join("; ")))
+        .collect()
+}
+
+/// The second items of `pairs` grouped by the first, each once, in the
+/// order they first appear.
+fn grouped<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> Vec<(&'a str, Vec<&'a str>)> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (key, item) in pairs {
+        match groups.iter_mut().find(|(k, _)| k == key) {
+            Some((_, items)) if !items.contains(&item.as_str()) => items.push(item),
+            Some(_) => {}
+            None => groups.push((key, vec![item])),
+        }
+    }
+    groups
+}
+
+/// The module of an fentry/fexit probe's function when that module has no
+/// BTF (Linux before 5.11): the probe attaches as its kprobe twin.
+fn point_module_without_btf(point: &providers::ProbePoint) -> Option<String> {
+    match &point.target {
+        providers::Target::Function { name, .. } => {
+            crate::kernel::btf::Btf::module_without_btf(name)
+        }
+        _ => None,
+    }
+}
+
+/// One line per module without BTF, naming every fentry/fexit probe on
+/// its functions that attaches as a kprobe/kretprobe instead.
+fn btf_less_warnings(btf_less: &[(String, String)]) -> Vec<String> {
+    grouped(btf_less.iter())
+        .into_iter()
+        .map(|(module, probes)| {
+            format!(
+                "module {} has no BTF on this kernel (module BTF: Linux 5.11+), kprobe/kretprobe instead of fentry/fexit: {}",
+                module,
+                probes.join(", ")
+            )
+        })
         .collect()
 }
 
@@ -227,6 +264,9 @@ struct Checker<'o> {
     off: Vec<(String, String)>,
     /// Pass 2: the maps of each probe skipped as missing, and why.
     skipped: Vec<(Vec<String>, String)>,
+    /// Pass 2: (module, probe) for each fentry/fexit probe attached as a
+    /// kprobe because its function's module has no BTF.
+    btf_less: Vec<(String, String)>,
 }
 
 impl<'o> Checker<'o> {
@@ -249,6 +289,7 @@ impl<'o> Checker<'o> {
             writes: Default::default(),
             off: Vec::new(),
             skipped: Vec::new(),
+            btf_less: Vec::new(),
         }
     }
 
@@ -357,6 +398,15 @@ impl<'o> Checker<'o> {
                 for point in points {
                     let point = match point.kprobe_fallback() {
                         Some(k) if self.options.fentry_as_kprobe => k,
+                        Some(k) => match point_module_without_btf(&point) {
+                            Some(module) => {
+                                if !self.collecting {
+                                    self.btf_less.push((module, point.display()));
+                                }
+                                k
+                            }
+                            None => point,
+                        },
                         _ => point,
                     };
                     match stmt::check_probe(self, block, spec, point) {

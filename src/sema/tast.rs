@@ -25,6 +25,10 @@ pub struct Script {
     /// How many `ratelimit()` limiters the script has (one per call in
     /// the source).
     pub rate_limits: u32,
+    /// Rate limiters (paths' and `ratelimit()`'s) claim their slot with a
+    /// plain store instead of compare-and-exchange (see
+    /// [`super::Options::plain_rate_limits`]).
+    pub plain_rate_limits: bool,
     /// Probes skipped because they do not exist on this kernel.
     pub warnings: Vec<String>,
     /// Packet paths, by path id.

@@ -708,6 +708,14 @@ impl Lower<'_> {
             lhs: Operand::Reg(base),
             rhs: Operand::Imm(period),
         });
+        if self.script.plain_rate_limits {
+            // No compare-and-exchange (before 5.12): CPUs racing for the
+            // last slot may both take it.
+            self.store_at(q, 0, Operand::Reg(base));
+            self.f.push(Inst::Jump(allowed));
+            self.f.push(Inst::Label(over));
+            return;
+        }
         // Claim the slot atomically: if another CPU moved the time on
         // since we read it, this event is over the limit.
         let old = self.f.vreg();
@@ -720,5 +728,45 @@ impl Lower<'_> {
         });
         self.jump_if(Cond::Eq, old, Operand::Reg(tat), allowed);
         self.f.push(Inst::Label(over));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::layout::MapTable;
+    use crate::ir::{lower, Addr, Inst, Width};
+    use crate::sema::{check, Options};
+    use crate::syntax::parse;
+
+    /// `ratelimit()` lowered with `plain_rate_limits`: whether it has a
+    /// compare-and-exchange, and how many 8-byte stores through a pointer.
+    fn claims(plain: bool) -> (bool, usize) {
+        let options = Options {
+            plain_rate_limits: plain,
+            ..Default::default()
+        };
+        let ast = parse("BEGIN { @a = ratelimit(10); }").expect("parses");
+        let script = check(&ast, &options).expect("checks");
+        let f = lower::lower(&script, &MapTable::new(&script), 0)
+            .expect("lowers")
+            .remove(0);
+        let stores = f.insts.iter().filter(|i| {
+            matches!(
+                i,
+                Inst::Store {
+                    addr: Addr::Reg(..),
+                    width: Width::B8,
+                    ..
+                }
+            )
+        });
+        (f.uses_cmpxchg(), stores.count())
+    }
+
+    #[test]
+    fn a_rate_limit_claims_its_slot_with_cmpxchg_else_a_plain_store() {
+        let (cmpxchg, stores) = claims(false);
+        assert!(cmpxchg);
+        assert_eq!(claims(true), (false, stores + 1));
     }
 }
