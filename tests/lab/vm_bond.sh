@@ -25,5 +25,5 @@ tcp_run() { # tcp_run SECTION PORT PORTS
   tx_packets sw ph1 ph2 ph3 | sed 's/^/after /'
 }
 tcp_run "tcp all ports" 5011 ph1,ph2,ph3
-tcp_run "tcp two ports" 5012 ph1 --phy-iface ph2
+tcp_run "tcp two ports" 5012 "ph1 --phy-iface ph2"
 section end
