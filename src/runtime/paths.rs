@@ -18,12 +18,23 @@ use crate::sema::tast::PathInfo;
 pub struct PathReports<'a> {
     paths: &'a [PathInfo],
     maps: &'a MapTable,
+    /// Per path, the histogram counts printed so far: the kernel's counts
+    /// are never cleared (a packet completing between reading and clearing
+    /// would be lost), each print gives what they grew by since the last.
+    printed: std::cell::RefCell<Vec<Printed>>,
 }
+
+/// A path's histogram counts printed so far, by group and segment.
+type Printed = std::collections::BTreeMap<(u32, u32, u32), Vec<u64>>;
 
 impl<'a> PathReports<'a> {
     /// State for the paths of a script.
     pub fn new(paths: &'a [PathInfo], maps: &'a MapTable) -> Self {
-        PathReports { paths, maps }
+        PathReports {
+            paths,
+            maps,
+            printed: std::cell::RefCell::new(vec![Default::default(); paths.len()]),
+        }
     }
 
     /// The shortest report interval of any path (ns), if one is set.
@@ -64,7 +75,8 @@ impl<'a> PathReports<'a> {
         Ok((live, old))
     }
 
-    /// Prints each path's segment histograms (reset after printing) and
+    /// Prints each path's segment histograms (what they grew by since the
+    /// last print) and
     /// its counters. Records older than the timeout (all of them at exit)
     /// count as incomplete.
     pub fn report(
@@ -82,13 +94,13 @@ impl<'a> PathReports<'a> {
             let spec = |m: u32| self.maps.specs[m as usize].name.as_str();
             if path.histogram {
                 let segments = self.histograms(object, path, spec(maps.hists))?;
+                let segments = self.since_printed(i, segments);
                 if !segments.is_empty() {
                     let json = crate::output::json::map_json(&histogram_dump(path, &segments));
                     printer
                         .report(&latency_text(path, &segments), json.trim_end())
                         .map_err(io)?;
                 }
-                object.map_delete_all(spec(maps.hists))?;
             }
             let counters: Vec<u64> = (0..counter::COUNT)
                 .map(|c| {
@@ -144,6 +156,27 @@ impl<'a> PathReports<'a> {
             }
         }
         Ok(())
+    }
+
+    /// What the histograms `segments` of path `i` (the kernel's counts
+    /// since the start) grew by since they were last printed, the
+    /// segments that did not grow left out; remembers them as printed.
+    fn since_printed(&self, i: usize, segments: Vec<Segment>) -> Vec<Segment> {
+        let mut printed = self.printed.borrow_mut();
+        segments
+            .into_iter()
+            .filter_map(|(segment, counts)| {
+                let before = printed[i]
+                    .insert(segment, counts.clone())
+                    .unwrap_or_default();
+                let grown: Vec<u64> = counts
+                    .iter()
+                    .enumerate()
+                    .map(|(b, n)| n.saturating_sub(before.get(b).copied().unwrap_or(0)))
+                    .collect();
+                grown.iter().any(|n| *n > 0).then_some((segment, grown))
+            })
+            .collect()
     }
 
     /// The segment histograms of a path: per group and segment (`from`,

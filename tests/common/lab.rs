@@ -209,6 +209,16 @@ pub fn stage_seen(e: &Value, stage: &str) -> bool {
         .is_some_and(|s| s["seen"] == true)
 }
 
+/// The sum of the segment latencies of path event `e` (ns).
+pub fn segments_ns(e: &Value) -> u64 {
+    e["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .filter_map(|s| s["ns"].as_u64())
+        .sum()
+}
+
 /// Checks the text reports of a lab run against golden file `name` in
 /// their shape: the first and the last packet report (each starting at a
 /// line that starts with `heading`; the reports between them vary with

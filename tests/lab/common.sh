@@ -20,3 +20,24 @@ wait_port() { local ns=${2:+ip netns exec $1} port=${2:-$1}
   for _ in $(seq 100); do $ns ss -Htuln "sport = :$port" | grep -q . && return 0; sleep 0.05; done
   echo "nothing listens on port $port" >&2; return 1; }
 
+
+# ovs_start NETNS ARGS...: ovsdb-server and ovs-vswitchd (handler threads running) in namespace NETNS, with
+# the bridge of `ovs-vsctl add-br ARGS...`.
+ovs_start() { local ns="ip netns exec $1"; shift
+  modprobe openvswitch
+  mkdir -p /etc/openvswitch /run/openvswitch /var/log/openvswitch
+  ovsdb-tool create /etc/openvswitch/conf.db /usr/share/openvswitch/vswitch.ovsschema
+  $ns ovsdb-server --remote=punix:/run/openvswitch/db.sock --pidfile --detach --log-file 2>/dev/null
+  $ns ovs-vsctl --no-wait init
+  $ns ovs-vswitchd --pidfile --detach --log-file 2>/dev/null
+  $ns ovs-vsctl add-br "$@"
+  # OVS 3.1 quirk: the first ovs-vswitchd on a new datapath leaves the kernel's per-CPU upcall port ids at 0
+  # and every upcall is lost; one restart against the existing datapath fixes it.
+  ovs_handlers; $ns ovs-appctl -t ovs-vswitchd exit; sleep 0.3
+  $ns ovs-vswitchd --pidfile --detach --log-file 2>/dev/null; ovs_handlers
+}
+
+# ovs_handlers: wait until ovs-vswitchd's handler threads run (they start seconds late under TCG).
+ovs_handlers() { for _ in $(seq 150); do
+    grep -qs '^handler' /proc/"$(cat /run/openvswitch/ovs-vswitchd.pid)"/task/*/comm && return 0; sleep 0.2; done
+  echo "ovs-vswitchd handler threads did not start" >&2; return 1; }

@@ -47,6 +47,7 @@ run)
   [ $# -ge 1 ] || { echo "lab.sh run: no script" >&2; exit 2; }
   newjob; cp "$1" "$J/cmd.sh"
   exec 8>/var/tmp/netscript-lab-vm.lock; flock 8
+  # qemu must not hold the lock (fd 8): killed with lab.sh, it would keep every other run waiting
   qemu "$J" "" > "$J/console.log" 2>&1 < /dev/null 8>&- & QPID=$!
   # wait for power-off; kill qemu at the timeout, or 10 s after the exit code appeared (guest stuck at shutdown)
   for ((i = 0; i < TMO * 10; i++)); do

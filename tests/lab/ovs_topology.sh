@@ -13,20 +13,7 @@ for i in 1 2; do
   ip link add a$i address 02:00:00:00:00:0$i netns ns$i type veth peer name a${i}p netns sw
   ip -n ns$i addr add 10.1.1.$i/24 dev a$i; ip -n ns$i link set a$i up; ip -n sw link set a${i}p up
 done
-mkdir -p /etc/openvswitch /run/openvswitch /var/log/openvswitch
-ovsdb-tool create /etc/openvswitch/conf.db /usr/share/openvswitch/vswitch.ovsschema
-$SW ovsdb-server --remote=punix:/run/openvswitch/db.sock --pidfile --detach --log-file 2>/dev/null
-$SW ovs-vsctl --no-wait init
-# ovs-vswitchd's handler threads start seconds late under TCG; wait for them.
-wait_handlers() { for _ in $(seq 150); do
-    grep -qs '^handler' /proc/"$(cat /run/openvswitch/ovs-vswitchd.pid)"/task/*/comm && return 0; sleep 0.2; done
-  echo "ovs-vswitchd handler threads did not start" >&2; return 1; }
-$SW ovs-vswitchd --pidfile --detach --log-file 2>/dev/null
-$SW ovs-vsctl add-br br0 -- set bridge br0 other-config:hwaddr=02:00:00:00:00:fe -- add-port br0 a1p -- add-port br0 a2p
-# OVS 3.1 quirk: the first ovs-vswitchd on a new datapath leaves the kernel's per-CPU upcall port ids at 0
-# and every upcall is lost; one restart against the existing datapath fixes it.
-wait_handlers; $SW ovs-appctl -t ovs-vswitchd exit; sleep 0.3
-$SW ovs-vswitchd --pidfile --detach --log-file 2>/dev/null; wait_handlers
+ovs_start sw br0 -- set bridge br0 other-config:hwaddr=02:00:00:00:00:fe -- add-port br0 a1p -- add-port br0 a2p
 $SW python3 -c '
 import fcntl, os, struct
 fd = os.open("/dev/net/tun", os.O_RDWR)
