@@ -60,5 +60,7 @@ ovs_tcp() {
   section "$1"
   $NS_SW netscript scripts/ovs_tcp_latency.ns --direction "$2" --src-ip "$3" --dst-ip "$4" --dst-port "$5" \
     --phy-iface a2p -f json -c "ip netns exec $7 python3 tcp_transfer.py client $4 $5 ${*:8}" 2>&1
-  wait $server
+  # The server ends when the client closes; if netscript failed, no client came: stop it.
+  for _ in $(seq 50); do kill -0 $server 2>/dev/null || break; sleep 0.1; done
+  kill $server 2>/dev/null; wait $server
 }
