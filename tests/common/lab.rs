@@ -219,6 +219,29 @@ pub fn segments_ns(e: &Value) -> u64 {
         .sum()
 }
 
+/// Checks path event `e` of an OVS path whose stages `upcall` and
+/// `extract` (the upcall and its key extraction) fire together or not at
+/// all: both or neither seen, every other stage seen but those of
+/// `unchecked` (the caller's to check), and the latencies of its segments
+/// adding up to its total.
+pub fn check_fast_or_upcalled(e: &Value, upcall: &str, extract: &str, unchecked: &[&str]) {
+    assert_eq!(stage_seen(e, upcall), stage_seen(e, extract), "{e:#}");
+    let stages = e["stages"].as_array().expect("stages");
+    assert!(
+        stages
+            .iter()
+            .filter(|s| s["name"] != upcall && s["name"] != extract)
+            .filter(|s| !unchecked.iter().any(|u| s["name"] == *u))
+            .all(|s| s["seen"] == true),
+        "every other stage: {e:#}"
+    );
+    assert_eq!(
+        segments_ns(e),
+        e["total_ns"].as_u64().expect("total"),
+        "segments add up: {e:#}"
+    );
+}
+
 /// Checks the text reports of a lab run against golden file `name` in
 /// their shape: the first and the last packet report (each starting at a
 /// line that starts with `heading`; the reports between them vary with
