@@ -134,6 +134,10 @@ struct Packet<'a> {
 }
 
 /// The rule around each report of a split path (the RTT tools').
+/// The version of the `"type": "path"` JSON event (docs/language.md says
+/// what each field holds and what changed from version 1).
+pub const PATH_JSON_VERSION: u32 = 2;
+
 const RULE: &str =
     "================================================================================\n";
 
@@ -455,7 +459,8 @@ pub fn print_event(
         ReportStyle::Compact => packet.compact_text(),
     };
     let json = format!(
-        "{{\"type\": \"path\", \"data\": {{\"path\": {}, \"title\": {}, \"key\": {}, \"info\": {}, \"stages\": [{}], \"segments\": [{}], \"total_ns\": {}{}}}}}",
+        "{{\"type\": \"path\", \"data\": {{\"version\": {}, \"path\": {}, \"title\": {}, \"key\": {}, \"info\": {}, \"stages\": [{}], \"segments\": [{}], \"total_ns\": {}{}}}}}",
+        PATH_JSON_VERSION,
         quote(&path.name),
         quote(&title),
         value_json(&key),
