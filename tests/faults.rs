@@ -328,7 +328,9 @@ fn a_signal_during_start_up_still_prints_the_maps() {
         .strip_prefix("Attaching ")
         .and_then(|rest| rest.split(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("{out:?}"));
-    assert!(attached < 41, "{out:?}");
+    // The signal may land while loading or attaching (fewer than 41), or
+    // just after: the maps are printed either way.
+    assert!(attached <= 41, "{out:?}");
     assert!(out.contains("\n@begun: 1\n"), "{out:?}");
     let left: Vec<u64> = ids.into_iter().filter(|id| program_exists(*id)).collect();
     assert!(left.is_empty(), "programs left behind: {left:?}");
