@@ -260,5 +260,5 @@ pub fn check_report_golden(name: &str, text: &str, heading: &str) {
         [_, second, .., last] => format!("{}...\n{}", &text[..second], &text[last..]),
         _ => format!("{}...\n{}", &text[..starts[1]], &text[starts[1]..]),
     };
-    super::report::check_golden_with(name, &kept, &[("COMM=*", "COMM=<comm>")]);
+    super::report::check_golden_with(name, &kept, &[("COMM=*_", "COMM=<comm> ")]);
 }
