@@ -4,7 +4,7 @@
 //! path is split into a request and a reply).
 
 use super::decode::{self, Symbolizer};
-use crate::ir::layout::{path_layout, PathLayout};
+use crate::ir::layout::{path_layout, PathLayout, STACK_ENTRIES};
 use crate::output::json::{quote, value_json};
 use crate::output::model::Value;
 use crate::output::Printer;
@@ -199,7 +199,7 @@ impl Packet<'_> {
 
     /// The block the OVS TCP and ICMP RTT tools print: heading, process,
     /// SKB pointers, latencies, totals, kernel stacks.
-    fn trace_text(&self, frames: &dyn Fn(&StageSeen) -> Vec<String>) -> String {
+    fn trace_text(&self, frames: &dyn Fn(&StageSeen) -> Result<Vec<String>, String>) -> String {
         let (path, stages) = (self.path, &self.path.stages);
         let (date, time) = self.start();
         let mut text = String::new();
@@ -299,12 +299,14 @@ impl Packet<'_> {
         if path.stacks {
             text += "\nKernel Stack Traces:\n";
             for (i, (stage, s)) in stages.iter().zip(self.seen).enumerate() {
-                let frames = frames(s);
-                if s.ts == 0 || frames.is_empty() {
+                if s.ts == 0 {
                     continue;
                 }
                 text += &format!("  Stage {} ({}):\n", i, stage.label);
-                frames.iter().for_each(|f| text += &format!("    {}\n", f));
+                match frames(s) {
+                    Ok(frames) => frames.iter().for_each(|f| text += &format!("    {}\n", f)),
+                    Err(why) => text += &format!("    (no stack: {})\n", why),
+                }
             }
         }
         if self.halves.is_some() {
@@ -411,14 +413,17 @@ pub fn print_event(
             first, second, between
         )
     });
-    let frames = |s: &StageSeen| -> Vec<String> {
-        if s.stack >= 0 && path.stacks {
-            sym.stack(s.stack as u64)
-                .into_iter()
-                .map(|ip| sym.symbol(ip, true))
-                .collect()
-        } else {
-            Vec::new()
+    let frames = |s: &StageSeen| -> Result<Vec<String>, String> {
+        if !path.stacks {
+            return Ok(Vec::new());
+        }
+        let ips = match s.stack {
+            id if id >= 0 => sym.stack(id as u64),
+            _ => Vec::new(),
+        };
+        match ips.is_empty() {
+            true => Err(missing_stack(s.stack)),
+            false => Ok(ips.into_iter().map(|ip| sym.symbol(ip, true)).collect()),
         }
     };
     let mut stages_json = Vec::new();
@@ -430,9 +435,12 @@ pub fn print_event(
             ));
             continue;
         }
-        let stack_json: Vec<String> = frames(s).iter().map(|f| quote(f)).collect();
+        let (stack_json, stack_error) = match frames(s) {
+            Ok(frames) => (frames.iter().map(|f| quote(f)).collect(), String::new()),
+            Err(why) => (Vec::new(), format!(", \"stack_error\": {}", quote(&why))),
+        };
         stages_json.push(format!(
-            "{{\"name\": {}, \"probe\": {}, \"seen\": true, \"ts_ns\": {}, \"pid\": {}, \"comm\": {}, \"ifindex\": {}, \"interface\": {}, \"skb\": {}, \"stack\": [{}]}}",
+            "{{\"name\": {}, \"probe\": {}, \"seen\": true, \"ts_ns\": {}, \"pid\": {}, \"comm\": {}, \"ifindex\": {}, \"interface\": {}, \"skb\": {}, \"stack\": [{}]{}}}",
             quote(&stage.name),
             quote(&stage.probe),
             s.ts,
@@ -441,7 +449,8 @@ pub fn print_event(
             s.ifindex,
             quote(&s.interface()),
             s.skb,
-            stack_json.join(", ")
+            stack_json.join(", "),
+            stack_error
         ));
     }
     let packet = Packet {
@@ -471,4 +480,28 @@ pub fn print_event(
         halves_json
     );
     printer.report(&text, &json)
+}
+
+/// Why a seen stage has no kernel stack: `bpf_get_stackid`'s error (`id`
+/// is minus its errno), or an id the stack table no longer holds.
+fn missing_stack(id: i64) -> String {
+    match -id {
+        17 => format!("another stack holds its slot of the {STACK_ENTRIES}-stack table (EEXIST)"),
+        14 => "the kernel could not walk it (EFAULT)".to_string(),
+        errno if errno > 0 => format!("bpf_get_stackid failed with error {errno}"),
+        _ => format!("stack {id} is no longer in the stack table"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_stack;
+
+    #[test]
+    fn a_missing_stack_says_why() {
+        assert!(missing_stack(-17).contains("1024-stack table (EEXIST)"));
+        assert!(missing_stack(-14).contains("EFAULT"));
+        assert!(missing_stack(-22).contains("error 22"));
+        assert!(missing_stack(5).contains("stack 5 is no longer"));
+    }
 }

@@ -620,8 +620,8 @@ fn same_target(a: &ast::StageTarget, b: &ast::StageTarget) -> bool {
 }
 
 /// True when two stages' packet expressions are written alike (wherever
-/// they are written): the same argument, context field or dereference of
-/// one. Anything else is taken as different.
+/// they are written): the same argument, context field, or dereference or
+/// cast of one. Anything else is taken as different.
 fn same_packet(a: &ast::Expr, b: &ast::Expr) -> bool {
     use ast::ExprKind as E;
     match (&a.kind, &b.kind) {
@@ -641,6 +641,9 @@ fn same_packet(a: &ast::Expr, b: &ast::Expr) -> bool {
             },
         ) => f == g && r == s && same_packet(x, y),
         (E::Unary { op: o, expr: x }, E::Unary { op: p, expr: y }) => o == p && same_packet(x, y),
+        (E::Cast { ty: t, expr: x }, E::Cast { ty: u, expr: y }) => {
+            (&t.base, t.pointer_depth) == (&u.base, u.pointer_depth) && same_packet(x, y)
+        }
         _ => false,
     }
 }

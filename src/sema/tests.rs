@@ -271,9 +271,13 @@ fn stages_on_one_probe_with_one_packet_share_a_program() {
          stage A = tracepoint:net:net_dev_queue -> args->skbaddr if args->len == 1;\n\
          stage B = tracepoint:net:net_dev_queue -> args->skbaddr if args->len == 2;\n\
          stage C = tracepoint:net:net_dev_queue -> args->len;\n\
-         stage D = tracepoint:net:netif_receive_skb -> args->skbaddr;\n}",
+         stage D = tracepoint:net:netif_receive_skb -> args->skbaddr;\n\
+         stage E = tracepoint:net:netif_rx -> (struct sk_buff *)*(uint64 *)args->skbaddr if args->len == 1;\n\
+         stage F = tracepoint:net:netif_rx -> (struct sk_buff *)*(uint64 *)args->skbaddr;\n\
+         stage G = tracepoint:net:netif_rx -> (struct sk_buff *)*(int64 *)args->skbaddr;\n}",
     );
-    // A and B: one program with both stages; C's packet differs; D's probe.
+    // A and B: one program with both stages; C's packet differs; D's probe;
+    // E and F read the packet alike (a cast of a dereference), G's cast differs.
     let stages: Vec<Vec<u32>> = guarded(&s)
         .iter()
         .map(|p| {
@@ -285,7 +289,7 @@ fn stages_on_one_probe_with_one_packet_share_a_program() {
                 .collect()
         })
         .collect();
-    assert_eq!(stages, [vec![0, 1], vec![2], vec![3]]);
+    assert_eq!(stages, [vec![0, 1], vec![2], vec![3], vec![4, 5], vec![6]]);
 }
 
 #[test]

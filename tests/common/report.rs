@@ -54,9 +54,11 @@ fn histogram_row(line: &str) -> bool {
         && !t.contains("->")
 }
 
-/// Is this a kernel stack frame (`    ip_output+95`)?
+/// Is this a kernel stack frame (`    ip_output+95`), or the line saying
+/// why a stage has none (`    (no stack: ...)`)?
 fn stack_frame(line: &str) -> bool {
-    line.starts_with("    ") && !line.trim().contains(' ') && line.contains('+')
+    (line.starts_with("    ") && !line.trim().contains(' ') && line.contains('+'))
+        || line.starts_with("    (no stack: ")
 }
 
 /// `text` with what changes from run to run masked; runs of histogram
