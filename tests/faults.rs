@@ -1,7 +1,8 @@
 //! Faults and hostile input, as a user meets them: printf widths, programs
-//! the kernel would refuse, missing privileges, every signal that ends a
-//! run (at start-up too), write errors, a flood of idle `--prometheus`
-//! connections. Each asserts what the user sees, and that nothing was
+//! the kernel would refuse (a while loop past the verifier's budget too),
+//! missing privileges, every signal that ends a run (at start-up too),
+//! write errors, a flood of idle `--prometheus` connections, a consumer
+//! that falls behind, an XDP interface deleted under its probe. Each asserts what the user sees, and that nothing was
 //! lost silently or left loaded in the kernel.
 
 mod common;
@@ -85,6 +86,29 @@ fn programs_the_kernel_would_reject_are_compile_errors() {
         let (code, _, err) = netscript(&["--dry-run", "-e", &maps(64)]);
         assert_eq!(code, 0, "{err}");
     }
+}
+
+/// A while loop whose passes add up past the verifier's budget: the error
+/// points at the loop and says so, not at a stdlib line inside it.
+#[test]
+fn a_while_loop_past_the_verifiers_budget_is_named() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let prog = "tracepoint:net:netif_receive_skb { $i = 0;\n  while ($i < 100000) { $i++; \
+                @a[pkt_proto((struct sk_buff *)args->skbaddr)] = count(); } }";
+    let (code, _, err) = netscript(&["--dry-run", "-e", prog]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.starts_with(
+            "-e:2:10: error: the kernel verifier gave up on the program for \
+             tracepoint:net:netif_receive_skb: it checks every pass of this while loop"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("loop fewer times"), "{err}");
+    let (code, _, err) = netscript(&["--dry-run", "-e", &prog.replace("100000", "4")]);
+    assert_eq!(code, 0, "{err}");
 }
 
 /// Without privileges, one line says what is missing, and exit 1; printing
@@ -334,4 +358,98 @@ fn a_signal_during_start_up_still_prints_the_maps() {
     assert!(out.contains("\n@begun: 1\n"), "{out:?}");
     let left: Vec<u64> = ids.into_iter().filter(|id| program_exists(*id)).collect();
     assert!(left.is_empty(), "programs left behind: {left:?}");
+}
+
+/// A consumer that falls behind (stopped while events flood in): the ring
+/// buffer's losses are shown as `Lost N events` while the run goes on,
+/// not only at exit, and every event is either printed or counted lost.
+#[test]
+fn a_slow_consumer_sees_its_losses_while_it_runs() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    // 1139: the IP length of a ping of 1111 bytes, which no other test sends.
+    let script = "tracepoint:net:netif_receive_skb /args->len == 1139/ { @events = count(); \
+                  printf(\"event %d %d %d %d %d\\n\", args->len, nsecs, cpu, pid, tid); }";
+    let mut tracer = Tracer::start(netscript_bin(), &["-e", script]);
+    tracer.wait_for("Attaching", Duration::from_secs(20));
+    let signal = |sig: i32| {
+        // SAFETY: kill with the pid of our own child.
+        assert_eq!(unsafe { libc::kill(tracer.pid() as i32, sig) }, 0);
+    };
+    signal(libc::SIGSTOP);
+    // 40000 echoes of 1111 bytes over loopback (request and reply each an
+    // event): more than the stopped consumer's 1 MiB ring buffer holds.
+    let ping = Command::new("ping")
+        .args(["-f", "-q", "-c", "40000", "-s", "1111", "127.0.0.1"])
+        .output()
+        .expect("ping runs");
+    assert!(ping.status.success(), "{ping:?}");
+    signal(libc::SIGCONT);
+    tracer.wait_for("Lost ", Duration::from_secs(5));
+    let (code, out, err) = tracer.interrupt();
+    assert_eq!(code, 0, "{err}");
+    let printed = out.lines().filter(|l| l.starts_with("event 1139 ")).count() as u64;
+    let lost: u64 = out
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("Lost ")?
+                .strip_suffix(" events")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let events = common::map_value(&out, "@events");
+    assert!(lost > 0 && printed > 0, "{printed} printed, {lost} lost");
+    assert_eq!(
+        printed + lost,
+        events,
+        "every event printed or counted lost"
+    );
+}
+
+/// The interface of an XDP probe deleted under it: a warning names it, and
+/// with nothing else attached the run ends with its maps printed, exit 1.
+#[test]
+fn a_deleted_xdp_interface_is_said_and_ends_the_run() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let ns = "nsfx";
+    let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    let ip = |args: &str| {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ip {args}"))
+            .status();
+        assert!(status.expect("ip runs").success(), "ip {args}");
+    };
+    ip(&format!("netns add {ns}"));
+    ip(&format!("-n {ns} link add fx0 type veth peer name fx1"));
+    ip(&format!("-n {ns} link set fx0 up"));
+    ip(&format!("-n {ns} link set fx1 up"));
+    let mut tracer = Tracer::start(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns,
+            netscript_bin(),
+            "-e",
+            "BEGIN { @begun = 1; } xdp:fx0 { @packets = count(); }",
+        ],
+    );
+    tracer.wait_for("Attaching", Duration::from_secs(20));
+    ip(&format!("-n {ns} link del fx0"));
+    let started = std::time::Instant::now();
+    let (code, out, err) = tracer.finish();
+    ip(&format!("netns del {ns}"));
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("netscript: warning: xdp:fx0: the interface was deleted; its XDP program no longer runs\n")
+            && err.contains("nothing attached can run any more; ending the run"),
+        "{err}"
+    );
+    assert!(out.contains("\n@begun: 1\n"), "{out}");
 }

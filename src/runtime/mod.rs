@@ -15,6 +15,7 @@ pub mod prometheus;
 pub mod session;
 mod verbose;
 mod verifier;
+mod watch;
 
 #[cfg(test)]
 mod test_programs;

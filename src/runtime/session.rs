@@ -48,6 +48,10 @@ pub fn load_checked_reusing(compiled: &Compiled, reuse: &[&SharedMap]) -> Result
     super::load_reusing(&compiled.object, reuse).map_err(|e| load_diagnostic(compiled, e))
 }
 
+/// What the verifier says when it runs out of its budget (instructions
+/// walked, branches pending) rather than finding a wrong access.
+const VERIFIER_BUDGET_SPENT: [&str; 2] = ["is too complex", "BPF program is too large"];
+
 fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
     let index = e.program.as_ref().and_then(|name| {
         compiled
@@ -59,16 +63,28 @@ fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
     let mut d = match index {
         Some(i) => {
             let p = &compiled.script.programs[i];
-            let span = super::failing_insn(&e.verifier_log)
-                .and_then(|insn| compiled.code[i].span_of(insn))
-                .unwrap_or(p.span);
-            Diagnostic::at(
-                span,
-                format!(
-                    "the kernel verifier rejected the program for {}",
-                    p.probe.display()
-                ),
-            )
+            let out_of_budget = VERIFIER_BUDGET_SPENT
+                .iter()
+                .any(|m| e.verifier_log.contains(m));
+            match p.first_while().filter(|_| out_of_budget) {
+                Some(span) => Diagnostic::at(
+                    span,
+                    format!(
+                        "the kernel verifier gave up on the program for {}: it checks every pass of \
+                         this while loop, and together they exceed its budget (1M instructions, \
+                         8192 branches pending)",
+                        p.probe.display()
+                    ),
+                )
+                .with_note("loop fewer times, or move work (stdlib packet helpers) out of the loop"),
+                None => {
+                    let span = super::failing_insn(&e.verifier_log)
+                        .and_then(|insn| compiled.code[i].span_of(insn))
+                        .unwrap_or(p.span);
+                    let what = "the kernel verifier rejected the program for";
+                    Diagnostic::at(span, format!("{what} {}", p.probe.display()))
+                }
+            }
         }
         None => Diagnostic::plain(format!("loading the BPF object failed: {}", e.message)),
     };
@@ -310,6 +326,8 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
     let paths = PathReports::new(&compiled.script.paths, &compiled.maps);
     let report_every = paths.interval_ns().map(Duration::from_nanos);
     let mut next_report = report_every.map(|d| Instant::now() + d);
+    let mut watch = super::watch::Watch::new(compiled, &attached);
+    let mut nothing_left = false;
     loop {
         ring.poll(Duration::from_millis(100))?;
         for r in records.borrow_mut().drain(..) {
@@ -333,11 +351,16 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
                 next_report = Some(at + every);
             }
         }
+        if watch.tick(&object, printer)? {
+            eprintln!("netscript: nothing attached can run any more; ending the run");
+            nothing_left = true;
+        }
         let child_done = match child.as_mut() {
             Some(c) => c.try_wait().map(|s| s.is_some()).unwrap_or(true),
             None => false,
         };
         if events.exit
+            || nothing_left
             || stop.load(Ordering::Relaxed)
             || child_done
             || deadline.is_some_and(|d| Instant::now() >= d)
@@ -361,10 +384,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
     printer.exit_maps(all_maps(&events)?).map_err(io)?;
     paths.report(&object, printer, super::monotonic_ns(), true)?;
     super::packets::report_too_short(compiled, &object, printer)?;
-    let lost = object.percpu_counter(&compiled.maps.specs[compiled.maps.lost as usize].name, 0)?;
-    if lost > 0 {
-        printer.lost(lost).map_err(io)?;
-    }
+    watch.show_lost(&object, printer)?;
     printer.flush().map_err(io)?;
     if run_stats.is_some() {
         for line in super::verbose::runs(compiled, &object, &attached) {
@@ -382,7 +402,12 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         }
     }
     // Output that failed went to stderr (said when it failed): not a success.
-    Ok(if printer.failure().is_some() { 1 } else { 0 })
+    // So did a run whose probes all went away under it.
+    Ok(if printer.failure().is_some() || nothing_left {
+        1
+    } else {
+        0
+    })
 }
 
 /// The signals that end a run with its maps printed, as Ctrl-C does: a

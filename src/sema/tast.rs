@@ -247,6 +247,21 @@ pub struct Program {
     pub body: Vec<Stmt>,
 }
 
+impl Program {
+    /// Where the first `while` loop of the program is (its condition),
+    /// looking inside `if` branches and loops, in source order.
+    pub fn first_while(&self) -> Option<Span> {
+        fn find(stmts: &[Stmt]) -> Option<Span> {
+            stmts.iter().find_map(|s| match s {
+                Stmt::While(cond, _) => Some(cond.span),
+                Stmt::If(_, then, otherwise) => find(then).or_else(|| find(otherwise)),
+                _ => None,
+            })
+        }
+        find(&self.body)
+    }
+}
+
 /// A `$variable` of a program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VarId(pub u32);
