@@ -145,3 +145,62 @@ fn vm_network_latency_passes_the_verifier() {
         ],
     );
 }
+
+/// The helpers netscript's code may call: maps, time, CPU, process
+/// identity, stacks, kernel reads, the ring buffer, the probed function's
+/// address. None writes kernel or user memory, overrides a return value,
+/// sends a signal or changes a packet.
+const OBSERVING_HELPERS: [i32; 16] = [
+    1, 2, 3, 5, 8, 14, 15, 16, 27, 35, 80, 113, 115, 130, 134, 173,
+];
+
+/// The helper ids every program of a BPF ELF object calls (`call imm`
+/// with source register 0; bpf-to-bpf calls and kfuncs use 1 and 2).
+fn helper_calls(elf: &[u8]) -> Vec<i32> {
+    use object::{Object, ObjectSection, SectionKind};
+    let file = object::File::parse(elf).expect("an ELF object");
+    let mut calls = Vec::new();
+    for section in file.sections().filter(|s| s.kind() == SectionKind::Text) {
+        let code = section.data().expect("section data");
+        for insn in code.chunks_exact(8) {
+            if insn[0] == 0x85 && insn[1] >> 4 == 0 {
+                calls.push(i32::from_le_bytes(insn[4..8].try_into().unwrap()));
+            }
+        }
+    }
+    calls
+}
+
+/// netscript only observes: every bundled script, in every mode and in its
+/// kprobe form, calls only [`OBSERVING_HELPERS`].
+#[test]
+fn the_bundled_scripts_only_observe() {
+    let elf = std::env::temp_dir().join(format!("ns-observe-{}.o", std::process::id()));
+    for entry in std::fs::read_dir(SCRIPTS).expect("scripts/") {
+        let script = entry.expect("an entry").path();
+        let name = script.file_name().unwrap().to_string_lossy().into_owned();
+        let args: &[&str] = match name.as_str() {
+            "xdp_packet_log.ns" => &["--dev", "lo"],
+            "tcp_connlife.ns" => &[],
+            _ => &["--mode", "both"],
+        };
+        let out = Command::new(env!("CARGO_BIN_EXE_netscript"))
+            .arg(&script)
+            .args(["--stages", "kprobe", "-d", "bpf", "--emit-elf"])
+            .arg(&elf)
+            .args(args)
+            .output()
+            .expect("run netscript");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let calls = helper_calls(&std::fs::read(&elf).expect("the object"));
+        assert!(!calls.is_empty(), "{name}: no helper calls found");
+        for id in calls {
+            assert!(OBSERVING_HELPERS.contains(&id), "{name} calls helper {id}");
+        }
+    }
+    std::fs::remove_file(&elf).expect("remove the object");
+}

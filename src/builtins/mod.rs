@@ -157,6 +157,23 @@ pub fn function(name: &str) -> Option<&'static FunctionDef> {
     FUNCTIONS.iter().find(|f| f.name == name)
 }
 
+/// bpftrace's functions that act on the system rather than observe it,
+/// with what each would do: netscript has none of them (it never writes
+/// memory, overrides a return value, sends a signal or runs a command).
+const ACTING: [(&str, &str); 3] = [
+    ("signal", "send a signal"),
+    ("override", "override a kernel function's return value"),
+    ("system", "run a command"),
+];
+
+/// Why `name` is no function of netscript's, when it is one of
+/// bpftrace's functions that act on the system.
+pub fn acting(name: &str) -> Option<String> {
+    ACTING.iter().find(|(n, _)| *n == name).map(|(n, what)| {
+        format!("{n}() would {what}: netscript only observes, it never changes what it traces")
+    })
+}
+
 /// Built-in variables that read process or probe context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Var {

@@ -447,8 +447,11 @@ impl<'a, 'o> Scope<'a, 'o> {
         if let Some(f) = self.checker.functions.get(name).cloned() {
             return self.inline_call(&f, args, span);
         }
-        let def = builtins::function(name)
-            .ok_or_else(|| Diagnostic::at(span, format!("unknown function '{}'", name)))?;
+        let def = builtins::function(name).ok_or_else(|| {
+            let why =
+                builtins::acting(name).unwrap_or_else(|| format!("unknown function '{name}'"));
+            Diagnostic::at(span, why)
+        })?;
         match def.role {
             Role::Aggregation => {
                 return Err(Diagnostic::at(

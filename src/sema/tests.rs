@@ -72,6 +72,8 @@ fn unroll_repeats_its_body() {
 fn errors_name_the_problem_and_point_at_it() {
     let cases: &[(&str, &str, &str)] = &[
         ("BEGIN { foo(1); }", "unknown function 'foo'", "foo(1)"),
+        ("BEGIN { signal(9); }", "signal() would send a signal: netscript only observes, it never changes what it traces", "signal(9)"),
+        ("BEGIN { system(\"ls\"); }", "system() would run a command: netscript only observes, it never changes what it traces", "system(\"ls\")"),
         ("BEGIN { @x = count(1); }", "count() takes 0 argument(s), got 1", "count(1)"),
         ("BEGIN { $y = $x; }", "variable $x is used before it is assigned", "$x"),
         ("BEGIN { printf(\"%d %d\\n\", 1); }", "printf: Not enough arguments for format string (1 supplied, 2 expected)", "printf(\"%d %d\\n\", 1)"),
