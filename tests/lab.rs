@@ -254,6 +254,85 @@ fn kernel_icmp_rtt() {
 }
 
 #[test]
+fn skb_path_latency_and_xdp_packet_log() {
+    lab::on_each_kernel("packet_tools.sh", |_, out| {
+        let json = |text: &str| -> Vec<Value> {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .collect()
+        };
+        let last_of = |objects: &[Value], kind: &str| -> Value {
+            let found = objects.iter().rev().find(|o| o["type"] == kind);
+            found.unwrap_or_else(|| panic!("no {kind} in {objects:#?}"))["data"].clone()
+        };
+        // Detail: each of the 5 echo requests and 7 datagrams once, by its
+        // headers, from net_dev_queue on a1 to netif_receive_skb on a2.
+        let detail = section(out, "skb_path detail");
+        let events = path_events(detail);
+        let with = |proto: u64| events.iter().filter(|e| e["key"][2] == proto).count();
+        assert_eq!((with(1), with(17), events.len()), (5, 7, 12), "{detail}");
+        for e in &events {
+            assert_eq!(e["key"][0], "10.4.4.1", "{e:#}");
+            assert!(
+                e["stages"]
+                    .as_array()
+                    .expect("stages")
+                    .iter()
+                    .all(|s| s["seen"] == true),
+                "{e:#}"
+            );
+            let total = e["total_ns"].as_u64().expect("total_ns");
+            assert!(total > 0 && lab::segments_ns(e) == total, "{e:#}");
+        }
+        // Histogram: the same 12 packets, counted in the kernel.
+        let objects = json(section(out, "skb_path histogram"));
+        assert!(!objects.iter().any(|o| o["type"] == "path"), "{objects:#?}");
+        let hist = last_of(&objects, "hist");
+        let buckets = hist["@skb_path"]["total"]["buckets"]
+            .as_array()
+            .expect("buckets");
+        let counted: u64 = buckets.iter().filter_map(|b| b["count"].as_u64()).sum();
+        assert_eq!(counted, 12, "{hist:#}");
+        for stats in [json(detail), objects] {
+            let s = last_of(&stats, "stats");
+            assert_eq!(s["path"], "skb_path", "{s}");
+            assert_eq!(
+                (s["started"].as_u64(), s["completed"].as_u64()),
+                (Some(12), Some(12)),
+                "{s}"
+            );
+            for counter in ["incomplete", "evicted", "lost"] {
+                assert_eq!(s[counter], 0, "{counter}: {s}");
+            }
+        }
+        // XDP: exactly the 6 datagrams to port 9999, none of the 4 to 8888.
+        let xdp = section(out, "xdp");
+        let lines: Vec<Value> = json(xdp)
+            .into_iter()
+            .filter(|o| o["type"] == "printf")
+            .collect();
+        assert_eq!(lines.len(), 6, "{xdp}");
+        for l in &lines {
+            let text = l["data"].as_str().unwrap_or("");
+            assert!(
+                text.starts_with("Packet Data - src_ip: 10.4.4.1, ")
+                    && text.contains(" dst_ip: 10.4.4.2,  dst_port: 9999, ")
+                    && text.contains(" protocol: UDP, length: 52"),
+                "{text}"
+            );
+        }
+        assert!(
+            !xdp.contains("lost_events") && !xdp.contains("too_short"),
+            "{xdp}"
+        );
+        assert!(
+            !section(out, "after").contains("xdp"),
+            "an XDP program left behind: {out}"
+        );
+    });
+}
+
+#[test]
 fn ovs_icmp_rtt() {
     lab::on_each_kernel("ovs_icmp_rtt.sh", |_, out| {
         for direction in ["tx", "rx"] {

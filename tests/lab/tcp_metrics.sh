@@ -3,7 +3,9 @@
 # (summary mode, totals since the start printed once at exit, every socket of the guest) over two
 # phases (tcp_load.py):
 #   loss:     netem drops 15% of what the client's veth c0 sends while the client sends 2 MB to a sink
-#             (TLPs and RTOs); the client waits for the server's close, so nothing is left in flight;
+#             (RTOs, TLPs), then 40 x 100 bytes 50 ms apart to another (each loss of one a TLP: with
+#             2 MB alone, a run without TLPs happened); each client waits for its server's close, so
+#             nothing is left in flight;
 #   overflow: netem off, a listener in nss with backlog 1 that never accepts, 6 clients connecting.
 # The -c command ends with the marker `=== final`: the summary netscript prints at exit comes after it.
 # nstat reads the namespaces' counters before and after.
@@ -33,6 +35,8 @@ cat > traffic.sh <<'T'
 ip netns exec nss python3 tcp_load.py sink 7100 & wait_port nss 7100
 ip netns exec nsc tc qdisc add dev c0 root netem loss 15%
 ip netns exec nsc python3 tcp_load.py bulk 10.4.4.2 7100 2000000
+ip netns exec nss python3 tcp_load.py sink 7101 & wait_port nss 7101
+ip netns exec nsc python3 tcp_load.py trickle 10.4.4.2 7101 40
 ip netns exec nsc tc qdisc del dev c0 root
 ip netns exec nss python3 tcp_load.py listen 7200 & wait_port nss 7200
 ip netns exec nsc python3 tcp_load.py connect 10.4.4.2 7200 6 2
