@@ -290,11 +290,29 @@ fn vm_network_latency_through_ovs() {
     });
 }
 
-/// ovs_tcp_latency tx through the bond (`tcp all ports` / `tcp two
-/// ports` of vm_bond.sh): every segment the host sent through a listed
-/// port is reported there, once; the others are left incomplete.
-fn check_tcp_bond(out: &str, listed: &[usize]) {
+/// A host path's run through the bond (`tcp all ports`, `icmp two ports`...
+/// of vm_bond.sh): every packet the host sent through a listed port is
+/// reported there (at stage `at_port`), once. A packet through another
+/// port is left incomplete when `at_port` ends the path (TCP); when later
+/// stages follow it (ICMP: the reply), it completes with `at_port` not
+/// seen. `path` names the run's counters.
+fn check_host_bond(out: &str, path: &str, at_port: &str, listed: &[usize]) {
     let events = path_events(out);
+    let port_of = |e: &Value| -> String {
+        let stages = e["stages"].as_array().expect("stages");
+        let stage = stages
+            .iter()
+            .find(|s| s["name"] == at_port)
+            .expect("the stage");
+        stage["interface"]
+            .as_str()
+            .unwrap_or("(not seen)")
+            .to_string()
+    };
+    let ends_path = events
+        .first()
+        .and_then(|e| e["stages"].as_array()?.last().cloned())
+        .is_some_and(|last| last["name"] == at_port);
     let packets = |when: &str, port: usize| -> u64 {
         let dev = format!("{when} ph{port} ");
         out.lines()
@@ -306,19 +324,19 @@ fn check_tcp_bond(out: &str, listed: &[usize]) {
     for port in 1..=3 {
         let n = packets("after", port) - packets("before", port);
         assert!(n > 0, "round robin sends through ph{port}: {out}");
-        let at_port = events
+        let reported = events
             .iter()
-            .filter(|e| interface(e, "S7_DEV_QUEUE_XMIT") == format!("ph{port}"))
+            .filter(|e| port_of(e) == format!("ph{port}"))
             .count() as u64;
         let expected = if listed.contains(&port) { n } else { 0 };
-        assert_eq!(at_port, expected, "through ph{port}: {events:#?}");
+        assert_eq!(reported, expected, "through ph{port}: {events:#?}");
         started += n;
-        completed += expected;
+        completed += if ends_path { expected } else { n };
     }
     let events: Vec<&Value> = events.iter().collect();
-    assert_eq!(distinct_keys(&events), events.len(), "each segment once");
+    assert_eq!(distinct_keys(&events), events.len(), "each packet once");
     let objects = objects(out);
-    let s = stats(&objects, "tcp_tx");
+    let s = stats(&objects, path);
     assert_eq!(s["started"].as_u64(), Some(started), "{s:#}");
     assert_eq!(s["completed"].as_u64(), Some(completed), "{s:#}");
     assert_eq!(s["incomplete"].as_u64(), Some(started - completed), "{s:#}");
@@ -339,7 +357,11 @@ fn bond_ports_through_ovs() {
         }
         check_detail(all, 3, &[1, 2, 3]);
         check_detail(section(out, "vm two ports"), 3, &[1, 2]);
-        check_tcp_bond(section(out, "tcp all ports"), &[1, 2, 3]);
-        check_tcp_bond(section(out, "tcp two ports"), &[1, 2]);
+        for (run, listed) in [("all ports", &[1, 2, 3][..]), ("two ports", &[1, 2])] {
+            let tcp = section(out, &format!("tcp {run}"));
+            check_host_bond(tcp, "tcp_tx", "S7_DEV_QUEUE_XMIT", listed);
+            let icmp = section(out, &format!("icmp {run}"));
+            check_host_bond(icmp, "ovs_icmp_rtt_tx", "P1_S6_DEV_QUEUE_XMIT", listed);
+        }
     });
 }
