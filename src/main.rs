@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use netscript::diag::{Diagnostic, Failure, Source};
 use netscript::kernel::symbols::Kallsyms;
 use netscript::output::anonymize::{self, Anonymizer};
@@ -30,10 +30,9 @@ struct Cli {
     /// List probes matching the pattern (`tracepoint:net:*`, `kprobe:tcp_*`).
     #[arg(short = 'l')]
     list: bool,
-    /// With -l: show each probe's arguments. When running: say what each
-    /// probe attached as and which path stages it serves, and at exit how
-    /// many times each program ran and its average cost (kernel BPF
-    /// statistics).
+    /// Say on stderr what each probe attached as and which path stages it
+    /// serves, and at exit how many times each program ran and its average
+    /// cost (kernel BPF statistics). With -l: show each probe's arguments.
     #[arg(short = 'v', long)]
     verbose: bool,
     /// Output format.
@@ -114,6 +113,52 @@ enum Stage {
     Ast,
     Ir,
     Bpf,
+}
+
+/// The end of a script's `--help`: netscript's own options that apply to
+/// every script, from their definitions in [`Cli`] (not -e, -l or the
+/// script file), each with the first sentence of its help.
+fn own_options_help() -> String {
+    let command = Cli::command();
+    let rows: Vec<(String, String)> = command
+        .get_arguments()
+        .filter(|a| !a.is_positional() && !["program", "list"].contains(&a.get_id().as_str()))
+        .map(|a| {
+            let flag = match (a.get_short(), a.get_long()) {
+                (Some(short), Some(long)) => format!("-{short}, --{long}"),
+                (Some(short), None) => format!("-{short}"),
+                (None, Some(long)) => format!("--{long}"),
+                (None, None) => a.get_id().to_string(),
+            };
+            let values: Vec<String> = a
+                .get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_string())
+                .collect();
+            let value = match (a.get_action().takes_values(), values.is_empty()) {
+                (false, _) => String::new(),
+                (true, false) => format!(" {}", values.join("|")),
+                (true, true) => {
+                    let names = a.get_value_names().unwrap_or_default();
+                    format!(
+                        " {}",
+                        names.first().map_or("VALUE".to_string(), |n| n.to_string())
+                    )
+                }
+            };
+            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let first = help.split(". ").next().unwrap_or("").trim_end_matches('.');
+            (format!("  {flag}{value}"), first.to_string())
+        })
+        .collect();
+    let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+    let lines: String = rows
+        .iter()
+        .map(|(l, r)| format!("{l:<width$}  {r}\n"))
+        .collect();
+    format!(
+        "\nnetscript's own options (for every script; they may stand among the script's):\n{lines}"
+    )
 }
 
 /// Parses the command line. Everything after the script file (or the
@@ -292,7 +337,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let values = match params::bind(&declared, &cli.script_args) {
         Ok(params::Request::Run(values)) => values,
         Ok(params::Request::Help) => {
-            print!("{}", params::help(&source.name, &declared));
+            print!(
+                "{}{}",
+                params::help(&source.name, &declared),
+                own_options_help()
+            );
             return Ok(0);
         }
         Err(d) => return Ok(usage_error(d)),

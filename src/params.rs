@@ -497,7 +497,6 @@ pub fn help(script: &str, params: &[Param]) -> String {
     for (l, r) in rows {
         out.push_str(&format!("{:<width$}  {}\n", l, r, width = width));
     }
-    out.push_str("\nnetscript's own options may be given too (-f json, -o FILE, -c CMD, --duration SECONDS, -v|--verbose, ...: see netscript --help).\n");
     out
 }
 

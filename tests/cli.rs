@@ -468,7 +468,26 @@ fn script_help_shows_aliases_and_the_spellings_of_values() {
         vm.contains("\n  --mode detail|histogram|both    per-packet reports, latency histograms (p50/p90/p99), or both [default: detail] [also: detailed for detail]\n"),
         "{vm}"
     );
-    assert!(vm.contains("-v|--verbose"), "{vm}");
+    // netscript's own options end every script's help, from their definitions.
+    let metrics = help("tcp_metrics.ns");
+    let own = metrics
+        .split_once(
+            "\nnetscript's own options (for every script; they may stand among the script's):\n",
+        )
+        .map(|(_, own)| own)
+        .unwrap_or_else(|| panic!("no own options: {metrics}"));
+    for row in [
+        "  -f text|json ",
+        "  -o FILE ",
+        "  --duration SECONDS ",
+        "  --prometheus ADDR:PORT ",
+        "  --anonymize ",
+        "  -v, --verbose ",
+        "  --stages auto|kprobe|tracepoint ",
+    ] {
+        assert!(own.lines().any(|l| l.starts_with(row)), "{row}: {own}");
+    }
+    assert!(!own.contains("  -e ") && !own.contains("  -l "), "{own}");
     assert!(help("tcp_connlife.ns").contains(
         "\n  -p, --pid N      log only the sockets of this process (0: all) [default: 0]\n"
     ));
