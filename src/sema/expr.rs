@@ -14,6 +14,7 @@ use crate::kernel::tracefs::{self, TracepointFormat};
 use crate::output::printf::ArgKind;
 use crate::providers::{self, Kind, ProbePoint, Target};
 use crate::syntax::ast::{self, BinOp, ExprKind, UnOp};
+use crate::syntax::MAX_DEPTH;
 
 /// The state of checking one probe block for one probe point.
 pub(super) struct Scope<'a, 'o> {
@@ -33,6 +34,9 @@ pub(super) struct Scope<'a, 'o> {
     pub inline_vars: std::collections::HashSet<usize>,
     /// Call results and copies known at the point being checked.
     pub memo: super::memo::Memo,
+    /// How many expressions enclose the one being checked, inlined calls
+    /// included.
+    depth: usize,
 }
 
 impl<'a, 'o> Scope<'a, 'o> {
@@ -53,6 +57,7 @@ impl<'a, 'o> Scope<'a, 'o> {
             frames: Vec::new(),
             inline_vars: Default::default(),
             memo: Default::default(),
+            depth: 0,
         })
     }
 
@@ -203,8 +208,22 @@ impl<'a, 'o> Scope<'a, 'o> {
 
     /// Types an expression, folding constant sub-expressions (parameters
     /// are constants, so filters on unused parameters cost nothing).
+    /// Inlined calls make the checked script deeper than its AST: it is
+    /// held to [`MAX_DEPTH`] too, which bounds every later stage.
     pub fn expr(&mut self, e: &ast::Expr) -> Result<Expr> {
-        self.expr_unfolded(e).map(Expr::folded)
+        if self.depth >= MAX_DEPTH {
+            return Err(Diagnostic::at(
+                e.span,
+                format!(
+                    "nested too deeply (more than {MAX_DEPTH} levels, counting the bodies \
+                     of the functions called, which are inlined)"
+                ),
+            ));
+        }
+        self.depth += 1;
+        let checked = self.expr_unfolded(e).map(Expr::folded);
+        self.depth -= 1;
+        checked
     }
 
     fn expr_unfolded(&mut self, e: &ast::Expr) -> Result<Expr> {
