@@ -686,45 +686,6 @@ impl<'a, 'o> Scope<'a, 'o> {
             _ => unreachable!("value functions are handled above"),
         }
     }
-
-    fn index(&mut self, base: &ast::Expr, index: &ast::Expr, span: Span) -> Result<Expr> {
-        let b = self.expr(base)?;
-        let i = self.expr(index)?;
-        self.expect_scalar(&i, "an index")?;
-        let (Ty::Ptr(Some(elem)) | Ty::PacketPtr(Some(elem))) = b.ty else {
-            return Err(Diagnostic::at(
-                span,
-                format!("cannot index a value of type {}", b.ty.describe()),
-            ));
-        };
-        let btf = Btf::vmlinux()?;
-        let size = btf.size_of(elem).unwrap_or(1) as i64;
-        let scaled = Expr {
-            ty: Ty::U64,
-            kind: K::Binary {
-                op: BinOp::Mul,
-                lhs: Box::new(i),
-                rhs: Box::new(Expr {
-                    ty: Ty::I64,
-                    kind: K::Int(size),
-                    span,
-                }),
-                signed: false,
-            },
-            span,
-        };
-        let addr = Expr {
-            ty: b.ty.clone(),
-            kind: K::Binary {
-                op: BinOp::Add,
-                lhs: Box::new(b),
-                rhs: Box::new(scaled),
-                signed: false,
-            },
-            span,
-        };
-        self.deref(addr, span)
-    }
 }
 
 /// Is this the `fentry`/`kprobe` kind whose arguments come from a BTF
