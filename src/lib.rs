@@ -22,6 +22,7 @@ pub mod providers;
 pub mod repl;
 pub mod runtime;
 pub mod sema;
+pub mod stack;
 pub mod stdlib;
 pub mod syntax;
 pub mod testing;

@@ -6,6 +6,7 @@ use crate::diag::{Diagnostic, Result, Source};
 use crate::ir::{self, layout::MapTable, lower};
 use crate::object::{self, ProgramSection};
 use crate::sema::{self, tast::Script};
+use crate::stack::{on_stack, COMPILE_STACK_BYTES};
 use crate::syntax::{self, ast};
 
 /// Everything the compiler produced for one script.
@@ -30,9 +31,17 @@ pub struct Compiled {
 const MAX_PROGRAM_INSTS: usize = 1_000_000;
 
 /// Compiles a script. `start_ns` is the monotonic clock at start-up
-/// (`elapsed` counts from it).
+/// (`elapsed` counts from it). Runs on stacks of its own (see
+/// [`crate::stack`]).
 pub fn compile(source: &Source, options: &sema::Options, start_ns: u64) -> Result<Compiled> {
     let ast = syntax::parse(&source.text)?;
+    on_stack(COMPILE_STACK_BYTES, || {
+        compile_parsed(ast, options, start_ns)
+    })
+}
+
+/// Compiles a parsed script: [`compile`] after parsing.
+fn compile_parsed(ast: ast::Program, options: &sema::Options, start_ns: u64) -> Result<Compiled> {
     let script = sema::check(&ast, options)?;
     let maps = MapTable::new(&script);
     let ir = lower::lower(&script, &maps, start_ns)?;

@@ -1,7 +1,8 @@
 //! Language features run end to end in the kernel (BEGIN programs run
 //! through BPF_PROG_TEST_RUN): compile-time kernel tests and the metrics
 //! they switch off, tuple elements, records larger than the stack allows,
-//! `config map_keys`, values that need many spill slots, and `walltime()`.
+//! `config map_keys`, values that need many spill slots, `walltime()` and
+//! long flat sums.
 
 mod common;
 
@@ -89,6 +90,27 @@ fn tuple_elements_from_variables_and_maps() {
         err.contains("the tuple has 2 elements: .0 to .1"),
         "{}",
         err
+    );
+}
+
+#[test]
+fn long_sums_compile_and_add_up() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    // A constant sum of 100 terms and one of 1000 variables: flat chains
+    // are not deep nesting.
+    let program = format!(
+        "BEGIN {{ $y = 3; @c = {}; @v = $y{}; exit(); }}",
+        vec!["1"; 100].join("+"),
+        " + $y".repeat(999)
+    );
+    let (code, out, err) = run(&program);
+    assert_eq!(code, 0, "{}", err);
+    assert!(
+        out.contains("@c: 100\n") && out.contains("@v: 3000\n"),
+        "{}",
+        out
     );
 }
 

@@ -2,7 +2,7 @@
 //! two network namespaces logs exactly the packets to the port it is given,
 //! with their 4-tuples, in the original logger's words (compared with
 //! tests/golden/reports/xdp_packet_log.txt, times masked), drops nothing, and
-//! leaves no XDP program behind.
+//! leaves no XDP program behind; `pkt[i]` reads the right bytes.
 
 mod common;
 
@@ -292,22 +292,77 @@ fn text_lines_are_the_original_loggers() {
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
 }
 
+/// A veth pair whose namespace 1 runs the program `prog(DEV)` on its
+/// device, attached.
+fn start_program(tag: &str, n: u8, prog: impl Fn(&str) -> String) -> (NetnsPair, Tracer) {
+    let p = NetnsPair::new(tag, n);
+    let prog = prog(&p.dev[1]);
+    let mut tracer = Tracer::start(
+        "ip",
+        &["netns", "exec", &p.ns[1], netscript_bin(), "-e", &prog],
+    );
+    tracer.wait_for("Attaching", Duration::from_secs(20));
+    (p, tracer)
+}
+
 #[test]
 fn exit_from_a_probe_detaches_the_program() {
     if !netscript::testing::bpf_available() {
         return;
     }
-    let p = NetnsPair::new("nsxe", 32);
-    let (ns, dev) = (&p.ns[1], &p.dev[1]);
     // exit() from a probe: the run ends by itself and detaches.
-    let prog = format!("xdp:{dev} {{ @n = count(); exit(); }}");
-    let mut tracer = Tracer::start("ip", &["netns", "exec", ns, netscript_bin(), "-e", &prog]);
-    tracer.wait_for("Attaching", Duration::from_secs(20));
+    let (p, tracer) = start_program("nsxe", 32, |dev| {
+        format!("xdp:{dev} {{ @n = count(); exit(); }}")
+    });
+    let (ns, dev) = (&p.ns[1], &p.dev[1]);
     p.exec(0, &format!("ping -q -c 1 -W 2 {}", p.ip4[1]));
     let (code, out, err) = tracer.finish();
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("@n: "), "{out}");
     assert!(!run_in(ns, &["ip", "link", "show", dev]).contains("xdp"));
+}
+
+/// The count of map entry `key` (`@b[8, 0]`) in text output, 0 if absent.
+fn count_of(out: &str, key: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+        .map_or(0, |n| n.parse().expect("a count"))
+}
+
+#[test]
+fn packet_bytes_read_by_index() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    // The EtherType, bytes 12 and 13: by constant index, as the 16-bit
+    // element 6, by a variable index the compiler cannot fold, and as a
+    // field at a variable offset.
+    let prog = |dev: &str| {
+        format!(
+            "xdp:{dev} {{
+           @b[pkt[12], pkt[13]] = count();
+           @w[ntohs(((uint16 *)pkt)[6])] = count();
+           $i = pkt_len - pkt_len + 12;
+           @v[pkt[$i], pkt[$i + 1]] = count();
+           @e[ntohs(((struct ethhdr *)(pkt + ($i - 12)))->h_proto)] = count();
+         }}"
+        )
+    };
+    let (code, _, err) = netscript(&["--dry-run", "-e", &prog("lo")]);
+    assert_eq!(code, 0, "{err}");
+    let (p, tracer) = start_program("nsxi", 57, prog);
+    p.exec(0, &format!("ping -q -c 3 -i 0.2 -W 2 {}", p.ip4[1]));
+    p.exec(0, &format!("ping -q -c 2 -i 0.2 -W 2 {}", p.ip6[1]));
+    let (code, out, err) = tracer.interrupt();
+    assert_eq!(code, 0, "{err}");
+    // IPv4 (0x0800) and IPv6 (0x86dd) frames, the same by every index.
+    let (v4, v6) = (count_of(&out, "@b[8, 0]"), count_of(&out, "@b[134, 221]"));
+    assert!(v4 >= 3 && v6 >= 2, "{out}");
+    assert_eq!(count_of(&out, "@w[2048]"), v4, "{out}");
+    assert_eq!(count_of(&out, "@w[34525]"), v6, "{out}");
+    assert_eq!(count_of(&out, "@v[8, 0]"), v4, "{out}");
+    assert_eq!(count_of(&out, "@v[134, 221]"), v6, "{out}");
+    assert_eq!(count_of(&out, "@e[2048]"), v4, "{out}");
 }
 
 #[test]

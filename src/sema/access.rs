@@ -1,5 +1,6 @@
 //! Memory access: struct fields from BTF, tracepoint record fields,
-//! function arguments by name, dereference, casts, `sizeof`, `offsetof`.
+//! function arguments by name, dereference, indexing, casts, `sizeof`,
+//! `offsetof`.
 
 use super::expr::{has_btf_args, Scope};
 use super::tast::{Expr, ExprKind as K, Space};
@@ -7,7 +8,7 @@ use super::types::{Ty, STRING_SIZE};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::btf::{Btf, Type, TypeId};
 use crate::providers::Target;
-use crate::syntax::ast::{self, ExprKind, TypeName};
+use crate::syntax::ast::{self, BinOp, ExprKind, TypeName};
 
 /// How a value of a BTF type is read.
 enum Shape {
@@ -175,6 +176,28 @@ pub(super) fn int_type(name: &str) -> Option<(u8, bool)> {
     })
 }
 
+/// The address a read goes through. A record's value is its address, and
+/// so is a pointer's; a packet pointer stays one, so that lowering bounds
+/// a variable added to it, as the verifier demands (`packet_add`).
+fn address(p: Expr) -> Expr {
+    match p.ty {
+        Ty::PacketPtr(_) => p,
+        _ => Expr { ty: Ty::U64, ..p },
+    }
+}
+
+/// What a pointer of type `ty` points at, and in which address space: a
+/// packet pointer without a type (`pkt`, `p + n`) points at bytes. `None`
+/// for anything else.
+fn pointee(btf: &Btf, ty: &Ty, span: Span) -> Result<Option<(TypeId, Space)>> {
+    Ok(match *ty {
+        Ty::Ptr(Some(t)) => Some((t, Space::Kernel)),
+        Ty::PacketPtr(Some(t)) => Some((t, Space::Packet)),
+        Ty::PacketPtr(None) => Some((btf_type(btf, "uint8", span)?, Space::Packet)),
+        _ => None,
+    })
+}
+
 /// The BTF id of a named type (`struct sk_buff`, `union x`, a typedef, or
 /// an integer type through its kernel typedef).
 fn btf_type(btf: &Btf, name: &str, span: Span) -> Result<TypeId> {
@@ -243,9 +266,7 @@ impl Scope<'_, '_> {
             0 => (m.bit_offset / 8, None),
             bits => (0, Some((m.bit_offset, bits))),
         };
-        // A record's value is its address, and so is a pointer's.
-        let base = Expr { ty: Ty::U64, ..b };
-        read_at(btf, base, offset, m.ty, bitfield, space, span)
+        read_at(btf, address(b), offset, m.ty, bitfield, space, span)
     }
 
     /// `args.name`: a tracepoint record field or a named function argument.
@@ -390,23 +411,74 @@ impl Scope<'_, '_> {
         })
     }
 
-    /// `*p`
+    /// `*p`; `*pkt` reads a byte.
     pub(super) fn deref(&mut self, p: Expr, span: Span) -> Result<Expr> {
-        match p.ty {
-            Ty::Ptr(Some(t)) | Ty::PacketPtr(Some(t)) => {
-                let space = match p.ty {
-                    Ty::PacketPtr(_) => Space::Packet,
-                    _ => Space::Kernel,
-                };
-                let btf = Btf::vmlinux()?;
-                read_at(btf, Expr { ty: Ty::U64, ..p }, 0, t, None, space, span)
-            }
-            Ty::Record(_) => Ok(p),
-            ref other => Err(Diagnostic::at(
+        if let Ty::Record(_) = p.ty {
+            return Ok(p);
+        }
+        let btf = Btf::vmlinux()?;
+        match pointee(btf, &p.ty, span)? {
+            Some((t, space)) => read_at(btf, address(p), 0, t, None, space, span),
+            None => Err(Diagnostic::at(
                 span,
-                format!("cannot dereference a value of type {}", other.describe()),
+                format!("cannot dereference a value of type {}", p.ty.describe()),
             )),
         }
+    }
+
+    /// `p[i]`: `*(p + i)`, `i` counted in elements of what `p` points at.
+    pub(super) fn index(
+        &mut self,
+        base: &ast::Expr,
+        index: &ast::Expr,
+        span: Span,
+    ) -> Result<Expr> {
+        let b = self.expr(base)?;
+        let i = self.expr(index)?;
+        self.expect_scalar(&i, "an index")?;
+        if matches!(i.ty, Ty::Ptr(_) | Ty::PacketPtr(_)) {
+            return Err(Diagnostic::at(
+                i.span,
+                format!("an index must be an integer, not a {}", i.ty.describe()),
+            ));
+        }
+        let btf = Btf::vmlinux()?;
+        let Some((elem, _)) = pointee(btf, &b.ty, span)? else {
+            return Err(Diagnostic::at(
+                span,
+                format!("cannot index a value of type {}", b.ty.describe()),
+            ));
+        };
+        let size = btf.size_of(elem).unwrap_or(1) as i64;
+        let binary = |op, lhs, rhs| K::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+            signed: false,
+        };
+        let offset = match size {
+            1 => i,
+            _ => Expr {
+                ty: Ty::U64,
+                kind: binary(
+                    BinOp::Mul,
+                    i,
+                    Expr {
+                        ty: Ty::I64,
+                        kind: K::Int(size),
+                        span,
+                    },
+                ),
+                span,
+            }
+            .folded(),
+        };
+        let addr = Expr {
+            ty: b.ty.clone(),
+            kind: binary(BinOp::Add, b, offset),
+            span,
+        };
+        self.deref(addr, span)
     }
 
     /// `&x` of a struct member that is itself a struct.

@@ -14,6 +14,7 @@ use crate::kernel::tracefs::{self, TracepointFormat};
 use crate::output::printf::ArgKind;
 use crate::providers::{self, Kind, ProbePoint, Target};
 use crate::syntax::ast::{self, BinOp, ExprKind, UnOp};
+use crate::syntax::MAX_DEPTH;
 
 /// The state of checking one probe block for one probe point.
 pub(super) struct Scope<'a, 'o> {
@@ -33,6 +34,9 @@ pub(super) struct Scope<'a, 'o> {
     pub inline_vars: std::collections::HashSet<usize>,
     /// Call results and copies known at the point being checked.
     pub memo: super::memo::Memo,
+    /// How many expressions enclose the one being checked, inlined calls
+    /// included.
+    depth: usize,
 }
 
 impl<'a, 'o> Scope<'a, 'o> {
@@ -53,6 +57,7 @@ impl<'a, 'o> Scope<'a, 'o> {
             frames: Vec::new(),
             inline_vars: Default::default(),
             memo: Default::default(),
+            depth: 0,
         })
     }
 
@@ -203,8 +208,22 @@ impl<'a, 'o> Scope<'a, 'o> {
 
     /// Types an expression, folding constant sub-expressions (parameters
     /// are constants, so filters on unused parameters cost nothing).
+    /// Inlined calls make the checked script deeper than its AST: it is
+    /// held to [`MAX_DEPTH`] too, which bounds every later stage.
     pub fn expr(&mut self, e: &ast::Expr) -> Result<Expr> {
-        self.expr_unfolded(e).map(Expr::folded)
+        if self.depth >= MAX_DEPTH {
+            return Err(Diagnostic::at(
+                e.span,
+                format!(
+                    "nested too deeply (more than {MAX_DEPTH} levels, counting the bodies \
+                     of the functions called, which are inlined)"
+                ),
+            ));
+        }
+        self.depth += 1;
+        let checked = self.expr_unfolded(e).map(Expr::folded);
+        self.depth -= 1;
+        checked
     }
 
     fn expr_unfolded(&mut self, e: &ast::Expr) -> Result<Expr> {
@@ -669,45 +688,6 @@ impl<'a, 'o> Scope<'a, 'o> {
             }
             _ => unreachable!("value functions are handled above"),
         }
-    }
-
-    fn index(&mut self, base: &ast::Expr, index: &ast::Expr, span: Span) -> Result<Expr> {
-        let b = self.expr(base)?;
-        let i = self.expr(index)?;
-        self.expect_scalar(&i, "an index")?;
-        let (Ty::Ptr(Some(elem)) | Ty::PacketPtr(Some(elem))) = b.ty else {
-            return Err(Diagnostic::at(
-                span,
-                format!("cannot index a value of type {}", b.ty.describe()),
-            ));
-        };
-        let btf = Btf::vmlinux()?;
-        let size = btf.size_of(elem).unwrap_or(1) as i64;
-        let scaled = Expr {
-            ty: Ty::U64,
-            kind: K::Binary {
-                op: BinOp::Mul,
-                lhs: Box::new(i),
-                rhs: Box::new(Expr {
-                    ty: Ty::I64,
-                    kind: K::Int(size),
-                    span,
-                }),
-                signed: false,
-            },
-            span,
-        };
-        let addr = Expr {
-            ty: b.ty.clone(),
-            kind: K::Binary {
-                op: BinOp::Add,
-                lhs: Box::new(b),
-                rhs: Box::new(scaled),
-                signed: false,
-            },
-            span,
-        };
-        self.deref(addr, span)
     }
 }
 

@@ -105,6 +105,15 @@ mod tests {
         }
     }
 
+    /// The value assigned by the last statement of the only program.
+    fn last_value(src: &str) -> super::super::tast::Expr {
+        let s = checked(src, &[]).unwrap_or_else(|e| panic!("{}: {}", src, e.message));
+        match s.programs[0].body.last() {
+            Some(Stmt::SetVar(_, e)) => e.clone(),
+            other => panic!("unexpected {:?}", other),
+        }
+    }
+
     #[test]
     fn reads_through_packet_pointers_are_packet_loads() {
         let e = first_value("xdp:lo { $d = ((struct iphdr *)(pkt + 14))->daddr; }");
@@ -146,6 +155,52 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// The size and base of a one-value packet load.
+    fn packet_load(e: super::super::tast::Expr) -> (u8, super::super::tast::Expr) {
+        match e.kind {
+            K::Load {
+                base: Some(base),
+                offset: 0,
+                size,
+                space: Space::Packet,
+                ..
+            } => (size, *base),
+            other => panic!("not a packet load: {:?}", other),
+        }
+    }
+
+    #[test]
+    fn indexing_a_packet_pointer_reads_its_elements() {
+        let u8 = Ty::Int {
+            size: 1,
+            signed: false,
+        };
+        // `p[i]` is `*(p + i)`: `pkt` points at bytes, a cast pointer at
+        // its type; the address stays a packet pointer, so lowering bounds
+        // a variable index (see ir::lower::packet).
+        for (src, size, step) in [
+            ("xdp:lo { $b = pkt[12]; }", 1, "Int(12)"),
+            ("xdp:lo { $b = *(pkt + 12); }", 1, "Int(12)"),
+            ("xdp:lo { $b = ((uint16 *)pkt)[3]; }", 2, "Int(6)"),
+            ("xdp:lo { $i = 12; $b = pkt[$i]; }", 1, "Var(VarId(0))"),
+        ] {
+            let (got, base) = packet_load(last_value(src));
+            assert_eq!(got, size, "{src}");
+            assert!(matches!(base.ty, Ty::PacketPtr(_)), "{src}: {base:?}");
+            let K::Binary { op, rhs, .. } = base.kind else {
+                panic!("{src}: {base:?}")
+            };
+            assert_eq!((op, format!("{:?}", rhs.kind)), (BinOp::Add, step.into()));
+        }
+        assert_eq!(first_value("xdp:lo { $b = pkt[0]; }").ty, u8);
+        assert_eq!(first_value("xdp:lo { $b = *pkt; }").ty, u8);
+        let (m, at) = error("xdp:lo { $x = pkt[pkt]; }", &[]);
+        assert_eq!(
+            (m.as_str(), at.as_str()),
+            ("an index must be an integer, not a packet pointer", "pkt")
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod lexical;
 mod limits;
 pub mod parser;
 
-pub use limits::MAX_NESTING;
+pub use limits::{MAX_DEPTH, MAX_NESTING};
 pub use parser::parse;
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use super::ast::Program;
 use super::build;
 use super::limits::check_nesting;
 use crate::diag::Diagnostic;
+use crate::stack::{on_stack, PARSE_STACK_BYTES};
 use pest::Parser;
 
 /// The pest parser generated from `grammar/netscript.pest`.
@@ -13,8 +14,14 @@ use pest::Parser;
 pub struct NetscriptParser;
 
 /// Parses a whole script into its AST, or returns the first syntax error.
-/// Scripts nested deeper than [`super::MAX_NESTING`] are rejected.
+/// Scripts nested deeper than [`super::MAX_NESTING`] or [`super::MAX_DEPTH`]
+/// are rejected. Runs on a stack of its own (see [`crate::stack`]).
 pub fn parse(source: &str) -> Result<Program, Diagnostic> {
+    on_stack(PARSE_STACK_BYTES, || parse_here(source))
+}
+
+/// [`parse`] on the caller's stack.
+fn parse_here(source: &str) -> Result<Program, Diagnostic> {
     pest::set_error_detail(true);
     match NetscriptParser::parse(Rule::program, source) {
         Ok(mut pairs) => match pairs.next() {

@@ -4,6 +4,7 @@
 //! generator of well-formed programs. See docs/fuzzing.md.
 
 use crate::diag::Source;
+use crate::stack::{on_stack, COMPILE_STACK_BYTES};
 use crate::{params, pipeline, runtime, sema, stdlib, syntax};
 
 /// What an input is run through.
@@ -64,10 +65,11 @@ pub fn run(target: Target, input: &[u8]) -> Outcome {
         ..Default::default()
     };
     if target == Target::Check {
-        let checked = syntax::parse(&source.text).map(|ast| sema::check(&ast, &options));
+        let checked = syntax::parse(&source.text)
+            .and_then(|ast| on_stack(COMPILE_STACK_BYTES, || sema::check(&ast, &options)));
         return match checked {
-            Ok(Ok(_)) => Outcome::Passed,
-            _ => Outcome::Refused,
+            Ok(_) => Outcome::Passed,
+            Err(_) => Outcome::Refused,
         };
     }
     let Ok(compiled) = pipeline::compile(&source, &options, 0) else {

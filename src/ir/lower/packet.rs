@@ -179,12 +179,20 @@ mod tests {
 
     #[test]
     fn variable_offsets_are_bounded_before_they_move_a_packet_pointer() {
-        let f = lowered("xdp:lo { $ip = (struct iphdr *)(pkt + 14); $l4 = pkt + 14 + $ip->ihl * 4; $p = *(uint16 *)$l4; }");
-        let text = f.to_string();
-        assert!(
-            text.contains(&format!("Gt {} goto", super::MAX_PACKET_STEP)),
-            "{}",
-            text
-        );
+        // Also where the pointer is moved inside the read: an index, a
+        // field of a cast sum, a dereference of one.
+        for src in [
+            "xdp:lo { $ip = (struct iphdr *)(pkt + 14); $l4 = pkt + 14 + $ip->ihl * 4; $p = *(uint16 *)$l4; }",
+            "xdp:lo { $i = pkt_len - 20; $b = pkt[$i]; }",
+            "xdp:lo { $i = pkt_len - 20; $b = ((uint16 *)pkt)[$i]; }",
+            "xdp:lo { $o = pkt_len - 20; $p = ((struct ethhdr *)(pkt + $o))->h_proto; }",
+            "xdp:lo { $o = pkt_len - 20; $p = *(uint16 *)(pkt + $o); }",
+        ] {
+            let text = lowered(src).to_string();
+            assert!(
+                text.contains(&format!("Gt {} goto", super::MAX_PACKET_STEP)),
+                "{src}\n{text}"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod errors;
 mod exprs;
+mod limits;
 mod programs;
 
 use super::ast::*;
