@@ -199,7 +199,7 @@ impl Packet<'_> {
 
     /// The block the OVS TCP and ICMP RTT tools print: heading, process,
     /// SKB pointers, latencies, totals, kernel stacks.
-    fn trace_text(&self, frames: &dyn Fn(&StageSeen) -> Result<Vec<String>, String>) -> String {
+    fn trace_text(&self, stacks: &[Stack]) -> String {
         let (path, stages) = (self.path, &self.path.stages);
         let (date, time) = self.start();
         let mut text = String::new();
@@ -298,12 +298,12 @@ impl Packet<'_> {
         }
         if path.stacks {
             text += "\nKernel Stack Traces:\n";
-            for (i, (stage, s)) in stages.iter().zip(self.seen).enumerate() {
+            for (i, ((stage, s), stack)) in stages.iter().zip(self.seen).zip(stacks).enumerate() {
                 if s.ts == 0 {
                     continue;
                 }
                 text += &format!("  Stage {} ({}):\n", i, stage.label);
-                match frames(s) {
+                match stack {
                     Ok(frames) => frames.iter().for_each(|f| text += &format!("    {}\n", f)),
                     Err(why) => text += &format!("    (no stack: {})\n", why),
                 }
@@ -413,7 +413,7 @@ pub fn print_event(
             first, second, between
         )
     });
-    let frames = |s: &StageSeen| -> Result<Vec<String>, String> {
+    let symbolized = |s: &StageSeen| -> Result<Vec<String>, String> {
         if !path.stacks {
             return Ok(Vec::new());
         }
@@ -426,8 +426,16 @@ pub fn print_event(
             false => Ok(ips.into_iter().map(|ip| sym.symbol(ip, true)).collect()),
         }
     };
+    // Each seen stage's stack, symbolized once for the text and the JSON.
+    let stacks: Vec<Stack> = seen
+        .iter()
+        .map(|s| match s.ts {
+            0 => Ok(Vec::new()),
+            _ => symbolized(s),
+        })
+        .collect();
     let mut stages_json = Vec::new();
-    for (stage, s) in path.stages.iter().zip(&seen) {
+    for ((stage, s), stack) in path.stages.iter().zip(&seen).zip(&stacks) {
         if s.ts == 0 {
             stages_json.push(format!(
                 "{{\"name\": {}, \"seen\": false}}",
@@ -435,9 +443,9 @@ pub fn print_event(
             ));
             continue;
         }
-        let (stack_json, stack_error) = match frames(s) {
+        let (stack_json, stack_error) = match stack {
             Ok(frames) => (frames.iter().map(|f| quote(f)).collect(), String::new()),
-            Err(why) => (Vec::new(), format!(", \"stack_error\": {}", quote(&why))),
+            Err(why) => (Vec::new(), format!(", \"stack_error\": {}", quote(why))),
         };
         stages_json.push(format!(
             "{{\"name\": {}, \"probe\": {}, \"seen\": true, \"ts_ns\": {}, \"pid\": {}, \"comm\": {}, \"ifindex\": {}, \"interface\": {}, \"skb\": {}, \"stack\": [{}]{}}}",
@@ -464,7 +472,7 @@ pub fn print_event(
         halves,
     };
     let text = match path.report.style {
-        ReportStyle::Trace => packet.trace_text(&frames),
+        ReportStyle::Trace => packet.trace_text(&stacks),
         ReportStyle::Compact => packet.compact_text(),
     };
     let json = format!(
@@ -481,6 +489,9 @@ pub fn print_event(
     );
     printer.report(&text, &json)
 }
+
+/// A seen stage's kernel stack, symbolized, or why there is none.
+type Stack = Result<Vec<String>, String>;
 
 /// Why a seen stage has no kernel stack: `bpf_get_stackid`'s error (`id`
 /// is minus its errno), or an id the stack table no longer holds.

@@ -48,10 +48,6 @@ pub fn load_checked_reusing(compiled: &Compiled, reuse: &[&SharedMap]) -> Result
     super::load_reusing(&compiled.object, reuse).map_err(|e| load_diagnostic(compiled, e))
 }
 
-/// What the verifier says when it runs out of its budget (instructions
-/// walked, branches pending) rather than finding a wrong access.
-const VERIFIER_BUDGET_SPENT: [&str; 2] = ["is too complex", "BPF program is too large"];
-
 fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
     let index = e.program.as_ref().and_then(|name| {
         compiled
@@ -63,9 +59,7 @@ fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
     let mut d = match index {
         Some(i) => {
             let p = &compiled.script.programs[i];
-            let out_of_budget = VERIFIER_BUDGET_SPENT
-                .iter()
-                .any(|m| e.verifier_log.contains(m));
+            let out_of_budget = super::verifier::out_of_budget(&e.verifier_log);
             match p.first_while().filter(|_| out_of_budget) {
                 Some(span) => Diagnostic::at(
                     span,

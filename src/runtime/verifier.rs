@@ -32,6 +32,15 @@ pub(super) fn capture_libbpf_output<T>(f: impl FnOnce() -> T) -> (T, String) {
     (result, output)
 }
 
+/// Whether a verifier log ends because the verifier ran out of its budget
+/// (instructions walked, branches pending) rather than finding a wrong
+/// access.
+pub(super) fn out_of_budget(log: &str) -> bool {
+    ["is too complex", "BPF program is too large"]
+        .iter()
+        .any(|m| log.contains(m))
+}
+
 const LOG_BEGIN: &str = "-- BEGIN PROG LOAD LOG --";
 const LOG_END: &str = "-- END PROG LOAD LOG --";
 
