@@ -79,11 +79,13 @@ impl Printer {
     }
 
     /// Prints a report that has a text form and a JSON form (one line,
-    /// without the newline), choosing by the output format.
+    /// without the newline), choosing by the output format. The line goes
+    /// out in one write with its newline, so output another process writes
+    /// to the same file (the command of `-c`) never lands inside it.
     pub fn report(&mut self, text: &str, json: &str) -> io::Result<()> {
         match self.format {
             Format::Text => self.out.write_all(text.as_bytes()),
-            Format::Json => writeln!(self.out, "{}", json),
+            Format::Json => self.out.write_all(format!("{json}\n").as_bytes()),
         }
     }
 
@@ -140,12 +142,13 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
+    /// What a printer wrote, one element per write call.
     #[derive(Clone, Default)]
-    struct Capture(Rc<RefCell<Vec<u8>>>);
+    struct Capture(Rc<RefCell<Vec<Vec<u8>>>>);
 
     impl Write for Capture {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(buf);
+            self.0.borrow_mut().push(buf.to_vec());
             Ok(buf.len())
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -158,8 +161,21 @@ mod tests {
         let mut printer =
             Printer::with_console(format, Box::new(capture.clone()), Box::new(capture.clone()));
         action(&mut printer).expect("write");
-        let bytes = capture.0.borrow().clone();
+        let bytes = capture.0.borrow().concat();
         String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn a_json_report_is_one_write_with_its_newline() {
+        let capture = Capture::default();
+        let mut printer = Printer::with_console(
+            Format::Json,
+            Box::new(capture.clone()),
+            Box::new(capture.clone()),
+        );
+        let line = format!("{{\"type\": \"path\", \"data\": \"{}\"}}", "x".repeat(3000));
+        printer.report("unused", &line).expect("write");
+        assert_eq!(*capture.0.borrow(), vec![format!("{line}\n").into_bytes()]);
     }
 
     #[test]
