@@ -9,6 +9,8 @@
 //! Probe types live in `providers`, built-in functions in `builtins`.
 
 pub mod builtins;
+pub mod bundled;
+pub mod cli;
 pub mod codegen;
 pub mod diag;
 pub mod ir;

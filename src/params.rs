@@ -9,25 +9,6 @@ use std::net::IpAddr;
 use crate::diag::{Diagnostic, Result};
 use crate::syntax::ast::{EnumChoice, Item, ParamDecl, Program};
 
-/// netscript's own options that take a value and may stand among a
-/// script's options (the command line takes them out first, so no script
-/// flag may be spelt like one).
-pub const OWN_OPTIONS_WITH_VALUE: &[&str] = &[
-    "-f",
-    "-o",
-    "-c",
-    "--duration",
-    "--emit-elf",
-    "-d",
-    "--missing-probes",
-    "--stages",
-    "--path-records",
-    "--prometheus",
-    "--anonymize-key",
-];
-/// netscript's own flags without a value that may stand among a script's
-/// options.
-pub const OWN_FLAGS: &[&str] = &["--dry-run", "--no-fentry", "--anonymize", "-v", "--verbose"];
 /// The flags that ask for a script's `--help`.
 const HELP_FLAGS: &[&str] = &["-h", "--help"];
 
@@ -123,7 +104,8 @@ impl Param {
             .collect()
     }
 
-    fn type_label(&self) -> String {
+    /// What the flag's value looks like (`ADDR[/LEN]|any`, `N`, the words).
+    pub fn type_label(&self) -> String {
         match &self.kind {
             Kind::Addr => "ADDR[/LEN]|any".into(),
             Kind::Port => "PORT|any".into(),
@@ -143,8 +125,9 @@ impl Param {
     }
 }
 
-/// The parameters declared by a script, with their types checked.
-pub fn declared(program: &Program) -> Result<Vec<Param>> {
+/// The parameters declared by a script, with their types checked; no
+/// flag may be one of `reserved` (netscript's own, [`crate::cli::reserved_flags`]).
+pub fn declared(program: &Program, reserved: &[String]) -> Result<Vec<Param>> {
     let mut out: Vec<Param> = Vec::new();
     for item in &program.items {
         let Item::Param(d) = item else { continue };
@@ -166,10 +149,7 @@ pub fn declared(program: &Program) -> Result<Vec<Param>> {
                 .map_err(|m| Diagnostic::at(d.span, format!("default of {}: {}", d.name, m)))?;
         }
         for flag in param.flags() {
-            let taken = if OWN_OPTIONS_WITH_VALUE.contains(&flag.as_str())
-                || OWN_FLAGS.contains(&flag.as_str())
-                || HELP_FLAGS.contains(&flag.as_str())
-            {
+            let taken = if reserved.contains(&flag) || HELP_FLAGS.contains(&flag.as_str()) {
                 Some("netscript's own option".to_string())
             } else {
                 out.iter()
@@ -505,7 +485,11 @@ mod tests {
     use super::*;
 
     fn params(src: &str) -> Vec<Param> {
-        declared(&crate::syntax::parse(src).unwrap()).unwrap()
+        declared(
+            &crate::syntax::parse(src).unwrap(),
+            &crate::cli::reserved_flags(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -631,9 +615,12 @@ mod tests {
     #[test]
     fn a_flag_spelt_twice_or_like_netscript_own_options_is_refused() {
         let error = |src: &str| {
-            declared(&crate::syntax::parse(src).unwrap())
-                .unwrap_err()
-                .message
+            declared(
+                &crate::syntax::parse(src).unwrap(),
+                &crate::cli::reserved_flags(),
+            )
+            .unwrap_err()
+            .message
         };
         assert_eq!(
             error("param dev: iface = any alias(d)"),

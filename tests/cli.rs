@@ -508,7 +508,7 @@ fn mode_values_are_spelt_one_way_across_the_scripts() {
         // Scripts compare a mode with its value, never with an alias.
         assert!(!text.contains("\"detailed\""), "{}", path.display());
         let ast = netscript::syntax::parse(&text).unwrap();
-        for param in declared(&ast).unwrap() {
+        for param in declared(&ast, &netscript::cli::reserved_flags()).unwrap() {
             let Kind::Enum(choices) = &param.kind else {
                 continue;
             };

@@ -47,7 +47,7 @@ pub fn run(target: Target, input: &[u8]) -> Outcome {
     if target == Target::Parse {
         return Outcome::Passed;
     }
-    let Ok(declared) = params::declared(&ast) else {
+    let Ok(declared) = params::declared(&ast, &crate::cli::reserved_flags()) else {
         return Outcome::Refused;
     };
     let Ok(params::Request::Run(values)) = params::bind(&declared, &[]) else {
