@@ -8,6 +8,7 @@ use netscript::cli::{self, Cli, MissingProbes, OutFormat, Stage, Stages};
 use netscript::diag::{Diagnostic, Failure, Source};
 use netscript::kernel::symbols::Kallsyms;
 use netscript::output::anonymize::{self, Anonymizer};
+use netscript::output::report::{PathOutline, Recorder};
 use netscript::output::{Format, Printer};
 use netscript::runtime::session::{self, RunOptions};
 use netscript::{bundled, codegen, listing, params, pipeline, providers, runtime, sema, syntax};
@@ -278,6 +279,33 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         None => Printer::new(format, Box::new(std::io::stdout())),
     };
+    // Created now, so that a path it cannot be written to ends the run
+    // before it starts.
+    let report = match &cli.report {
+        Some(path) => Some((create_output(path).map_err(plain)?, path)),
+        None => None,
+    };
+    if report.is_some() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let started = netscript::output::local_time(now);
+        let paths = compiled
+            .script
+            .paths
+            .iter()
+            .map(|p| PathOutline {
+                name: p.name.clone(),
+                title: p.title().to_string(),
+                stages: p.stages.iter().map(|s| s.name.clone()).collect(),
+            })
+            .collect();
+        printer.record_to(Recorder::new(
+            &invoked_as,
+            format!("{} {}", started.0, started.1),
+            paths,
+        ));
+    }
     let prometheus = cli
         .prometheus
         .as_deref()
@@ -292,5 +320,13 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         verbose: cli.verbose,
     };
     let code = session::run(&compiled, &mut printer, &options).map_err(fail)?;
+    if let (Some((mut file, path)), Some(recorder)) = (report, printer.take_recorder()) {
+        file.write_all(recorder.html().as_bytes()).map_err(|e| {
+            plain(Diagnostic::plain(format!(
+                "cannot write {}: {e}",
+                path.display()
+            )))
+        })?;
+    }
     Ok(code as u8)
 }

@@ -73,6 +73,11 @@ pub struct Cli {
     /// ADDR:PORT (PORT alone: 127.0.0.1), read at each scrape of /metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     pub prometheus: Option<String>,
+    /// At the end of the run, write a self-contained HTML page of it to
+    /// this file: per path, each segment's p50/p90/p99 as stacked bars,
+    /// the histograms, total latency over time and the counters.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Print every IP address (ntop() values) and every value passed
     /// through redact() as a keyed hash (v4-/v6- and 10 hex digits; a
     /// redacted port stays a number 0..65535). The key is random per run

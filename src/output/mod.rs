@@ -11,6 +11,7 @@ pub mod model;
 pub mod order;
 pub mod printf;
 pub mod prometheus;
+pub mod report;
 pub mod text;
 
 use std::cell::RefCell;
@@ -36,6 +37,8 @@ pub struct Printer {
     console: fallback::Fallback,
     /// The first write error, after which output went to stderr.
     failure: Rc<RefCell<Option<String>>>,
+    /// Keeps what is printed for `--report`.
+    recorder: Option<report::Recorder>,
 }
 
 impl Printer {
@@ -55,7 +58,18 @@ impl Printer {
             out: fallback::Fallback::new(out, Rc::clone(&failure)),
             console: fallback::Fallback::new(console, Rc::clone(&failure)),
             failure,
+            recorder: None,
         }
+    }
+
+    /// Gives what is printed from now on, as JSON, to `recorder` too.
+    pub fn record_to(&mut self, recorder: report::Recorder) {
+        self.recorder = Some(recorder);
+    }
+
+    /// The recorder given by [`Printer::record_to`], with what it kept.
+    pub fn take_recorder(&mut self) -> Option<report::Recorder> {
+        self.recorder.take()
     }
 
     /// The write error output met, if any (what followed went to stderr).
@@ -71,6 +85,11 @@ impl Printer {
     /// Prints a map whose layout is given by the caller (for empty maps:
     /// bpftrace prints an empty avg/stats map as two newlines).
     pub fn map_shaped(&mut self, dump: &MapDump, shape: MapShape) -> io::Result<()> {
+        if let Some(recorder) = &mut self.recorder {
+            json::map_json(dump)
+                .lines()
+                .for_each(|l| recorder.record(l));
+        }
         let rendered = match self.format {
             Format::Text => text::map_text_shaped(dump, shape),
             Format::Json => json::map_json(dump),
@@ -83,6 +102,9 @@ impl Printer {
     /// out in one write with its newline, so output another process writes
     /// to the same file (the command of `-c`) never lands inside it.
     pub fn report(&mut self, text: &str, json: &str) -> io::Result<()> {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.record(json);
+        }
         match self.format {
             Format::Text => self.out.write_all(text.as_bytes()),
             Format::Json => self.out.write_all(format!("{json}\n").as_bytes()),
@@ -134,6 +156,32 @@ impl Printer {
         self.out.flush()?;
         self.console.flush()
     }
+}
+
+/// Local date and time (`2025-01-15`, `10:30:45.123`) of `unix_ns`,
+/// nanoseconds since the Unix epoch (seconds since it, when the C library
+/// cannot say).
+pub fn local_time(unix_ns: u64) -> (String, String) {
+    let secs = (unix_ns / 1_000_000_000) as libc::time_t;
+    // SAFETY: localtime_r writes only into tm, which lives on this stack.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
+    let millis = unix_ns / 1_000_000 % 1000;
+    if !ok {
+        return (String::new(), format!("{}.{:03}", secs, millis));
+    }
+    (
+        format!(
+            "{:04}-{:02}-{:02}",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday
+        ),
+        format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            tm.tm_hour, tm.tm_min, tm.tm_sec, millis
+        ),
+    )
 }
 
 #[cfg(test)]

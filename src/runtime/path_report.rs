@@ -80,27 +80,7 @@ fn wall_clock(ts: u64) -> (String, String) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let at = now.saturating_sub(mono.saturating_sub(ts));
-    let secs = (at / 1_000_000_000) as libc::time_t;
-    // SAFETY: localtime_r writes only into tm, which lives on this stack.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
-    let millis = at / 1_000_000 % 1000;
-    if !ok {
-        return (String::new(), format!("{}.{:03}", secs, millis));
-    }
-    (
-        format!(
-            "{:04}-{:02}-{:02}",
-            tm.tm_year + 1900,
-            tm.tm_mon + 1,
-            tm.tm_mday
-        ),
-        format!(
-            "{:02}:{:02}:{:02}.{:03}",
-            tm.tm_hour, tm.tm_min, tm.tm_sec, millis
-        ),
-    )
+    crate::output::local_time(now.saturating_sub(mono.saturating_sub(ts)))
 }
 
 /// A segment between two stages that fired, with the optional stages it
