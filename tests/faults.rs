@@ -165,6 +165,36 @@ fn unprivileged_users_are_told_what_is_missing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn cap_bpf_and_cap_perfmon_alone_find_the_same_kernel_features_as_root() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    // ratelimit() takes its slot with compare-and-exchange where the
+    // kernel has it; the probe for it must not need more than the script.
+    let program = "tracepoint:net:netif_receive_skb { if (ratelimit(10)) { @ = count(); } }";
+    let run = |prefix: &[&str]| {
+        let out = Command::new(prefix[0])
+            .args(&prefix[1..])
+            .args([netscript_bin(), "--dry-run", "-e", program])
+            .output()
+            .expect("run netscript");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let as_root = run(&["env"]);
+    assert_eq!(as_root.0, Some(0), "{}", as_root.1);
+    let capabilities = run(&[
+        "setpriv",
+        "--inh-caps=-all,+bpf,+perfmon",
+        "--bounding-set=-all,+bpf,+perfmon",
+    ]);
+    assert_eq!(capabilities, as_root);
+    assert!(!as_root.1.contains("compare-and-exchange"), "{}", as_root.1);
+}
+
 /// Ids of the BPF programs that process `pid` holds open (from the
 /// `prog_id` lines of its /proc fdinfo).
 fn program_ids_of(pid: u32) -> Vec<u64> {

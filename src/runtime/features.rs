@@ -24,13 +24,15 @@ pub fn fentry_supported() -> bool {
 }
 
 /// True when the kernel's BPF has atomic compare-and-exchange (5.12+;
-/// probed once by loading an XDP program that uses it on the stack).
+/// probed once by loading a socket filter that uses it on the stack: a
+/// program type that needs no CAP_NET_ADMIN, so the answer is the same
+/// with only CAP_BPF and CAP_PERFMON).
 pub fn cmpxchg_supported() -> bool {
     static CMPXCHG: OnceLock<bool> = OnceLock::new();
     *CMPXCHG.get_or_init(|| {
         use crate::codegen::insn::{alu, size};
         loads(
-            "xdp",
+            "socket",
             vec![
                 Insn::store_imm(size::DW, 10, -8, 0),
                 Insn::alu64_imm(alu::MOV, 0, 0),
