@@ -193,6 +193,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Stages::Tracepoint => sema::StageChoice::Tracepoint,
         },
         path_records: cli.path_records,
+        pcap: cli.pcap.is_some(),
         wall_offset_ns: runtime::wall_offset_ns(),
         ..Default::default()
     };
@@ -290,6 +291,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         command: cli.command,
         skip_missing_probes: skip_missing,
         verbose: cli.verbose,
+        pcap: cli.pcap,
     };
     let code = session::run(&compiled, &mut printer, &options).map_err(fail)?;
     Ok(code as u8)
