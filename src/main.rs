@@ -194,6 +194,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Stages::Tracepoint => sema::StageChoice::Tracepoint,
         },
         path_records: cli.path_records,
+        pcap: cli.pcap.is_some(),
         wall_offset_ns: runtime::wall_offset_ns(),
         ..Default::default()
     };
@@ -318,6 +319,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         command: cli.command,
         skip_missing_probes: skip_missing,
         verbose: cli.verbose,
+        pcap: cli.pcap,
     };
     let code = session::run(&compiled, &mut printer, &options).map_err(fail)?;
     if let (Some((mut file, path)), Some(recorder)) = (report, printer.take_recorder()) {

@@ -69,6 +69,11 @@ pub struct Cli {
     /// counters show packets evicted.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(sema::MAX_RECORDS)))]
     pub path_records: Option<u32>,
+    /// Write every packet a path reports to FILE (pcapng): up to 128 bytes
+    /// from its IP header as captured at its first stage, wall-clock
+    /// timestamped, with its stages' times and latencies as the comment.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
     /// Serve the script's maps in the Prometheus text format on
     /// ADDR:PORT (PORT alone: 127.0.0.1), read at each scrape of /metrics.
     #[arg(long, value_name = "ADDR:PORT")]

@@ -38,6 +38,11 @@ pub const PATH_EVENT_BASE: u64 = 1 << 32;
 /// ifindex (u32), kernel stack id (i64), comm (16 bytes), device name
 /// (16 bytes).
 pub const STAGE_CTX_SIZE: u32 = 56;
+/// Bytes of a packet `--pcap` captures, from its IP header on.
+pub const PCAP_SNAP: u32 = 128;
+/// Bytes of a packet capture in a record and an event: the captured
+/// length (u32), the packet's length (u32), then [`PCAP_SNAP`] bytes.
+pub const CAPTURE_SIZE: u32 = 8 + PCAP_SNAP;
 /// The `from`/`to` of the histogram of a path's total latency.
 pub const TOTAL_SEGMENT: u32 = u32::MAX;
 /// The most buckets a path's histograms may have in a per-CPU array (8
@@ -175,6 +180,8 @@ pub struct PathLayout {
     pub ts_off: u32,
     /// Offset of the stage contexts in the event.
     pub ctx_off: u32,
+    /// Offset of the packet capture in the event (`capture` paths).
+    pub capture_off: u32,
     /// Event size (0: the path reports no packets).
     pub event_size: u32,
     /// The record of a packet in flight.
@@ -195,6 +202,8 @@ pub struct RecordLayout {
     pub ts_off: u32,
     /// Offset of the contexts of the stages before the last (packet reports).
     pub ctx_off: u32,
+    /// Offset of the packet capture (`capture` paths), after the contexts.
+    pub capture_off: u32,
     /// Record size.
     pub size: u32,
 }
@@ -223,9 +232,13 @@ pub fn path_layout(path: &PathInfo) -> PathLayout {
         false => 0,
     };
     let record_ctx = info_size + 8 * kept;
+    let capture = match path.capture {
+        true => CAPTURE_SIZE,
+        false => 0,
+    };
     // A record within one cache line where it fits, else whole lines: no
     // record straddles a line it need not touch.
-    let record = match record_ctx + contexts {
+    let record = match record_ctx + contexts + capture {
         0 => 0,
         size if size <= CACHE_LINE => size.next_power_of_two(),
         size => size.div_ceil(CACHE_LINE) * CACHE_LINE,
@@ -237,8 +250,9 @@ pub fn path_layout(path: &PathInfo) -> PathLayout {
         info_size,
         ts_off,
         ctx_off,
+        capture_off: ctx_off + STAGE_CTX_SIZE * n,
         event_size: if path.detail {
-            ctx_off + STAGE_CTX_SIZE * n
+            ctx_off + STAGE_CTX_SIZE * n + capture
         } else {
             0
         },
@@ -246,6 +260,7 @@ pub fn path_layout(path: &PathInfo) -> PathLayout {
             started,
             ts_off: info_size,
             ctx_off: record_ctx,
+            capture_off: record_ctx + contexts,
             size: record,
         },
         stages: n,

@@ -11,6 +11,7 @@ mod maps;
 pub mod packets;
 mod path_report;
 pub mod paths;
+pub mod pcap;
 pub mod prometheus;
 pub mod session;
 mod verbose;

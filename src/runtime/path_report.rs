@@ -83,12 +83,27 @@ fn wall_clock(ts: u64) -> (String, String) {
     crate::output::local_time(now.saturating_sub(mono.saturating_sub(ts)))
 }
 
-/// A segment between two stages that fired, with the optional stages it
-/// skipped.
-struct Segment {
-    from: usize,
-    to: usize,
-    ns: u64,
+/// A segment between two stages that fired (their indexes; the optional
+/// stages between did not) and its latency.
+pub(super) struct Segment {
+    pub from: usize,
+    pub to: usize,
+    pub ns: u64,
+}
+
+/// The stages that fired (whose time `ts` is not 0), in order, and the
+/// segments between consecutive ones.
+pub(super) fn segments(ts: &[u64]) -> (Vec<usize>, Vec<Segment>) {
+    let fired: Vec<usize> = (0..ts.len()).filter(|i| ts[*i] != 0).collect();
+    let segments = fired
+        .windows(2)
+        .map(|w| Segment {
+            from: w[0],
+            to: w[1],
+            ns: ts[w[1]].saturating_sub(ts[w[0]]),
+        })
+        .collect();
+    (fired, segments)
 }
 
 /// The values of a tuple (or the one value), as printf arguments.
@@ -341,16 +356,8 @@ pub fn print_event(
     let seen: Vec<StageSeen> = (0..path.stages.len() as u32)
         .map(|i| stage_seen(record, &layout, i))
         .collect();
-    let fired: Vec<usize> = (0..seen.len()).filter(|i| seen[*i].ts != 0).collect();
+    let (fired, segments) = segments(&seen.iter().map(|s| s.ts).collect::<Vec<_>>());
     let span = |a: usize, b: usize| seen[b].ts.saturating_sub(seen[a].ts);
-    let segments: Vec<Segment> = fired
-        .windows(2)
-        .map(|w| Segment {
-            from: w[0],
-            to: w[1],
-            ns: span(w[0], w[1]),
-        })
-        .collect();
     let total = match (fired.first(), fired.last()) {
         (Some(a), Some(b)) => span(*a, *b),
         _ => 0,

@@ -35,6 +35,8 @@ pub struct RunOptions {
     /// Say on stderr what each probe attached as, and at exit how many
     /// times each program ran (`--verbose`).
     pub verbose: bool,
+    /// Write the packets paths report to this pcapng file (`--pcap`).
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 /// Loads a compiled script into the kernel, turning a verifier rejection
@@ -154,6 +156,7 @@ pub fn drain_events(
         symbols: &symbols,
         formats: printf_formats(compiled)?,
         exit: false,
+        pcap: None,
     };
     for r in records.borrow_mut().drain(..) {
         events.handle(&r, printer)?;
@@ -241,6 +244,9 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         signal_hook::flag::register(sig, Arc::clone(flag))
             .map_err(|e| Diagnostic::plain(format!("cannot handle signals: {}", e)))?;
     }
+    let pcap = (options.pcap.as_deref())
+        .map(|file| super::pcap::Pcap::create(file, &compiled.script.paths))
+        .transpose()?;
     let mut object = load_checked(compiled)?;
     let programs = &compiled.script.programs;
     // The run counters are on from before the first program attaches.
@@ -295,6 +301,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         symbols: &symbols,
         formats: printf_formats(compiled)?,
         exit: false,
+        pcap,
     };
 
     for p in programs.iter().filter(|p| p.probe.kind == Kind::Begin) {
@@ -327,6 +334,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         for r in records.borrow_mut().drain(..) {
             events.handle(&r, printer)?;
         }
+        events.flush_pcap()?;
         if let Some(server) = &metrics {
             server.answer_pending(|| {
                 let maps = &compiled.script.maps;
@@ -375,6 +383,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
     for r in records.borrow_mut().drain(..) {
         events.handle(&r, printer)?;
     }
+    events.flush_pcap()?;
     printer.exit_maps(all_maps(&events)?).map_err(io)?;
     paths.report(&object, printer, super::monotonic_ns(), true)?;
     super::packets::report_too_short(compiled, &object, printer)?;
@@ -447,9 +456,16 @@ struct Events<'a> {
     /// Parsed printf formats, by printf id.
     formats: Vec<Vec<output::printf::Piece>>,
     exit: bool,
+    /// Where reported packets go as well (`--pcap`).
+    pcap: Option<super::pcap::Pcap>,
 }
 
 impl Events<'_> {
+    /// Writes out the packets of the records handled so far (`--pcap`).
+    fn flush_pcap(&mut self) -> Result<()> {
+        self.pcap.as_mut().map_or(Ok(()), |p| p.flush())
+    }
+
     fn dump(&self, index: usize, decl: &MapDecl) -> Result<output::model::MapDump> {
         let entries = self
             .object
@@ -467,10 +483,11 @@ impl Events<'_> {
         let Some(kind) = word(0).filter(|_| !self.exit) else {
             return Ok(());
         };
-        if let Some(path) = kind
-            .checked_sub(PATH_EVENT_BASE)
-            .and_then(|i| self.compiled.script.paths.get(i as usize))
-        {
+        let index = kind.checked_sub(PATH_EVENT_BASE).map(|i| i as usize);
+        if let Some((i, path)) = index.and_then(|i| Some((i, self.compiled.script.paths.get(i)?))) {
+            if let Some(pcap) = &mut self.pcap {
+                pcap.packet(i, path, record)?;
+            }
             return super::path_report::print_event(path, record, self.symbols, printer)
                 .map_err(io);
         }

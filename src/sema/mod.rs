@@ -53,6 +53,9 @@ pub struct Options {
     /// Rate limiters claim their slot with a plain store: the kernel has
     /// no BPF atomic compare-and-exchange (before 5.12).
     pub plain_rate_limits: bool,
+    /// Capture each reported packet's headers at its first stage for
+    /// `--pcap` (`pkt_capture`): an error when no path reports packets.
+    pub pcap: bool,
 }
 
 /// Which alternative of a path stage the checker picks.
@@ -102,6 +105,11 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
     }
     warnings.extend(off_metrics(&second.off, live));
     warnings.extend(btf_less_warnings(&second.btf_less));
+    if options.pcap && !second.paths.iter().any(|p| p.capture) {
+        return Err(Diagnostic::plain(
+            "--pcap writes the packets a path reports, and no path of this script reports packets (a `path` with `detail` on)",
+        ));
+    }
     Ok(Script {
         map_keys: map_keys(program, options)?,
         programs: second.programs,

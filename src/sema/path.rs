@@ -116,6 +116,7 @@ impl Checker<'_> {
             stacks: constant(self, "stacks", 0)? != 0,
             interval_ns: constant(self, "interval", 0)?.max(0) as u64,
             dev_offsets: skb_dev_offsets(),
+            capture: false,
             report: tast::PathReport {
                 title: self.setting_str(option("title"))?.unwrap_or_default(),
                 subtitle: self.setting_str(option("subtitle"))?.unwrap_or_default(),
@@ -192,6 +193,7 @@ impl Checker<'_> {
         if info.stacks {
             self.uses_kstack = true;
         }
+        info.capture = self.options.pcap && info.detail;
         self.paths.push(info);
         Ok(chosen)
     }
@@ -491,6 +493,11 @@ impl Checker<'_> {
             .iter()
             .map(|p| p.index as usize + 1 == self.paths[p.path as usize].stages.len())
             .collect();
+        // Stages that start records of a path with `--pcap` capture the packet.
+        let captures: Vec<bool> = group
+            .iter()
+            .map(|p| p.starter && self.paths[p.path as usize].capture)
+            .collect();
         let mut scope = Scope::new(self, point.clone())?;
         let mut body = Vec::new();
         let skb = match &first.alt.target {
@@ -509,7 +516,7 @@ impl Checker<'_> {
             }
             ast::StageTarget::Recall { .. } => None,
         };
-        for (plan, last) in group.iter().zip(lasts) {
+        for ((plan, last), capture) in group.iter().zip(lasts).zip(captures) {
             let (ast::StageTarget::Packet(_), Some(skb)) = (&plan.alt.target, &skb) else {
                 body.push(mark_stage(&mut scope, plan).map_err(no_packet)?);
                 continue;
@@ -531,7 +538,7 @@ impl Checker<'_> {
             };
             // The span is checked (and lowered) before `info`, which runs
             // only when a record starts: what `info` computes may serve it.
-            let (condition, key, recall, info, group) =
+            let (condition, key, recall, info, group, capture) =
                 scope.in_region(false, |scope| -> Result<_> {
                     let condition = match (guard, always, filter) {
                         (None, Some(f), _) => f,
@@ -545,7 +552,11 @@ impl Checker<'_> {
                     let recall = match &plan.recall {
                         Some(span) => {
                             let v = scope.expr(span)?;
-                            expect_integers(&v, "span", "(owner, start, length)")?;
+                            expect_integers(
+                                &v,
+                                "a recalled stage's span",
+                                "(owner, start, length)",
+                            )?;
                             Some(Box::new(v))
                         }
                         None => None,
@@ -566,7 +577,11 @@ impl Checker<'_> {
                         }
                         None => None,
                     };
-                    Ok((condition, key, recall, info, group))
+                    let capture = match capture {
+                        true => Some(Box::new(pkt_capture(scope, &key)?)),
+                        false => None,
+                    };
+                    Ok((condition, key, recall, info, group, capture))
                 })?;
             let record = Stmt::PathStage {
                 path: plan.path,
@@ -574,6 +589,7 @@ impl Checker<'_> {
                 info,
                 group,
                 recall,
+                capture,
                 key,
                 skb: skb.clone(),
             };
@@ -591,6 +607,29 @@ impl Checker<'_> {
             body,
         })
     }
+}
+
+/// `pkt_capture($skb)` checked at a stage whose key is `key`: what
+/// `--pcap` keeps of the packet (the call is written at the key).
+fn pkt_capture(scope: &mut Scope, key: &Expr) -> Result<Expr> {
+    let span = key.span;
+    let call = ast::Expr {
+        kind: ast::ExprKind::Call {
+            name: "pkt_capture".to_string(),
+            args: vec![ast::Expr {
+                kind: ast::ExprKind::Var("skb".to_string()),
+                span,
+            }],
+        },
+        span,
+    };
+    let capture = scope.expr(&call)?;
+    expect_integers(
+        &capture,
+        "pkt_capture($skb)",
+        "(start, length, wire length)",
+    )?;
+    Ok(capture)
 }
 
 /// A stage this kernel can attach: its path, its index among the path's

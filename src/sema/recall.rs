@@ -23,7 +23,7 @@ pub(super) fn mark_stage(scope: &mut Scope, plan: &StagePlan) -> Result<Stmt> {
     };
     scope.expect_scalar(&guard, "a stage guard")?;
     let mark = scope.in_region(false, |scope| scope.expr(mark))?;
-    expect_integers(&mark, "mark", "(owner, position)")?;
+    expect_integers(&mark, "a recalled stage's mark", "(owner, position)")?;
     let record = Stmt::PathMark {
         path: plan.path,
         mark,
@@ -70,7 +70,7 @@ pub(super) fn recalled_stage(
     ))
 }
 
-/// An error unless a recalled stage's `what` (its mark or span) is a
+/// An error unless `what` (a recalled stage's mark or span, say) is a
 /// tuple of integers shaped like `shape`.
 pub(super) fn expect_integers(e: &Expr, what: &str, shape: &str) -> Result<()> {
     let n = shape.matches(',').count() + 1;
@@ -79,7 +79,7 @@ pub(super) fn expect_integers(e: &Expr, what: &str, shape: &str) -> Result<()> {
         other => Err(Diagnostic::at(
             e.span,
             format!(
-                "a recalled stage's {} must be a tuple {} of integers, not {}",
+                "{} must be a tuple {} of integers, not {}",
                 what,
                 shape,
                 other.describe()

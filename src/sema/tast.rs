@@ -133,6 +133,11 @@ pub struct PathInfo {
     pub interval_ns: u64,
     /// Where an skb's device and its ifindex and name are (from BTF).
     pub dev_offsets: Option<DevOffsets>,
+    /// Each reported packet carries the first [`PCAP_SNAP`] bytes from its
+    /// IP header, captured where its record starts (`--pcap`).
+    ///
+    /// [`PCAP_SNAP`]: crate::ir::layout::PCAP_SNAP
+    pub capture: bool,
     /// How a packet's report is headed and described.
     pub report: PathReport,
 }
@@ -332,6 +337,9 @@ pub enum Stmt {
         /// packet's `(owner, start, length)`, which recalls the time of
         /// the mark whose position it holds.
         recall: Option<Box<Expr>>,
+        /// A stage that starts records of a path with `capture`:
+        /// `pkt_capture($skb)`, where the packet's bytes are and how many.
+        capture: Option<Box<Expr>>,
     },
     /// Mark the recalled first stage of path `path`: keep its time (and
     /// context) under the mark's owner until a packet recalls it.

@@ -9,6 +9,7 @@ mod mem;
 mod ops;
 mod packet;
 mod path;
+mod path_capture;
 mod path_hist;
 mod recall;
 
@@ -417,11 +418,13 @@ impl<'a> Lower<'a> {
                 info,
                 group,
                 recall,
+                capture,
             } => {
                 let extra = path::StageExtra {
                     info: info.as_ref(),
                     group: group.as_deref(),
                     recall: recall.as_deref(),
+                    capture: capture.as_deref(),
                 };
                 self.path_stage(*path, *stage, key, skb, extra)?
             }

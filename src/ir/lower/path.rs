@@ -25,8 +25,8 @@ use super::{Lower, Val, Wake};
 use crate::codegen::insn::helper;
 use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{
-    path_counter as counter, path_layout, PathLayout, PathMaps, StageTime, PATH_EVENT_BASE,
-    RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
+    path_counter as counter, path_layout, PathLayout, PathMaps, StageTime, CAPTURE_SIZE,
+    PATH_EVENT_BASE, RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
 };
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
@@ -36,7 +36,8 @@ const MAX_TABLE_BYTES: u64 = 1 << 30;
 
 /// What a stage statement gives beyond its key and skb: the values the
 /// path's `info` keeps (first stage), the packet's group (last stage of a
-/// path with `hist_by`) and the span that recalls a marked first stage.
+/// path with `hist_by`), the span that recalls a marked first stage and
+/// where the packet `--pcap` captures is (a stage starting records).
 #[derive(Clone, Copy, Default)]
 pub(super) struct StageExtra<'e> {
     /// The `info` values.
@@ -45,6 +46,8 @@ pub(super) struct StageExtra<'e> {
     pub group: Option<&'e Expr>,
     /// The `(owner, start, length)` span.
     pub recall: Option<&'e Expr>,
+    /// `pkt_capture($skb)`: `(start, length, wire length)`.
+    pub capture: Option<&'e Expr>,
 }
 
 /// A way of a set: registers holding the address of its key hash word
@@ -67,22 +70,23 @@ impl Lower<'_> {
         skb: &Expr,
         extra: StageExtra<'_>,
     ) -> Result<()> {
-        let StageExtra {
-            info: info_values,
-            group,
-            recall,
-        } = extra;
+        let StageExtra { group, recall, .. } = extra;
         let info = &self.script.paths[path as usize];
         let maps = self.maps.paths[path as usize];
         let layout = path_layout(info);
         if layout.set_size() > i16::MAX as u32 {
+            let capture = match info.capture {
+                true => format!(", --pcap's {}-byte capture", CAPTURE_SIZE),
+                false => String::new(),
+            };
             return Err(Diagnostic::at(
                 key.span,
                 format!(
-                    "path '{}' keeps {} bytes per packet (info values, stage contexts); \
+                    "path '{}' keeps {} bytes per packet (info values, stage contexts{}); \
                      a set of {} records must fit in {} bytes",
                     info.name,
                     layout.record.size,
+                    capture,
                     RECORD_WAYS,
                     i16::MAX
                 ),
@@ -156,7 +160,7 @@ impl Lower<'_> {
         self.f.push(Inst::Label(create));
         if starter {
             self.choose_way(info, &layout, maps, set, key.1, now, way);
-            self.start_record(info, &layout, maps, key.1, now, way, info_values)?;
+            self.start_record(info, &layout, maps, key.1, now, way, extra)?;
         }
         self.f.push(Inst::Label(record));
         if let StageTime::Record(ts) = layout.stage_time(stage) {
@@ -309,7 +313,8 @@ impl Lower<'_> {
     }
 
     /// Starts the record of the packet whose key hashed to `hash` in
-    /// `way`: no timestamps and, for packet reports, its `info` values. The
+    /// `way`: no timestamps and, for packet reports, its `info` values
+    /// and the packet's capture (`extra`). The
     /// way's hash is cleared first and written last, so a stage reading the
     /// way meanwhile finds no record rather than half of one. Counts the
     /// record started.
@@ -322,17 +327,24 @@ impl Lower<'_> {
         hash: VReg,
         now: VReg,
         way: Way,
-        info_values: Option<&Expr>,
+        extra: StageExtra<'_>,
     ) -> Result<()> {
         let p = way.record;
         self.store_at(way.hash, 0, Operand::Imm(0));
-        if let Some(values) = info_values.filter(|_| info.detail) {
+        if let Some(values) = extra.info.filter(|_| info.detail) {
             let v = self.expr(values)?;
             let place = Place {
                 base: Base::Ptr(p),
                 off: 0,
             };
             self.store_val(place, v, values.ty.storage_size());
+        }
+        if let Some(capture) = extra.capture {
+            let into = Place {
+                base: Base::Ptr(p),
+                off: layout.record.capture_off as i32,
+            };
+            self.capture_packet(into, capture)?;
         }
         for stage in 0..info.stages.len() as u32 {
             if let StageTime::Record(ts) = layout.stage_time(stage) {
@@ -605,6 +617,10 @@ impl Lower<'_> {
             self.copy(at(to), record(from), STAGE_CTX_SIZE);
         }
         self.stage_context(info, ev, layout.event_ctx(last), Some(skb));
+        if info.capture {
+            let (to, from) = (layout.capture_off, layout.record.capture_off);
+            self.copy(at(to), record(from), CAPTURE_SIZE);
+        }
     }
 
     /// A 64-bit hash of the `size` bytes of key in `slot` (a multiple of

@@ -118,9 +118,9 @@ impl Lower<'_> {
         Some(())
     }
 
-    /// The `N` integers of tuple `value` of type `ty` (a mark or a span),
-    /// each in a register; `None` for anything else.
-    fn integers<const N: usize>(&mut self, value: Val, ty: &Ty) -> Option<[VReg; N]> {
+    /// The `N` integers of tuple `value` of type `ty` (a mark, a span, a
+    /// capture), each in a register; `None` for anything else.
+    pub(super) fn integers<const N: usize>(&mut self, value: Val, ty: &Ty) -> Option<[VReg; N]> {
         let (Ty::Tuple(items), Val::Mem(slot, _)) = (ty, value) else {
             return None;
         };

@@ -1,0 +1,70 @@
+//! `--pcap`: the stage that starts a packet's record copies the packet's
+//! first [`PCAP_SNAP`] bytes from its IP header into the record, with how
+//! many of them are the packet's and its length; the completing stage
+//! copies them into the event. Only paths checked with `capture` have it.
+
+use super::mem::Place;
+use super::{Lower, Val};
+use crate::codegen::insn::helper;
+use crate::diag::{Diagnostic, Result};
+use crate::ir::layout::PCAP_SNAP;
+use crate::ir::{Cond, Inst, Operand, Width};
+use crate::sema::tast::Expr;
+
+impl Lower<'_> {
+    /// Writes the capture `capture` (`pkt_capture($skb)`: start, bytes
+    /// available, packet length) at `into`: the captured length (u32, at
+    /// most [`PCAP_SNAP`]), the packet's length (u32), then the bytes. The
+    /// bytes are read [`PCAP_SNAP`] at a time (a constant size the
+    /// verifier needs no bounds for); past the packet's linear data they
+    /// are the skb's own memory, and the captured length leaves them out.
+    pub(super) fn capture_packet(&mut self, into: Place, capture: &Expr) -> Result<()> {
+        let value: Val = self.expr(capture)?;
+        let Some([start, available, wire]) = self.integers(value, &capture.ty) else {
+            return Err(Diagnostic::at(
+                capture.span,
+                "internal error: pkt_capture($skb) is (start, length, wire length)",
+            ));
+        };
+        let (snap, done) = (self.f.label(), self.f.label());
+        let len = self.f.vreg();
+        self.f.push(Inst::Mov {
+            dst: len,
+            src: Operand::Reg(available),
+        });
+        self.jump_if(Cond::Le, len, Operand::Imm(PCAP_SNAP.into()), snap);
+        self.f.push(Inst::Mov {
+            dst: len,
+            src: Operand::Imm(PCAP_SNAP.into()),
+        });
+        self.f.push(Inst::Label(snap));
+        // No packet (start 0): nothing captured.
+        let none = self.f.label();
+        self.jump_if(Cond::Ne, start, Operand::Imm(0), none);
+        self.f.push(Inst::Mov {
+            dst: len,
+            src: Operand::Imm(0),
+        });
+        self.f.push(Inst::Label(none));
+        for (off, src) in [(0, len), (4, wire)] {
+            self.f.push(Inst::Store {
+                addr: into.at(off),
+                width: Width::B4,
+                src: Operand::Reg(src),
+            });
+        }
+        self.jump_if(Cond::Eq, len, Operand::Imm(0), done);
+        let bytes = self.addr(Place {
+            off: into.off + 8,
+            ..into
+        });
+        let size = Operand::Imm(PCAP_SNAP.into());
+        self.call(
+            helper::PROBE_READ_KERNEL,
+            vec![bytes, size, Operand::Reg(start)],
+            None,
+        );
+        self.f.push(Inst::Label(done));
+        Ok(())
+    }
+}
