@@ -167,7 +167,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let fail = |d: Diagnostic| Failure::new((d, Some(source.clone())));
     let start = runtime::monotonic_ns();
     let skip_missing = cli.missing_probes == MissingProbes::Warn;
-    let ast = syntax::parse(&source.text).map_err(fail)?;
+    let ast = syntax::parse_source(&source).map_err(fail)?;
     if providers::names_kernel_functions(&ast) {
         Kallsyms::prefetch();
     }

@@ -34,7 +34,7 @@ const MAX_PROGRAM_INSTS: usize = 1_000_000;
 /// (`elapsed` counts from it). Runs on stacks of its own (see
 /// [`crate::stack`]).
 pub fn compile(source: &Source, options: &sema::Options, start_ns: u64) -> Result<Compiled> {
-    let ast = syntax::parse(&source.text)?;
+    let ast = syntax::parse_source(source)?;
     on_stack(COMPILE_STACK_BYTES, || {
         compile_parsed(ast, options, start_ns)
     })

@@ -21,6 +21,18 @@ fn syntax_errors_point_at_the_place_and_exit_1() {
         err,
         "-e:1:14: error: expected an expression\nBEGIN { @x = ; }\n             ^\n"
     );
+    // A program left open ends at the end of the user's text, not in the
+    // library appended after it.
+    let program = "tracepoint:net:netif_receive_skb { @x = hist(args->len) ";
+    let (code, _, err) = netscript(&["-e", program]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!(
+            "-e:1:56: error: unexpected end of input, expected `;` or `}}`\n{program}\n{}^\n",
+            " ".repeat(55)
+        )
+    );
 }
 
 #[test]

@@ -57,10 +57,11 @@ fn the_binary_needs_no_library_but_the_c_librarys() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert!(libraries.iter().any(|l| l.starts_with("libc.so")), "{text}");
-    // glibc itself, the dynamic loader, the kernel's vDSO, and the unwinder
-    // glibc loads for thread cancellation anyway.
+    // glibc (libc, libm, the dynamic loader), the kernel's vDSO, and the
+    // unwinder glibc loads for thread cancellation anyway.
     let glibc = [
         "libc.so",
+        "libm.so",
         "ld-linux",
         "linux-vdso",
         "libgcc_s.so",

@@ -156,7 +156,7 @@ impl Session {
         }
         crate::stdlib::attach(&mut source);
         let fail = |d: Diagnostic| Failure::new((d, Some(source.clone())));
-        let full = syntax::parse(&source.text).map_err(fail)?;
+        let full = syntax::parse_source(&source).map_err(fail)?;
         let declared = params::declared(&full, &crate::cli::reserved_flags()).map_err(fail)?;
         let values = match params::bind(&declared, args).map_err(|d| Failure::new((d, None)))? {
             params::Request::Run(values) => values,

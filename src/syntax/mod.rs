@@ -8,7 +8,7 @@ mod limits;
 pub mod parser;
 
 pub use limits::{MAX_DEPTH, MAX_NESTING};
-pub use parser::parse;
+pub use parser::{parse, parse_source};
 
 #[cfg(test)]
 mod tests;

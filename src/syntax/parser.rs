@@ -4,7 +4,7 @@
 use super::ast::Program;
 use super::build;
 use super::limits::check_nesting;
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Source};
 use crate::stack::{on_stack, PARSE_STACK_BYTES};
 use pest::Parser;
 
@@ -18,6 +18,29 @@ pub struct NetscriptParser;
 /// are rejected. Runs on a stack of its own (see [`crate::stack`]).
 pub fn parse(source: &str) -> Result<Program, Diagnostic> {
     on_stack(PARSE_STACK_BYTES, || parse_here(source))
+}
+
+/// Parses a script with the libraries appended to it. A syntax error the
+/// script's own text causes (an unclosed brace at its end) is reported in
+/// that text, not where the first library file starts: when the whole
+/// fails past the script's end, the script alone is parsed for its error.
+pub fn parse_source(source: &Source) -> Result<Program, Diagnostic> {
+    let end = source.script_end();
+    parse(&source.text).map_err(|whole| match whole.span {
+        Some(span) if span.start >= end && end < source.text.len() => {
+            let Err(mut own) = parse(&source.text[..end]) else {
+                return whole;
+            };
+            // The end of the script's text, not the library after it.
+            let last = source.text[..end].trim_end().len();
+            if let Some(span) = &mut own.span {
+                span.start = span.start.min(last);
+                span.end = span.end.min(last.max(span.start));
+            }
+            own
+        }
+        _ => whole,
+    })
 }
 
 /// [`parse`] on the caller's stack.
