@@ -8,11 +8,13 @@
 //! load/attach, ring buffer, maps) -> `output` (bpftrace text, JSON).
 //! Probe types live in `providers`, built-in functions in `builtins`.
 
+pub mod bpf;
 pub mod builtins;
 pub mod bundled;
 pub mod cli;
 pub mod codegen;
 pub mod diag;
+pub mod glob;
 pub mod ir;
 pub mod kernel;
 pub mod listing;

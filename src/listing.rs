@@ -95,7 +95,7 @@ fn list_scripts(glob: &str, verbose: bool) -> Result<Vec<String>> {
     let glob = if glob.is_empty() { "*" } else { glob };
     let scripts: Vec<&(&str, &str)> = crate::bundled::SCRIPTS
         .iter()
-        .filter(|(name, _)| symbols::glob_match(glob, name))
+        .filter(|(name, _)| crate::glob::glob_match(glob, name))
         .collect();
     let width = scripts.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let mut out = Vec::new();
@@ -127,7 +127,7 @@ fn list_stages(glob: &str, verbose: bool) -> Result<Vec<String>> {
             let crate::syntax::ast::Item::Stage(stage) = item else {
                 continue;
             };
-            if !symbols::glob_match(if glob.is_empty() { "*" } else { glob }, &stage.name) {
+            if !crate::glob::glob_match(if glob.is_empty() { "*" } else { glob }, &stage.name) {
                 continue;
             }
             out.push(format!("stage:{}", stage.name));

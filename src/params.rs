@@ -126,7 +126,8 @@ impl Param {
 }
 
 /// The parameters declared by a script, with their types checked; no
-/// flag may be one of `reserved` (netscript's own, [`crate::cli::reserved_flags`]).
+/// flag may be one of `reserved` (netscript's own options, as the command
+/// line defines them).
 pub fn declared(program: &Program, reserved: &[String]) -> Result<Vec<Param>> {
     let mut out: Vec<Param> = Vec::new();
     for item in &program.items {

@@ -192,8 +192,8 @@ pub fn format_insn(i: &Insn) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bpf::MapId;
     use crate::codegen::MapReloc;
-    use crate::ir::MapId;
 
     #[test]
     fn formats_each_instruction_kind() {

@@ -313,39 +313,3 @@ impl Insn {
         self.code == class::LD | size::DW | MODE_IMM
     }
 }
-
-/// Kernel helper function numbers used by the code generator.
-pub mod helper {
-    /// `bpf_map_lookup_elem(map, key)`
-    pub const MAP_LOOKUP_ELEM: u32 = 1;
-    /// `bpf_map_update_elem(map, key, value, flags)`
-    pub const MAP_UPDATE_ELEM: u32 = 2;
-    /// `bpf_map_delete_elem(map, key)`
-    pub const MAP_DELETE_ELEM: u32 = 3;
-    /// `bpf_ktime_get_ns()`
-    pub const KTIME_GET_NS: u32 = 5;
-    /// `bpf_get_smp_processor_id()`
-    pub const GET_SMP_PROCESSOR_ID: u32 = 8;
-    /// `bpf_get_current_pid_tgid()`
-    pub const GET_CURRENT_PID_TGID: u32 = 14;
-    /// `bpf_get_current_uid_gid()`
-    pub const GET_CURRENT_UID_GID: u32 = 15;
-    /// `bpf_get_current_comm(buf, size)`
-    pub const GET_CURRENT_COMM: u32 = 16;
-    /// `bpf_get_stackid(ctx, map, flags)`
-    pub const GET_STACKID: u32 = 27;
-    /// `bpf_get_current_task()`
-    pub const GET_CURRENT_TASK: u32 = 35;
-    /// `bpf_get_current_cgroup_id()`
-    pub const GET_CURRENT_CGROUP_ID: u32 = 80;
-    /// `bpf_probe_read_kernel(dst, size, src)`
-    pub const PROBE_READ_KERNEL: u32 = 113;
-    /// `bpf_probe_read_kernel_str(dst, size, src)`
-    pub const PROBE_READ_KERNEL_STR: u32 = 115;
-    /// `bpf_ringbuf_output(map, data, size, flags)`
-    pub const RINGBUF_OUTPUT: u32 = 130;
-    /// `bpf_ringbuf_query(map, flags)`
-    pub const RINGBUF_QUERY: u32 = 134;
-    /// `bpf_get_func_ip(ctx)`
-    pub const GET_FUNC_IP: u32 = 173;
-}

@@ -14,8 +14,9 @@ mod tests_exec_alu;
 #[cfg(test)]
 mod tests_golden;
 
+use crate::bpf::MapId;
 use crate::diag::Diagnostic;
-use crate::ir::{Function, MapId};
+use crate::ir::Function;
 use insn::Insn;
 
 /// A map reference inside generated code: the `ld_imm64` at `insn` loads

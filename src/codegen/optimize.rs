@@ -13,8 +13,8 @@
 //! read of a word that some register still holds becomes a move. Kernel memory is only read
 //! by the program, so a word read once per event keeps its value.
 
-use super::insn::helper;
 use super::liveness;
+use crate::bpf::helper;
 use crate::diag::Diagnostic;
 use crate::ir::{Function, Inst, Operand, VReg, Width};
 use std::collections::{HashMap, HashSet};

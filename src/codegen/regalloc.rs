@@ -164,7 +164,7 @@ fn spill(func: &mut Function, victim: VReg) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codegen::insn::helper;
+    use crate::bpf::helper;
     use crate::ir::AluOp;
 
     /// `n` values live at once, then summed; returns the function and the values.

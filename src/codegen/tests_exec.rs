@@ -1,9 +1,11 @@
 //! Execution tests: generated code is loaded into the running kernel as a
 //! socket filter and run with `BPF_PROG_TEST_RUN` on a dummy packet.
 
-use super::insn::{helper, PSEUDO_MAP_FD};
+use super::insn::PSEUDO_MAP_FD;
 use super::{disassemble, generate, ProgramCode};
-use crate::ir::{Addr, AluOp, Cond, Function, Inst, MapId, Operand, VReg, Width};
+use crate::bpf::helper;
+use crate::bpf::MapId;
+use crate::ir::{Addr, AluOp, Cond, Function, Inst, Operand, VReg, Width};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 

@@ -1,8 +1,9 @@
 //! Golden tests: exact disassembly of small generated functions.
 
 use super::{disassemble, generate};
-use crate::codegen::insn::helper;
-use crate::ir::{Addr, AluOp, Cond, Function, Inst, MapId, Operand, Width};
+use crate::bpf::helper;
+use crate::bpf::MapId;
+use crate::ir::{Addr, AluOp, Cond, Function, Inst, Operand, Width};
 
 fn listing(f: &Function) -> String {
     disassemble(&generate(f).expect("code generation succeeds"))

@@ -1,17 +1,12 @@
 //! Where values live in BPF maps and ring-buffer records. Lowering writes
 //! these layouts and the runtime reads them back, so both use this module.
 
-use crate::object::{map_flags, map_type, MapSpec};
+use crate::bpf::{map_flags, map_type, MapSpec, MAP_ENTRIES, PCAP_SNAP, STACK_DEPTH};
 use crate::sema::tast::{Agg, MapDecl, MapValue, PathInfo, Script};
 use crate::sema::types::{tuple_layout, Ty};
 
-/// Capacity of user maps (bpftrace's default; hash maps are preallocated,
-/// so this is also what map creation costs at start-up).
-pub const MAP_ENTRIES: u32 = 4096;
 /// Size of the event ring buffer in bytes.
 pub const RINGBUF_BYTES: u32 = 1 << 20;
-/// Frames kept per kernel stack.
-pub const STACK_DEPTH: u32 = 127;
 /// Distinct kernel stacks kept.
 pub const STACK_ENTRIES: u32 = 1024;
 /// A printf record larger than this many bytes is built in the per-CPU
@@ -38,8 +33,6 @@ pub const PATH_EVENT_BASE: u64 = 1 << 32;
 /// ifindex (u32), kernel stack id (i64), comm (16 bytes), device name
 /// (16 bytes).
 pub const STAGE_CTX_SIZE: u32 = 56;
-/// Bytes of a packet `--pcap` captures, from its IP header on.
-pub const PCAP_SNAP: u32 = 128;
 /// Bytes of a packet capture in a record and an event: the captured
 /// length (u32), the packet's length (u32), then [`PCAP_SNAP`] bytes.
 pub const CAPTURE_SIZE: u32 = 8 + PCAP_SNAP;
@@ -424,7 +417,7 @@ pub fn args_layout(args: &[Ty]) -> (Vec<u32>, u32) {
 /// limiters, then the maps of each path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapTable {
-    /// Every map, in `ir::MapId` order.
+    /// Every map, in `bpf::MapId` order.
     pub specs: Vec<MapSpec>,
     /// Index of the ring buffer.
     pub events: u32,

@@ -6,6 +6,7 @@
 pub mod layout;
 pub mod lower;
 
+use crate::bpf::MapId;
 use std::fmt;
 
 /// A virtual register holding a 64-bit value (a scalar or a pointer).
@@ -19,10 +20,6 @@ pub struct Label(pub u32);
 /// A stack slot of the function (index into [`Function::slots`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Slot(pub u32);
-
-/// A BPF map of the program, by index into the script's map table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MapId(pub u32);
 
 /// A value used by an instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +209,7 @@ pub enum Inst {
     },
     /// Call a kernel helper; arguments go to r1..r5, the result comes from r0.
     Call {
-        /// Helper number (see `codegen::insn::helper`).
+        /// Helper number (see `bpf::helper`).
         helper: u32,
         /// Up to five arguments.
         args: Vec<Operand>,

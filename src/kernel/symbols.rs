@@ -1,4 +1,4 @@
-//! Kernel symbols: glob matching, `/proc/kallsyms` (address resolution,
+//! Kernel symbols: `/proc/kallsyms` (address resolution,
 //! modules, GCC clone names), traceable functions and kernel features.
 
 use std::ops::Range;
@@ -8,36 +8,7 @@ use std::sync::OnceLock;
 use super::name_index::NameIndex;
 use super::tracefs::tracefs_root;
 use crate::diag::Diagnostic;
-
-/// Glob match of ASCII `text` against `pattern`: `*` matches any run of
-/// bytes, `?` one byte, everything else itself.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let (pattern, text) = (pattern.as_bytes(), text.as_bytes());
-    let (mut p, mut t) = (0, 0);
-    // Position after the last `*` and the text position it is tried at.
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                backtrack = Some((p + 1, t));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match backtrack {
-                Some((after_star, tried)) => {
-                    backtrack = Some((after_star, tried + 1));
-                    p = after_star;
-                    t = tried + 1;
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
+use crate::glob::glob_match;
 
 /// One kallsyms line, with byte ranges into the file text.
 #[derive(Debug, Clone)]

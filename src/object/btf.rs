@@ -7,7 +7,7 @@
 //! `__uint(name, N)` macro produces. A `DATASEC` named `.maps` lists the
 //! variables with their offsets and sizes in the section.
 
-use super::MapSpec;
+use crate::bpf::MapSpec;
 
 /// `BTF_MAGIC`
 const MAGIC: u16 = 0xeb9f;
@@ -57,7 +57,7 @@ fn map_fields(map: &MapSpec) -> Vec<(&'static str, u32)> {
     if map.flags != 0 {
         fields.push(("map_flags", map.flags));
     }
-    if map.map_type != super::map_type::RINGBUF {
+    if map.map_type != crate::bpf::map_type::RINGBUF {
         fields.push(("key_size", map.key_size));
         fields.push(("value_size", map.value_size));
     }
@@ -189,7 +189,7 @@ pub fn maps_btf(maps: &[MapSpec]) -> MapsBtf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::map_type;
+    use crate::bpf::map_type;
 
     fn word(bytes: &[u8], at: usize) -> u32 {
         u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])

@@ -12,7 +12,8 @@ use object::{
 };
 
 use super::btf::maps_btf;
-use super::{MapSpec, ProgramSection};
+use super::ProgramSection;
+use crate::bpf::MapSpec;
 use crate::diag::Diagnostic;
 
 /// Size of one instruction slot in bytes.
@@ -171,10 +172,10 @@ pub fn write_object(programs: &[ProgramSection], maps: &[MapSpec]) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bpf::map_type;
+    use crate::bpf::MapId;
     use crate::codegen::insn::{Insn, PSEUDO_MAP_FD};
     use crate::codegen::{MapReloc, ProgramCode};
-    use crate::ir::MapId;
-    use crate::object::map_type;
     use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
     fn program(section: &str, name: &str, map: Option<u32>) -> ProgramSection {

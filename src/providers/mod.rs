@@ -3,9 +3,9 @@
 //! into concrete probe points, which ELF section tells libbpf the program
 //! type, how the program is attached and how its arguments are read.
 
+use crate::bpf::AttachPoint;
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::{symbols, tracefs};
-use crate::runtime::AttachPoint;
 use crate::syntax::ast;
 
 /// The probe types netscript knows.

@@ -4,6 +4,7 @@
 
 use std::os::fd::OwnedFd;
 
+use crate::bpf::AttachPoint;
 use crate::diag::{Diagnostic, Failure, Source};
 use crate::output::Printer;
 use crate::pipeline::{self, Compiled};
@@ -11,7 +12,7 @@ use crate::providers::Kind;
 use crate::runtime::decode::{self, KallsymsOnly};
 use crate::runtime::paths::PathReports;
 use crate::runtime::session::{attach_diagnostic, drain_events, load_checked_reusing, shape};
-use crate::runtime::{self, AttachPoint, LoadedObject, SharedMap};
+use crate::runtime::{self, LoadedObject, SharedMap};
 use crate::sema::tast::{Agg, MapDecl, MapValue};
 use crate::syntax::{self, ast::Item};
 use crate::{params, sema};

@@ -1,72 +1,13 @@
 //! Attaching loaded programs to their probes.
 
-use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::{Link, ProgramMut, TracepointCategory};
 
 use super::LoadedObject;
+use crate::bpf::AttachPoint;
 use crate::diag::Diagnostic;
-
-/// Where (and whether) a loaded program is attached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttachPoint {
-    /// A kprobe (or kretprobe when `retprobe`) on kernel function `func`.
-    Kprobe {
-        /// Kernel function name.
-        func: String,
-        /// Attach at function return instead of entry.
-        retprobe: bool,
-    },
-    /// fentry/fexit: the target is in the program's section name.
-    Fentry,
-    /// A tracepoint `category:name`.
-    Tracepoint {
-        /// Tracepoint group (e.g. `net`).
-        category: String,
-        /// Tracepoint name (e.g. `netif_receive_skb`).
-        name: String,
-    },
-    /// A raw tracepoint.
-    RawTracepoint {
-        /// Tracepoint name (e.g. `netif_receive_skb`).
-        name: String,
-    },
-    /// A software CPU-clock perf event on CPU 0 firing every `period_ns`.
-    Interval {
-        /// Period in nanoseconds.
-        period_ns: u64,
-    },
-    /// Not attached: BEGIN/END programs run with [`LoadedObject::run_once`].
-    Manual,
-    /// XDP on the network interface `ifindex`.
-    Xdp {
-        /// Interface index.
-        ifindex: i32,
-    },
-}
-
-impl fmt::Display for AttachPoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AttachPoint::Kprobe {
-                func,
-                retprobe: false,
-            } => write!(f, "kprobe:{func}"),
-            AttachPoint::Kprobe {
-                func,
-                retprobe: true,
-            } => write!(f, "kretprobe:{func}"),
-            AttachPoint::Fentry => f.write_str("fentry"),
-            AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
-            AttachPoint::RawTracepoint { name } => write!(f, "rawtracepoint:{name}"),
-            AttachPoint::Interval { period_ns } => write!(f, "interval:{period_ns}ns"),
-            AttachPoint::Manual => f.write_str("manual"),
-            AttachPoint::Xdp { ifindex } => write!(f, "xdp on interface {ifindex}"),
-        }
-    }
-}
 
 /// `PERF_FLAG_FD_CLOEXEC` of `perf_event_open` (not exported by `libc`).
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::ir::layout::{key_layout, MapTable, STACK_DEPTH};
+use crate::bpf::STACK_DEPTH;
+use crate::ir::layout::{key_layout, MapTable};
 use crate::kernel::symbols::Kallsyms;
 use crate::output::anonymize;
 use crate::output::model::{Aggregate, MapDump, Value};

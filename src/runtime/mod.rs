@@ -30,7 +30,6 @@ use libbpf_rs::{Link, Object, ObjectBuilder, Program, ProgramMut};
 
 use crate::diag::Diagnostic;
 
-pub use attach::AttachPoint;
 pub use features::{
     cmpxchg_supported, enable_run_stats, fentry_supported, monotonic_ns, wall_offset_ns,
 };

@@ -11,8 +11,9 @@ use std::io::Write;
 use std::path::Path;
 
 use super::path_report::{segments, u32_at, u64_at};
+use crate::bpf::PCAP_SNAP;
 use crate::diag::{Diagnostic, Result};
-use crate::ir::layout::{path_layout, PCAP_SNAP};
+use crate::ir::layout::path_layout;
 use crate::sema::tast::PathInfo;
 
 /// pcapng block types.

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::decode::{self, Symbolizer};
 use super::paths::PathReports;
-use super::{AttachPoint, LoadError, LoadedObject, SharedMap};
+use super::{LoadError, LoadedObject, SharedMap};
+use crate::bpf::AttachPoint;
 use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{event, PATH_EVENT_BASE};
 use crate::output::text::MapShape;
@@ -205,7 +206,7 @@ impl Symbolizer for KernelSymbols<'_> {
 /// (each with why): one per metric that no attached program writes, and
 /// one per program whose loss takes no metric down.
 fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec<String> {
-    let name = |m: &crate::ir::MapId| compiled.script.maps[m.0 as usize].name.clone();
+    let name = |m: &crate::bpf::MapId| compiled.script.maps[m.0 as usize].name.clone();
     let live = |map: &str| {
         compiled.script.programs.iter().any(|p| {
             !failed.iter().any(|(f, _)| f.name == p.name) && p.writes.iter().any(|m| name(m) == map)
@@ -221,7 +222,7 @@ fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec
     let mut lines: Vec<String> = failed
         .iter()
         .filter(|(p, _)| {
-            let internal = |m: &crate::ir::MapId| name(m).starts_with("@_");
+            let internal = |m: &crate::bpf::MapId| name(m).starts_with("@_");
             let takes_down = p.writes.iter().any(|m| !internal(m) && !live(&name(m)));
             !takes_down && (p.writes.is_empty() || !p.writes.iter().all(internal))
         })

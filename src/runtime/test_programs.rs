@@ -1,9 +1,10 @@
 //! Hand-assembled programs for the runtime tests (no compiler needed).
 
-use crate::codegen::insn::{alu, helper, jmp, size, Insn, PSEUDO_MAP_FD, R10};
+use crate::bpf::MapId;
+use crate::bpf::{helper, map_type, MapSpec};
+use crate::codegen::insn::{alu, jmp, size, Insn, PSEUDO_MAP_FD, R10};
 use crate::codegen::{MapReloc, ProgramCode};
-use crate::ir::MapId;
-use crate::object::{map_type, MapSpec, ProgramSection};
+use crate::object::ProgramSection;
 
 /// A program being assembled: instructions plus map references.
 #[derive(Default)]

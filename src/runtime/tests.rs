@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::test_programs::*;
 use super::*;
-use crate::object::{map_type, write_object, MapSpec, ProgramSection};
+use crate::bpf::{map_type, AttachPoint, MapSpec};
+use crate::object::{write_object, ProgramSection};
 use crate::testing::bpf_available;
 
 fn load_programs(programs: &[ProgramSection], maps: &[MapSpec]) -> LoadedObject {

@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{AttachPoint, LoadedObject};
+use super::LoadedObject;
+use crate::bpf::AttachPoint;
 use crate::diag::{Diagnostic, Result};
 use crate::output::Printer;
 use crate::pipeline::Compiled;

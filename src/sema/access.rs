@@ -2,7 +2,8 @@
 //! function arguments by name, dereference, indexing, casts, `sizeof`,
 //! `offsetof`.
 
-use super::expr::{has_btf_args, Scope};
+use super::expr::has_btf_args;
+use super::scope::Scope;
 use super::tast::{Expr, ExprKind as K, Space};
 use super::types::{Ty, STRING_SIZE};
 use crate::diag::{Diagnostic, Result, Span};

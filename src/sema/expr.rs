@@ -2,122 +2,19 @@
 
 use std::sync::Arc;
 
-use super::stmt::VarTable;
-use super::tast::{self, Expr, ExprKind as K, PrintfDecl, Stmt, VarId};
+use super::scope::Scope;
+use super::tast::{self, Expr, ExprKind as K, PrintfDecl, Stmt};
 use super::types::{Names, Ty, STRING_SIZE};
-use super::Checker;
-use crate::builtins::{self, Func, FunctionDef, Role, Var};
+use crate::bpf::MapId;
+use crate::builtins::{self, Func, Role, Var};
 use crate::diag::{Diagnostic, Result, Span};
-use crate::ir::MapId;
 use crate::kernel::btf::Btf;
-use crate::kernel::tracefs::{self, TracepointFormat};
 use crate::output::printf::ArgKind;
 use crate::providers::{self, Kind, ProbePoint, Target};
 use crate::syntax::ast::{self, BinOp, ExprKind, UnOp};
 use crate::syntax::MAX_DEPTH;
 
-/// The state of checking one probe block for one probe point.
-pub(super) struct Scope<'a, 'o> {
-    /// The script-wide checker (maps, printf formats).
-    pub checker: &'a mut Checker<'o>,
-    /// The probe point the block is compiled for.
-    pub point: ProbePoint,
-    /// `$variables` by name.
-    pub vars: VarTable,
-    /// `$variable` types by id.
-    pub var_types: Vec<Ty>,
-    /// The tracepoint record format, for tracepoint probes.
-    pub tracepoint: Option<TracepointFormat>,
-    /// The user functions being inlined, innermost last.
-    pub frames: Vec<super::inline::Frame>,
-    /// Variables that belong to an inlined call (started by the call).
-    pub inline_vars: std::collections::HashSet<usize>,
-    /// Call results and copies known at the point being checked.
-    pub memo: super::memo::Memo,
-    /// How many expressions enclose the one being checked, inlined calls
-    /// included.
-    depth: usize,
-}
-
 impl<'a, 'o> Scope<'a, 'o> {
-    /// A scope for `point`, reading its tracepoint format if it has one.
-    pub fn new(checker: &'a mut Checker<'o>, point: ProbePoint) -> Result<Self> {
-        let tracepoint = match &point.target {
-            Target::Tracepoint { category, name } => {
-                Some(tracefs::tracepoint_format(category, name)?)
-            }
-            _ => None,
-        };
-        Ok(Scope {
-            checker,
-            point,
-            vars: VarTable::new(),
-            var_types: Vec::new(),
-            tracepoint,
-            frames: Vec::new(),
-            inline_vars: Default::default(),
-            memo: Default::default(),
-            depth: 0,
-        })
-    }
-
-    /// For each variable: whether the program starts it (see `Program::entry_vars`).
-    pub fn entry_vars(&self) -> Vec<bool> {
-        (0..self.var_types.len())
-            .map(|i| !self.inline_vars.contains(&i))
-            .collect()
-    }
-
-    /// Declares a new `$variable`.
-    pub fn declare_var(&mut self, name: &str, ty: Ty) -> VarId {
-        let id = VarId(self.var_types.len() as u32);
-        self.var_types.push(ty);
-        self.vars.insert(name.to_string(), id);
-        id
-    }
-
-    /// Fails unless `e` is an integer or pointer.
-    pub fn expect_scalar(&self, e: &Expr, what: &str) -> Result<()> {
-        if e.ty.is_scalar() {
-            Ok(())
-        } else {
-            Err(Diagnostic::at(
-                e.span,
-                format!("{} must be an integer, not {}", what, e.ty.describe()),
-            ))
-        }
-    }
-
-    /// Fails unless `e` can be stored in a variable or map.
-    pub fn expect_storable(&self, e: &Expr) -> Result<()> {
-        match e.ty {
-            Ty::Void => Err(Diagnostic::at(e.span, "this expression has no value")),
-            Ty::Record(_) => Err(Diagnostic::at(
-                e.span,
-                "a whole struct cannot be stored; store one of its fields",
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// Checks a call's argument count against its table entry.
-    pub fn check_arity(&self, def: &FunctionDef, n: usize, span: Span) -> Result<()> {
-        if n < def.min_args || n > def.max_args {
-            let want = if def.min_args == def.max_args {
-                format!("{}", def.min_args)
-            } else if def.max_args == usize::MAX {
-                format!("at least {}", def.min_args)
-            } else {
-                format!("{} to {}", def.min_args, def.max_args)
-            };
-            return Err(Diagnostic::at(
-                span,
-                format!("{}() takes {} argument(s), got {}", def.name, want, n),
-            ));
-        }
-        Ok(())
-    }
-
     /// Map key expressions.
     pub fn keys(&mut self, keys: &[ast::Expr]) -> Result<Vec<Expr>> {
         keys.iter()
@@ -554,13 +451,10 @@ impl<'a, 'o> Scope<'a, 'o> {
                     Some(a) => self.constant(a)?,
                     None => 0,
                 };
-                if !(0..=crate::ir::layout::STACK_DEPTH as i64).contains(&limit) {
+                if !(0..=crate::bpf::STACK_DEPTH as i64).contains(&limit) {
                     return Err(Diagnostic::at(
                         span,
-                        format!(
-                            "kstack() keeps at most {} frames",
-                            crate::ir::layout::STACK_DEPTH
-                        ),
+                        format!("kstack() keeps at most {} frames", crate::bpf::STACK_DEPTH),
                     ));
                 }
                 mk(Ty::KStack, K::Kstack(limit as u8))

@@ -2,7 +2,7 @@
 //! stdlib): checked and inlined at every call, so their parameters take
 //! the types of the arguments.
 
-use super::expr::Scope;
+use super::scope::Scope;
 use super::stmt::check_block;
 use super::tast::{Expr, ExprKind as K, InlineResult, Stmt, VarId};
 use super::types::Ty;

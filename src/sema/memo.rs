@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::expr::Scope;
+use super::scope::Scope;
 use super::tast::{Expr, ExprKind as K, InlineResult, Stmt, VarId};
 use super::types::Ty;
 use crate::syntax::ast::{self, ExprKind, LValue, StmtKind};

@@ -12,6 +12,7 @@ mod packet;
 mod params;
 mod path;
 mod recall;
+mod scope;
 pub use path::MAX_RECORDS;
 mod stmt;
 pub mod tast;
@@ -19,8 +20,8 @@ pub mod types;
 
 use std::collections::HashMap;
 
+use crate::bpf::MapId;
 use crate::diag::{Diagnostic, Result, Span};
-use crate::ir::MapId;
 use crate::providers::{self, ProbePoint};
 use crate::syntax::ast;
 use tast::{MapDecl, MapValue, PrintfDecl, Script};
@@ -124,9 +125,9 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
 }
 
 /// The capacity of keyed maps: `config map_keys = N;` (an integer or a
-/// parameter), else [`crate::ir::layout::MAP_ENTRIES`].
+/// parameter), else [`crate::bpf::MAP_ENTRIES`].
 fn map_keys(program: &ast::Program, options: &Options) -> Result<u32> {
-    let mut keys = crate::ir::layout::MAP_ENTRIES;
+    let mut keys = crate::bpf::MAP_ENTRIES;
     for item in &program.items {
         let ast::Item::Config(c) = item else { continue };
         if c.name != "map_keys" {

@@ -5,7 +5,7 @@
 //! typed in `access` (space `Packet`) and checked against the packet's end
 //! by lowering.
 
-use super::expr::Scope;
+use super::scope::Scope;
 use super::tast::{Expr, ExprKind as K};
 use super::types::Ty;
 use crate::builtins::Var;

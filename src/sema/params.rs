@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::expr::Scope;
+use super::scope::Scope;
 use super::tast::{Expr, ExprKind as K};
 use super::types::Ty;
 use crate::diag::{Diagnostic, Result, Span};

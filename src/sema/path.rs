@@ -7,8 +7,8 @@
 //! Stages whose probe this kernel lacks are skipped with one notice; the
 //! path is measured over the stages that remain.
 
-use super::expr::Scope;
 use super::recall::{expect_integers, mark_stage, no_packet, recalled_stage};
+use super::scope::Scope;
 use super::stmt::param_count;
 use super::tast::{self, Expr, PathInfo, Stmt};
 use super::types::Ty;

@@ -2,8 +2,8 @@
 //! SPAN`): checked where they are declared, and their statements, a mark
 //! under the guard (`Stmt::PathMark`) where the stage has no packet.
 
-use super::expr::Scope;
 use super::path::{int, StagePlan};
+use super::scope::Scope;
 use super::tast::{Expr, Stmt};
 use super::types::Ty;
 use crate::diag::{Diagnostic, Result};

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::expr::Scope;
+use super::scope::Scope;
 use super::tast::{self, Agg, MapValue, Stmt};
 use super::types::Ty;
 use super::{kernel_has, memo, program_name, unify, Checker};

@@ -3,9 +3,9 @@
 //! BTF nor tracefs.
 
 use super::types::Ty;
+use crate::bpf::MapId;
 use crate::builtins::{Func, Var};
 use crate::diag::Span;
-use crate::ir::MapId;
 use crate::providers::ProbePoint;
 use crate::syntax::ast::{BinOp, UnOp};
 
@@ -136,7 +136,7 @@ pub struct PathInfo {
     /// Each reported packet carries the first [`PCAP_SNAP`] bytes from its
     /// IP header, captured where its record starts (`--pcap`).
     ///
-    /// [`PCAP_SNAP`]: crate::ir::layout::PCAP_SNAP
+    /// [`PCAP_SNAP`]: crate::bpf::PCAP_SNAP
     pub capture: bool,
     /// How a packet's report is headed and described.
     pub report: PathReport,

@@ -620,10 +620,7 @@ fn kernel_has_decides_branches_and_names_the_metrics_it_switches_off() {
 #[test]
 fn config_map_keys_takes_an_integer_or_a_parameter() {
     assert_eq!(checked("config map_keys = 64; BEGIN { }").map_keys, 64);
-    assert_eq!(
-        checked("BEGIN { }").map_keys,
-        crate::ir::layout::MAP_ENTRIES
-    );
+    assert_eq!(checked("BEGIN { }").map_keys, crate::bpf::MAP_ENTRIES);
     let s = checked_with(
         "param flows: int = 5 \"\"\nconfig map_keys = flows; BEGIN { }",
         &[("flows", crate::params::Value::Int(777))],

@@ -2,10 +2,11 @@
 
 use super::mem::{Base, Place};
 use super::{Home, Lower, Val};
+use crate::bpf::helper;
+use crate::bpf::MapId;
 use crate::builtins::Var;
-use crate::codegen::insn::helper;
 use crate::diag::{Diagnostic, Result, Span};
-use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, VReg, Width};
+use crate::ir::{Addr, AluOp, Cond, Inst, Label, Operand, VReg, Width};
 use crate::providers::{self, ArgAccess};
 use crate::sema::tast::{Agg, Expr, ExprKind as K, InlineResult, MapValue, Space};
 use crate::sema::types::Ty;

@@ -3,8 +3,9 @@
 
 use super::mem::Place;
 use super::Lower;
-use crate::codegen::insn::helper;
-use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
+use crate::bpf::helper;
+use crate::bpf::MapId;
+use crate::ir::{Addr, AluOp, Cond, Inst, Label, Operand, Slot, VReg, Width};
 
 /// `BPF_NOEXIST` for `bpf_map_update_elem`.
 const BPF_NOEXIST: i64 = 1;

@@ -14,9 +14,10 @@ mod path_hist;
 mod recall;
 
 use super::layout::{self, event, MapTable};
-use super::{Addr, AluOp, Cond, Function, Inst, Label, MapId, Operand, Slot, VReg, Width};
+use super::{Addr, AluOp, Cond, Function, Inst, Label, Operand, Slot, VReg, Width};
+use crate::bpf::helper;
+use crate::bpf::MapId;
 use crate::builtins::Func;
-use crate::codegen::insn::helper;
 use crate::diag::Result;
 use crate::sema::tast::{self, Agg, Expr, Script, Stmt};
 use crate::sema::types::Ty;

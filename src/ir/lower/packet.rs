@@ -7,8 +7,9 @@
 
 use super::mem::{Base, Place};
 use super::{Lower, Val};
+use crate::bpf::MapId;
 use crate::diag::Result;
-use crate::ir::{AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
+use crate::ir::{AluOp, Cond, Inst, Label, Operand, Slot, VReg, Width};
 use crate::sema::tast::Expr;
 
 /// Offsets of `data` and `data_end` in `struct xdp_md`.

@@ -22,13 +22,14 @@ use super::mem::{Base, Place};
 use super::path_hist::Hist;
 use super::recall::MARK_SHAPE;
 use super::{Lower, Val, Wake};
-use crate::codegen::insn::helper;
+use crate::bpf::helper;
+use crate::bpf::MapId;
 use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{
     path_counter as counter, path_layout, PathLayout, PathMaps, StageTime, CAPTURE_SIZE,
     PATH_EVENT_BASE, RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
 };
-use crate::ir::{Addr, AluOp, Cond, Inst, Label, MapId, Operand, Slot, VReg, Width};
+use crate::ir::{Addr, AluOp, Cond, Inst, Label, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
 
 /// The largest record table a path may have (kernel memory, locked).

@@ -5,9 +5,9 @@
 
 use super::mem::Place;
 use super::{Lower, Val};
-use crate::codegen::insn::helper;
+use crate::bpf::helper;
+use crate::bpf::PCAP_SNAP;
 use crate::diag::{Diagnostic, Result};
-use crate::ir::layout::PCAP_SNAP;
 use crate::ir::{Cond, Inst, Operand, Width};
 use crate::sema::tast::Expr;
 

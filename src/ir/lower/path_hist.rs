@@ -4,8 +4,9 @@
 //! the packet's group when the path has `hist_by`.
 
 use super::Lower;
+use crate::bpf::MapId;
 use crate::ir::layout::{HistArray, PathMaps, PATH_HIST_MAX_NS, TOTAL_SEGMENT};
-use crate::ir::{Addr, AluOp, Cond, Inst, MapId, Operand, VReg, Width};
+use crate::ir::{Addr, AluOp, Cond, Inst, Operand, VReg, Width};
 use crate::sema::tast::PathInfo;
 
 /// Where the last stage counts a packet's latencies: the path's maps and

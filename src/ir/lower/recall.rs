@@ -5,10 +5,11 @@
 
 use super::mem::{Base, Place};
 use super::{Lower, Val};
-use crate::codegen::insn::helper;
+use crate::bpf::helper;
+use crate::bpf::MapId;
 use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{mark, PathLayout, PathMaps, StageTime, STAGE_CTX_SIZE};
-use crate::ir::{Addr, AluOp, Cond, Inst, MapId, Operand, Slot, VReg, Width};
+use crate::ir::{Addr, AluOp, Cond, Inst, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
 use crate::sema::types::{tuple_layout, Ty};
 
