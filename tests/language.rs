@@ -173,7 +173,7 @@ fn config_map_keys_bounds_keyed_maps() {
     let (code, _, err) = run("config no_such = 1; BEGIN { exit(); }");
     assert_eq!(code, 1);
     assert!(
-        err.contains("unknown config setting 'no_such' (known: map_keys)"),
+        err.contains("unknown config setting 'no_such' (known: map_keys, print_maps_on_exit)"),
         "{}",
         err
     );
@@ -228,4 +228,57 @@ fn walltime_is_the_wall_clock_of_a_monotonic_time() {
     // of that clock around the run.
     assert_within(values[0], mono_before, mono_after);
     assert_within(values[1], wall_before, wall_after);
+}
+
+#[test]
+fn table_prints_maps_as_one_table_and_print_clear_take_groups() {
+    let (code, out, err) = run(r#"BEGIN {
+  @sent["a"] = sum(100); @sent["b"] = sum(7); @lost["b"] = count();
+  @all = count(); @all = count(); @lat = hist(1000); @lat = hist(1000); // [512, 1024): 768
+  table(@sent, @lost);
+  table(@all, @lat);
+  print(@all, @lost);
+  clear(@sent, @lost, @all, @lat);
+  table(@sent, @lost);
+  exit();
+}"#);
+    assert_eq!(code, 0, "{err}");
+    let body = out
+        .strip_prefix("Attaching 1 probe...\n")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        body.starts_with(
+            "   @sent  @lost\n\
+             a    100      -\n\
+             b      7      1\n\
+             \x20     value  p50  p90  p99\n\
+             @all      2    -    -    -\n\
+             @lat      2  768  768  768\n\
+             @all: 2\n\
+             @lost[b]: 1\n\
+             \x20             @sent  @lost\n\
+             (no entries)\n"
+        ),
+        "{body}"
+    );
+    let (code, _, err) = run("BEGIN { @a[1] = count(); @b = count(); table(@a, @b); }");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("table() prints one row per key: @a and @b have different keys"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_print_maps_on_exit_false_leaves_the_exit_dump_out() {
+    let (code, out, err) =
+        run("config print_maps_on_exit = false; BEGIN { @x = count(); print(@x); exit(); }");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Attaching 1 probe...\n@x: 1\n"),
+        "{err}"
+    );
+    let (code, _, err) = run("config print_maps_on_exit = 2; BEGIN { exit(); }");
+    assert_eq!(code, 1);
+    assert!(err.contains("print_maps_on_exit is true or false"), "{err}");
 }

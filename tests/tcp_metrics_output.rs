@@ -345,18 +345,47 @@ fn the_smoke_command_of_the_docs_runs_in_ten_seconds() {
     // the traffic made while netscript ran, its connect time and its
     // close; detail events as JSON lines with both clocks.
     assert!(stdout.contains("--- tcp_metrics at "), "{}", stdout);
+    // The state changes table's CLOSE -> SYN_SENT row, in each summary.
     let opened: u64 = stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("@transitions[CLOSE, SYN_SENT]: "))
+        .filter_map(|l| l.strip_prefix("CLOSE, SYN_SENT "))
         .filter_map(|n| n.trim().parse::<u64>().ok())
         .sum();
     assert!(opened >= 10, "{} connections:\n{}", opened, stdout);
-    assert!(hist_count(&stdout, "@connect_us[active]") > 0, "{}", stdout);
+    // The connect times' row of the connections made: its p50 and p99.
     assert!(
-        stdout.contains("@retransmits_per_connection: "),
+        stdout.lines().any(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells.len() >= 3
+                && cells[0] == "active"
+                && cells[1..3].iter().all(|c| c.parse::<u64>().is_ok())
+        }),
         "{}",
         stdout
     );
+    // The tables: overall, one row per metric; per connection, a row for
+    // each connection to the server (its remote port 18765).
+    for heading in ["overall (us, segments, bytes):\n", "drops by reason"] {
+        assert!(stdout.contains(heading), "{}", stdout);
+    }
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("@retransmits_per_connection ")),
+        "{}",
+        stdout
+    );
+    let per_connection = stdout
+        .split("per connection (")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no per-connection table: {stdout}"));
+    let rows = per_connection
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('('))
+        .filter(|l| l.contains(", 18765)"))
+        .count();
+    assert!(rows >= 10, "{rows} connection rows:\n{stdout}");
     let events = json_events(&stdout);
     assert!(!events.is_empty(), "{}", stdout);
     assert!(events.iter().all(|e| e["wall_ns"].as_u64() > Some(0)));

@@ -31,6 +31,8 @@ pub enum Func {
     Zero,
     /// `print(@m)`
     Print,
+    /// `table(@a, @b, ...)`: maps as one table
+    Table,
     /// `printf(fmt, ...)`
     Printf,
     /// `str(ptr [, len])`
@@ -132,9 +134,10 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("hist", Func::Hist, 1, 2, Role::Aggregation),
     def("lhist", Func::Lhist, 4, 4, Role::Aggregation),
     def("delete", Func::Delete, 1, 1, Role::Action),
-    def("clear", Func::Clear, 1, 1, Role::Action),
-    def("zero", Func::Zero, 1, 1, Role::Action),
-    def("print", Func::Print, 1, 1, Role::Action),
+    def("clear", Func::Clear, 1, usize::MAX, Role::Action),
+    def("zero", Func::Zero, 1, usize::MAX, Role::Action),
+    def("print", Func::Print, 1, usize::MAX, Role::Action),
+    def("table", Func::Table, 1, usize::MAX, Role::Action),
     def("printf", Func::Printf, 1, usize::MAX, Role::Action),
     def("exit", Func::Exit, 0, 0, Role::Action),
     def("str", Func::Str, 1, 2, Role::Value),

@@ -23,6 +23,9 @@ pub mod event {
     pub const CLEAR: u64 = 2;
     /// `zero(@m)`; followed by the map id.
     pub const ZERO: u64 = 3;
+    /// `table(@a, @b, ...)`: one table; followed by how many maps, then
+    /// their ids.
+    pub const PRINT_TABLE: u64 = 4;
     /// `printf` number n is `PRINTF_BASE + n`; followed by its arguments.
     pub const PRINTF_BASE: u64 = 16;
 }

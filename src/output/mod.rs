@@ -12,6 +12,7 @@ pub mod order;
 pub mod printf;
 pub mod prometheus;
 pub mod report;
+pub mod table;
 pub mod text;
 
 use std::cell::RefCell;
@@ -95,6 +96,23 @@ impl Printer {
             Format::Json => json::map_json(dump),
         };
         self.out.write_all(rendered.as_bytes())
+    }
+
+    /// Prints maps as one table (`table(@a, @b)`; maps with keys
+    /// when `keyed`); in JSON, each map as [`Printer::map`] would.
+    pub fn table(&mut self, dumps: &[MapDump], keyed: bool) -> io::Result<()> {
+        match self.format {
+            Format::Text => {
+                if let Some(recorder) = &mut self.recorder {
+                    for d in dumps {
+                        json::map_json(d).lines().for_each(|l| recorder.record(l));
+                    }
+                }
+                self.out
+                    .write_all(table::table_text(dumps, keyed).as_bytes())
+            }
+            Format::Json => dumps.iter().try_for_each(|d| self.map(d)),
+        }
     }
 
     /// Prints a report that has a text form and a JSON form (one line,

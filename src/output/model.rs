@@ -81,3 +81,13 @@ pub struct MapDump {
     /// Entries: key components (empty when the map has no key) and value.
     pub entries: Vec<(Vec<Value>, Aggregate)>,
 }
+
+impl MapDump {
+    /// Map `name` (with the `@`) with `entries`.
+    pub fn new(name: &str, entries: Vec<(Vec<Value>, Aggregate)>) -> MapDump {
+        MapDump {
+            name: name.to_string(),
+            entries,
+        }
+    }
+}

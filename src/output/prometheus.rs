@@ -220,22 +220,15 @@ pub fn exposition(maps: &[MapDump], prefix: &str) -> Result<String, std::fmt::Er
 mod tests {
     use super::*;
 
-    fn dump(name: &str, entries: Vec<(Vec<Value>, Aggregate)>) -> MapDump {
-        MapDump {
-            name: name.into(),
-            entries,
-        }
-    }
-
     #[test]
     fn counters_gauges_and_labels() {
         let text = exposition(
             &[
-                dump(
+                MapDump::new(
                     "@rst",
                     vec![(vec![Value::Str("sent".into())], Aggregate::Count(3))],
                 ),
-                dump(
+                MapDump::new(
                     "@bytes",
                     vec![(
                         vec![Value::Tuple(vec![
@@ -245,7 +238,7 @@ mod tests {
                         Aggregate::Sum(1500),
                     )],
                 ),
-                dump("@empty", vec![]),
+                MapDump::new("@empty", vec![]),
             ],
             "netscript_",
         )
@@ -275,7 +268,7 @@ mod tests {
     fn histograms_have_cumulative_buckets_sum_and_count() {
         // hist(x): bucket 3 is [2, 4), bucket 4 is [4, 8).
         let text = exposition(
-            &[dump(
+            &[MapDump::new(
                 "@lat",
                 vec![(vec![], Aggregate::Hist(vec![0, 0, 0, 2, 3]))],
             )],
@@ -295,9 +288,9 @@ mod tests {
     fn time_units_become_seconds_and_internal_maps_stay_out() {
         let text = exposition(
             &[
-                dump("@lat_us", vec![(vec![], Aggregate::Hist(vec![0, 0, 0, 2]))]),
-                dump("@avg_ms", vec![(vec![], Aggregate::Avg(250))]),
-                dump("@_since", vec![(vec![], Aggregate::Scalar(Value::UInt(5)))]),
+                MapDump::new("@lat_us", vec![(vec![], Aggregate::Hist(vec![0, 0, 0, 2]))]),
+                MapDump::new("@avg_ms", vec![(vec![], Aggregate::Avg(250))]),
+                MapDump::new("@_since", vec![(vec![], Aggregate::Scalar(Value::UInt(5)))]),
             ],
             "",
         )

@@ -385,7 +385,9 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         events.handle(&r, printer)?;
     }
     events.flush_pcap()?;
-    printer.exit_maps(all_maps(&events)?).map_err(io)?;
+    if compiled.script.print_maps_on_exit {
+        printer.exit_maps(all_maps(&events)?).map_err(io)?;
+    }
     paths.report(&object, printer, super::monotonic_ns(), true)?;
     super::packets::report_too_short(compiled, &object, printer)?;
     watch.show_lost(&object, printer)?;
@@ -495,6 +497,19 @@ impl Events<'_> {
         let maps = &self.compiled.script.maps;
         match kind {
             event::EXIT => self.exit = true,
+            event::PRINT_TABLE => {
+                let count = word(8).unwrap_or(0) as usize;
+                let mut dumps = Vec::new();
+                let mut keyed = false;
+                for i in 0..count {
+                    let index = word(16 + 8 * i).unwrap_or(u64::MAX) as usize;
+                    if let Some(decl) = maps.get(index) {
+                        keyed |= !decl.keys.is_empty();
+                        dumps.push(self.dump(index, decl)?);
+                    }
+                }
+                printer.table(&dumps, keyed).map_err(io)?;
+            }
             event::PRINT | event::CLEAR | event::ZERO => {
                 let index = word(8).unwrap_or(u64::MAX) as usize;
                 let Some(decl) = maps.get(index) else {

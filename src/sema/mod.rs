@@ -113,6 +113,7 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
     }
     Ok(Script {
         map_keys: map_keys(program, options)?,
+        print_maps_on_exit: print_maps_on_exit(program)?,
         programs: second.programs,
         maps: second.maps,
         printfs: second.printfs,
@@ -124,17 +125,48 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
     })
 }
 
+/// `config print_maps_on_exit = false;` (bpftrace's setting): the maps
+/// are not printed when the run ends (a script printing its own summary
+/// in END). True unless the script says so.
+fn print_maps_on_exit(program: &ast::Program) -> Result<bool> {
+    let mut print = true;
+    for item in &program.items {
+        let ast::Item::Config(c) = item else { continue };
+        if c.name != "print_maps_on_exit" {
+            continue;
+        }
+        print = match &c.value {
+            ast::ConfigValue::Int(v) if *v <= 1 => *v == 1,
+            ast::ConfigValue::Param(word) if word == "true" || word == "false" => word == "true",
+            _ => {
+                return Err(Diagnostic::at(
+                    c.span,
+                    "print_maps_on_exit is true or false",
+                ))
+            }
+        };
+    }
+    Ok(print)
+}
+
 /// The capacity of keyed maps: `config map_keys = N;` (an integer or a
 /// parameter), else [`crate::bpf::MAP_ENTRIES`].
 fn map_keys(program: &ast::Program, options: &Options) -> Result<u32> {
     let mut keys = crate::bpf::MAP_ENTRIES;
     for item in &program.items {
         let ast::Item::Config(c) = item else { continue };
-        if c.name != "map_keys" {
-            return Err(Diagnostic::at(
-                c.span,
-                format!("unknown config setting '{}' (known: map_keys)", c.name),
-            ));
+        match c.name.as_str() {
+            "map_keys" => {}
+            "print_maps_on_exit" => continue,
+            _ => {
+                return Err(Diagnostic::at(
+                    c.span,
+                    format!(
+                        "unknown config setting '{}' (known: map_keys, print_maps_on_exit)",
+                        c.name
+                    ),
+                ))
+            }
         }
         let value = match &c.value {
             ast::ConfigValue::Int(v) => i64::try_from(*v).unwrap_or(i64::MAX),
@@ -314,20 +346,58 @@ impl<'o> Checker<'o> {
             .extend(maps.into_iter().map(|m| (m, why.to_string())));
     }
 
-    /// `e` is `print`, `clear`, `zero` or `delete` of a map that only
-    /// switched-off code writes: the statement is dropped.
+    /// `e` is `print`, `clear`, `zero` or `delete` of maps that only
+    /// switched-off code writes: the statement is dropped. (Of several
+    /// maps, those switched off are left out: [`Checker::is_off`].)
     fn acts_on_off_map(&self, e: &ast::Expr) -> bool {
         let ast::ExprKind::Call { name, args } = &e.kind else {
             return false;
         };
         let action = crate::builtins::function(name)
             .is_some_and(|d| d.role == crate::builtins::Role::Action);
-        match args.first().map(|a| &a.kind) {
-            Some(ast::ExprKind::Map(m)) if action && !self.collecting => {
-                let full = format!("@{}", m.name);
-                !self.map_ids.contains_key(&full) && self.off.iter().any(|(n, _)| *n == full)
-            }
-            _ => false,
+        action
+            && !args.is_empty()
+            && args.iter().all(|a| match &a.kind {
+                ast::ExprKind::Map(m) => self.is_off(&m.name),
+                _ => false,
+            })
+    }
+
+    /// Whether map `@name` is written only by switched-off code (known in
+    /// pass 2).
+    fn is_off(&self, name: &str) -> bool {
+        let full = format!("@{}", name);
+        !self.collecting
+            && !self.map_ids.contains_key(&full)
+            && self.off.iter().any(|(n, _)| *n == full)
+    }
+
+    /// `table(@a, @b, ...)` prints one table: the maps have no key, or all
+    /// the same key types, so that a row is a key.
+    fn check_table(&self, maps: &[MapId], span: Span) -> Result<()> {
+        if self.collecting {
+            return Ok(());
+        }
+        let decl = |m: &MapId| &self.maps[m.0 as usize];
+        // Strings of any size print alike.
+        let alike = |a: &[Ty], b: &[Ty]| {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|p| match p {
+                    (Ty::Str(_), Ty::Str(_)) => true,
+                    (x, y) => x == y,
+                })
+        };
+        let first = decl(&maps[0]);
+        match maps.iter().map(decl).find(|d| !alike(&d.keys, &first.keys)) {
+            Some(other) => Err(Diagnostic::at(
+                span,
+                format!(
+                    "table() prints one row per key: {} and {} have different keys; \
+                     print them in tables of their own",
+                    first.name, other.name
+                ),
+            )),
+            None => Ok(()),
         }
     }
 

@@ -431,20 +431,29 @@ fn expr_stmt(scope: &mut Scope, e: &ast::Expr) -> Result<Stmt> {
             Ok(Stmt::Delete { map, keys })
         }
         func => {
-            let ExprKind::Map(m) = &args[0].kind else {
-                return Err(Diagnostic::at(
-                    args[0].span,
-                    format!("{}() takes a whole map, e.g. {}(@x)", name, name),
-                ));
-            };
-            if !m.keys.is_empty() {
-                return Err(Diagnostic::at(
-                    m.span,
-                    format!("{}() takes a whole map, without a key", name),
-                ));
+            let mut maps = Vec::new();
+            for arg in args {
+                if matches!(&arg.kind, ExprKind::Map(m) if scope.checker.is_off(&m.name)) {
+                    continue;
+                }
+                let ExprKind::Map(m) = &arg.kind else {
+                    return Err(Diagnostic::at(
+                        arg.span,
+                        format!("{}() takes whole maps, e.g. {}(@x, @y)", name, name),
+                    ));
+                };
+                if !m.keys.is_empty() {
+                    return Err(Diagnostic::at(
+                        m.span,
+                        format!("{}() takes whole maps, without a key", name),
+                    ));
+                }
+                maps.push(scope.map_by_name(&m.name, m.span)?);
             }
-            let map = scope.map_by_name(&m.name, m.span)?;
-            Ok(Stmt::MapAction(func, map))
+            if func == Func::Table {
+                scope.checker.check_table(&maps, e.span)?;
+            }
+            Ok(Stmt::MapAction(func, maps))
         }
     }
 }

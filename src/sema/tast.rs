@@ -14,6 +14,9 @@ use crate::syntax::ast::{BinOp, UnOp};
 pub struct Script {
     /// Capacity of every keyed map (`config map_keys`).
     pub map_keys: u32,
+    /// Whether the maps are printed when the run ends (`config
+    /// print_maps_on_exit`).
+    pub print_maps_on_exit: bool,
     /// One entry per BPF program (probe block x expanded probe point).
     pub programs: Vec<Program>,
     /// User maps, indexed by `MapId`.
@@ -305,8 +308,9 @@ pub enum Stmt {
         /// Key components.
         keys: Vec<Expr>,
     },
-    /// `print(@m)`, `clear(@m)`, `zero(@m)`: done by user space.
-    MapAction(Func, MapId),
+    /// `print`, `table`, `clear`, `zero` of one map or more (`table`: all
+    /// in one table): done by user space.
+    MapAction(Func, Vec<MapId>),
     /// `printf(fmt, args)` with the index into `Script::printfs`.
     Printf(u32, Vec<Expr>),
     /// `exit()`

@@ -138,9 +138,11 @@ pub fn watch(port: u16, extra: &[&str]) -> Tracer {
     start(&args)
 }
 
-/// Starts the script with `args` and waits until its probes are attached.
+/// Starts the script with `args` and waits until its probes are attached;
+/// its summaries are bpftrace's map dumps (`--summary maps`), which these
+/// tests read entry by entry.
 pub fn start(args: &[&str]) -> Tracer {
-    let mut all = vec![SCRIPT];
+    let mut all = vec![SCRIPT, "--summary", "maps"];
     all.extend_from_slice(args);
     let mut t = Tracer::start(netscript_bin(), &all);
     t.wait_for("Attaching", Duration::from_secs(30));

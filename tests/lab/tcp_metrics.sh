@@ -43,5 +43,5 @@ ip netns exec nsc python3 tcp_load.py connect 10.4.4.2 7200 6 2
 section final
 T
 section run
-netscript scripts/tcp_metrics.ns --mode summary --reset=false --interval 100 -c "bash traffic.sh" 2>&1
+netscript scripts/tcp_metrics.ns --mode summary --summary maps --reset=false --interval 100 -c "bash traffic.sh" 2>&1
 for n in nsc nss; do section "$n after"; counters $n; done

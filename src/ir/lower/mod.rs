@@ -332,19 +332,23 @@ impl<'a> Lower<'a> {
                 let key = self.key(*map, keys, None)?;
                 self.delete(*map, key);
             }
-            Stmt::MapAction(func, map) => {
+            Stmt::MapAction(Func::Table, maps) => {
+                let words: Vec<i64> = std::iter::once(maps.len() as i64)
+                    .chain(maps.iter().map(|m| m.0 as i64))
+                    .collect();
+                let slot = self.temp(8 * (words.len() as u32 + 1));
+                self.map_event(event::PRINT_TABLE, slot, &words);
+            }
+            Stmt::MapAction(func, maps) => {
                 let kind = match func {
                     Func::Print => event::PRINT,
                     Func::Clear => event::CLEAR,
                     _ => event::ZERO,
                 };
                 let slot = self.temp(16);
-                self.f.push(Inst::Store {
-                    addr: Addr::Stack(slot, 8),
-                    width: Width::B8,
-                    src: Operand::Imm(map.0 as i64),
-                });
-                self.emit_event(kind, Place::stack(slot), 16, Wake::Now);
+                for map in maps {
+                    self.map_event(kind, slot, &[map.0 as i64]);
+                }
             }
             Stmt::Printf(id, args) => {
                 let tys: Vec<Ty> = args.iter().map(|a| a.ty.clone()).collect();
@@ -550,6 +554,20 @@ impl<'a> Lower<'a> {
         }
         self.f.push(Inst::Label(skip));
         Ok(())
+    }
+
+    /// Sends a record of `kind` followed by the constant `words` (map ids,
+    /// for user space to print, clear or zero), built in `slot`.
+    fn map_event(&mut self, kind: u64, slot: Slot, words: &[i64]) {
+        let size = 8 * (words.len() as u32 + 1);
+        for (i, word) in words.iter().enumerate() {
+            self.f.push(Inst::Store {
+                addr: Addr::Stack(slot, 8 * (i as i32 + 1)),
+                width: Width::B8,
+                src: Operand::Imm(*word),
+            });
+        }
+        self.emit_event(kind, Place::stack(slot), size, Wake::Now);
     }
 
     /// Sends the `size` bytes of `record` to the ring buffer with `kind`
