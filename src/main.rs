@@ -36,29 +36,6 @@ fn usage_error(d: Diagnostic) -> u8 {
 /// proportion to it, and far smaller programs already exceed the kernel's.
 const MAX_SCRIPT_BYTES: usize = 1 << 20;
 
-/// Creates (or truncates) the `-o` file: mode 0644 at most whatever the
-/// umask, and never through a symbolic link (which could point anywhere a
-/// root process may write).
-fn create_output(path: &std::path::Path) -> Result<std::fs::File, Diagnostic> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| {
-            let why = match e.raw_os_error() {
-                Some(libc::ELOOP) => {
-                    "it is a symbolic link; give the file it points to".to_string()
-                }
-                _ => e.to_string(),
-            };
-            Diagnostic::plain(format!("cannot create {}: {}", path.display(), why))
-        })
-}
-
 /// `netscript` without a script, or `netscript repl`: the REPL.
 fn repl() -> Result<u8, Diagnostic> {
     if let Some(why) = netscript::kernel::privilege::missing() {
@@ -268,7 +245,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     };
     let mut printer = match &cli.output {
         Some(path) => {
-            let file = create_output(path).map_err(plain)?;
+            let file = netscript::output::create_file(path, "").map_err(plain)?;
             let console = file.try_clone().map_err(|e| {
                 plain(Diagnostic::plain(format!(
                     "cannot use {}: {}",
@@ -283,7 +260,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     // Created now, so that a path it cannot be written to ends the run
     // before it starts.
     let report = match &cli.report {
-        Some(path) => Some((create_output(path).map_err(plain)?, path)),
+        Some(path) => Some((
+            netscript::output::create_file(path, "").map_err(plain)?,
+            path,
+        )),
         None => None,
     };
     if report.is_some() {

@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::io::{self, Write};
 use std::rc::Rc;
 
+use crate::diag::Diagnostic;
 use model::MapDump;
 use text::MapShape;
 
@@ -86,32 +87,39 @@ impl Printer {
     /// Prints a map whose layout is given by the caller (for empty maps:
     /// bpftrace prints an empty avg/stats map as two newlines).
     pub fn map_shaped(&mut self, dump: &MapDump, shape: MapShape) -> io::Result<()> {
-        if let Some(recorder) = &mut self.recorder {
-            json::map_json(dump)
-                .lines()
-                .for_each(|l| recorder.record(l));
-        }
-        let rendered = match self.format {
-            Format::Text => text::map_text_shaped(dump, shape),
-            Format::Json => json::map_json(dump),
+        let rendered = match (self.format, self.map_json(dump)) {
+            (Format::Json, Some(json)) => json,
+            _ => text::map_text_shaped(dump, shape),
         };
         self.out.write_all(rendered.as_bytes())
     }
 
-    /// Prints maps as one table (`table(@a, @b)`; maps with keys
-    /// when `keyed`); in JSON, each map as [`Printer::map`] would.
-    pub fn table(&mut self, dumps: &[MapDump], keyed: bool) -> io::Result<()> {
+    /// The JSON of `dump`, made once when it is printed as JSON or kept
+    /// for `--report` (and then given to the recorder).
+    fn map_json(&mut self, dump: &MapDump) -> Option<String> {
+        if self.format != Format::Json && self.recorder.is_none() {
+            return None;
+        }
+        let json = json::map_json(dump);
+        if let Some(recorder) = &mut self.recorder {
+            json.lines().for_each(|l| recorder.record(l));
+        }
+        Some(json)
+    }
+
+    /// Prints maps (each with its shape) as one table (`table(@a, @b)`;
+    /// maps with keys when `keyed`); in JSON, each map as
+    /// [`Printer::map_shaped`] would.
+    pub fn table(&mut self, maps: &[(MapDump, MapShape)], keyed: bool) -> io::Result<()> {
         match self.format {
             Format::Text => {
-                if let Some(recorder) = &mut self.recorder {
-                    for d in dumps {
-                        json::map_json(d).lines().for_each(|l| recorder.record(l));
-                    }
+                for (d, _) in maps {
+                    self.map_json(d);
                 }
                 self.out
-                    .write_all(table::table_text(dumps, keyed).as_bytes())
+                    .write_all(table::table_text(maps, keyed).as_bytes())
             }
-            Format::Json => dumps.iter().try_for_each(|d| self.map(d)),
+            Format::Json => maps.iter().try_for_each(|(d, s)| self.map_shaped(d, *s)),
         }
     }
 
@@ -174,6 +182,43 @@ impl Printer {
         self.out.flush()?;
         self.console.flush()
     }
+}
+
+/// The counters of a packet path, in the order its counters line gives
+/// them (`started N, completed N, ...`; JSON `"type": "stats"`).
+pub const PATH_COUNTERS: [&str; 8] = [
+    "started",
+    "completed",
+    "incomplete",
+    "evicted",
+    "replaced",
+    "filtered",
+    "suppressed",
+    "lost",
+];
+
+/// Creates (or truncates) an output file (`-o`, `--report`, `--pcap`):
+/// mode 0644 at most whatever the umask, and never through a symbolic
+/// link (which could point anywhere a root process may write). Errors
+/// read `cannot create {what}{path}: why`.
+pub fn create_file(path: &std::path::Path, what: &str) -> Result<std::fs::File, Diagnostic> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            let why = match e.raw_os_error() {
+                Some(libc::ELOOP) => {
+                    "it is a symbolic link; give the file it points to".to_string()
+                }
+                _ => e.to_string(),
+            };
+            Diagnostic::plain(format!("cannot create {what}{}: {why}", path.display()))
+        })
 }
 
 /// Local date and time (`2025-01-15`, `10:30:45.123`) of `unix_ns`,

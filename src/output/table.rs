@@ -8,18 +8,18 @@
 
 use super::loghist;
 use super::model::{Aggregate, MapDump};
-use super::text::{key_component_text, value_text};
+use super::text::{key_component_text, value_text, MapShape};
 
-/// The table of `dumps` (maps with keys when `keyed`), ending with a
-/// newline (nothing for no maps).
-pub fn table_text(dumps: &[MapDump], keyed: bool) -> String {
-    if dumps.is_empty() {
+/// The table of `maps` (each with its shape, from its declaration; maps
+/// with keys when `keyed`), ending with a newline (nothing for no maps).
+pub fn table_text(maps: &[(MapDump, MapShape)], keyed: bool) -> String {
+    if maps.is_empty() {
         return String::new();
     }
     let rows = if keyed {
-        keyed_rows(dumps)
+        keyed_rows(maps)
     } else {
-        keyless_rows(dumps)
+        keyless_rows(maps)
     };
     layout(&rows)
 }
@@ -58,11 +58,11 @@ fn value(a: &Aggregate) -> String {
 }
 
 /// Keyless maps: a header, then a row per map.
-fn keyless_rows(dumps: &[MapDump]) -> Vec<Vec<String>> {
+fn keyless_rows(maps: &[(MapDump, MapShape)]) -> Vec<Vec<String>> {
     let header = ["", "value", "p50", "p90", "p99"]
         .map(String::from)
         .to_vec();
-    let rows = dumps.iter().map(|d| {
+    let rows = maps.iter().map(|(d, _)| {
         let mut row = vec![d.name.clone()];
         match d.entries.first() {
             Some((_, a)) => {
@@ -76,28 +76,29 @@ fn keyless_rows(dumps: &[MapDump]) -> Vec<Vec<String>> {
     std::iter::once(header).chain(rows).collect()
 }
 
-/// Keyed maps: a header of map names, then a row per key.
-fn keyed_rows(dumps: &[MapDump]) -> Vec<Vec<String>> {
-    let is_histogram = |d: &MapDump| d.entries.iter().any(|(_, a)| histogram(a).is_some());
+/// Keyed maps: a header of map names (two columns for a histogram, even
+/// an empty one), then a row per key.
+fn keyed_rows(maps: &[(MapDump, MapShape)]) -> Vec<Vec<String>> {
+    let is_histogram = |shape: &MapShape| *shape == MapShape::Histogram;
     let mut header = vec![String::new()];
-    for d in dumps {
-        match is_histogram(d) {
+    for (d, shape) in maps {
+        match is_histogram(shape) {
             true => header.extend([format!("{} p50", d.name), format!("{} p99", d.name)]),
             false => header.push(d.name.clone()),
         }
     }
-    let mut keys: Vec<&Vec<super::model::Value>> = dumps
+    let mut keys: Vec<&Vec<super::model::Value>> = maps
         .iter()
-        .flat_map(|d| d.entries.iter().map(|(k, _)| k))
+        .flat_map(|(d, _)| d.entries.iter().map(|(k, _)| k))
         .collect();
     keys.sort();
     keys.dedup();
     let rows = keys.into_iter().map(|key| {
         let parts: Vec<String> = key.iter().map(key_component_text).collect();
         let mut row = vec![parts.join(", ")];
-        for d in dumps {
+        for (d, shape) in maps {
             let entry = d.entries.iter().find(|(k, _)| k == key).map(|(_, a)| a);
-            match (is_histogram(d), entry) {
+            match (is_histogram(shape), entry) {
                 (true, Some(a)) => row.extend([quantile(a, 0.5), quantile(a, 0.99)]),
                 (true, None) => row.extend(["-", "-"].map(String::from)),
                 (false, Some(a)) => row.push(value(a)),
@@ -146,6 +147,16 @@ mod tests {
     use super::*;
     use crate::output::model::Value;
 
+    /// A map with the shape its values give it.
+    fn shaped(name: &str, entries: Vec<(Vec<Value>, Aggregate)>) -> (MapDump, MapShape) {
+        let dump = MapDump::new(name, entries);
+        let shape = dump
+            .entries
+            .first()
+            .map_or(MapShape::Plain, |(_, a)| MapShape::of(a));
+        (dump, shape)
+    }
+
     #[test]
     fn keyless_maps_are_a_row_each_with_percentiles_for_histograms() {
         // hist(x): bucket 2 holds [1, 2), bucket 12 holds [1024, 2048).
@@ -153,9 +164,9 @@ mod tests {
         buckets[12] = 4;
         let text = table_text(
             &[
-                MapDump::new("@srtt_us", vec![(vec![], Aggregate::Hist(buckets))]),
-                MapDump::new("@retransmits", vec![(vec![], Aggregate::Count(3))]),
-                MapDump::new("@never", vec![]),
+                shaped("@srtt_us", vec![(vec![], Aggregate::Hist(buckets))]),
+                shaped("@retransmits", vec![(vec![], Aggregate::Count(3))]),
+                shaped("@never", vec![]),
             ],
             false,
         );
@@ -173,8 +184,8 @@ mod tests {
         let key = |s: &str| vec![Value::Str(s.into())];
         let text = table_text(
             &[
-                MapDump::new("@drops", vec![(key("NO_SOCKET"), Aggregate::Count(2))]),
-                MapDump::new(
+                shaped("@drops", vec![(key("NO_SOCKET"), Aggregate::Count(2))]),
+                shaped(
                     "@drops_host_wide",
                     vec![
                         (key("NO_SOCKET"), Aggregate::Count(5)),
@@ -190,10 +201,7 @@ mod tests {
              NO_SOCKET       2                 5\n\
              OTHERHOST       -                 1\n"
         );
-        let empty = table_text(
-            &[MapDump::new("@a", vec![]), MapDump::new("@b", vec![])],
-            true,
-        );
+        let empty = table_text(&[shaped("@a", vec![]), shaped("@b", vec![])], true);
         assert_eq!(empty, "              @a  @b\n(no entries)\n");
     }
 }

@@ -91,19 +91,25 @@ pub(super) struct Segment {
     pub ns: u64,
 }
 
-/// The stages that fired (whose time `ts` is not 0), in order, and the
-/// segments between consecutive ones.
-pub(super) fn segments(ts: &[u64]) -> (Vec<usize>, Vec<Segment>) {
+/// The stages that fired (whose time `ts` is not 0), in order, the
+/// segments between consecutive ones, and the total from the first to the
+/// last.
+pub(super) fn segments(ts: &[u64]) -> (Vec<usize>, Vec<Segment>, u64) {
     let fired: Vec<usize> = (0..ts.len()).filter(|i| ts[*i] != 0).collect();
+    let span = |a: usize, b: usize| ts[b].saturating_sub(ts[a]);
     let segments = fired
         .windows(2)
         .map(|w| Segment {
             from: w[0],
             to: w[1],
-            ns: ts[w[1]].saturating_sub(ts[w[0]]),
+            ns: span(w[0], w[1]),
         })
         .collect();
-    (fired, segments)
+    let total = match (fired.first(), fired.last()) {
+        (Some(a), Some(b)) => span(*a, *b),
+        _ => 0,
+    };
+    (fired, segments, total)
 }
 
 /// The values of a tuple (or the one value), as printf arguments.
@@ -356,12 +362,8 @@ pub fn print_event(
     let seen: Vec<StageSeen> = (0..path.stages.len() as u32)
         .map(|i| stage_seen(record, &layout, i))
         .collect();
-    let (fired, segments) = segments(&seen.iter().map(|s| s.ts).collect::<Vec<_>>());
+    let (fired, segments, total) = segments(&seen.iter().map(|s| s.ts).collect::<Vec<_>>());
     let span = |a: usize, b: usize| seen[b].ts.saturating_sub(seen[a].ts);
-    let total = match (fired.first(), fired.last()) {
-        (Some(a), Some(b)) => span(*a, *b),
-        _ => 0,
-    };
     let split = path.report.split as usize;
     let halves = (split > 0).then(|| {
         let first: Vec<usize> = fired.iter().copied().filter(|i| *i < split).collect();

@@ -120,16 +120,20 @@ impl<'a> PathReports<'a> {
             let evicted = c(counter::STARTED).saturating_sub(
                 c(counter::COMPLETED) + c(counter::EXPIRED) + live + c(counter::REPLACED),
             );
-            let fields = [
-                ("started", c(counter::STARTED)),
-                ("completed", c(counter::COMPLETED)),
-                ("incomplete", incomplete),
-                ("evicted", evicted),
-                ("replaced", c(counter::REPLACED)),
-                ("filtered", c(counter::FILTERED)),
-                ("suppressed", c(counter::SUPPRESSED)),
-                ("lost", c(counter::LOST)),
+            let values = [
+                c(counter::STARTED),
+                c(counter::COMPLETED),
+                incomplete,
+                evicted,
+                c(counter::REPLACED),
+                c(counter::FILTERED),
+                c(counter::SUPPRESSED),
+                c(counter::LOST),
             ];
+            let fields: Vec<(&str, u64)> = crate::output::PATH_COUNTERS
+                .into_iter()
+                .zip(values)
+                .collect();
             let text: Vec<String> = fields.iter().map(|(n, v)| format!("{} {}", n, v)).collect();
             let json: Vec<String> = fields
                 .iter()

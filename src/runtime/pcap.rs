@@ -13,7 +13,7 @@ use std::path::Path;
 use super::path_report::{segments, u32_at, u64_at};
 use crate::bpf::PCAP_SNAP;
 use crate::diag::{Diagnostic, Result};
-use crate::ir::layout::path_layout;
+use crate::ir::layout::{path_layout, PathLayout};
 use crate::sema::tast::PathInfo;
 
 /// pcapng block types.
@@ -38,6 +38,8 @@ pub struct Pcap {
     name: String,
     /// `CLOCK_REALTIME - CLOCK_MONOTONIC` (ns), taken when it was opened.
     wall_offset_ns: i64,
+    /// Each path's event layout, computed once.
+    layouts: Vec<PathLayout>,
 }
 
 impl Pcap {
@@ -45,12 +47,12 @@ impl Pcap {
     /// of `paths` (interface `i` is path `i`).
     pub fn create(file: &Path, paths: &[PathInfo]) -> Result<Pcap> {
         let name = file.display().to_string();
-        let opened = std::fs::File::create(file)
-            .map_err(|e| Diagnostic::plain(format!("cannot create pcap file {}: {}", name, e)))?;
+        let opened = crate::output::create_file(file, "pcap file ")?;
         let mut pcap = Pcap {
             file: std::io::BufWriter::new(opened),
             name,
             wall_offset_ns: super::wall_offset_ns(),
+            layouts: paths.iter().map(path_layout).collect(),
         };
         let mut head = section_header();
         for path in paths {
@@ -64,7 +66,7 @@ impl Pcap {
     /// Writes the packet of path `index` (`path`) that the ring-buffer
     /// event `record` reports.
     pub fn packet(&mut self, index: usize, path: &PathInfo, record: &[u8]) -> Result<()> {
-        let layout = path_layout(path);
+        let layout = &self.layouts[index];
         let stages = path.stages.len() as u32;
         let ts: Vec<u64> = (0..stages)
             .map(|i| u64_at(record, layout.ts_off + 8 * i))
@@ -125,15 +127,11 @@ fn comment(path: &PathInfo, ts: &[u64], captured: usize, wall: impl Fn(u64) -> S
             t => format!("{} {}", name, wall(t)),
         })
         .collect();
-    let (fired, segments) = segments(ts);
+    let (_, segments, total) = segments(ts);
     let segments: Vec<String> = segments
         .iter()
         .map(|s| format!("{} -> {} {}", names[s.from], names[s.to], latency(s.ns)))
         .collect();
-    let total = match (fired.first(), fired.last()) {
-        (Some(a), Some(b)) => ts[*b] - ts[*a],
-        _ => 0,
-    };
     format!(
         "path {}; captured at {}; stages: {}; segments: {}; total {}",
         path.name,

@@ -505,7 +505,7 @@ impl Events<'_> {
                     let index = word(16 + 8 * i).unwrap_or(u64::MAX) as usize;
                     if let Some(decl) = maps.get(index) {
                         keyed |= !decl.keys.is_empty();
-                        dumps.push(self.dump(index, decl)?);
+                        dumps.push((self.dump(index, decl)?, shape(decl)));
                     }
                 }
                 printer.table(&dumps, keyed).map_err(io)?;

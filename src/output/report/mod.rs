@@ -37,20 +37,8 @@ pub struct Recorder {
     objects: Vec<(f64, Value)>,
 }
 
-/// A path's counters, in the order of its counters line.
-const COUNTERS: [&str; 8] = [
-    "started",
-    "completed",
-    "incomplete",
-    "evicted",
-    "replaced",
-    "filtered",
-    "suppressed",
-    "lost",
-];
-
 /// A histogram bucket `[min, max]` with its count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy)]
 struct Bucket {
     min: u64,
     max: u64,
@@ -198,7 +186,7 @@ impl Recorder {
                         continue;
                     };
                     let entry = out.entry(name.to_string()).or_default();
-                    entry.counters = COUNTERS
+                    entry.counters = super::PATH_COUNTERS
                         .iter()
                         .filter_map(|c| Some((c.to_string(), data[c].as_u64()?)))
                         .collect();
