@@ -4,6 +4,11 @@ usage: tap_vm.py TAP VM_MAC VM_IP PEER_MAC PEER_IP COUNT
 Attaches to the existing tap device TAP (as qemu does), sends COUNT echo
 requests (id 0x4242, sequence 1..COUNT) from VM_MAC/VM_IP to PEER_MAC/PEER_IP,
 one after the other's reply, and exits 0 when every reply came back.
+
+Attaching turns the tap's carrier on, but the kernel applies that later
+(linkwatch): until then the tap's qdisc drops what is sent to it and, in a
+bridge, the port drops what the tap sends. So the first request waits
+until the tap is up and, as a bridge port, forwarding.
 """
 import fcntl
 import os
@@ -11,6 +16,7 @@ import select
 import socket
 import struct
 import sys
+import time
 
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
@@ -43,11 +49,31 @@ def is_reply(frame, seq):
     return icmp[0] == 0 and struct.unpack("!HH", icmp[4:8]) == (0x4242, seq)
 
 
+BR_STATE_FORWARDING = "3"
+
+
+def wait_until_forwarding(tap, seconds=5):
+    """Waits until TAP's carrier is applied and, as a bridge port, it forwards."""
+    base = "/sys/class/net/%s/" % tap
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with open(base + "operstate") as f:
+            up = f.read().strip() == "up"
+        if up and os.path.exists(base + "brport"):
+            with open(base + "brport/state") as f:
+                up = f.read().strip() == BR_STATE_FORWARDING
+        if up:
+            return
+        time.sleep(0.01)
+    sys.exit("%s did not come up within %d s" % (tap, seconds))
+
+
 def main():
     tap, vm_mac, vm_ip, peer_mac, peer_ip, count = sys.argv[1:7]
     vm_mac, peer_mac = bytes.fromhex(vm_mac.replace(":", "")), bytes.fromhex(peer_mac.replace(":", ""))
     fd = os.open("/dev/net/tun", os.O_RDWR)
     fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", tap.encode(), IFF_TAP | IFF_NO_PI))
+    wait_until_forwarding(tap)
     for seq in range(1, int(count) + 1):
         os.write(fd, echo_request(vm_mac, vm_ip, peer_mac, peer_ip, seq))
         while True:
