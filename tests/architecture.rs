@@ -81,3 +81,64 @@ fn the_documented_module_dependencies_are_the_sources() {
         "docs/architecture.md should hold this table (## Module dependencies):\n{table}"
     );
 }
+
+/// Each module's layer: 0 for a leaf, else one above the highest module it
+/// uses. Panics naming a cycle when modules use each other.
+fn layers(uses: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, usize> {
+    fn layer(
+        module: &str,
+        uses: &BTreeMap<String, BTreeSet<String>>,
+        done: &mut BTreeMap<String, usize>,
+        trail: &mut Vec<String>,
+    ) -> usize {
+        if let Some(&n) = done.get(module) {
+            return n;
+        }
+        if let Some(at) = trail.iter().position(|m| m == module) {
+            panic!(
+                "modules use each other: {} -> {module}",
+                trail[at..].join(" -> ")
+            );
+        }
+        trail.push(module.to_string());
+        let n = uses
+            .get(module)
+            .into_iter()
+            .flatten()
+            .map(|used| layer(used, uses, done, trail) + 1)
+            .max()
+            .unwrap_or(0);
+        trail.pop();
+        done.insert(module.to_string(), n);
+        n
+    }
+    let mut done = BTreeMap::new();
+    for module in uses.keys() {
+        layer(module, uses, &mut done, &mut Vec::new());
+    }
+    done
+}
+
+/// Every stage depends only on the stages below it: the modules form no
+/// cycle, and docs/architecture.md's picture of the layers is the one the
+/// imports give.
+#[test]
+fn the_modules_form_layers_and_the_documented_picture_is_theirs() {
+    let by_module = layers(&uses());
+    let mut by_layer: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    for (module, n) in &by_module {
+        by_layer.entry(*n).or_default().push(module);
+    }
+    let picture: String = by_layer
+        .iter()
+        .rev()
+        .map(|(n, modules)| format!("layer {n}: {}\n", modules.join(" ")))
+        .collect();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"))
+            .unwrap();
+    assert!(
+        doc.contains(&picture),
+        "docs/architecture.md should hold this picture (## Module dependencies):\n{picture}"
+    );
+}

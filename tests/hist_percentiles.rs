@@ -1,12 +1,12 @@
 //! `hist(x, k)` end to end: the bucket index the BPF program computes
-//! equals the Rust reference (`output::loghist::hist_index`), percentiles
+//! equals the Rust reference (`format::loghist::hist_index`), percentiles
 //! estimated from kernel-filled buckets stay within the documented error
 //! `2^-(k+1)`, and the text and JSON renderings of a `k > 0` histogram.
 
 mod common;
 
 use common::netscript;
-use netscript::output::loghist::{bucket_range, hist_index, percentile_name, QUANTILES};
+use netscript::format::loghist::{bucket_range, hist_index, percentile_name, QUANTILES};
 
 /// Values the bucket formula is checked with in the kernel.
 const VALUES: [i64; 13] = [

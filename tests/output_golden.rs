@@ -7,8 +7,9 @@ use std::cell::RefCell;
 use std::io::{self, Write};
 use std::rc::Rc;
 
+use netscript::format::printf::parse_format;
 use netscript::output::model::{Aggregate, MapDump, Value};
-use netscript::output::printf::{format, parse_format};
+use netscript::output::printf::format;
 use netscript::output::text::MapShape;
 use netscript::output::{Format, Printer};
 

@@ -2,7 +2,7 @@
 //! argument counts the type checker enforces and the role that decides
 //! where a call may appear.
 
-use crate::sema::types::{Ty, COMM_SIZE};
+use crate::types::{Ty, COMM_SIZE};
 
 /// Every built-in function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,7 +3,7 @@
 
 use crate::bpf::{map_flags, map_type, MapSpec, MAP_ENTRIES, PCAP_SNAP, STACK_DEPTH};
 use crate::sema::tast::{Agg, MapDecl, MapValue, PathInfo, Script};
-use crate::sema::types::{tuple_layout, Ty};
+use crate::types::{tuple_layout, Ty};
 
 /// Size of the event ring buffer in bytes.
 pub const RINGBUF_BYTES: u32 = 1 << 20;
@@ -68,7 +68,7 @@ pub struct HistArray {
 
 /// The buckets of one of `path`'s histograms.
 pub fn path_hist_buckets(path: &PathInfo) -> u32 {
-    crate::output::loghist::hist_index(PATH_HIST_MAX_NS, path.hist_bits) as u32 + 1
+    crate::format::loghist::hist_index(PATH_HIST_MAX_NS, path.hist_bits) as u32 + 1
 }
 
 impl HistArray {
@@ -392,7 +392,7 @@ pub fn capacity(decl: &MapDecl, map_keys: u32) -> u32 {
     }
     match decl.value {
         MapValue::Agg(Agg::Hist { bits }) => {
-            crate::output::loghist::hist_index(i64::MAX, bits) as u32 + 1
+            crate::format::loghist::hist_index(i64::MAX, bits) as u32 + 1
         }
         MapValue::Agg(Agg::Lhist { min, max, step }) => ((max - min) / step + 2) as u32,
         _ => 1,

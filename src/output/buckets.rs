@@ -1,8 +1,8 @@
 //! The histogram buckets bpftrace shows for `hist()` and `lhist()` values,
 //! shared by the text and JSON renderers.
 
-use super::loghist::bucket_range;
 use super::model::Aggregate;
+use crate::format::loghist::bucket_range;
 
 /// One printed histogram bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,12 +191,12 @@ mod tests {
         assert_eq!(label(0), ("(..., 0)".to_string(), None, Some(-1)));
         assert_eq!(label(1), ("[0]".to_string(), Some(0), Some(0)));
         assert_eq!(label(17), ("[16, 18)".to_string(), Some(16), Some(17)));
-        let one_k = crate::output::loghist::hist_index(1024, 3);
+        let one_k = crate::format::loghist::hist_index(1024, 3);
         assert_eq!(
             label(one_k),
             ("[1K, 1152)".to_string(), Some(1024), Some(1151))
         );
-        let one_m = crate::output::loghist::hist_index(1 << 20, 3);
+        let one_m = crate::format::loghist::hist_index(1 << 20, 3);
         assert_eq!(label(one_m).0, "[1M, 1152K)");
         assert_eq!(label(one_m + 7).0, "[1920K, 2M)");
     }

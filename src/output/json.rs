@@ -2,10 +2,10 @@
 //! Every function returns complete lines, trailing newline included.
 
 use super::buckets::visible_buckets;
-use super::loghist::{percentile_name, percentiles};
 use super::model::{Aggregate, MapDump, Value};
 use super::order::ordered_entries;
 use super::text::{key_component_text, value_text, MapShape};
+use crate::format::loghist::{percentile_name, percentiles};
 
 /// A map as one JSON line: `{"type": "map", "data": {"@x": ...}}` with type
 /// `map`, `hist` (hist and lhist) or `stats` (avg and stats). Maps with keys
@@ -174,8 +174,8 @@ mod tests {
     #[test]
     fn sub_hist_values_carry_percentiles() {
         let mut buckets = vec![0u64; 30];
-        buckets[crate::output::loghist::hist_index(5, 2)] = 2;
-        buckets[crate::output::loghist::hist_index(100, 2)] = 1;
+        buckets[crate::format::loghist::hist_index(5, 2)] = 2;
+        buckets[crate::format::loghist::hist_index(100, 2)] = 1;
         let dump = MapDump {
             name: "@h".into(),
             entries: vec![(vec![Value::Int(1)], Aggregate::SubHist { bits: 2, buckets })],

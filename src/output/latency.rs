@@ -4,7 +4,7 @@
 //! (`Percentiles: P50=15.2μs P90=45.8μs P99=89.1μs P99.9=120μs`), taken
 //! from the full `hist(x, bits)` precision.
 
-use super::loghist::{bucket_range, percentile_name, percentiles};
+use crate::format::loghist::{bucket_range, percentile_name, percentiles};
 
 /// Width of the longest bar.
 const BAR_WIDTH: u64 = 20;
@@ -103,7 +103,7 @@ pub fn latency_hist_text(heading: &str, buckets: &[u64], bits: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::loghist::hist_index;
+    use crate::format::loghist::hist_index;
 
     fn histogram(values: &[(i64, u64)], bits: u8) -> Vec<u64> {
         let mut buckets = vec![0; hist_index(i64::MAX, bits) + 1];

@@ -6,7 +6,6 @@ pub mod buckets;
 pub mod fallback;
 pub mod json;
 pub mod latency;
-pub mod loghist;
 pub mod model;
 pub mod order;
 pub mod printf;

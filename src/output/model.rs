@@ -50,7 +50,7 @@ pub enum Aggregate {
     /// values, 1 holds 0, and i >= 2 holds `[2^(i-2), 2^(i-1))`.
     Hist(Vec<u64>),
     /// `hist(x, k)` with `k >= 1`: `buckets[i]` counts values of bucket i
-    /// as laid out in [`crate::output::loghist`] (each log2 bucket split in
+    /// as laid out in [`crate::format::loghist`] (each log2 bucket split in
     /// `2^k` linear sub-buckets). Printed with a percentile line.
     SubHist {
         /// `k`, the sub-bucket bits (1..=5).

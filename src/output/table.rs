@@ -6,9 +6,9 @@
 //! a key a map lacks shows `-`. In JSON each map prints as `print(@m)`
 //! would.
 
-use super::loghist;
 use super::model::{Aggregate, MapDump};
 use super::text::{key_component_text, value_text, MapShape};
+use crate::format::loghist;
 
 /// The table of `maps` (each with its shape, from its declaration; maps
 /// with keys when `keyed`), ending with a newline (nothing for no maps).

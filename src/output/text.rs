@@ -2,9 +2,9 @@
 //! dump print).
 
 use super::buckets::visible_buckets;
-use super::loghist::percentiles_text;
 use super::model::{Aggregate, MapDump, Value};
 use super::order::ordered_entries;
+use crate::format::loghist::percentiles_text;
 
 /// Orders map dumps as bpftrace prints them at exit (by name).
 pub use super::order::exit_maps_order;
@@ -202,8 +202,8 @@ mod tests {
     #[test]
     fn sub_hist_chart_ends_with_percentiles() {
         let mut buckets = vec![0u64; 30];
-        buckets[crate::output::loghist::hist_index(5, 2)] = 2;
-        buckets[crate::output::loghist::hist_index(100, 2)] = 1;
+        buckets[crate::format::loghist::hist_index(5, 2)] = 2;
+        buckets[crate::format::loghist::hist_index(100, 2)] = 1;
         let dump = MapDump {
             name: "@h".into(),
             entries: vec![(vec![], Aggregate::SubHist { bits: 2, buckets })],

@@ -10,7 +10,7 @@ use crate::kernel::symbols::Kallsyms;
 use crate::output::anonymize;
 use crate::output::model::{Aggregate, MapDump, Value};
 use crate::sema::tast::{Agg, MapDecl, MapValue};
-use crate::sema::types::{tuple_layout, Names, Ty};
+use crate::types::{tuple_layout, Names, Ty};
 
 /// Resolves what values need from the kernel: symbols and stacks.
 pub trait Symbolizer {

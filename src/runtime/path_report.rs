@@ -9,7 +9,7 @@ use crate::output::json::{quote, value_json};
 use crate::output::model::Value;
 use crate::output::Printer;
 use crate::sema::tast::{PathInfo, ReportStyle};
-use crate::sema::types::Ty;
+use crate::types::Ty;
 
 /// The little-endian u64 at `off` in `b` (0 past its end).
 pub(super) fn u64_at(b: &[u8], off: u32) -> u64 {
@@ -145,7 +145,7 @@ const RULE: &str =
 impl Packet<'_> {
     /// A report format (`describe`, `halves`, `half_fields`) over the info.
     fn formatted(&self, format: &str) -> String {
-        let pieces = crate::output::printf::parse_format(format).unwrap_or_default();
+        let pieces = crate::format::printf::parse_format(format).unwrap_or_default();
         crate::output::printf::format(&pieces, &self.info)
     }
 

@@ -20,7 +20,7 @@ use crate::output::{self, Printer};
 use crate::pipeline::Compiled;
 use crate::providers::Kind;
 use crate::sema::tast::{Agg, MapDecl, MapValue, Program};
-use crate::sema::types::Ty;
+use crate::types::Ty;
 
 /// How to run a script.
 #[derive(Debug, Clone, Default)]
@@ -131,12 +131,12 @@ impl<'a> KernelSymbols<'a> {
 }
 
 /// The parsed printf formats of a script, by printf id.
-fn printf_formats(compiled: &Compiled) -> Result<Vec<Vec<output::printf::Piece>>> {
+fn printf_formats(compiled: &Compiled) -> Result<Vec<Vec<crate::format::printf::Piece>>> {
     compiled
         .script
         .printfs
         .iter()
-        .map(|p| output::printf::parse_format(&p.format).map_err(Diagnostic::plain))
+        .map(|p| crate::format::printf::parse_format(&p.format).map_err(Diagnostic::plain))
         .collect()
 }
 
@@ -457,7 +457,7 @@ struct Events<'a> {
     object: &'a LoadedObject,
     symbols: &'a KernelSymbols<'a>,
     /// Parsed printf formats, by printf id.
-    formats: Vec<Vec<output::printf::Piece>>,
+    formats: Vec<Vec<crate::format::printf::Piece>>,
     exit: bool,
     /// Where reported packets go as well (`--pcap`).
     pcap: Option<super::pcap::Pcap>,

@@ -5,11 +5,11 @@
 use super::expr::has_btf_args;
 use super::scope::Scope;
 use super::tast::{Expr, ExprKind as K, Space};
-use super::types::{Ty, STRING_SIZE};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::btf::{Btf, Type, TypeId};
 use crate::providers::Target;
 use crate::syntax::ast::{self, BinOp, ExprKind, TypeName};
+use crate::types::{Ty, STRING_SIZE};
 
 /// How a value of a BTF type is read.
 enum Shape {
@@ -95,7 +95,7 @@ fn tuple_element(tuple: Expr, items: &[Ty], field: &str, span: Span) -> Result<E
     }
     let kind = K::Element {
         tuple: Box::new(tuple),
-        offset: crate::sema::types::tuple_layout(items).0[index],
+        offset: crate::types::tuple_layout(items).0[index],
     };
     Ok(Expr { ty, kind, span })
 }

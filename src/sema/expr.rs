@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use super::scope::Scope;
 use super::tast::{self, Expr, ExprKind as K, PrintfDecl, Stmt};
-use super::types::{Names, Ty, STRING_SIZE};
 use crate::bpf::MapId;
 use crate::builtins::{self, Func, Role, Var};
 use crate::diag::{Diagnostic, Result, Span};
+use crate::format::printf::ArgKind;
 use crate::kernel::btf::Btf;
-use crate::output::printf::ArgKind;
 use crate::providers::{self, Kind, ProbePoint, Target};
 use crate::syntax::ast::{self, BinOp, ExprKind, UnOp};
 use crate::syntax::MAX_DEPTH;
+use crate::types::{Names, Ty, STRING_SIZE};
 
 impl<'a, 'o> Scope<'a, 'o> {
     /// Map key expressions.
@@ -76,7 +76,7 @@ impl<'a, 'o> Scope<'a, 'o> {
                 "printf() needs a string literal format",
             ));
         };
-        let pieces = crate::output::printf::parse_format(format)
+        let pieces = crate::format::printf::parse_format(format)
             .map_err(|m| Diagnostic::at(args[0].span, m))?;
         let mut checked = Vec::new();
         for a in &args[1..] {
@@ -94,7 +94,7 @@ impl<'a, 'o> Scope<'a, 'o> {
                 }
             })
             .collect();
-        crate::output::printf::check_args(&pieces, &kinds).map_err(|m| Diagnostic::at(span, m))?;
+        crate::format::printf::check_args(&pieces, &kinds).map_err(|m| Diagnostic::at(span, m))?;
         let id = self.checker.printfs.len() as u32;
         self.checker.printfs.push(PrintfDecl {
             format: format.clone(),

@@ -5,10 +5,10 @@
 use super::scope::Scope;
 use super::stmt::check_block;
 use super::tast::{Expr, ExprKind as K, InlineResult, Stmt, VarId};
-use super::types::Ty;
 use super::unify;
 use crate::diag::{Diagnostic, Result, Span};
 use crate::syntax::ast;
+use crate::types::Ty;
 
 /// How deep inlined calls may nest (which also stops recursion).
 const MAX_DEPTH: usize = 16;

@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::scope::Scope;
 use super::tast::{Expr, ExprKind as K, InlineResult, Stmt, VarId};
-use super::types::Ty;
 use crate::syntax::ast::{self, ExprKind, LValue, StmtKind};
+use crate::types::Ty;
 
 /// Built-in variables whose value changes within one event.
 const CHANGING_BUILTINS: &[&str] = &["nsecs", "elapsed"];

@@ -16,7 +16,6 @@ mod scope;
 pub use path::MAX_RECORDS;
 mod stmt;
 pub mod tast;
-pub mod types;
 
 use std::collections::HashMap;
 
@@ -24,8 +23,8 @@ use crate::bpf::MapId;
 use crate::diag::{Diagnostic, Result, Span};
 use crate::providers::{self, ProbePoint};
 use crate::syntax::ast;
+use crate::types::{self, Ty};
 use tast::{MapDecl, MapValue, PrintfDecl, Script};
-use types::Ty;
 
 /// Options that change how probes are resolved.
 #[derive(Debug, Clone, Default)]

@@ -7,11 +7,11 @@
 
 use super::scope::Scope;
 use super::tast::{Expr, ExprKind as K};
-use super::types::Ty;
 use crate::builtins::Var;
 use crate::diag::{Diagnostic, Result, Span};
 use crate::providers::Kind;
 use crate::syntax::ast::BinOp;
+use crate::types::Ty;
 
 impl Scope<'_, '_> {
     /// `pkt` (a packet pointer to the first byte of the packet) and

@@ -6,10 +6,10 @@ use std::net::IpAddr;
 
 use super::scope::Scope;
 use super::tast::{Expr, ExprKind as K};
-use super::types::Ty;
 use crate::diag::{Diagnostic, Result, Span};
 use crate::params::Value;
 use crate::syntax::ast::{BinOp, ProbeSpec};
+use crate::types::Ty;
 
 fn int(v: i64, span: Span) -> Expr {
     Expr {

@@ -11,14 +11,14 @@ use super::recall::{expect_integers, mark_stage, no_packet, recalled_stage};
 use super::scope::Scope;
 use super::stmt::param_count;
 use super::tast::{self, Expr, PathInfo, Stmt};
-use super::types::Ty;
 use super::{params, program_name, Checker, StageChoice};
 use crate::diag::{Diagnostic, Result, Span};
+use crate::format::printf::ArgKind;
 use crate::kernel::btf::Btf;
 use crate::kernel::symbols::kernel_features;
-use crate::output::printf::ArgKind;
 use crate::providers::{self, Kind, ProbePoint};
 use crate::syntax::ast;
+use crate::types::Ty;
 
 /// Packets in flight a path's record table holds unless `records` says
 /// otherwise.
@@ -762,8 +762,8 @@ fn check_report_format(format: &str, info: &Ty, span: Span) -> Result<()> {
         })
         .collect();
     let pieces =
-        crate::output::printf::parse_format(format).map_err(|m| Diagnostic::at(span, m))?;
-    crate::output::printf::check_report_args(&pieces, &kinds)
+        crate::format::printf::parse_format(format).map_err(|m| Diagnostic::at(span, m))?;
+    crate::format::printf::check_report_args(&pieces, &kinds)
         .map_err(|m| Diagnostic::at(span, format!("format and info do not fit: {}", m)))
 }
 

@@ -5,9 +5,9 @@
 use super::path::{int, StagePlan};
 use super::scope::Scope;
 use super::tast::{Expr, Stmt};
-use super::types::Ty;
 use crate::diag::{Diagnostic, Result};
 use crate::syntax::ast;
+use crate::types::Ty;
 
 /// The statement of recalled stage `plan`: its guard around its mark.
 pub(super) fn mark_stage(scope: &mut Scope, plan: &StagePlan) -> Result<Stmt> {

@@ -5,12 +5,12 @@
 
 use super::stmt::VarTable;
 use super::tast::{Expr, VarId};
-use super::types::Ty;
 use super::Checker;
 use crate::builtins::FunctionDef;
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::tracefs::{self, TracepointFormat};
 use crate::providers::{ProbePoint, Target};
+use crate::types::Ty;
 
 /// The state of checking one probe block for one probe point.
 pub(super) struct Scope<'a, 'o> {

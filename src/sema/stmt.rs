@@ -4,12 +4,12 @@ use std::collections::HashMap;
 
 use super::scope::Scope;
 use super::tast::{self, Agg, MapValue, Stmt};
-use super::types::Ty;
 use super::{kernel_has, memo, program_name, unify, Checker};
 use crate::builtins::{self, Func, Role};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::providers::ProbePoint;
 use crate::syntax::ast::{self, ExprKind, LValue, StmtKind};
+use crate::types::Ty;
 
 /// Number of parameters of the function an fexit probe returns from
 /// (where `retval` sits in its context); 0 for other probes.

@@ -2,12 +2,12 @@
 //! (maps, variables, fields with their offsets), so lowering needs neither
 //! BTF nor tracefs.
 
-use super::types::Ty;
 use crate::bpf::MapId;
 use crate::builtins::{Func, Var};
 use crate::diag::Span;
 use crate::providers::ProbePoint;
 use crate::syntax::ast::{BinOp, UnOp};
+use crate::types::Ty;
 
 /// A whole checked script.
 #[derive(Debug, Clone)]

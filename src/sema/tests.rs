@@ -2,9 +2,9 @@
 //! errors (message and the exact source text they point at).
 
 use super::tast::{Agg, MapValue};
-use super::types::Ty;
 use super::{check, Options};
 use crate::syntax::parse;
+use crate::types::Ty;
 
 fn checked(src: &str) -> super::tast::Script {
     let ast = parse(src).unwrap_or_else(|e| panic!("parse {}: {}", src, e.message));
@@ -466,7 +466,7 @@ fn a_recalled_stage_in_a_wrong_place_or_shape_is_an_error_at_it() {
 
 #[test]
 fn enum_and_flag_names_are_resolved_when_printed() {
-    use super::types::Names;
+    use crate::types::Names;
     let s = checked(
         r#"BEGIN { @s = enum_name(1, "TCP_ESTABLISHED", "TCP_"); @r = enum_name(2, "skb_drop_reason"); @f = flagstr(0x12, "FSRPAU"); }"#,
     );
@@ -567,7 +567,7 @@ fn a_parameter_named_like_a_builtin_variable_replaces_it() {
 
 #[test]
 fn redact_keeps_integers_integers_and_marks_their_type() {
-    use super::types::Names;
+    use crate::types::Names;
     let s = checked(
         r#"BEGIN { $p = 0; $p = redact((uint16)443); @m[$p] = count(); @a[redact(ntop(2, 0x0100000a))] = count(); printf("%d %u\n", redact(7), $p); if (redact(5) == 5) { exit(); } }"#,
     );

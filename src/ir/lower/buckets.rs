@@ -1,5 +1,5 @@
 //! Histogram bucket indexes computed in the kernel: `hist(x)`, `hist(x, k)`
-//! and `lhist()`. `output::loghist::hist_index` is the Rust reference of
+//! and `lhist()`. `format::loghist::hist_index` is the Rust reference of
 //! [`Lower::hist_bucket`] and the tests check the two agree.
 
 use super::Lower;

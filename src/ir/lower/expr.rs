@@ -9,8 +9,8 @@ use crate::diag::{Diagnostic, Result, Span};
 use crate::ir::{Addr, AluOp, Cond, Inst, Label, Operand, VReg, Width};
 use crate::providers::{self, ArgAccess};
 use crate::sema::tast::{Agg, Expr, ExprKind as K, InlineResult, MapValue, Space};
-use crate::sema::types::Ty;
 use crate::syntax::ast::{BinOp, UnOp};
+use crate::types::Ty;
 
 /// Offsets of the argument registers in x86-64 `struct pt_regs`.
 const PT_REGS_ARGS: [i16; 6] = [112, 104, 96, 88, 72, 64];
@@ -400,7 +400,7 @@ impl Lower<'_> {
             Ty::Tuple(tys) if tys.len() == items.len() => tys.clone(),
             _ => items.iter().map(|i| i.ty.clone()).collect(),
         };
-        let (offsets, size) = crate::sema::types::tuple_layout(&tys);
+        let (offsets, size) = crate::types::tuple_layout(&tys);
         self.zero(Place::stack(slot), size);
         for ((item, off), ty) in items.iter().zip(offsets).zip(&tys) {
             let v = self.expr(item)?;
@@ -526,7 +526,7 @@ impl Lower<'_> {
             Var::Curtask => call(self, helper::GET_CURRENT_TASK, vec![]),
             Var::Cgroup => call(self, helper::GET_CURRENT_CGROUP_ID, vec![]),
             Var::Comm => {
-                let size = crate::sema::types::COMM_SIZE;
+                let size = crate::types::COMM_SIZE;
                 let slot = self.temp(size);
                 let dst = self.addr(Place::stack(slot));
                 self.call(

@@ -20,7 +20,7 @@ use crate::bpf::MapId;
 use crate::builtins::Func;
 use crate::diag::Result;
 use crate::sema::tast::{self, Agg, Expr, Script, Stmt};
-use crate::sema::types::Ty;
+use crate::types::Ty;
 use mem::{Base, Place};
 
 /// Lowers every program of a script. `start_ns` is the monotonic time

@@ -11,7 +11,7 @@ use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{mark, PathLayout, PathMaps, StageTime, STAGE_CTX_SIZE};
 use crate::ir::{Addr, AluOp, Cond, Inst, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
-use crate::sema::types::{tuple_layout, Ty};
+use crate::types::{tuple_layout, Ty};
 
 /// The error of a mark or span the checker should have refused.
 pub(super) const MARK_SHAPE: &str =
