@@ -1,9 +1,7 @@
 //! `-l` / `-lv`: listing probe points and their arguments.
 
 use crate::diag::{Diagnostic, Result};
-use crate::kernel::btf::Btf;
-use crate::kernel::{symbols, tracefs};
-use crate::providers::{self, Kind};
+use crate::providers::{self, targets, Kind};
 
 /// Lines for `netscript -l PATTERN` (and `-lv` with `verbose`). The pattern
 /// is `provider:glob` (`tracepoint:net:*`, `kprobe:tcp_*`), or
@@ -24,64 +22,20 @@ pub fn list(pattern: &str, verbose: bool) -> Result<Vec<String>> {
         Some((p, rest)) if providers::lookup(p).is_some() => (providers::lookup(p), rest),
         _ => (None, pattern),
     };
-    let kind = provider.map(|p| p.kind).unwrap_or(Kind::Tracepoint);
-    let canonical = providers::of_kind(kind).names[0];
+    let provider = provider.unwrap_or(providers::of_kind(Kind::Tracepoint));
+    let canonical = provider.names[0];
     let mut out = Vec::new();
-    match kind {
-        Kind::Tracepoint => {
-            let pat = if rest.contains(':') {
-                rest.to_string()
-            } else {
-                format!("*:{}", if rest.is_empty() { "*" } else { rest })
-            };
-            for (cat, name) in tracefs::list_tracepoints(&pat)? {
-                out.push(format!("{}:{}:{}", canonical, cat, name));
-                if verbose {
-                    let fmt = tracefs::tracepoint_format(&cat, &name)?;
-                    for f in &fmt.fields {
-                        out.push(match (f.data_loc, f.array_len) {
-                            (true, _) => format!("    __data_loc {}[] {}", f.c_type, f.name),
-                            (false, Some(n)) => format!("    {} {}[{}]", f.c_type, f.name, n),
-                            (false, None) => format!("    {} {}", f.c_type, f.name),
-                        });
-                    }
-                }
-            }
-        }
-        Kind::Kprobe | Kind::Kretprobe | Kind::Fentry | Kind::Fexit => {
-            let glob = if rest.is_empty() { "*" } else { rest };
-            for func in symbols::list_functions(glob)? {
-                out.push(format!("{}:{}", canonical, func));
-                // A module's function is described by the module's BTF
-                // (if it has none, the function is listed without arguments).
-                let btf = if verbose {
-                    Some(Btf::of_function(&func).or_else(|_| Btf::vmlinux())?)
-                } else {
-                    None
-                };
-                if let Some((params, ret)) = btf
-                    .and_then(|b| b.func_signature(&func).map(|s| (b, s)))
-                    .map(|(b, (ps, r))| {
-                        (
-                            ps.into_iter()
-                                .map(|(n, t)| format!("    {} {}", b.type_name(t), n))
-                                .collect::<Vec<_>>(),
-                            b.type_name(r),
-                        )
-                    })
-                {
-                    out.extend(params);
-                    if matches!(kind, Kind::Kretprobe | Kind::Fexit) {
-                        out.push(format!("    {} retval", ret));
-                    }
-                }
-            }
-        }
-        _ => {
-            return Err(Diagnostic::plain(format!(
-                "'{}' probes cannot be listed; list tracepoint:, kprobe: or fentry: probes",
-                canonical
-            )));
+    for target in targets::matching(provider, rest)? {
+        out.push(format!("{canonical}:{target}"));
+        if verbose {
+            let signature = targets::signature(provider, &target)?;
+            out.extend(
+                signature
+                    .args
+                    .iter()
+                    .map(|a| format!("    {}", a.declaration)),
+            );
+            out.extend(signature.returns.map(|ty| format!("    {ty} retval")));
         }
     }
     Ok(out)

@@ -128,6 +128,27 @@ fn listing_tracepoints_and_functions_with_arguments() {
         out,
         "fentry:tcp_sendmsg\n    struct sock * sk\n    struct msghdr * msg\n    size_t size\n"
     );
+    let (_, out, _) = netscript(&["-lv", "fexit:tcp_sendmsg"]);
+    assert!(out.ends_with("    size_t size\n    int retval\n"), "{out}");
+}
+
+/// Every provider with targets lists them: raw tracepoints by name, XDP
+/// by interface; one without (BEGIN) says which can be listed.
+#[test]
+fn listing_raw_tracepoints_and_interfaces() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let (code, out, _) = netscript(&["-l", "rawtracepoint:netif_receive_skb"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "rawtracepoint:netif_receive_skb\n")
+    );
+    let (code, out, _) = netscript(&["-l", "xdp:l*"]);
+    assert_eq!((code, out.as_str()), (0, "xdp:lo\n"));
+    let (code, _, err) = netscript(&["-l", "BEGIN:*"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("'BEGIN' probes cannot be listed"), "{err}");
 }
 
 #[test]

@@ -8,6 +8,9 @@ use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::{symbols, tracefs};
 use crate::syntax::ast;
 
+pub mod targets;
+pub use targets::Targets;
+
 /// The probe types netscript knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -77,6 +80,8 @@ pub struct Provider {
     pub has_retval: bool,
     /// Number of target parts after the provider (`kprobe:f` has 1).
     pub parts: &'static [usize],
+    /// What its probes attach to (listed by `-l`, completed by the REPL).
+    pub targets: Targets,
 }
 
 /// Every provider.
@@ -88,6 +93,7 @@ pub static PROVIDERS: &[Provider] = &[
         args: ArgAccess::Regs,
         has_retval: false,
         parts: &[1, 2],
+        targets: Targets::Functions,
     },
     Provider {
         kind: Kind::Kretprobe,
@@ -96,6 +102,7 @@ pub static PROVIDERS: &[Provider] = &[
         args: ArgAccess::Regs,
         has_retval: true,
         parts: &[1, 2],
+        targets: Targets::Functions,
     },
     Provider {
         kind: Kind::Fentry,
@@ -104,6 +111,7 @@ pub static PROVIDERS: &[Provider] = &[
         args: ArgAccess::U64Array,
         has_retval: false,
         parts: &[1, 2],
+        targets: Targets::Functions,
     },
     Provider {
         kind: Kind::Fexit,
@@ -112,6 +120,7 @@ pub static PROVIDERS: &[Provider] = &[
         args: ArgAccess::U64Array,
         has_retval: true,
         parts: &[1, 2],
+        targets: Targets::Functions,
     },
     Provider {
         kind: Kind::Tracepoint,
@@ -120,6 +129,7 @@ pub static PROVIDERS: &[Provider] = &[
         args: ArgAccess::None,
         has_retval: false,
         parts: &[2],
+        targets: Targets::Tracepoints,
     },
     Provider {
         kind: Kind::RawTracepoint,
@@ -128,6 +138,7 @@ pub static PROVIDERS: &[Provider] = &[
         args: ArgAccess::U64Array,
         has_retval: false,
         parts: &[1],
+        targets: Targets::TracepointNames,
     },
     Provider {
         kind: Kind::Interval,
@@ -136,6 +147,7 @@ pub static PROVIDERS: &[Provider] = &[
         args: ArgAccess::None,
         has_retval: false,
         parts: &[2],
+        targets: Targets::None,
     },
     Provider {
         kind: Kind::Xdp,
@@ -144,6 +156,7 @@ pub static PROVIDERS: &[Provider] = &[
         args: ArgAccess::None,
         has_retval: false,
         parts: &[1],
+        targets: Targets::Interfaces,
     },
     Provider {
         kind: Kind::Begin,
@@ -152,6 +165,7 @@ pub static PROVIDERS: &[Provider] = &[
         args: ArgAccess::None,
         has_retval: false,
         parts: &[0],
+        targets: Targets::None,
     },
     Provider {
         kind: Kind::End,
@@ -160,6 +174,7 @@ pub static PROVIDERS: &[Provider] = &[
         args: ArgAccess::None,
         has_retval: false,
         parts: &[0],
+        targets: Targets::None,
     },
 ];
 

@@ -9,8 +9,8 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 
 use crate::kernel::btf::{Btf, Type, TypeId};
-use crate::kernel::{symbols, tracefs};
-use crate::providers::{self, Kind};
+
+use crate::providers::{self, targets};
 
 /// The REPL's commands, for completion and `:help`.
 pub const COMMANDS: &[&str] = &[
@@ -61,38 +61,10 @@ pub fn probe_candidates(word: &str) -> Vec<String> {
     let Some(p) = providers::lookup(provider) else {
         return Vec::new();
     };
-    match p.kind {
-        Kind::Tracepoint | Kind::RawTracepoint => {
-            let pattern = match rest.split_once(':') {
-                Some((cat, name)) => format!("{cat}:{name}*"),
-                None => format!("{rest}*:*"),
-            };
-            let found = tracefs::list_tracepoints(&pattern).unwrap_or_default();
-            if rest.contains(':') || p.kind == Kind::RawTracepoint {
-                let names = found.into_iter();
-                match p.kind {
-                    Kind::RawTracepoint => names
-                        .filter(|(_, n)| n.starts_with(rest))
-                        .map(|(_, n)| format!("{provider}:{n}"))
-                        .collect(),
-                    _ => names.map(|(c, n)| format!("{provider}:{c}:{n}")).collect(),
-                }
-            } else {
-                found
-                    .into_iter()
-                    .map(|(c, _)| format!("{provider}:{c}:"))
-                    .collect()
-            }
-        }
-        Kind::Kprobe | Kind::Kretprobe | Kind::Fentry | Kind::Fexit => {
-            symbols::list_functions(&format!("{rest}*"))
-                .unwrap_or_default()
-                .into_iter()
-                .map(|f| format!("{provider}:{f}"))
-                .collect()
-        }
-        _ => Vec::new(),
-    }
+    targets::completions(p, rest)
+        .into_iter()
+        .map(|target| format!("{provider}:{target}"))
+        .collect()
 }
 
 /// Field names of a struct or union, through anonymous members.
@@ -155,21 +127,14 @@ pub fn field_candidates(before: &str) -> Vec<String> {
         return out;
     };
     let parts: Vec<&str> = probe.split(':').collect();
-    match (
-        parts.first().and_then(|p| providers::lookup(p)),
-        &parts[1..],
-    ) {
-        (Some(p), [cat, name]) if p.kind == Kind::Tracepoint => {
-            if let Ok(format) = tracefs::tracepoint_format(cat, name) {
-                out.extend(format.fields.into_iter().map(|f| f.name));
-            }
+    if let Some(p) = parts
+        .first()
+        .and_then(|p| providers::lookup(p))
+        .filter(|p| targets::named_arguments(p))
+    {
+        if let Ok(signature) = targets::signature(p, &parts[1..].join(":")) {
+            out.extend(signature.args.into_iter().map(|a| a.name));
         }
-        (Some(p), [func]) if matches!(p.kind, Kind::Fentry | Kind::Fexit) => {
-            if let Some((params, _)) = btf.func_signature(func) {
-                out.extend(params.into_iter().map(|(n, _)| n));
-            }
-        }
-        _ => {}
     }
     out
 }
