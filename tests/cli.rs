@@ -51,6 +51,39 @@ fn script_file_errors_name_the_file_line_and_column() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Every definition, path and probe is checked, and each one's first
+/// error is reported, in source order, each once.
+#[test]
+fn every_probe_and_definition_reports_its_error() {
+    let dir = std::env::temp_dir().join(format!("ns-cli-all-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.ns");
+    std::fs::write(
+        &path,
+        "BEGIN { @a = nosuch(1); }\n\
+         interval:s:1 { @b = $undefined; }\n\
+         fn twice($x, $x) { return 1; }\n",
+    )
+    .unwrap();
+    let (code, _, err) = netscript(&["-d", "ast", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let at: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains(": error: "))
+        .map(|l| l.rsplit_once(".ns:").map_or(l, |(_, at)| at))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "1:14: error: unknown function 'nosuch'",
+            "2:21: error: variable $undefined is used before it is assigned",
+            "3:1: error: function twice: parameter $x is declared twice",
+        ],
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bad_usage_exits_2_and_missing_files_exit_1() {
     let (code, _, err) = netscript(&["--no-such-flag"]);

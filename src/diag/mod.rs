@@ -109,6 +109,8 @@ pub struct Diagnostic {
     pub span: Option<Span>,
     /// Extra lines printed after the caret (e.g. the verifier's last lines).
     pub notes: Vec<String>,
+    /// Further errors found in the same check, printed after this one.
+    pub also: Vec<Diagnostic>,
 }
 
 impl Diagnostic {
@@ -118,6 +120,7 @@ impl Diagnostic {
             message: message.into(),
             span: Some(span),
             notes: Vec::new(),
+            also: Vec::new(),
         }
     }
 
@@ -127,6 +130,7 @@ impl Diagnostic {
             message: message.into(),
             span: None,
             notes: Vec::new(),
+            also: Vec::new(),
         }
     }
 
@@ -136,7 +140,25 @@ impl Diagnostic {
         self
     }
 
-    /// Renders as `file:line:col: error: msg`, the source line and a caret.
+    /// Every error of `errors` as one result: `Ok` when there is none,
+    /// else the first, carrying the others (in order, each once) in
+    /// [`Diagnostic::also`].
+    pub fn collected(errors: Vec<Diagnostic>) -> Result<()> {
+        let mut errors = errors.into_iter();
+        let Some(mut first) = errors.next() else {
+            return Ok(());
+        };
+        for e in errors {
+            let same = |d: &Diagnostic| d.span == e.span && d.message == e.message;
+            if !same(&first) && !first.also.iter().any(same) {
+                first.also.push(e);
+            }
+        }
+        Err(first)
+    }
+
+    /// Renders as `file:line:col: error: msg`, the source line and a
+    /// caret, then each further error the same way.
     pub fn render(&self, source: Option<&Source>) -> String {
         let mut out = String::new();
         match (self.span, source) {
@@ -164,6 +186,9 @@ impl Diagnostic {
         for note in &self.notes {
             out.push_str(note);
             out.push('\n');
+        }
+        for more in &self.also {
+            out.push_str(&more.render(source));
         }
         out
     }
@@ -195,6 +220,21 @@ mod tests {
         assert_eq!(
             d.render(Some(&src)),
             "t.ns:2:3: error: unknown function 'foo'\n  foo(1);\n  ^^^\n"
+        );
+    }
+
+    #[test]
+    fn collected_errors_render_in_order_each_once() {
+        let src = Source::new("t.ns", "a b\n");
+        let (a, b) = (
+            Diagnostic::at(Span::new(0, 1), "first"),
+            Diagnostic::at(Span::new(2, 3), "second"),
+        );
+        assert_eq!(Diagnostic::collected(Vec::new()), Ok(()));
+        let all = Diagnostic::collected(vec![a.clone(), b.clone(), a, b]).unwrap_err();
+        assert_eq!(
+            all.render(Some(&src)),
+            "t.ns:1:1: error: first\na b\n^\nt.ns:1:3: error: second\na b\n  ^\n"
         );
     }
 }

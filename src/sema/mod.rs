@@ -82,7 +82,7 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
             .insert(decl.name.clone(), MapId(first.maps.len() as u32));
         first.maps.push(decl.clone());
     }
-    first.run(program)?;
+    first.run(program);
     let mut second = Checker::new(options, false);
     // Maps that pass 1 only saw read are not declared: pass 2 reports them.
     for (i, decl) in first.maps.into_iter().enumerate() {
@@ -94,7 +94,14 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         }
     }
     second.off = first.off;
-    second.run(program)?;
+    second.run(program);
+    // Pass 1 reports what it checks for real (definitions, paths); pass 2
+    // the same again (kept once) and every probe: all, in source order.
+    first.errors.append(&mut second.errors);
+    first
+        .errors
+        .sort_by_key(|e| e.span.map_or(usize::MAX, |s| s.start));
+    Diagnostic::collected(first.errors)?;
     let live = |name: &str| second.map_ids.contains_key(name);
     let mut warnings = second.warnings;
     // A skipped probe is named unless the metrics it takes down say it.
@@ -307,6 +314,9 @@ struct Checker<'o> {
     /// Pass 2: (module, probe) for each fentry/fexit probe attached as a
     /// kprobe because its function's module has no BTF.
     btf_less: Vec<(String, String)>,
+    /// The errors found so far: each definition, path and probe is
+    /// checked on after an error in another, and all are reported.
+    errors: Vec<Diagnostic>,
 }
 
 impl<'o> Checker<'o> {
@@ -330,7 +340,13 @@ impl<'o> Checker<'o> {
             off: Vec::new(),
             skipped: Vec::new(),
             btf_less: Vec::new(),
+            errors: Vec::new(),
         }
+    }
+
+    /// The value of `result`, or `None` with its error kept for the report.
+    fn keep_error<T>(&mut self, result: Result<T>) -> Option<T> {
+        result.map_err(|e| self.errors.push(e)).ok()
     }
 
     /// Records the maps `stmts` assign as switched off for `why` (pass 1
@@ -407,98 +423,110 @@ impl<'o> Checker<'o> {
             .is_some_and(|start| span.start >= start)
     }
 
-    fn run(&mut self, program: &ast::Program) -> Result<()> {
+    /// Checks every definition, path and probe of the program, on after
+    /// errors, which it keeps in `errors`.
+    fn run(&mut self, program: &ast::Program) {
         for item in &program.items {
-            match item {
-                ast::Item::Fn(f) => {
-                    if crate::builtins::function(&f.name).is_some() {
-                        return Err(Diagnostic::at(
-                            f.span,
-                            format!("{} is a built-in function and cannot be redefined", f.name),
-                        ));
-                    }
-                    if let Some(twice) = f
-                        .params
-                        .iter()
-                        .enumerate()
-                        .find_map(|(i, a)| f.params[..i].contains(a).then_some(a))
-                    {
-                        return Err(Diagnostic::at(
-                            f.span,
-                            format!(
-                                "function {}: parameter ${} is declared twice",
-                                f.name, twice
-                            ),
-                        ));
-                    }
-                    let library = self.in_library(f.span);
-                    define(&mut self.functions, &f.name, f, f.span, library, "function")?;
-                }
+            let defined = match item {
+                ast::Item::Fn(f) => self.define_function(f),
                 ast::Item::Stage(s) => {
                     let library = self.in_library(s.span);
-                    define(&mut self.catalogue, &s.name, s, s.span, library, "stage")?;
+                    define(&mut self.catalogue, &s.name, s, s.span, library, "stage")
+                }
+                _ => Ok(()),
+            };
+            self.keep_error(defined);
+        }
+        let mut stages = Vec::new();
+        for item in &program.items {
+            match item {
+                ast::Item::Probe(block) => {
+                    for spec in &block.specs {
+                        let checked = self.check_spec(block, spec);
+                        self.keep_error(checked);
+                    }
+                }
+                ast::Item::Path(path) => {
+                    let plans = self.check_path(path);
+                    stages.extend(self.keep_error(plans).into_iter().flatten());
                 }
                 _ => {}
             }
         }
-        let mut stages = Vec::new();
-        for item in &program.items {
-            let block = match item {
-                ast::Item::Probe(block) => block,
-                ast::Item::Path(path) => {
-                    stages.extend(self.check_path(path)?);
-                    continue;
-                }
-                _ => continue,
-            };
-            for spec in &block.specs {
-                let target = params::probe_parts(spec, &self.options.params)?;
-                let points = match providers::expand(&spec.provider, &target, spec.span) {
-                    Ok(points) => points,
-                    Err(e)
-                        if (self.options.skip_missing_probes || block.optional)
-                            && providers::lookup(&spec.provider).is_some() =>
-                    {
-                        if !self.collecting {
-                            let mut maps = Vec::new();
-                            kernel_has::assigned_maps(
-                                &block.body.stmts,
-                                &self.functions,
-                                &mut maps,
-                            );
-                            self.skipped.push((maps, e.message.clone()));
-                        }
-                        self.switch_off(&block.body.stmts, &e.message);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                for point in points {
-                    let point = match point.kprobe_fallback() {
-                        Some(k) if self.options.fentry_as_kprobe => k,
-                        Some(k) => match point_module_without_btf(&point) {
-                            Some(module) => {
-                                if !self.collecting {
-                                    self.btf_less.push((module, point.display()));
-                                }
-                                k
-                            }
-                            None => point,
-                        },
-                        _ => point,
-                    };
-                    match stmt::check_probe(self, block, spec, point) {
-                        Ok(Some(checked)) => self.programs.push(checked),
-                        Ok(None) => {}
-                        Err(_) if self.collecting => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
+        let staged = self.stage_programs(stages);
+        self.keep_error(staged);
+        if self.programs.is_empty() && !self.collecting && self.errors.is_empty() {
+            self.errors
+                .push(Diagnostic::plain("the script has no probes"));
         }
-        self.stage_programs(stages)?;
-        if self.programs.is_empty() && !self.collecting {
-            return Err(Diagnostic::plain("the script has no probes"));
+    }
+
+    /// Defines a user function: not a built-in's name, each parameter once.
+    fn define_function(&mut self, f: &ast::FnDecl) -> Result<()> {
+        if crate::builtins::function(&f.name).is_some() {
+            return Err(Diagnostic::at(
+                f.span,
+                format!("{} is a built-in function and cannot be redefined", f.name),
+            ));
+        }
+        if let Some(twice) = f
+            .params
+            .iter()
+            .enumerate()
+            .find_map(|(i, a)| f.params[..i].contains(a).then_some(a))
+        {
+            return Err(Diagnostic::at(
+                f.span,
+                format!(
+                    "function {}: parameter ${} is declared twice",
+                    f.name, twice
+                ),
+            ));
+        }
+        let library = self.in_library(f.span);
+        define(&mut self.functions, &f.name, f, f.span, library, "function")
+    }
+
+    /// Checks one probe spec of a block: a program per concrete probe
+    /// point it expands to (errors of every point kept, the first returned).
+    fn check_spec(&mut self, block: &ast::ProbeBlock, spec: &ast::ProbeSpec) -> Result<()> {
+        let target = params::probe_parts(spec, &self.options.params)?;
+        let points = match providers::expand(&spec.provider, &target, spec.span) {
+            Ok(points) => points,
+            Err(e)
+                if (self.options.skip_missing_probes || block.optional)
+                    && providers::lookup(&spec.provider).is_some() =>
+            {
+                if !self.collecting {
+                    let mut maps = Vec::new();
+                    kernel_has::assigned_maps(&block.body.stmts, &self.functions, &mut maps);
+                    self.skipped.push((maps, e.message.clone()));
+                }
+                self.switch_off(&block.body.stmts, &e.message);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        for point in points {
+            let point = match point.kprobe_fallback() {
+                Some(k) if self.options.fentry_as_kprobe => k,
+                Some(k) => match point_module_without_btf(&point) {
+                    Some(module) => {
+                        if !self.collecting {
+                            self.btf_less.push((module, point.display()));
+                        }
+                        k
+                    }
+                    None => point,
+                },
+                _ => point,
+            };
+            match stmt::check_probe(self, block, spec, point) {
+                Ok(Some(checked)) => self.programs.push(checked),
+                Ok(None) => {}
+                Err(_) if self.collecting => {}
+                Err(e) => self.errors.push(e),
+            }
         }
         Ok(())
     }
