@@ -7,6 +7,8 @@
 //! BPF instructions) -> `object` (BPF ELF with BTF) -> `runtime` (libbpf-rs
 //! load/attach, ring buffer, maps) -> `output` (bpftrace text, JSON).
 //! Probe types live in `providers`, built-in functions in `builtins`.
+//! `pipeline` chains the stages; `driver` runs it for the command line and
+//! the REPL, with the fallbacks the running kernel calls for.
 
 pub mod bpf;
 pub mod builtins;
@@ -14,6 +16,7 @@ pub mod bundled;
 pub mod cli;
 pub mod codegen;
 pub mod diag;
+pub mod driver;
 pub mod format;
 pub mod glob;
 pub mod ir;

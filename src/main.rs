@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use netscript::cli::{self, Cli, MissingProbes, OutFormat, Stage, Stages};
 use netscript::diag::{Diagnostic, Failure, Source};
-use netscript::kernel::symbols::Kallsyms;
 use netscript::output::anonymize::{self, Anonymizer};
 use netscript::output::report::{PathOutline, Recorder};
 use netscript::output::{Format, Printer};
 use netscript::runtime::session::{self, RunOptions};
-use netscript::{bundled, codegen, listing, params, pipeline, providers, runtime, sema, syntax};
+use netscript::{bundled, codegen, driver, listing, params, runtime, sema};
 
 fn main() -> ExitCode {
     let cli = cli::parse(std::env::args().collect());
@@ -142,29 +141,24 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let mut source = source;
     netscript::stdlib::attach(&mut source);
     let fail = |d: Diagnostic| Failure::new((d, Some(source.clone())));
-    let start = runtime::monotonic_ns();
-    let skip_missing = cli.missing_probes == MissingProbes::Warn;
-    let ast = syntax::parse_source(&source).map_err(fail)?;
-    if providers::names_kernel_functions(&ast) {
-        Kallsyms::prefetch();
-    }
-    let declared = params::declared(&ast, &cli::reserved_flags()).map_err(fail)?;
-    let values = match params::bind(&declared, &cli.script_args) {
+    let start_ns = runtime::monotonic_ns();
+    let script = driver::ParsedScript::parse(&source).map_err(fail)?;
+    let values = match script.bind(&cli.script_args) {
         Ok(params::Request::Run(values)) => values,
         Ok(params::Request::Help) => {
             print!(
                 "{}{}",
-                params::help(&invoked_as, &declared),
+                params::help(&invoked_as, script.params()),
                 cli::own_options_help()
             );
             return Ok(0);
         }
         Err(d) => return Ok(usage_error(d)),
     };
-    let mut options = sema::Options {
+    let skip_missing = cli.missing_probes == MissingProbes::Warn;
+    let options = driver::Options {
+        no_fentry: cli.no_fentry,
         skip_missing_probes: skip_missing,
-        params: values,
-        library_start: Some(source.script_end()),
         stage_choice: match cli.stages {
             Stages::Auto => sema::StageChoice::Attachable,
             Stages::Kprobe => sema::StageChoice::Kprobe,
@@ -172,37 +166,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         },
         path_records: cli.path_records,
         pcap: cli.pcap.is_some(),
-        wall_offset_ns: runtime::wall_offset_ns(),
-        ..Default::default()
+        known_maps: Vec::new(),
+        start_ns,
     };
-    let mut compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
-    let has_fentry = compiled
-        .script
-        .programs
-        .iter()
-        .any(|p| p.probe.kprobe_fallback().is_some());
-    let refusal = if !has_fentry {
-        None
-    } else if cli.no_fentry {
-        Some("fentry/fexit disabled by --no-fentry")
-    } else if !runtime::fentry_supported() {
-        Some("this kernel cannot load fentry/fexit programs")
-    } else {
-        None
-    };
-    if let Some(reason) = refusal {
-        eprintln!("netscript: {reason}; using kprobe/kretprobe instead");
-        options.fentry_as_kprobe = true;
-        compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
-    }
-    if compiled.ir.iter().any(|f| f.uses_cmpxchg()) && !runtime::cmpxchg_supported() {
-        eprintln!("netscript: this kernel's BPF has no atomic compare-and-exchange (5.12+); rate limits take their slots with plain stores, so CPUs racing for a limit's last slot may both pass");
-        options.plain_rate_limits = true;
-        compiled = pipeline::compile(&source, &options, start).map_err(fail)?;
-    }
-    for w in &compiled.script.warnings {
-        eprintln!("netscript: warning: {}", w);
-    }
+    let compiled = script.compile(values, &options).map_err(fail)?;
     if let Some(path) = &cli.emit_elf {
         std::fs::write(path, &compiled.object).map_err(|e| {
             plain(Diagnostic::plain(format!(

@@ -1,5 +1,7 @@
 //! The compiler pipeline from source text to a BPF object:
 //! parse -> check -> lower -> generate code -> write the ELF object.
+//! Its stages know nothing of the running kernel's features: the driver
+//! (`src/driver.rs`) runs them with the fallbacks those call for.
 
 use crate::codegen::{self, ProgramCode};
 use crate::diag::{Diagnostic, Result, Source};
@@ -32,19 +34,36 @@ const MAX_PROGRAM_INSTS: usize = 1_000_000;
 
 /// Compiles a script. `start_ns` is the monotonic clock at start-up
 /// (`elapsed` counts from it). Runs on stacks of its own (see
-/// [`crate::stack`]).
+/// [`crate::stack`]). The command line and the REPL compile through the
+/// driver, which adds the kernel's fallbacks.
 pub fn compile(source: &Source, options: &sema::Options, start_ns: u64) -> Result<Compiled> {
     let ast = syntax::parse_source(source)?;
     on_stack(COMPILE_STACK_BYTES, || {
-        compile_parsed(ast, options, start_ns)
+        let script = sema::check(&ast, options)?;
+        let lowered = lower(&script, start_ns)?;
+        generate(ast, script, lowered)
     })
 }
 
-/// Compiles a parsed script: [`compile`] after parsing.
-fn compile_parsed(ast: ast::Program, options: &sema::Options, start_ns: u64) -> Result<Compiled> {
-    let script = sema::check(&ast, options)?;
-    let maps = MapTable::new(&script);
-    let ir = lower::lower(&script, &maps, start_ns)?;
+/// A checked script lowered to IR.
+pub struct Lowered {
+    /// The BPF maps, user maps first.
+    pub maps: MapTable,
+    /// IR of each program, in `script.programs` order.
+    pub ir: Vec<ir::Function>,
+}
+
+/// Lowers a checked script to IR (on a stack of [`COMPILE_STACK_BYTES`]).
+pub fn lower(script: &Script, start_ns: u64) -> Result<Lowered> {
+    let maps = MapTable::new(script);
+    let ir = lower::lower(script, &maps, start_ns)?;
+    Ok(Lowered { maps, ir })
+}
+
+/// Generates the BPF code of each program and the ELF object (on a stack
+/// of [`COMPILE_STACK_BYTES`]).
+pub fn generate(ast: ast::Program, script: Script, lowered: Lowered) -> Result<Compiled> {
+    let Lowered { maps, ir } = lowered;
     let mut code = Vec::with_capacity(ir.len());
     for (f, prog) in ir.iter().zip(&script.programs) {
         if f.insts.len() > MAX_PROGRAM_INSTS {

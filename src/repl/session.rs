@@ -6,16 +6,17 @@ use std::os::fd::OwnedFd;
 
 use crate::bpf::AttachPoint;
 use crate::diag::{Diagnostic, Failure, Source};
+use crate::driver;
 use crate::output::Printer;
-use crate::pipeline::{self, Compiled};
+use crate::params;
+use crate::pipeline::Compiled;
 use crate::providers::Kind;
 use crate::runtime::decode::{self, KallsymsOnly};
 use crate::runtime::paths::PathReports;
-use crate::runtime::session::{attach_diagnostic, drain_events, load_checked_reusing, shape};
+use crate::runtime::session::{attach, drain_events, load_checked_reusing, shape};
 use crate::runtime::{self, LoadedObject, SharedMap};
 use crate::sema::tast::{Agg, MapDecl, MapValue};
 use crate::syntax::{self, ast::Item};
-use crate::{params, sema};
 
 /// Name of the pseudo-file holding the session's definitions in
 /// diagnostics.
@@ -79,7 +80,6 @@ pub struct Session {
     probes: Vec<LiveProbe>,
     next_id: u32,
     start_ns: u64,
-    fentry_as_kprobe: bool,
     /// Keeps the kernel's BPF run statistics on while the session lives.
     _stats: Option<OwnedFd>,
 }
@@ -105,7 +105,6 @@ impl Session {
             probes: Vec::new(),
             next_id: 1,
             start_ns: runtime::monotonic_ns(),
-            fentry_as_kprobe: !runtime::fentry_supported(),
             _stats: runtime::enable_run_stats().ok(),
         }
     }
@@ -157,11 +156,10 @@ impl Session {
         }
         crate::stdlib::attach(&mut source);
         let fail = |d: Diagnostic| Failure::new((d, Some(source.clone())));
-        let full = syntax::parse_source(&source).map_err(fail)?;
-        let declared = params::declared(&full, &crate::cli::reserved_flags()).map_err(fail)?;
-        let values = match params::bind(&declared, args).map_err(|d| Failure::new((d, None)))? {
+        let script = driver::ParsedScript::parse(&source).map_err(fail)?;
+        let values = match script.bind(args).map_err(|d| Failure::new((d, None)))? {
             params::Request::Run(values) => values,
-            params::Request::Help => return Ok(Outcome::Help(params::help(name, &declared))),
+            params::Request::Help => return Ok(Outcome::Help(params::help(name, script.params()))),
         };
         if !attaches {
             let names = defined.iter().map(|d| format!("{} {}", d.kind, d.name));
@@ -170,15 +168,12 @@ impl Session {
             return Ok(Outcome::Defined(names));
         }
         let known: Vec<MapDecl> = self.maps().cloned().collect();
-        let options = sema::Options {
-            params: values,
-            library_start: Some(source.script_end()),
-            fentry_as_kprobe: self.fentry_as_kprobe,
+        let options = driver::Options {
             known_maps: known.clone(),
-            wall_offset_ns: runtime::wall_offset_ns(),
+            start_ns: self.start_ns,
             ..Default::default()
         };
-        let compiled = pipeline::compile(&source, &options, self.start_ns).map_err(fail)?;
+        let compiled = script.compile(values, &options).map_err(fail)?;
         if let Some((old, new)) = known
             .iter()
             .zip(&compiled.script.maps)
@@ -193,18 +188,16 @@ impl Session {
         }
         let reuse: Vec<&SharedMap> = self.maps.iter().map(|(_, m)| m).collect();
         let mut object = load_checked_reusing(&compiled, &reuse).map_err(fail)?;
-        let mut points = Vec::new();
-        for p in &compiled.script.programs {
-            let point = p.probe.attach_point();
-            if point == AttachPoint::Manual {
-                points.push(p.probe.display());
-                continue;
-            }
-            object
-                .attach(&p.name, &point)
-                .map_err(|e| fail(attach_diagnostic(p, e)))?;
-            points.push(point.to_string());
-        }
+        let attached = attach(&compiled, &mut object, false, || false).map_err(fail)?;
+        let points = (compiled.script.programs.iter())
+            .filter_map(|p| match p.probe.attach_point() {
+                AttachPoint::Manual => Some(p.probe.display()),
+                point => attached
+                    .iter()
+                    .any(|a| a.name == p.name)
+                    .then(|| point.to_string()),
+            })
+            .collect();
         let mut new_maps = Vec::new();
         for (i, decl) in compiled.script.maps.iter().enumerate().skip(known.len()) {
             let shared = object

@@ -93,8 +93,45 @@ fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
     d
 }
 
+/// Attaches the programs of a loaded script in order (BEGIN and END are
+/// run, not attached), until `stop()` says to go no further; returns those
+/// attached. A program that cannot be attached is an error pointing at its
+/// probe, unless it is `optional` or `skip_missing` holds: then it is left
+/// out and a warning says which metrics go with it.
+pub fn attach<'a>(
+    compiled: &'a Compiled,
+    object: &mut LoadedObject,
+    skip_missing: bool,
+    stop: impl Fn() -> bool,
+) -> Result<Vec<&'a Program>> {
+    let mut attached = Vec::new();
+    let mut failed = Vec::new();
+    for p in &compiled.script.programs {
+        let point = p.probe.attach_point();
+        if point == AttachPoint::Manual || stop() {
+            continue;
+        }
+        match object.attach(&p.name, &point) {
+            Ok(()) => attached.push(p),
+            Err(e) if skip_missing || p.optional => {
+                let why = if kprobe_without_kprobes(p) {
+                    "this kernel has no kprobes".to_string()
+                } else {
+                    e.message
+                };
+                failed.push((p, format!("{}: {}", p.probe.display(), why)));
+            }
+            Err(e) => return Err(attach_diagnostic(p, e)),
+        }
+    }
+    for line in unattached_metrics(compiled, &failed) {
+        eprintln!("netscript: warning: {}", line);
+    }
+    Ok(attached)
+}
+
 /// An attach failure pointing at the probe, with what to do about it.
-pub fn attach_diagnostic(p: &crate::sema::tast::Program, e: Diagnostic) -> Diagnostic {
+fn attach_diagnostic(p: &crate::sema::tast::Program, e: Diagnostic) -> Diagnostic {
     let mut d = Diagnostic::at(p.span, e.message);
     d.notes = e.notes;
     if kprobe_without_kprobes(p) {
@@ -259,29 +296,9 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         Some(Ok(fd)) => Some(fd),
         None => None,
     };
-    let mut attached = Vec::new();
-    let mut failed = Vec::new();
-    for p in programs {
-        let point = p.probe.attach_point();
-        if point == AttachPoint::Manual || stop.load(Ordering::Relaxed) {
-            continue;
-        }
-        match object.attach(&p.name, &point) {
-            Ok(()) => attached.push(p),
-            Err(e) if options.skip_missing_probes || p.optional => {
-                let why = if kprobe_without_kprobes(p) {
-                    "this kernel has no kprobes".to_string()
-                } else {
-                    e.message
-                };
-                failed.push((p, format!("{}: {}", p.probe.display(), why)));
-            }
-            Err(e) => return Err(attach_diagnostic(p, e)),
-        }
-    }
-    for line in unattached_metrics(compiled, &failed) {
-        eprintln!("netscript: warning: {}", line);
-    }
+    let attached = attach(compiled, &mut object, options.skip_missing_probes, || {
+        stop.load(Ordering::Relaxed)
+    })?;
     if options.verbose {
         for line in super::verbose::attached(compiled, &attached) {
             eprintln!("netscript: {}", line);
