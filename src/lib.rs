@@ -6,8 +6,10 @@
 //! tracefs) -> `ir` (virtual-register IR) -> `codegen` (register allocation,
 //! BPF instructions) -> `object` (BPF ELF with BTF) -> `runtime` (libbpf-rs
 //! load/attach, ring buffer, maps) -> `output` (bpftrace text, JSON).
-//! Probe types live in `providers`, built-in functions in `builtins`.
+//! Probe types live in `providers`, built-in functions in `builtins`,
+//! the CPU's kprobe register layout in `arch`.
 
+pub mod arch;
 pub mod bpf;
 pub mod builtins;
 pub mod bundled;
