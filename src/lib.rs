@@ -6,10 +6,12 @@
 //! tracefs) -> `ir` (virtual-register IR) -> `codegen` (register allocation,
 //! BPF instructions) -> `object` (BPF ELF with BTF) -> `runtime` (libbpf-rs
 //! load/attach, ring buffer, maps) -> `output` (bpftrace text, JSON).
-//! Probe types live in `providers`, built-in functions in `builtins`.
-//! `pipeline` chains the stages; `driver` runs it for the command line and
-//! the REPL, with the fallbacks the running kernel calls for.
+//! Probe types live in `providers`, built-in functions in `builtins`,
+//! the CPU's kprobe register layout in `arch`. `pipeline` chains the
+//! stages; `driver` runs it for the command line and the REPL, with the
+//! fallbacks the running kernel calls for.
 
+pub mod arch;
 pub mod bpf;
 pub mod builtins;
 pub mod bundled;

@@ -1,8 +1,10 @@
 //! The intermediate representation: one linear function per BPF program,
 //! over an unlimited supply of 64-bit virtual registers, with labels and
 //! explicit stack slots. Lowering (`ir::lower`) builds it from the checked
-//! AST; the code generator (`codegen`) allocates registers and emits BPF.
+//! AST with one method of [`Function`] per instruction shape (`build.rs`);
+//! the code generator (`codegen`) allocates registers and emits BPF.
 
+mod build;
 pub mod layout;
 pub mod lower;
 

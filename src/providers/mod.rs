@@ -57,7 +57,8 @@ impl Kind {
 /// How a program reads `arg0..argN` and `retval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgAccess {
-    /// From `struct pt_regs` (kprobes).
+    /// From `struct pt_regs` (kprobes), where the `arch` module says the
+    /// target CPU keeps them.
     Regs,
     /// From an array of u64 at the context (fentry, fexit, raw tracepoints).
     U64Array,

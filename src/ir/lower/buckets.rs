@@ -3,14 +3,9 @@
 //! [`Lower::hist_bucket`] and the tests check the two agree.
 
 use super::Lower;
-use crate::ir::{AluOp, Cond, Inst, Operand, VReg};
+use crate::ir::{AluOp, Cond, VReg};
 
 impl Lower<'_> {
-    /// Pushes `dst = lhs op rhs`.
-    pub(super) fn alu3(&mut self, op: AluOp, dst: VReg, lhs: Operand, rhs: Operand) {
-        self.f.push(Inst::Alu { op, dst, lhs, rhs });
-    }
-
     /// The `hist(x, bits)` bucket index:
     /// - `x < 0` → 0;
     /// - `x < 2^bits` → `x + 1` (exact buckets; with `bits = 0` only 0 → 1);
@@ -23,66 +18,48 @@ impl Lower<'_> {
     /// shifts and two additions.
     pub(super) fn hist_bucket(&mut self, x: VReg, bits: u8) -> VReg {
         let (b, n, done) = (self.f.vreg(), self.f.vreg(), self.f.label());
-        self.f.push(Inst::Mov {
-            dst: b,
-            src: Operand::Imm(0),
-        });
-        self.jump_if(Cond::SLt, x, Operand::Imm(0), done);
+        self.f.mov_imm(b, 0);
+        self.f.branch_imm(Cond::SLt, x, 0, done);
         if bits == 0 {
-            self.f.push(Inst::Mov {
-                dst: b,
-                src: Operand::Imm(1),
-            });
-            self.jump_if(Cond::Eq, x, Operand::Imm(0), done);
+            self.f.mov_imm(b, 1);
+            self.f.branch_imm(Cond::Eq, x, 0, done);
         } else {
-            self.alu3(AluOp::Add, b, Operand::Reg(x), Operand::Imm(1));
-            self.jump_if(Cond::Lt, x, Operand::Imm(1i64 << bits), done);
+            self.f.alu_imm(AluOp::Add, b, x, 1);
+            self.f.branch_imm(Cond::Lt, x, 1i64 << bits, done);
         }
-        self.f.push(Inst::Mov {
-            dst: n,
-            src: Operand::Reg(x),
-        });
-        self.f.push(Inst::Mov {
-            dst: b,
-            src: Operand::Imm(2),
-        });
+        self.f.mov_reg(n, x);
+        self.f.mov_imm(b, 2);
         for shift in [32, 16, 8, 4, 2, 1] {
             let skip = self.f.label();
-            self.jump_if(Cond::Lt, n, Operand::Imm(1i64 << shift), skip);
-            self.alu3(AluOp::Rsh, n, Operand::Reg(n), Operand::Imm(shift));
-            self.alu3(AluOp::Add, b, Operand::Reg(b), Operand::Imm(shift));
-            self.f.push(Inst::Label(skip));
+            self.f.branch_imm(Cond::Lt, n, 1i64 << shift, skip);
+            self.f.alu_imm(AluOp::Rsh, n, n, shift);
+            self.f.alu_imm(AluOp::Add, b, b, shift);
+            self.f.bind(skip);
         }
         if bits > 0 {
             // b = 2 + e here; n (now 1) is reused for s = e - bits.
             let k = i64::from(bits);
-            self.alu3(AluOp::Sub, n, Operand::Reg(b), Operand::Imm(2 + k));
-            self.alu3(AluOp::Lsh, b, Operand::Reg(n), Operand::Imm(k));
-            self.alu3(AluOp::Rsh, n, Operand::Reg(x), Operand::Reg(n));
-            self.alu3(AluOp::Add, b, Operand::Reg(b), Operand::Reg(n));
-            self.alu3(AluOp::Add, b, Operand::Reg(b), Operand::Imm(1));
+            self.f.alu_imm(AluOp::Sub, n, b, 2 + k);
+            self.f.alu_imm(AluOp::Lsh, b, n, k);
+            self.f.alu_reg(AluOp::Rsh, n, x, n);
+            self.f.alu_reg(AluOp::Add, b, b, n);
+            self.f.alu_imm(AluOp::Add, b, b, 1);
         }
-        self.f.push(Inst::Label(done));
+        self.f.bind(done);
         b
     }
 
     /// lhist() bucket: 0 below `min`, n+1 at or above `max`, else 1 + (x-min)/step.
     pub(super) fn linear_bucket(&mut self, x: VReg, min: i64, max: i64, step: i64) -> VReg {
         let (b, done) = (self.f.vreg(), self.f.label());
-        self.f.push(Inst::Mov {
-            dst: b,
-            src: Operand::Imm(0),
-        });
-        self.jump_if(Cond::SLt, x, Operand::Imm(min), done);
-        self.f.push(Inst::Mov {
-            dst: b,
-            src: Operand::Imm((max - min) / step + 1),
-        });
-        self.jump_if(Cond::SGe, x, Operand::Imm(max), done);
-        self.alu3(AluOp::Sub, b, Operand::Reg(x), Operand::Imm(min));
-        self.alu3(AluOp::Div, b, Operand::Reg(b), Operand::Imm(step));
-        self.alu3(AluOp::Add, b, Operand::Reg(b), Operand::Imm(1));
-        self.f.push(Inst::Label(done));
+        self.f.mov_imm(b, 0);
+        self.f.branch_imm(Cond::SLt, x, min, done);
+        self.f.mov_imm(b, (max - min) / step + 1);
+        self.f.branch_imm(Cond::SGe, x, max, done);
+        self.f.alu_imm(AluOp::Sub, b, x, min);
+        self.f.alu_imm(AluOp::Div, b, b, step);
+        self.f.alu_imm(AluOp::Add, b, b, 1);
+        self.f.bind(done);
         b
     }
 }

@@ -1,7 +1,7 @@
 //! Memory helpers of lowering: places, zeroing, copying and storing values.
 
 use super::{Lower, Val};
-use crate::ir::{Addr, AluOp, Inst, Operand, Slot, VReg, Width};
+use crate::ir::{Addr, AluOp, Operand, Slot, VReg, Width};
 
 /// Where bytes are: a stack slot or a pointer register, plus an offset.
 #[derive(Debug, Clone, Copy)]
@@ -64,11 +64,7 @@ impl Lower<'_> {
     /// Writes `len` zero bytes.
     pub(super) fn zero(&mut self, place: Place, len: u32) {
         for (off, width) in chunks(len, [place.misalignment(); 2]) {
-            self.f.push(Inst::Store {
-                addr: place.at(off),
-                width,
-                src: Operand::Imm(0),
-            });
+            self.f.store_imm(place.at(off), width, 0);
         }
     }
 
@@ -76,16 +72,8 @@ impl Lower<'_> {
     pub(super) fn copy(&mut self, dst: Place, src: Place, len: u32) {
         let t = self.f.vreg();
         for (off, width) in chunks(len, [dst.misalignment(), src.misalignment()]) {
-            self.f.push(Inst::Load {
-                dst: t,
-                addr: src.at(off),
-                width,
-            });
-            self.f.push(Inst::Store {
-                addr: dst.at(off),
-                width,
-                src: Operand::Reg(t),
-            });
+            self.f.load_into(t, src.at(off), width);
+            self.f.store_reg(dst.at(off), width, t);
         }
     }
 
@@ -93,11 +81,7 @@ impl Lower<'_> {
     /// `size` bytes).
     pub(super) fn store_val(&mut self, dst: Place, v: Val, size: u32) {
         match v {
-            Val::Reg(r) => self.f.push(Inst::Store {
-                addr: dst.at(0),
-                width: Width::B8,
-                src: Operand::Reg(r),
-            }),
+            Val::Reg(r) => self.f.store_reg(dst.at(0), Width::B8, r),
             Val::Mem(slot, len) => self.copy(dst, Place::stack(slot), len.min(size)),
         }
     }
@@ -108,44 +92,30 @@ impl Lower<'_> {
             return base;
         }
         let r = self.f.vreg();
-        self.f.push(Inst::Alu {
-            op: AluOp::Add,
-            dst: r,
-            lhs: Operand::Reg(base),
-            rhs: Operand::Imm(off),
-        });
+        self.f.alu_imm(AluOp::Add, r, base, off);
         r
     }
 
-    /// `*(width *)(base + off)` read from kernel memory (zero when the
-    /// read fails).
-    pub(super) fn read_kernel(&mut self, base: VReg, off: u32, width: Width) -> VReg {
-        let dst = self.f.vreg();
-        self.f.push(Inst::ReadKernel {
-            dst,
-            base,
-            off: off as i32,
-            width,
-        });
-        dst
+    /// `*(u64 *)(base + off) = src`.
+    pub(super) fn store_at(&mut self, base: VReg, off: u32, src: Operand) {
+        self.f.store(Addr::Reg(base, off as i16), Width::B8, src);
+    }
+
+    /// `*(u64 *)(base + off)`.
+    pub(super) fn load_at(&mut self, base: VReg, off: u32) -> VReg {
+        self.f.load(Addr::Reg(base, off as i16), Width::B8)
     }
 
     /// The address of a place, as an operand for a helper call.
     pub(super) fn addr(&mut self, place: Place) -> Operand {
-        let r = self.f.vreg();
-        match place.base {
-            Base::Stack(slot) => self.f.push(Inst::StackAddr {
-                dst: r,
-                slot,
-                off: place.off,
-            }),
-            Base::Ptr(p) => self.f.push(Inst::Alu {
-                op: AluOp::Add,
-                dst: r,
-                lhs: Operand::Reg(p),
-                rhs: Operand::Imm(place.off as i64),
-            }),
-        }
+        let r = match place.base {
+            Base::Stack(slot) => self.f.stack_addr(slot, place.off),
+            Base::Ptr(p) => {
+                let r = self.f.vreg();
+                self.f.alu_imm(AluOp::Add, r, p, place.off.into());
+                r
+            }
+        };
         Operand::Reg(r)
     }
 
@@ -153,15 +123,7 @@ impl Lower<'_> {
     pub(super) fn scalar_of(&mut self, v: Val) -> VReg {
         match v {
             Val::Reg(r) => r,
-            Val::Mem(slot, _) => {
-                let r = self.f.vreg();
-                self.f.push(Inst::Load {
-                    dst: r,
-                    addr: Addr::Stack(slot, 0),
-                    width: Width::B8,
-                });
-                r
-            }
+            Val::Mem(slot, _) => self.f.load(Addr::Stack(slot, 0), Width::B8),
         }
     }
 }

@@ -3,7 +3,10 @@
 //! addresses in stack slots; maps and events follow `ir::layout`.
 
 mod buckets;
+mod builtin;
+mod cond;
 mod expr;
+mod load;
 mod maps;
 mod mem;
 mod ops;
@@ -11,10 +14,11 @@ mod packet;
 mod path;
 mod path_capture;
 mod path_hist;
+mod rate_limit;
 mod recall;
 
 use super::layout::{self, event, MapTable};
-use super::{Addr, AluOp, Cond, Function, Inst, Label, Operand, Slot, VReg, Width};
+use super::{Addr, AluOp, Cond, Function, Label, Operand, Slot, VReg, Width};
 use crate::bpf::helper;
 use crate::bpf::MapId;
 use crate::builtins::Func;
@@ -145,10 +149,8 @@ impl<'a> Lower<'a> {
         let body = &self.prog.body;
         self.block(body)?;
         self.finish_packet_checks();
-        let end = self.end;
-        self.f.push(Inst::Label(end));
-        let code = self.prog.probe.kind.exit_code();
-        self.f.push(Inst::Exit(Operand::Imm(code)));
+        self.f.bind(self.end);
+        self.f.exit(self.prog.probe.kind.exit_code());
         Ok(self.f)
     }
 
@@ -157,10 +159,7 @@ impl<'a> Lower<'a> {
         for &i in vars {
             match self.vars[i] {
                 Home::Mem(slot, size) => self.zero(Place::stack(slot), size.div_ceil(8) * 8),
-                Home::Reg(r) => self.f.push(Inst::Mov {
-                    dst: r,
-                    src: Operand::Imm(0),
-                }),
+                Home::Reg(r) => self.f.mov_imm(r, 0),
             }
         }
     }
@@ -293,10 +292,7 @@ impl<'a> Lower<'a> {
                 match self.vars[id.0 as usize] {
                     Home::Reg(r) => {
                         let src = self.scalar_of(v);
-                        self.f.push(Inst::Mov {
-                            dst: r,
-                            src: Operand::Reg(src),
-                        });
+                        self.f.mov_reg(r, src);
                     }
                     Home::Mem(slot, size) => self.store_val(Place::stack(slot), v, size),
                 }
@@ -320,7 +316,7 @@ impl<'a> Lower<'a> {
                         slot
                     }
                 };
-                self.update_from(*map, key, slot, 0);
+                self.f.map_update(*map, key, slot, 0);
             }
             Stmt::Aggregate {
                 map,
@@ -330,7 +326,7 @@ impl<'a> Lower<'a> {
             } => self.aggregate(*map, keys, *agg, arg.as_ref())?,
             Stmt::Delete { map, keys } => {
                 let key = self.key(*map, keys, None)?;
-                self.delete(*map, key);
+                self.f.map_delete(*map, key);
             }
             Stmt::MapAction(Func::Table, maps) => {
                 let words: Vec<i64> = std::iter::once(maps.len() as i64)
@@ -385,7 +381,7 @@ impl<'a> Lower<'a> {
                     })?;
                 }
                 self.emit_event(event::PRINTF_BASE + *id as u64, record, size, Wake::Batched);
-                self.f.push(Inst::Label(skip));
+                self.f.bind(skip);
             }
             Stmt::Exit => {
                 let slot = self.temp(8);
@@ -402,18 +398,18 @@ impl<'a> Lower<'a> {
                 let (else_l, done) = (self.f.label(), self.f.label());
                 self.branch_unless(cond, else_l)?;
                 self.block(then_b)?;
-                self.f.push(Inst::Jump(done));
-                self.f.push(Inst::Label(else_l));
+                self.f.jump(done);
+                self.f.bind(else_l);
                 self.block(else_b)?;
-                self.f.push(Inst::Label(done));
+                self.f.bind(done);
             }
             Stmt::While(cond, body) => {
                 let (top, done) = (self.f.label(), self.f.label());
-                self.f.push(Inst::Label(top));
+                self.f.bind(top);
                 self.branch_unless(cond, done)?;
                 self.block(body)?;
-                self.f.push(Inst::Jump(top));
-                self.f.push(Inst::Label(done));
+                self.f.jump(top);
+                self.f.bind(done);
             }
             Stmt::PathStage {
                 path,
@@ -439,12 +435,9 @@ impl<'a> Lower<'a> {
                     .leave
                     .last()
                     .expect("the checker only puts Leave inside functions");
-                self.f.push(Inst::Jump(out));
+                self.f.jump(out);
             }
-            Stmt::Return => {
-                let end = self.end;
-                self.f.push(Inst::Jump(end));
-            }
+            Stmt::Return => self.f.jump(self.end),
         }
         Ok(())
     }
@@ -477,11 +470,8 @@ impl<'a> Lower<'a> {
             );
         }
         if let (Some(b), Some(off)) = (bucket, kl.bucket) {
-            self.f.push(Inst::Store {
-                addr: Addr::Stack(slot, off as i32),
-                width: Width::B8,
-                src: Operand::Reg(b),
-            });
+            let addr = Addr::Stack(slot, off as i32);
+            self.f.store_reg(addr, Width::B8, b);
         }
         Ok(slot)
     }
@@ -515,44 +505,23 @@ impl<'a> Lower<'a> {
             Agg::Min | Agg::Max => {
                 let (set, cur, keep) = (self.f.vreg(), self.f.vreg(), self.f.label());
                 let write = self.f.label();
-                self.f.push(Inst::Load {
-                    dst: set,
-                    addr: Addr::Reg(p, 8),
-                    width: Width::B8,
-                });
-                self.jump_if(Cond::Eq, set, Operand::Imm(0), write);
-                self.f.push(Inst::Load {
-                    dst: cur,
-                    addr: Addr::Reg(p, 0),
-                    width: Width::B8,
-                });
+                self.f.load_into(set, Addr::Reg(p, 8), Width::B8);
+                self.f.branch_imm(Cond::Eq, set, 0, write);
+                self.f.load_into(cur, Addr::Reg(p, 0), Width::B8);
                 let cond = if agg == Agg::Min {
                     Cond::SLe
                 } else {
                     Cond::SGe
                 };
                 let xr = x.expect("min/max have an argument");
-                self.f.push(Inst::Branch {
-                    cond,
-                    lhs: cur,
-                    rhs: Operand::Reg(xr),
-                    target: keep,
-                });
-                self.f.push(Inst::Label(write));
-                self.f.push(Inst::Store {
-                    addr: Addr::Reg(p, 0),
-                    width: Width::B8,
-                    src: Operand::Reg(xr),
-                });
-                self.f.push(Inst::Store {
-                    addr: Addr::Reg(p, 8),
-                    width: Width::B8,
-                    src: Operand::Imm(1),
-                });
-                self.f.push(Inst::Label(keep));
+                self.f.branch_reg(cond, cur, xr, keep);
+                self.f.bind(write);
+                self.f.store_reg(Addr::Reg(p, 0), Width::B8, xr);
+                self.f.store_imm(Addr::Reg(p, 8), Width::B8, 1);
+                self.f.bind(keep);
             }
         }
-        self.f.push(Inst::Label(skip));
+        self.f.bind(skip);
         Ok(())
     }
 
@@ -561,11 +530,8 @@ impl<'a> Lower<'a> {
     fn map_event(&mut self, kind: u64, slot: Slot, words: &[i64]) {
         let size = 8 * (words.len() as u32 + 1);
         for (i, word) in words.iter().enumerate() {
-            self.f.push(Inst::Store {
-                addr: Addr::Stack(slot, 8 * (i as i32 + 1)),
-                width: Width::B8,
-                src: Operand::Imm(*word),
-            });
+            let addr = Addr::Stack(slot, 8 * (i as i32 + 1));
+            self.f.store_imm(addr, Width::B8, *word);
         }
         self.emit_event(kind, Place::stack(slot), size, Wake::Now);
     }
@@ -573,11 +539,7 @@ impl<'a> Lower<'a> {
     /// Sends the `size` bytes of `record` to the ring buffer with `kind`
     /// as the first word; a failed send increments the lost-event counter.
     fn emit_event(&mut self, kind: u64, record: Place, size: u32, wake: Wake) {
-        self.f.push(Inst::Store {
-            addr: record.at(0),
-            width: Width::B8,
-            src: Operand::Imm(kind as i64),
-        });
+        self.f.store_imm(record.at(0), Width::B8, kind as i64);
         let data = self.addr(record);
         let lost = (MapId(self.maps.lost), 0);
         self.send(data, size, lost, wake);
@@ -596,60 +558,28 @@ impl<'a> Lower<'a> {
                 // 100 ms on its own (`RingReader::poll`).
                 let quarter = (layout::RINGBUF_BYTES / 4).trailing_zeros() as i64;
                 let (before, after, flags) = (self.f.vreg(), self.f.vreg(), self.f.vreg());
-                let m = self.map_ptr(MapId(self.maps.events));
-                self.call(
-                    helper::RINGBUF_QUERY,
-                    vec![m, Operand::Imm(BPF_RB_AVAIL_DATA)],
-                    Some(before),
-                );
-                let size = Operand::Imm(size as i64);
-                self.alu3(AluOp::Add, after, Operand::Reg(before), size);
-                self.alu(AluOp::Rsh, before, quarter);
-                self.alu(AluOp::Rsh, after, quarter);
-                self.f.push(Inst::Mov {
-                    dst: flags,
-                    src: Operand::Imm(BPF_RB_NO_WAKEUP),
-                });
+                let events = self.f.map_ptr(MapId(self.maps.events));
+                let args = [Operand::Reg(events), Operand::Imm(BPF_RB_AVAIL_DATA)];
+                self.f
+                    .call_helper(helper::RINGBUF_QUERY, &args, Some(before));
+                self.f.alu_imm(AluOp::Add, after, before, size as i64);
+                self.f.alu_imm(AluOp::Rsh, before, before, quarter);
+                self.f.alu_imm(AluOp::Rsh, after, after, quarter);
+                self.f.mov_imm(flags, BPF_RB_NO_WAKEUP);
                 let quiet = self.f.label();
-                self.jump_if(Cond::Eq, before, Operand::Reg(after), quiet);
-                self.f.push(Inst::Mov {
-                    dst: flags,
-                    src: Operand::Imm(BPF_RB_FORCE_WAKEUP),
-                });
-                self.f.push(Inst::Label(quiet));
+                self.f.branch_reg(Cond::Eq, before, after, quiet);
+                self.f.mov_imm(flags, BPF_RB_FORCE_WAKEUP);
+                self.f.bind(quiet);
                 Operand::Reg(flags)
             }
         };
         let ret = self.f.vreg();
-        let m = self.map_ptr(MapId(self.maps.events));
-        self.call(
-            helper::RINGBUF_OUTPUT,
-            vec![m, data, Operand::Imm(size as i64), flags],
-            Some(ret),
-        );
+        let events = self.f.map_ptr(MapId(self.maps.events));
+        let args = [Operand::Reg(events), data, Operand::Imm(size as i64), flags];
+        self.f.call_helper(helper::RINGBUF_OUTPUT, &args, Some(ret));
         let sent = self.f.label();
-        self.jump_if(Cond::SGe, ret, Operand::Imm(0), sent);
+        self.f.branch_imm(Cond::SGe, ret, 0, sent);
         self.increment(lost.0, lost.1);
-        self.f.push(Inst::Label(sent));
-    }
-
-    /// Jumps to `target` when `lhs cond rhs` holds.
-    pub(super) fn jump_if(&mut self, cond: Cond, lhs: VReg, rhs: Operand, target: Label) {
-        self.f.push(Inst::Branch {
-            cond,
-            lhs,
-            rhs,
-            target,
-        });
-    }
-
-    fn map_ptr(&mut self, map: MapId) -> Operand {
-        let r = self.f.vreg();
-        self.f.push(Inst::MapPtr { dst: r, map });
-        Operand::Reg(r)
-    }
-
-    fn call(&mut self, helper: u32, args: Vec<Operand>, dst: Option<VReg>) {
-        self.f.push(Inst::Call { helper, args, dst });
+        self.f.bind(sent);
     }
 }

@@ -3,45 +3,31 @@
 
 use super::{Lower, Val};
 use crate::diag::Result;
-use crate::ir::{Addr, AluOp, Cond, Inst, Operand, VReg, Width};
+use crate::ir::{Addr, AluOp, Cond, VReg, Width};
 use crate::sema::tast::Expr;
 
 impl Lower<'_> {
     /// Signed `/` or `%` through unsigned division of the magnitudes.
     pub(super) fn signed_div(&mut self, modulo: bool, l: VReg, r: VReg) -> VReg {
         let (a, b, neg, out) = (self.f.vreg(), self.f.vreg(), self.f.vreg(), self.f.vreg());
-        self.f.push(Inst::Mov {
-            dst: a,
-            src: Operand::Reg(l),
-        });
-        self.f.push(Inst::Mov {
-            dst: b,
-            src: Operand::Reg(r),
-        });
-        self.f.push(Inst::Mov {
-            dst: neg,
-            src: Operand::Imm(0),
-        });
+        self.f.mov_reg(a, l);
+        self.f.mov_reg(b, r);
+        self.f.mov_imm(neg, 0);
         for (reg, flips) in [(a, true), (b, !modulo)] {
             let pos = self.f.label();
-            self.jump_if(Cond::SGe, reg, Operand::Imm(0), pos);
-            self.f.push(Inst::Neg { dst: reg, src: reg });
+            self.f.branch_imm(Cond::SGe, reg, 0, pos);
+            self.f.neg(reg, reg);
             if flips {
-                self.alu(AluOp::Xor, neg, 1);
+                self.f.alu_imm(AluOp::Xor, neg, neg, 1);
             }
-            self.f.push(Inst::Label(pos));
+            self.f.bind(pos);
         }
         let op = if modulo { AluOp::Mod } else { AluOp::Div };
-        self.f.push(Inst::Alu {
-            op,
-            dst: out,
-            lhs: Operand::Reg(a),
-            rhs: Operand::Reg(b),
-        });
+        self.f.alu_reg(op, out, a, b);
         let done = self.f.label();
-        self.jump_if(Cond::Eq, neg, Operand::Imm(0), done);
-        self.f.push(Inst::Neg { dst: out, src: out });
-        self.f.push(Inst::Label(done));
+        self.f.branch_imm(Cond::Eq, neg, 0, done);
+        self.f.neg(out, out);
+        self.f.bind(done);
         out
     }
 
@@ -53,34 +39,17 @@ impl Lower<'_> {
         let (eq, ca, cb) = (self.f.vreg(), self.f.vreg(), self.f.vreg());
         let (differ, done) = (self.f.label(), self.f.label());
         for i in 0..la.min(lb) as i32 {
-            self.f.push(Inst::Load {
-                dst: ca,
-                addr: Addr::Stack(sa, i),
-                width: Width::B1,
-            });
-            self.f.push(Inst::Load {
-                dst: cb,
-                addr: Addr::Stack(sb, i),
-                width: Width::B1,
-            });
-            self.jump_if(Cond::Ne, ca, Operand::Reg(cb), differ);
-            self.f.push(Inst::Mov {
-                dst: eq,
-                src: Operand::Imm(1),
-            });
-            self.jump_if(Cond::Eq, ca, Operand::Imm(0), done);
+            self.f.load_into(ca, Addr::Stack(sa, i), Width::B1);
+            self.f.load_into(cb, Addr::Stack(sb, i), Width::B1);
+            self.f.branch_reg(Cond::Ne, ca, cb, differ);
+            self.f.mov_imm(eq, 1);
+            self.f.branch_imm(Cond::Eq, ca, 0, done);
         }
-        self.f.push(Inst::Mov {
-            dst: eq,
-            src: Operand::Imm(1),
-        });
-        self.f.push(Inst::Jump(done));
-        self.f.push(Inst::Label(differ));
-        self.f.push(Inst::Mov {
-            dst: eq,
-            src: Operand::Imm(0),
-        });
-        self.f.push(Inst::Label(done));
+        self.f.mov_imm(eq, 1);
+        self.f.jump(done);
+        self.f.bind(differ);
+        self.f.mov_imm(eq, 0);
+        self.f.bind(done);
         Ok(eq)
     }
 }

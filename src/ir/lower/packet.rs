@@ -9,7 +9,7 @@ use super::mem::{Base, Place};
 use super::{Lower, Val};
 use crate::bpf::MapId;
 use crate::diag::Result;
-use crate::ir::{AluOp, Cond, Inst, Label, Operand, Slot, VReg, Width};
+use crate::ir::{Addr, AluOp, Cond, Label, Operand, Slot, VReg, Width};
 use crate::sema::tast::Expr;
 
 /// Offsets of `data` and `data_end` in `struct xdp_md`.
@@ -37,20 +37,15 @@ impl Lower<'_> {
 
     /// `pkt`: the packet's first byte.
     pub(super) fn packet_start(&mut self) -> VReg {
-        self.ctx_load(XDP_MD_DATA, Width::B4)
+        self.f.ctx_load(XDP_MD_DATA, Width::B4)
     }
 
     /// `pkt_len`: `data_end - data`.
     pub(super) fn packet_len(&mut self) -> VReg {
         let start = self.packet_start();
-        let end = self.ctx_load(XDP_MD_DATA_END, Width::B4);
+        let end = self.f.ctx_load(XDP_MD_DATA_END, Width::B4);
         let len = self.f.vreg();
-        self.f.push(Inst::Alu {
-            op: AluOp::Sub,
-            dst: len,
-            lhs: Operand::Reg(end),
-            rhs: Operand::Reg(start),
-        });
+        self.f.alu_reg(AluOp::Sub, len, end, start);
         len
     }
 
@@ -58,9 +53,9 @@ impl Lower<'_> {
     /// packet's end.
     fn check_packet(&mut self, p: VReg, end: u32) {
         let last = self.offset(p, end as i64);
-        let data_end = self.ctx_load(XDP_MD_DATA_END, Width::B4);
+        let data_end = self.f.ctx_load(XDP_MD_DATA_END, Width::B4);
         let short = self.short_label();
-        self.jump_if(Cond::Gt, last, Operand::Reg(data_end), short);
+        self.f.branch_reg(Cond::Gt, last, data_end, short);
     }
 
     /// A packet pointer's register.
@@ -73,13 +68,7 @@ impl Lower<'_> {
     pub(super) fn packet_load(&mut self, base: &Expr, offset: u32, width: Width) -> Result<VReg> {
         let p = self.packet_pointer(base)?;
         self.check_packet(p, offset + width.bytes());
-        let r = self.f.vreg();
-        self.f.push(Inst::Load {
-            dst: r,
-            addr: crate::ir::Addr::Reg(p, offset as i16),
-            width,
-        });
-        Ok(r)
+        Ok(self.f.load(Addr::Reg(p, offset as i16), width))
     }
 
     /// Copies `len` bytes at `base + offset` in the packet to `slot`.
@@ -113,14 +102,9 @@ impl Lower<'_> {
         }
         let n = self.scalar_operand(n);
         let short = self.short_label();
-        self.jump_if(Cond::Gt, n, Operand::Imm(MAX_PACKET_STEP), short);
+        self.f.branch_imm(Cond::Gt, n, MAX_PACKET_STEP, short);
         let r = self.f.vreg();
-        self.f.push(Inst::Alu {
-            op: AluOp::Add,
-            dst: r,
-            lhs: Operand::Reg(p),
-            rhs: Operand::Reg(n),
-        });
+        self.f.alu_reg(AluOp::Add, r, p, n);
         Ok(Val::Reg(r))
     }
 
@@ -130,9 +114,8 @@ impl Lower<'_> {
         let Some(short) = self.short else {
             return;
         };
-        let end = self.end;
-        self.f.push(Inst::Jump(end));
-        self.f.push(Inst::Label(short));
+        self.f.jump(self.end);
+        self.f.bind(short);
         if let Some(map) = self.maps.packet_short {
             self.increment(MapId(map), self.index as u32);
         }

@@ -29,7 +29,7 @@ use crate::ir::layout::{
     path_counter as counter, path_layout, PathLayout, PathMaps, StageTime, CAPTURE_SIZE,
     PATH_EVENT_BASE, RECORD_WAYS, SET_STARTED_OFF, STAGE_CTX_SIZE, TOTAL_SEGMENT,
 };
-use crate::ir::{Addr, AluOp, Cond, Inst, Label, Operand, Slot, VReg, Width};
+use crate::ir::{Addr, AluOp, Cond, Function, Label, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
 
 /// The largest record table a path may have (kernel memory, locked).
@@ -129,8 +129,7 @@ impl Lower<'_> {
         };
         let skb_value = self.expr(skb)?;
         let skb = self.scalar_of(skb_value);
-        let now = self.f.vreg();
-        self.call(helper::KTIME_GET_NS, vec![], Some(now));
+        let now = self.f.helper_value(helper::KTIME_GET_NS);
         let done = self.f.label();
         let set = self.record_set(maps, &layout, key.1, done);
         // A stage starts records if no stage before it must fire (the
@@ -146,7 +145,7 @@ impl Lower<'_> {
             // The first stage with a packet starts the packet again,
             // whatever came before (create_record counts a record it
             // replaces).
-            self.f.push(Inst::Jump(create));
+            self.f.jump(create);
         } else {
             let missing = if starter { create } else { done };
             self.find_record(set, &layout, key.1, way, missing);
@@ -154,16 +153,16 @@ impl Lower<'_> {
             // completing stage frees the record: there is no second time).
             if let StageTime::Record(ts) = layout.stage_time(stage) {
                 let seen = self.load_at(p, ts);
-                self.jump_if(Cond::Ne, seen, Operand::Imm(0), done);
+                self.f.branch_imm(Cond::Ne, seen, 0, done);
             }
-            self.f.push(Inst::Jump(record));
+            self.f.jump(record);
         }
-        self.f.push(Inst::Label(create));
+        self.f.bind(create);
         if starter {
             self.choose_way(info, &layout, maps, set, key.1, now, way);
             self.start_record(info, &layout, maps, key.1, now, way, extra)?;
         }
-        self.f.push(Inst::Label(record));
+        self.f.bind(record);
         if let StageTime::Record(ts) = layout.stage_time(stage) {
             self.store_at(p, ts, Operand::Reg(now));
         }
@@ -185,7 +184,7 @@ impl Lower<'_> {
         } else if info.detail {
             self.stage_context(info, p, layout.record_ctx(stage), Some(skb));
         }
-        self.f.push(Inst::Label(done));
+        self.f.bind(done);
         Ok(())
     }
 
@@ -194,28 +193,19 @@ impl Lower<'_> {
     /// by the hash's high bits (the verifier inlines the lookup).
     fn record_set(&mut self, maps: PathMaps, layout: &PathLayout, hash: VReg, done: Label) -> VReg {
         let index = self.f.vreg();
-        self.alu3(AluOp::Rsh, index, Operand::Reg(hash), Operand::Imm(32));
-        let mask = Operand::Imm(layout.sets as i64 - 1);
-        self.alu3(AluOp::And, index, Operand::Reg(index), mask);
+        self.f.alu_imm(AluOp::Rsh, index, hash, 32);
+        let mask = layout.sets as i64 - 1;
+        self.f.alu_imm(AluOp::And, index, index, mask);
         let slot = self.temp(8);
-        self.f.push(Inst::Store {
-            addr: Addr::Stack(slot, 0),
-            width: Width::B4,
-            src: Operand::Reg(index),
-        });
+        self.f.store_reg(Addr::Stack(slot, 0), Width::B4, index);
         self.lookup_or(MapId(maps.records), slot, done)
     }
 
     /// Points `way` at way `n` of `set`.
     fn take_way(&mut self, set: VReg, layout: &PathLayout, n: u32, way: Way) {
-        self.alu3(
-            AluOp::Add,
-            way.hash,
-            Operand::Reg(set),
-            Operand::Imm(8 * n as i64),
-        );
-        let record = Operand::Imm(layout.way_off(n) as i64);
-        self.alu3(AluOp::Add, way.record, Operand::Reg(set), record);
+        self.f.alu_imm(AluOp::Add, way.hash, set, 8 * n as i64);
+        let record = layout.way_off(n) as i64;
+        self.f.alu_imm(AluOp::Add, way.record, set, record);
     }
 
     /// Points `way` at the way of `set` holding the packet whose key
@@ -233,11 +223,11 @@ impl Lower<'_> {
             let next = self.f.label();
             let held = self.load_at(set, 8 * n);
             self.match_way(set, layout, n, held, hash, way, next);
-            self.f.push(Inst::Jump(found));
-            self.f.push(Inst::Label(next));
+            self.f.jump(found);
+            self.f.bind(next);
         }
-        self.f.push(Inst::Jump(missing));
-        self.f.push(Inst::Label(found));
+        self.f.jump(missing);
+        self.f.bind(found);
     }
 
     /// Points `way` at way `n` of `set` if it holds the packet whose key
@@ -253,7 +243,7 @@ impl Lower<'_> {
         way: Way,
         differ: Label,
     ) {
-        self.jump_if(Cond::Ne, held, Operand::Reg(hash), differ);
+        self.f.branch_reg(Cond::Ne, held, hash, differ);
         self.take_way(set, layout, n, way);
     }
 
@@ -278,39 +268,33 @@ impl Lower<'_> {
         // The best way so far (way 0 until one is better) and its start
         // time (0: free).
         self.take_way(set, layout, 0, way);
-        let oldest = self.imm(-1);
+        let oldest = self.f.imm(-1);
         for n in 0..RECORD_WAYS {
             let (next, consider, other) = (self.f.label(), self.f.label(), self.f.label());
-            let started = self.imm(0);
+            let started = self.f.imm(0);
             let held = self.load_at(set, 8 * n);
-            self.jump_if(Cond::Eq, held, Operand::Imm(0), consider);
+            self.f.branch_imm(Cond::Eq, held, 0, consider);
             self.match_way(set, layout, n, held, hash, way, other);
-            self.f.push(Inst::Jump(replace));
-            self.f.push(Inst::Label(other));
+            self.f.jump(replace);
+            self.f.bind(other);
             let first = self.load_at(set, SET_STARTED_OFF + 8 * n);
-            self.f.push(Inst::Mov {
-                dst: started,
-                src: Operand::Reg(first),
-            });
-            self.f.push(Inst::Label(consider));
-            self.jump_if(Cond::Ge, started, Operand::Reg(oldest), next);
-            self.f.push(Inst::Mov {
-                dst: oldest,
-                src: Operand::Reg(started),
-            });
+            self.f.mov_reg(started, first);
+            self.f.bind(consider);
+            self.f.branch_reg(Cond::Ge, started, oldest, next);
+            self.f.mov_reg(oldest, started);
             self.take_way(set, layout, n, way);
-            self.f.push(Inst::Label(next));
+            self.f.bind(next);
         }
-        self.jump_if(Cond::Eq, oldest, Operand::Imm(0), chosen);
+        self.f.branch_imm(Cond::Eq, oldest, 0, chosen);
         let age = self.f.vreg();
-        self.alu3(AluOp::Sub, age, Operand::Reg(now), Operand::Reg(oldest));
-        let timeout = self.imm(info.timeout_ns as i64);
-        self.jump_if(Cond::Le, age, Operand::Reg(timeout), chosen);
+        self.f.alu_reg(AluOp::Sub, age, now, oldest);
+        let timeout = self.f.imm(info.timeout_ns as i64);
+        self.f.branch_reg(Cond::Le, age, timeout, chosen);
         self.increment(counters, counter::EXPIRED);
-        self.f.push(Inst::Jump(chosen));
-        self.f.push(Inst::Label(replace));
+        self.f.jump(chosen);
+        self.f.bind(replace);
         self.increment(counters, counter::REPLACED);
-        self.f.push(Inst::Label(chosen));
+        self.f.bind(chosen);
     }
 
     /// Starts the record of the packet whose key hashed to `hash` in
@@ -368,26 +352,6 @@ impl Lower<'_> {
         }
     }
 
-    /// `*(u64 *)(base + off) = src`.
-    pub(super) fn store_at(&mut self, base: VReg, off: u32, src: Operand) {
-        self.f.push(Inst::Store {
-            addr: Addr::Reg(base, off as i16),
-            width: Width::B8,
-            src,
-        });
-    }
-
-    /// `*(u64 *)(base + off)`.
-    pub(super) fn load_at(&mut self, base: VReg, off: u32) -> VReg {
-        let v = self.f.vreg();
-        self.f.push(Inst::Load {
-            dst: v,
-            addr: Addr::Reg(base, off as i16),
-            width: Width::B8,
-        });
-        v
-    }
-
     /// Writes where a stage ran (for packet reports) at `into + off`:
     /// its skb, pid, ifindex, kernel stack, comm and device name (skb 0
     /// and no device for a recalled stage, which has no packet).
@@ -399,59 +363,34 @@ impl Lower<'_> {
         skb: Option<VReg>,
     ) {
         let ctx = off as i16;
-        let store = |l: &mut Self, off: i16, width: Width, src: Operand| {
-            l.f.push(Inst::Store {
-                addr: Addr::Reg(into, off),
-                width,
-                src,
-            })
-        };
-        store(
-            self,
-            ctx,
-            Width::B8,
-            skb.map_or(Operand::Imm(0), Operand::Reg),
-        );
-        let pid = self.f.vreg();
-        self.call(helper::GET_CURRENT_PID_TGID, vec![], Some(pid));
-        self.f.push(Inst::Alu {
-            op: AluOp::Rsh,
-            dst: pid,
-            lhs: Operand::Reg(pid),
-            rhs: Operand::Imm(32),
-        });
-        store(self, ctx + 8, Width::B4, Operand::Reg(pid));
+        let at = |off: i16| Addr::Reg(into, off);
+        let skb_word = skb.map_or(Operand::Imm(0), Operand::Reg);
+        self.f.store(at(ctx), Width::B8, skb_word);
+        let pid = self.f.helper_value(helper::GET_CURRENT_PID_TGID);
+        self.f.alu_imm(AluOp::Rsh, pid, pid, 32);
+        self.f.store_reg(at(ctx + 8), Width::B4, pid);
         if let (Some(offsets), Some(skb)) = (info.dev_offsets, skb) {
-            let dev = self.read_kernel(skb, offsets.dev, Width::B8);
-            let ifindex = self.read_kernel(dev, offsets.ifindex, Width::B4);
-            store(self, ctx + 12, Width::B4, Operand::Reg(ifindex));
+            let dev = self.f.read_kernel(skb, offsets.dev, Width::B8);
+            let ifindex = self.f.read_kernel(dev, offsets.ifindex, Width::B4);
+            self.f.store_reg(at(ctx + 12), Width::B4, ifindex);
             let name = self.offset(dev, offsets.name as i64);
             let into = self.addr(Place {
                 base: Base::Ptr(into),
                 off: ctx as i32 + 40,
             });
-            let size = Operand::Imm(16);
-            self.call(
-                helper::PROBE_READ_KERNEL,
-                vec![into, size, Operand::Reg(name)],
-                None,
-            );
+            self.f.probe_read(into, 16, name);
         }
         let stack = match (info.stacks, self.maps.stacks) {
-            (true, Some(stacks)) => {
-                let id = self.f.vreg();
-                let (c, m) = (Operand::Reg(self.f.ctx), self.map_ptr(MapId(stacks)));
-                self.call(helper::GET_STACKID, vec![c, m, Operand::Imm(0)], Some(id));
-                Operand::Reg(id)
-            }
+            (true, Some(stacks)) => Operand::Reg(self.stack_id(MapId(stacks))),
             _ => Operand::Imm(-1),
         };
-        store(self, ctx + 16, Width::B8, stack);
+        self.f.store(at(ctx + 16), Width::B8, stack);
         let comm = self.addr(Place {
             base: Base::Ptr(into),
             off: ctx as i32 + 24,
         });
-        self.call(helper::GET_CURRENT_COMM, vec![comm, Operand::Imm(16)], None);
+        let args = [comm, Operand::Imm(16)];
+        self.f.call_helper(helper::GET_CURRENT_COMM, &args, None);
     }
 
     /// The last stage: histograms, the event (of kind `event`, with the
@@ -476,65 +415,37 @@ impl Lower<'_> {
             .iter()
             .position(|s| !s.optional)
             .unwrap_or(info.stages.len() - 1) as u32;
-        let (first, first_stage) = (self.imm(0), self.imm(0));
+        let (first, first_stage) = (self.f.imm(0), self.f.imm(0));
         for j in (0..=lead).rev() {
             let skip = self.f.label();
             let t = self.stage_time(layout, way, j, now);
-            self.jump_if(Cond::Eq, t, Operand::Imm(0), skip);
-            self.f.push(Inst::Mov {
-                dst: first,
-                src: Operand::Reg(t),
-            });
-            self.f.push(Inst::Mov {
-                dst: first_stage,
-                src: Operand::Imm(j as i64),
-            });
-            self.f.push(Inst::Label(skip));
+            self.f.branch_imm(Cond::Eq, t, 0, skip);
+            self.f.mov_reg(first, t);
+            self.f.mov_imm(first_stage, j.into());
+            self.f.bind(skip);
         }
         let total = self.f.vreg();
-        self.f.push(Inst::Alu {
-            op: AluOp::Sub,
-            dst: total,
-            lhs: Operand::Reg(now),
-            rhs: Operand::Reg(first),
-        });
+        self.f.alu_reg(AluOp::Sub, total, now, first);
         if info.histogram {
             let (prev_ts, prev_stage) = (self.f.vreg(), self.f.vreg());
-            self.f.push(Inst::Mov {
-                dst: prev_ts,
-                src: Operand::Reg(first),
-            });
-            self.f.push(Inst::Mov {
-                dst: prev_stage,
-                src: Operand::Reg(first_stage),
-            });
+            self.f.mov_reg(prev_ts, first);
+            self.f.mov_reg(prev_stage, first_stage);
             for j in 1..info.stages.len() as u32 {
                 let skip = self.f.label();
                 let t = self.stage_time(layout, way, j, now);
-                self.jump_if(Cond::Eq, t, Operand::Imm(0), skip);
+                self.f.branch_imm(Cond::Eq, t, 0, skip);
                 if j <= lead {
                     // Not after the first stage that fired.
-                    self.jump_if(Cond::Ge, prev_stage, Operand::Imm(j as i64), skip);
+                    self.f.branch_imm(Cond::Ge, prev_stage, j.into(), skip);
                 }
                 let seg = self.f.vreg();
-                self.f.push(Inst::Alu {
-                    op: AluOp::Sub,
-                    dst: seg,
-                    lhs: Operand::Reg(t),
-                    rhs: Operand::Reg(prev_ts),
-                });
+                self.f.alu_reg(AluOp::Sub, seg, t, prev_ts);
                 self.with_temps(|l| {
                     l.add_to_histogram(info, hist, Operand::Reg(prev_stage), j, seg)
                 });
-                self.f.push(Inst::Mov {
-                    dst: prev_ts,
-                    src: Operand::Reg(t),
-                });
-                self.f.push(Inst::Mov {
-                    dst: prev_stage,
-                    src: Operand::Imm(j as i64),
-                });
-                self.f.push(Inst::Label(skip));
+                self.f.mov_reg(prev_ts, t);
+                self.f.mov_imm(prev_stage, j.into());
+                self.f.bind(skip);
             }
             self.add_to_histogram(
                 info,
@@ -547,18 +458,14 @@ impl Lower<'_> {
         if info.detail {
             let (report, after) = (self.f.label(), self.f.label());
             let below = self.f.label();
-            self.jump_if(
-                Cond::Lt,
-                total,
-                Operand::Imm(info.threshold_ns as i64),
-                below,
-            );
+            let threshold = info.threshold_ns as i64;
+            self.f.branch_imm(Cond::Lt, total, threshold, below);
             if info.rate_limit > 0 {
                 self.rate_limit(MapId(maps.rate), 0, info.rate_limit, now, report);
                 self.increment(MapId(maps.counters), counter::SUPPRESSED);
-                self.f.push(Inst::Jump(after));
+                self.f.jump(after);
             }
-            self.f.push(Inst::Label(report));
+            self.f.bind(report);
             let scratch = self
                 .maps
                 .scratch
@@ -571,16 +478,12 @@ impl Lower<'_> {
                 (MapId(maps.counters), counter::LOST),
                 Wake::Batched,
             );
-            self.f.push(Inst::Jump(after));
-            self.f.push(Inst::Label(below));
+            self.f.jump(after);
+            self.f.bind(below);
             self.increment(MapId(maps.counters), counter::FILTERED);
-            self.f.push(Inst::Label(after));
+            self.f.bind(after);
         }
-        self.f.push(Inst::Store {
-            addr: Addr::Reg(way.hash, 0),
-            width: Width::B8,
-            src: Operand::Imm(0),
-        });
+        self.store_at(way.hash, 0, Operand::Imm(0));
         self.increment(MapId(maps.counters), counter::COMPLETED);
     }
 
@@ -635,155 +538,38 @@ impl Lower<'_> {
         const PRIME3: i64 = 0x1656_67B1_9E37_79F9_u64 as i64;
         const LANE_ROTATIONS: [i64; 4] = [1, 7, 12, 18];
         let words = size / 8;
-        let (p1, p2) = (
-            Operand::Reg(self.imm(PRIME1)),
-            Operand::Reg(self.imm(PRIME2)),
-        );
+        let (p1, p2) = (self.f.imm(PRIME1), self.f.imm(PRIME2));
         let lanes: Vec<VReg> = (0..words.min(4) as i64)
-            .map(|i| self.imm(PRIME3.wrapping_add(i.wrapping_mul(PRIME2))))
+            .map(|i| self.f.imm(PRIME3.wrapping_add(i.wrapping_mul(PRIME2))))
             .collect();
-        let rotate_left = |l: &mut Self, x: VReg, by: i64| {
-            let high = l.f.vreg();
-            l.alu3(AluOp::Rsh, high, Operand::Reg(x), Operand::Imm(64 - by));
-            l.alu3(AluOp::Lsh, x, Operand::Reg(x), Operand::Imm(by));
-            l.alu3(AluOp::Or, x, Operand::Reg(x), Operand::Reg(high));
+        let rotate_left = |f: &mut Function, x: VReg, by: i64| {
+            let high = f.vreg();
+            f.alu_imm(AluOp::Rsh, high, x, 64 - by);
+            f.alu_imm(AluOp::Lsh, x, x, by);
+            f.alu_reg(AluOp::Or, x, x, high);
         };
         for i in 0..words {
-            let (v, w) = (lanes[i as usize % lanes.len()], self.f.vreg());
-            self.f.push(Inst::Load {
-                dst: w,
-                addr: Addr::Stack(slot, 8 * i as i32),
-                width: Width::B8,
-            });
-            self.alu3(AluOp::Mul, w, Operand::Reg(w), p2);
-            self.alu3(AluOp::Add, v, Operand::Reg(v), Operand::Reg(w));
-            rotate_left(self, v, 31);
-            self.alu3(AluOp::Mul, v, Operand::Reg(v), p1);
+            let v = lanes[i as usize % lanes.len()];
+            let w = self.f.load(Addr::Stack(slot, 8 * i as i32), Width::B8);
+            self.f.alu_reg(AluOp::Mul, w, w, p2);
+            self.f.alu_reg(AluOp::Add, v, v, w);
+            rotate_left(&mut self.f, v, 31);
+            self.f.alu_reg(AluOp::Mul, v, v, p1);
         }
         let h = lanes[0];
         for (i, &v) in lanes.iter().enumerate() {
-            rotate_left(self, v, LANE_ROTATIONS[i]);
+            rotate_left(&mut self.f, v, LANE_ROTATIONS[i]);
             if i > 0 {
-                self.alu3(AluOp::Add, h, Operand::Reg(h), Operand::Reg(v));
+                self.f.alu_reg(AluOp::Add, h, h, v);
             }
         }
         let high = self.f.vreg();
         for (shift, prime) in [(33, PRIME2), (29, PRIME3)] {
-            self.alu3(AluOp::Rsh, high, Operand::Reg(h), Operand::Imm(shift));
-            self.alu3(AluOp::Xor, h, Operand::Reg(h), Operand::Reg(high));
-            self.alu3(AluOp::Mul, h, Operand::Reg(h), Operand::Imm(prime));
+            self.f.alu_imm(AluOp::Rsh, high, h, shift);
+            self.f.alu_reg(AluOp::Xor, h, h, high);
+            self.f.alu_imm(AluOp::Mul, h, h, prime);
         }
-        self.alu3(AluOp::Or, h, Operand::Reg(h), Operand::Imm(1));
+        self.f.alu_imm(AluOp::Or, h, h, 1);
         h
-    }
-
-    /// A token bucket shared by all CPUs (the generic cell rate algorithm:
-    /// one "next allowed time" per limiter, element `index` of array `map`,
-    /// advanced with compare-and-exchange): jumps to `allowed` when an
-    /// event may be sent now, falls through when it is over the limit. A
-    /// burst of a tenth of a second's worth is allowed. Used by paths and
-    /// by `ratelimit()`.
-    pub(super) fn rate_limit(
-        &mut self,
-        map: MapId,
-        index: u32,
-        per_second: u64,
-        now: VReg,
-        allowed: Label,
-    ) {
-        let period = (1_000_000_000 / per_second).max(1) as i64;
-        let burst = period * (per_second as i64 / 10).max(1);
-        let over = self.f.label();
-        let q = self.lookup_index(map, index, over);
-        let (tat, base, ahead) = (self.f.vreg(), self.f.vreg(), self.f.vreg());
-        self.f.push(Inst::Load {
-            dst: tat,
-            addr: Addr::Reg(q, 0),
-            width: Width::B8,
-        });
-        self.f.push(Inst::Mov {
-            dst: base,
-            src: Operand::Reg(tat),
-        });
-        let later = self.f.label();
-        self.jump_if(Cond::Ge, tat, Operand::Reg(now), later);
-        self.f.push(Inst::Mov {
-            dst: base,
-            src: Operand::Reg(now),
-        });
-        self.f.push(Inst::Label(later));
-        self.f.push(Inst::Alu {
-            op: AluOp::Sub,
-            dst: ahead,
-            lhs: Operand::Reg(base),
-            rhs: Operand::Reg(now),
-        });
-        self.jump_if(Cond::Gt, ahead, Operand::Imm(burst), over);
-        self.f.push(Inst::Alu {
-            op: AluOp::Add,
-            dst: base,
-            lhs: Operand::Reg(base),
-            rhs: Operand::Imm(period),
-        });
-        if self.script.plain_rate_limits {
-            // No compare-and-exchange (before 5.12): CPUs racing for the
-            // last slot may both take it.
-            self.store_at(q, 0, Operand::Reg(base));
-            self.f.push(Inst::Jump(allowed));
-            self.f.push(Inst::Label(over));
-            return;
-        }
-        // Claim the slot atomically: if another CPU moved the time on
-        // since we read it, this event is over the limit.
-        let old = self.f.vreg();
-        self.f.push(Inst::CmpXchg {
-            base: q,
-            off: 0,
-            expected: tat,
-            new: base,
-            old,
-        });
-        self.jump_if(Cond::Eq, old, Operand::Reg(tat), allowed);
-        self.f.push(Inst::Label(over));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::ir::layout::MapTable;
-    use crate::ir::{lower, Addr, Inst, Width};
-    use crate::sema::{check, Options};
-    use crate::syntax::parse;
-
-    /// `ratelimit()` lowered with `plain_rate_limits`: whether it has a
-    /// compare-and-exchange, and how many 8-byte stores through a pointer.
-    fn claims(plain: bool) -> (bool, usize) {
-        let options = Options {
-            plain_rate_limits: plain,
-            ..Default::default()
-        };
-        let ast = parse("BEGIN { @a = ratelimit(10); }").expect("parses");
-        let script = check(&ast, &options).expect("checks");
-        let f = lower::lower(&script, &MapTable::new(&script), 0)
-            .expect("lowers")
-            .remove(0);
-        let stores = f.insts.iter().filter(|i| {
-            matches!(
-                i,
-                Inst::Store {
-                    addr: Addr::Reg(..),
-                    width: Width::B8,
-                    ..
-                }
-            )
-        });
-        (f.uses_cmpxchg(), stores.count())
-    }
-
-    #[test]
-    fn a_rate_limit_claims_its_slot_with_cmpxchg_else_a_plain_store() {
-        let (cmpxchg, stores) = claims(false);
-        assert!(cmpxchg);
-        assert_eq!(claims(true), (false, stores + 1));
     }
 }

@@ -5,10 +5,9 @@
 
 use super::mem::Place;
 use super::{Lower, Val};
-use crate::bpf::helper;
 use crate::bpf::PCAP_SNAP;
 use crate::diag::{Diagnostic, Result};
-use crate::ir::{Cond, Inst, Operand, Width};
+use crate::ir::{Cond, Width};
 use crate::sema::tast::Expr;
 
 impl Lower<'_> {
@@ -28,43 +27,25 @@ impl Lower<'_> {
         };
         let (snap, done) = (self.f.label(), self.f.label());
         let len = self.f.vreg();
-        self.f.push(Inst::Mov {
-            dst: len,
-            src: Operand::Reg(available),
-        });
-        self.jump_if(Cond::Le, len, Operand::Imm(PCAP_SNAP.into()), snap);
-        self.f.push(Inst::Mov {
-            dst: len,
-            src: Operand::Imm(PCAP_SNAP.into()),
-        });
-        self.f.push(Inst::Label(snap));
+        self.f.mov_reg(len, available);
+        self.f.branch_imm(Cond::Le, len, PCAP_SNAP.into(), snap);
+        self.f.mov_imm(len, PCAP_SNAP.into());
+        self.f.bind(snap);
         // No packet (start 0): nothing captured.
         let none = self.f.label();
-        self.jump_if(Cond::Ne, start, Operand::Imm(0), none);
-        self.f.push(Inst::Mov {
-            dst: len,
-            src: Operand::Imm(0),
-        });
-        self.f.push(Inst::Label(none));
+        self.f.branch_imm(Cond::Ne, start, 0, none);
+        self.f.mov_imm(len, 0);
+        self.f.bind(none);
         for (off, src) in [(0, len), (4, wire)] {
-            self.f.push(Inst::Store {
-                addr: into.at(off),
-                width: Width::B4,
-                src: Operand::Reg(src),
-            });
+            self.f.store_reg(into.at(off), Width::B4, src);
         }
-        self.jump_if(Cond::Eq, len, Operand::Imm(0), done);
+        self.f.branch_imm(Cond::Eq, len, 0, done);
         let bytes = self.addr(Place {
             off: into.off + 8,
             ..into
         });
-        let size = Operand::Imm(PCAP_SNAP.into());
-        self.call(
-            helper::PROBE_READ_KERNEL,
-            vec![bytes, size, Operand::Reg(start)],
-            None,
-        );
-        self.f.push(Inst::Label(done));
+        self.f.probe_read(bytes, PCAP_SNAP, start);
+        self.f.bind(done);
         Ok(())
     }
 }

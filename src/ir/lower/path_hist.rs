@@ -6,7 +6,7 @@
 use super::Lower;
 use crate::bpf::MapId;
 use crate::ir::layout::{HistArray, PathMaps, PATH_HIST_MAX_NS, TOTAL_SEGMENT};
-use crate::ir::{Addr, AluOp, Cond, Inst, Operand, VReg, Width};
+use crate::ir::{Addr, AluOp, Cond, Operand, VReg, Width};
 use crate::sema::tast::PathInfo;
 
 /// Where the last stage counts a packet's latencies: the path's maps and
@@ -46,76 +46,50 @@ impl Lower<'_> {
                     (_, Operand::Imm(f)) => Operand::Imm(array.first_segment_to(to) as i64 + f),
                     (_, from) => {
                         let first = Operand::Imm(array.first_segment_to(to) as i64);
-                        self.alu3(AluOp::Add, index, from, first);
+                        self.f.alu(AluOp::Add, index, from, first);
                         Operand::Reg(index)
                     }
                 };
                 let histogram = match group {
                     Some(g) => {
                         let base = self.f.vreg();
-                        let segments = Operand::Imm(array.segments() as i64);
-                        self.alu3(AluOp::Mul, base, Operand::Reg(g), segments);
-                        self.alu3(AluOp::Add, index, Operand::Reg(base), segment);
+                        self.f.alu_imm(AluOp::Mul, base, g, array.segments() as i64);
+                        self.f.alu(AluOp::Add, index, Operand::Reg(base), segment);
                         Operand::Reg(index)
                     }
                     None => segment,
                 };
                 let buckets = Operand::Imm(array.buckets as i64);
-                self.alu3(AluOp::Mul, index, histogram, buckets);
-                self.alu3(AluOp::Add, index, Operand::Reg(index), Operand::Reg(bucket));
+                self.f.alu(AluOp::Mul, index, histogram, buckets);
+                self.f.alu_reg(AluOp::Add, index, index, bucket);
                 let key = self.temp(8);
-                self.f.push(Inst::Store {
-                    addr: Addr::Stack(key, 0),
-                    width: Width::B4,
-                    src: Operand::Reg(index),
-                });
+                self.f.store_reg(Addr::Stack(key, 0), Width::B4, index);
                 self.lookup_or(MapId(hist.maps.hists), key, skip)
             }
             None => {
                 let key = self.temp(16);
-                self.f.push(Inst::Store {
-                    addr: Addr::Stack(key, 0),
-                    width: Width::B4,
-                    src: from,
-                });
-                self.f.push(Inst::Store {
-                    addr: Addr::Stack(key, 4),
-                    width: Width::B4,
-                    src: Operand::Imm(to as i64),
-                });
-                self.f.push(Inst::Store {
-                    addr: Addr::Stack(key, 8),
-                    width: Width::B8,
-                    src: Operand::Reg(bucket),
-                });
+                let at = |off| Addr::Stack(key, off);
+                self.f.store(at(0), Width::B4, from);
+                self.f.store_imm(at(4), Width::B4, to.into());
+                self.f.store_reg(at(8), Width::B8, bucket);
                 if let Some(g) = group {
-                    self.f.push(Inst::Store {
-                        addr: Addr::Stack(key, 12),
-                        width: Width::B4,
-                        src: Operand::Reg(g),
-                    });
+                    self.f.store_reg(at(12), Width::B4, g);
                 }
                 self.value_ptr(MapId(hist.maps.hists), key, 8, skip)
             }
         };
         self.add_at(c, 0, Operand::Imm(1));
-        self.f.push(Inst::Label(skip));
+        self.f.bind(skip);
     }
 
     /// A copy of `value`, or `limit` where `value` is not `within` it
     /// (`Cond::SLe` signed, `Cond::Le` unsigned).
     fn at_most(&mut self, value: VReg, limit: i64, within: Cond) -> VReg {
         let (copy, done) = (self.f.vreg(), self.f.label());
-        self.f.push(Inst::Mov {
-            dst: copy,
-            src: Operand::Reg(value),
-        });
-        self.jump_if(within, copy, Operand::Imm(limit), done);
-        self.f.push(Inst::Mov {
-            dst: copy,
-            src: Operand::Imm(limit),
-        });
-        self.f.push(Inst::Label(done));
+        self.f.mov_reg(copy, value);
+        self.f.branch_imm(within, copy, limit, done);
+        self.f.mov_imm(copy, limit);
+        self.f.bind(done);
         copy
     }
 }

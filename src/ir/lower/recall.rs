@@ -9,7 +9,7 @@ use crate::bpf::helper;
 use crate::bpf::MapId;
 use crate::diag::{Diagnostic, Result};
 use crate::ir::layout::{mark, PathLayout, PathMaps, StageTime, STAGE_CTX_SIZE};
-use crate::ir::{Addr, AluOp, Cond, Inst, Operand, Slot, VReg, Width};
+use crate::ir::{Addr, AluOp, Cond, Operand, Slot, VReg, Width};
 use crate::sema::tast::{Expr, PathInfo};
 use crate::types::{tuple_layout, Ty};
 
@@ -34,25 +34,25 @@ impl Lower<'_> {
         ) else {
             return Err(Diagnostic::at(mark.span, MARK_SHAPE));
         };
-        let now = self.f.vreg();
-        self.call(helper::KTIME_GET_NS, vec![], Some(now));
+        let now = self.f.helper_value(helper::KTIME_GET_NS);
         let (done, write) = (self.f.label(), self.f.label());
         let key = self.owner_key(owner);
         let m = self.value_ptr(MapId(marks), key, mark::size(info), done);
         let pending = self.load_at(m, mark::TIME);
-        self.jump_if(Cond::Eq, pending, Operand::Imm(0), write);
+        self.f.branch_imm(Cond::Eq, pending, 0, write);
         let at = self.load_at(m, mark::POS);
-        self.jump_if(Cond::Eq, at, Operand::Reg(position), write);
+        self.f.branch_reg(Cond::Eq, at, position, write);
         let age = self.f.vreg();
-        self.alu3(AluOp::Sub, age, Operand::Reg(now), Operand::Reg(pending));
-        self.jump_if(Cond::Le, age, Operand::Imm(info.timeout_ns as i64), done);
-        self.f.push(Inst::Label(write));
+        self.f.alu_reg(AluOp::Sub, age, now, pending);
+        let timeout = info.timeout_ns as i64;
+        self.f.branch_imm(Cond::Le, age, timeout, done);
+        self.f.bind(write);
         self.store_at(m, mark::POS, Operand::Reg(position));
         if info.detail {
             self.stage_context(info, m, mark::CTX, None);
         }
         self.store_at(m, mark::TIME, Operand::Reg(now));
-        self.f.push(Inst::Label(done));
+        self.f.bind(done);
         Ok(())
     }
 
@@ -75,25 +75,15 @@ impl Lower<'_> {
     ) -> Option<()> {
         let (marks, [owner, start, length]) = (maps.marks?, self.integers(value, ty)?);
         let (done, outside, take) = (self.f.label(), self.f.label(), self.f.label());
-        self.jump_if(Cond::Eq, length, Operand::Imm(0), done);
+        self.f.branch_imm(Cond::Eq, length, 0, done);
         let key = self.owner_key(owner);
         let m = self.lookup_or(MapId(marks), key, done);
         let time = self.load_at(m, mark::TIME);
-        self.jump_if(Cond::Eq, time, Operand::Imm(0), done);
+        self.f.branch_imm(Cond::Eq, time, 0, done);
         let distance = self.load_at(m, mark::POS);
-        self.alu3(
-            AluOp::Sub,
-            distance,
-            Operand::Reg(distance),
-            Operand::Reg(start),
-        );
-        self.alu3(
-            AluOp::And,
-            distance,
-            Operand::Reg(distance),
-            Operand::Imm(0xffff_ffff),
-        );
-        self.jump_if(Cond::Ge, distance, Operand::Reg(length), outside);
+        self.f.alu_reg(AluOp::Sub, distance, distance, start);
+        self.f.alu_imm(AluOp::And, distance, distance, 0xffff_ffff);
+        self.f.branch_reg(Cond::Ge, distance, length, outside);
         // The recalled stage is the path's first.
         if let StageTime::Record(ts) = layout.stage_time(0) {
             self.store_at(p, ts, Operand::Reg(time));
@@ -109,13 +99,13 @@ impl Lower<'_> {
                 STAGE_CTX_SIZE,
             );
         }
-        self.f.push(Inst::Jump(take));
-        self.f.push(Inst::Label(outside));
+        self.f.jump(take);
+        self.f.bind(outside);
         // At or after the span's end: still pending.
-        self.jump_if(Cond::Lt, distance, Operand::Imm(1 << 31), done);
-        self.f.push(Inst::Label(take));
+        self.f.branch_imm(Cond::Lt, distance, 1 << 31, done);
+        self.f.bind(take);
         self.store_at(m, mark::TIME, Operand::Imm(0));
-        self.f.push(Inst::Label(done));
+        self.f.bind(done);
         Some(())
     }
 
@@ -130,14 +120,9 @@ impl Lower<'_> {
             .iter()
             .zip(offsets)
             .map(|(item, off)| {
-                let r = self.f.vreg();
                 let width = Width::from_bytes(u64::from(item.storage_size()));
-                self.f.push(Inst::Load {
-                    dst: r,
-                    addr: Addr::Stack(slot, off as i32),
-                    width: width.unwrap_or(Width::B8),
-                });
-                r
+                let addr = Addr::Stack(slot, off as i32);
+                self.f.load(addr, width.unwrap_or(Width::B8))
             })
             .collect();
         regs.try_into().ok()
@@ -146,11 +131,7 @@ impl Lower<'_> {
     /// A stack slot holding `owner`, a key of a marks map.
     fn owner_key(&mut self, owner: VReg) -> Slot {
         let key = self.temp(8);
-        self.f.push(Inst::Store {
-            addr: Addr::Stack(key, 0),
-            width: Width::B8,
-            src: Operand::Reg(owner),
-        });
+        self.f.store_reg(Addr::Stack(key, 0), Width::B8, owner);
         key
     }
 }
