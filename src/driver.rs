@@ -44,6 +44,8 @@ pub struct Options {
 
 /// A script parsed once, with its parameters.
 pub struct ParsedScript {
+    /// The text, for placing the warnings.
+    source: Source,
     ast: ast::Program,
     params: Vec<Param>,
     library_start: usize,
@@ -60,6 +62,7 @@ impl ParsedScript {
         }
         let params = params::declared(&ast, &crate::cli::reserved_flags())?;
         Ok(ParsedScript {
+            source: source.clone(),
             ast,
             params,
             library_start: source.script_end(),
@@ -92,7 +95,7 @@ impl ParsedScript {
             wall_offset_ns: runtime::wall_offset_ns(),
             ..Default::default()
         };
-        let ast = self.ast;
+        let (ast, source) = (self.ast, self.source);
         let start_ns = options.start_ns;
         on_stack(COMPILE_STACK_BYTES, move || {
             let mut script = sema::check(&ast, &sema_options)?;
@@ -116,7 +119,7 @@ impl ParsedScript {
             }
             let compiled = pipeline::generate(ast, script, lowered)?;
             for w in &compiled.script.warnings {
-                eprintln!("netscript: warning: {}", w);
+                eprint!("{}", w.render(Some(&source)));
             }
             Ok(compiled)
         })

@@ -100,9 +100,21 @@ impl Source {
     }
 }
 
+/// Whether a diagnostic stops the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    /// The script cannot run.
+    #[default]
+    Error,
+    /// The script runs without something (a probe, a stage, a metric).
+    Warning,
+}
+
 /// An error or warning about a script or about the environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
     /// One-line description.
     pub message: String,
     /// Where in the script, if the problem is in the script.
@@ -117,6 +129,7 @@ impl Diagnostic {
     /// An error at a place in the script.
     pub fn at(span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
+            severity: Severity::Error,
             message: message.into(),
             span: Some(span),
             notes: Vec::new(),
@@ -127,10 +140,20 @@ impl Diagnostic {
     /// An error not tied to a place in the script.
     pub fn plain(message: impl Into<String>) -> Self {
         Diagnostic {
+            severity: Severity::Error,
             message: message.into(),
             span: None,
             notes: Vec::new(),
             also: Vec::new(),
+        }
+    }
+
+    /// A warning, at the place in the script it is about if there is one.
+    pub fn warning(span: Option<Span>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            span,
+            ..Diagnostic::plain(message)
         }
     }
 
@@ -159,7 +182,22 @@ impl Diagnostic {
 
     /// Renders as `file:line:col: error: msg`, the source line and a
     /// caret, then each further error the same way.
+    /// A warning renders as `netscript: warning: msg` and, when it has a
+    /// place, ` --> file:line:col` below it.
     pub fn render(&self, source: Option<&Source>) -> String {
+        if self.severity == Severity::Warning {
+            let mut out = format!("netscript: warning: {}\n", self.message);
+            if let (Some(span), Some(src)) = (self.span, source) {
+                let (line, col) = src.line_col(span.start);
+                out.push_str(&format!(
+                    "  --> {}:{}:{}\n",
+                    src.file_of(span.start).0,
+                    line,
+                    col
+                ));
+            }
+            return out;
+        }
         let mut out = String::new();
         match (self.span, source) {
             (Some(span), Some(src)) => {
@@ -220,6 +258,20 @@ mod tests {
         assert_eq!(
             d.render(Some(&src)),
             "t.ns:2:3: error: unknown function 'foo'\n  foo(1);\n  ^^^\n"
+        );
+    }
+
+    #[test]
+    fn a_warning_renders_its_line_and_its_place() {
+        let src = Source::new("t.ns", "BEGIN {}\nkprobe:f {}\n");
+        let at = Span::new(9, 17);
+        assert_eq!(
+            Diagnostic::warning(Some(at), "kprobe:f: not found, probe skipped").render(Some(&src)),
+            "netscript: warning: kprobe:f: not found, probe skipped\n  --> t.ns:2:1\n"
+        );
+        assert_eq!(
+            Diagnostic::warning(None, "metric x off").render(Some(&src)),
+            "netscript: warning: metric x off\n"
         );
     }
 

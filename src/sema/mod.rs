@@ -105,12 +105,19 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
     let live = |name: &str| second.map_ids.contains_key(name);
     let mut warnings = second.warnings;
     // A skipped probe is named unless the metrics it takes down say it.
-    for (maps, why) in &second.skipped {
+    for (maps, why, span) in &second.skipped {
         if !maps.iter().any(|m| !m.starts_with("@_") && !live(m)) {
-            warnings.push(format!("{}, probe skipped", why));
+            warnings.push(Diagnostic::warning(
+                Some(*span),
+                format!("{}, probe skipped", why),
+            ));
         }
     }
-    warnings.extend(off_metrics(&second.off, live));
+    warnings.extend(
+        off_metrics(&second.off, live)
+            .into_iter()
+            .map(|line| Diagnostic::warning(None, line)),
+    );
     warnings.extend(btf_less_warnings(&second.btf_less));
     if options.pcap && !second.paths.iter().any(|p| p.capture) {
         return Err(Diagnostic::plain(
@@ -246,16 +253,25 @@ fn point_module_without_btf(point: &providers::ProbePoint) -> Option<String> {
     }
 }
 
-/// One line per module without BTF, naming every fentry/fexit probe on
-/// its functions that attaches as a kprobe/kretprobe instead.
-fn btf_less_warnings(btf_less: &[(String, String)]) -> Vec<String> {
-    grouped(btf_less.iter())
+/// One warning per module without BTF, naming every fentry/fexit probe
+/// on its functions that attaches as a kprobe/kretprobe instead, at the
+/// first of them.
+fn btf_less_warnings(btf_less: &[(String, String, Span)]) -> Vec<Diagnostic> {
+    let pairs: Vec<(String, String)> = btf_less
+        .iter()
+        .map(|(module, probe, _)| (module.clone(), probe.clone()))
+        .collect();
+    grouped(pairs.iter())
         .into_iter()
         .map(|(module, probes)| {
-            format!(
-                "module {} has no BTF on this kernel (module BTF: Linux 5.11+), kprobe/kretprobe instead of fentry/fexit: {}",
-                module,
-                probes.join(", ")
+            let first = btf_less.iter().find(|(m, _, _)| m == module).map(|b| b.2);
+            Diagnostic::warning(
+                first,
+                format!(
+                    "module {} has no BTF on this kernel (module BTF: Linux 5.11+), kprobe/kretprobe instead of fentry/fexit: {}",
+                    module,
+                    probes.join(", ")
+                ),
             )
         })
         .collect()
@@ -301,19 +317,21 @@ struct Checker<'o> {
     uses_kstack: bool,
     /// The `ratelimit()` calls of the source, by limiter slot.
     rate_limits: Vec<Span>,
-    warnings: Vec<String>,
-    /// Path stages this kernel cannot attach: (why, stage, path).
-    skipped_stages: Vec<(String, String, String)>,
+    warnings: Vec<Diagnostic>,
+    /// Path stages this kernel cannot attach: (why, stage, path, where
+    /// the stage is declared).
+    skipped_stages: Vec<(String, String, String, Span)>,
     paths: Vec<tast::PathInfo>,
     /// Maps written by the program being checked.
     writes: std::collections::BTreeSet<MapId>,
     /// (map, why) for each map assignment in switched-off code.
     off: Vec<(String, String)>,
-    /// Pass 2: the maps of each probe skipped as missing, and why.
-    skipped: Vec<(Vec<String>, String)>,
-    /// Pass 2: (module, probe) for each fentry/fexit probe attached as a
-    /// kprobe because its function's module has no BTF.
-    btf_less: Vec<(String, String)>,
+    /// Pass 2: the maps of each probe skipped as missing, why, and the
+    /// probe's place.
+    skipped: Vec<(Vec<String>, String, Span)>,
+    /// Pass 2: (module, probe, place) for each fentry/fexit probe attached
+    /// as a kprobe because its function's module has no BTF.
+    btf_less: Vec<(String, String, Span)>,
     /// The errors found so far: each definition, path and probe is
     /// checked on after an error in another, and all are reported.
     errors: Vec<Diagnostic>,
@@ -500,7 +518,7 @@ impl<'o> Checker<'o> {
                 if !self.collecting {
                     let mut maps = Vec::new();
                     kernel_has::assigned_maps(&block.body.stmts, &self.functions, &mut maps);
-                    self.skipped.push((maps, e.message.clone()));
+                    self.skipped.push((maps, e.message.clone(), spec.span));
                 }
                 self.switch_off(&block.body.stmts, &e.message);
                 return Ok(());
@@ -513,7 +531,7 @@ impl<'o> Checker<'o> {
                 Some(k) => match point_module_without_btf(&point) {
                     Some(module) => {
                         if !self.collecting {
-                            self.btf_less.push((module, point.display()));
+                            self.btf_less.push((module, point.display(), spec.span));
                         }
                         k
                     }

@@ -437,7 +437,7 @@ impl Checker<'_> {
         if !self.collecting {
             let why = reasons.join("; ");
             self.skipped_stages
-                .push((why, stage.name.clone(), path.to_string()));
+                .push((why, stage.name.clone(), path.to_string(), stage.span));
         }
         Ok(None)
     }
@@ -448,33 +448,36 @@ impl Checker<'_> {
     fn stage_warnings(&mut self) {
         // Each reason with the stages it takes out, each with its paths.
         type Stages<'a> = Vec<(&'a str, Vec<&'a str>)>;
-        let mut reasons: Vec<(&str, Stages)> = Vec::new();
-        for (why, stage, path) in &self.skipped_stages {
-            let at = match reasons.iter().position(|(w, _)| w == why) {
+        let mut reasons: Vec<(&str, Span, Stages)> = Vec::new();
+        for (why, stage, path, span) in &self.skipped_stages {
+            let at = match reasons.iter().position(|(w, _, _)| w == why) {
                 Some(at) => at,
                 None => {
-                    reasons.push((why, Vec::new()));
+                    reasons.push((why, *span, Vec::new()));
                     reasons.len() - 1
                 }
             };
-            let stages = &mut reasons[at].1;
+            let stages = &mut reasons[at].2;
             match stages.iter_mut().find(|(s, _)| s == stage) {
                 Some((_, paths)) => paths.push(path),
                 None => stages.push((stage, vec![path])),
             }
         }
-        let lines: Vec<String> = reasons
+        let warnings: Vec<Diagnostic> = reasons
             .iter()
-            .map(|(why, stages)| {
+            .map(|(why, span, stages)| {
                 let named: Vec<String> = stages
                     .iter()
                     .map(|(stage, paths)| format!("{} ({})", stage, paths.join(", ")))
                     .collect();
                 let noun = if stages.len() == 1 { "stage" } else { "stages" };
-                format!("{}, {} skipped: {}", why, noun, named.join(", "))
+                Diagnostic::warning(
+                    Some(*span),
+                    format!("{}, {} skipped: {}", why, noun, named.join(", ")),
+                )
             })
             .collect();
-        self.warnings.extend(lines);
+        self.warnings.extend(warnings);
     }
 
     /// The program of the stages of `group` (one probe point, one packet

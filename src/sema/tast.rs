@@ -4,7 +4,7 @@
 
 use crate::bpf::MapId;
 use crate::builtins::{Func, Var};
-use crate::diag::Span;
+use crate::diag::{Diagnostic, Span};
 use crate::providers::ProbePoint;
 use crate::syntax::ast::{BinOp, UnOp};
 use crate::types::Ty;
@@ -32,8 +32,9 @@ pub struct Script {
     /// plain store instead of compare-and-exchange (see
     /// [`super::Options::plain_rate_limits`]).
     pub plain_rate_limits: bool,
-    /// Probes skipped because they do not exist on this kernel.
-    pub warnings: Vec<String>,
+    /// What the script runs without on this kernel (probes, stages,
+    /// metrics, fentry), each at its place in the script where it has one.
+    pub warnings: Vec<Diagnostic>,
     /// Packet paths, by path id.
     pub paths: Vec<PathInfo>,
 }

@@ -3,6 +3,7 @@
 
 use super::tast::{Agg, MapValue};
 use super::{check, Options};
+use crate::diag::Diagnostic;
 use crate::syntax::parse;
 use crate::types::Ty;
 
@@ -499,10 +500,16 @@ fn optional_probe_blocks_skip_missing_probes_with_a_warning() {
     let s = checked(src);
     assert_eq!(s.programs.len(), 1);
     assert!(s.programs[0].optional);
+    let [warning] = &s.warnings[..] else {
+        panic!("one warning: {:?}", s.warnings)
+    };
     assert_eq!(
-        s.warnings,
-        vec!["kernel function no_such_function_xyz not found, probe skipped".to_string()]
+        warning.message,
+        "kernel function no_such_function_xyz not found, probe skipped"
     );
+    // At the probe it skips.
+    let at = warning.span.expect("a place").start;
+    assert!(src[at..].starts_with("kprobe:no_such_function_xyz"), "{at}");
     let (message, _) = error("kprobe:no_such_function_xyz { @n = count(); }");
     assert!(message.contains("no_such_function_xyz"), "{message}");
     assert!(!checked("kprobe:tcp_sendmsg { }").programs[0].optional);
@@ -595,7 +602,7 @@ fn kernel_has_decides_branches_and_names_the_metrics_it_switches_off() {
     let names: Vec<&str> = s.maps.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["@b"]);
     assert_eq!(
-        s.warnings,
+        messages(&s.warnings),
         ["metric @a off: this kernel has no struct sock.nope"]
     );
     // A false predicate leaves its probe out.
@@ -604,7 +611,7 @@ fn kernel_has_decides_branches_and_names_the_metrics_it_switches_off() {
     );
     assert_eq!(s.programs.len(), 1);
     assert_eq!(
-        s.warnings,
+        messages(&s.warnings),
         ["metric @c off: this kernel has TCP_ESTABLISHED"]
     );
     // Reading a map that is off says why.
@@ -728,4 +735,9 @@ fn walltime_adds_the_clock_offset_of_the_options() {
             r#""now""#.to_string()
         )
     );
+}
+
+/// The messages of some diagnostics.
+fn messages(diagnostics: &[Diagnostic]) -> Vec<&str> {
+    diagnostics.iter().map(|d| d.message.as_str()).collect()
 }
