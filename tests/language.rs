@@ -302,7 +302,8 @@ fn consts_and_extended_paths_compile_as_written_out() {
     );
     assert_eq!(
         bpf("template t { key = pkt_key($skb); detail = 0; histogram = 1; stage Q = dev_queue_xmit; }\n\
-             path p extends t { stage D = dev_xmit_done; }\n\
+             template done { stage D = dev_xmit_done; }\n\
+             path p extends t { stages done; }\n\
              path s extends p { stage S replaces Q = dev_start_xmit; }"),
         bpf("path p { key = pkt_key($skb); detail = 0; histogram = 1; stage Q = dev_queue_xmit; stage D = dev_xmit_done; }\n\
              path s { key = pkt_key($skb); detail = 0; histogram = 1; stage S = dev_start_xmit; stage D = dev_xmit_done; }")

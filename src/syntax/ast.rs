@@ -47,7 +47,22 @@ pub struct PathDecl {
     pub options: Vec<(String, Expr)>,
     /// The stages in path order.
     pub stages: Vec<StageDecl>,
+    /// `stages NAME;`: the stages of template NAME go there. Resolved (and
+    /// empty) once the program is parsed.
+    pub includes: Vec<StageInclude>,
     /// Span of the declaration.
+    pub span: Span,
+}
+
+/// `stages NAME;` in a path: the stages of template (or path) NAME, put
+/// among the path's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageInclude {
+    /// The template.
+    pub name: String,
+    /// How many of the path's own stages come before these.
+    pub at: usize,
+    /// Span of the name.
     pub span: Span,
 }
 

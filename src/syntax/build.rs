@@ -50,6 +50,7 @@ fn children<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
                 | Rule::kw_const
                 | Rule::kw_extends
                 | Rule::kw_replaces
+                | Rule::kw_stages
         )
     })
 }
@@ -139,10 +140,19 @@ fn path_decl(pair: Pair<Rule>) -> Result<PathDecl> {
     let template = it.next_if(|p| p.as_rule() == Rule::path_template).is_some();
     let name = next(&mut it, span)?.as_str().to_string();
     let (mut options, mut stages, mut base) = (Vec::new(), Vec::new(), None);
+    let mut includes = Vec::new();
     for p in it {
         let at = span_of(&p);
         match p.as_rule() {
             Rule::path_base => base = Some(named(p)?),
+            Rule::stage_include => {
+                let (name, span) = named(p)?;
+                includes.push(StageInclude {
+                    name,
+                    at: stages.len(),
+                    span,
+                });
+            }
             Rule::path_opt => {
                 let mut parts = children(p);
                 let key = next(&mut parts, at)?.as_str().to_string();
@@ -157,6 +167,7 @@ fn path_decl(pair: Pair<Rule>) -> Result<PathDecl> {
         base,
         options,
         stages,
+        includes,
         span,
     })
 }

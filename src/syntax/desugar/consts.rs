@@ -2,8 +2,8 @@
 //! by the value, so a const compiles exactly as its value written out. A
 //! value holds literals, parameters (folded at compile time), kernel enum
 //! constants, other consts (declared anywhere in the program) and
-//! operators on them. A script's const replaces a library const of the
-//! same name, as its functions do.
+//! operators on them. A script's const (or parameter) replaces a library
+//! const of the same name, as its functions do.
 
 use std::collections::HashMap;
 
@@ -16,8 +16,11 @@ pub(super) fn substitute(items: &mut [Item], library_start: Option<usize>) -> Re
     let declared = declarations(items, library_start)?;
     let mut values = HashMap::new();
     for item in items.iter() {
-        if let Item::Const(decl) = item {
-            resolve(&decl.name, &declared, &mut values, &mut Vec::new())?;
+        match item {
+            Item::Const(decl) if declared.contains_key(&decl.name) => {
+                resolve(&decl.name, &declared, &mut values, &mut Vec::new())?
+            }
+            _ => {}
         }
     }
     walk::program(items, &mut |e| put(e, &values));
@@ -41,6 +44,10 @@ fn declarations(
     for item in items {
         let Item::Const(decl) = item else { continue };
         if params.contains(&decl.name.as_str()) {
+            // A script's parameter of that name hides the library's const.
+            if in_library(decl.span) {
+                continue;
+            }
             return Err(Diagnostic::at(
                 decl.span,
                 format!("const {}: a parameter has that name", decl.name),

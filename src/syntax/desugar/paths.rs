@@ -4,11 +4,13 @@
 //! gives replaces the base's in place, a new one is added; a stage named
 //! like one of the base's, or declared `stage NEW replaces OLD`, takes
 //! that stage's place in the order, a new one is added at the end.
-//! Templates are not traced: none is left in the program.
+//! `stages NAME;` puts the stages of template NAME (with its bases') at
+//! that place among the path's own. Templates are not traced: none is left
+//! in the program.
 
 use std::collections::HashMap;
 
-use crate::diag::{Diagnostic, Result};
+use crate::diag::{Diagnostic, Result, Span};
 use crate::syntax::ast::{Item, PathDecl, StageDecl};
 
 /// The items with every path's base merged into it and the templates gone.
@@ -39,7 +41,8 @@ pub(super) fn extend(items: Vec<Item>) -> Result<Vec<Item>> {
         .collect())
 }
 
-/// Puts path `name`, merged with its bases, into `resolved`.
+/// Puts path `name`, merged with its bases and the stages it includes,
+/// into `resolved`.
 fn resolve(
     name: &str,
     declared: &HashMap<&str, &PathDecl>,
@@ -49,42 +52,62 @@ fn resolve(
     if resolved.contains_key(name) {
         return Ok(());
     }
-    let own = declared[name];
-    let Some((base_name, base_span)) = &own.base else {
-        if let Some(stage) = own.stages.iter().find(|s| s.replaces.is_some()) {
-            return Err(Diagnostic::at(
-                stage.span,
-                format!(
-                    "stage {} replaces a stage, but path {} extends no other",
-                    stage.name, name
-                ),
-            ));
-        }
-        resolved.insert(name.to_string(), own.clone());
-        return Ok(());
-    };
     chain.push(name.to_string());
-    if chain.contains(base_name) {
-        chain.push(base_name.clone());
-        return Err(Diagnostic::at(
-            *base_span,
-            format!("a path extends itself ({})", chain.join(" extends ")),
-        ));
+    let mut own = declared[name].clone();
+    for include in std::mem::take(&mut own.includes).iter().rev() {
+        refer(&include.name, include.span, declared, resolved, chain)?;
+        let stages = resolved[&include.name].stages.clone();
+        own.stages.splice(include.at..include.at, stages);
     }
-    if !declared.contains_key(base_name.as_str()) {
+    let merged = match own.base.clone() {
+        Some((base, span)) => {
+            refer(&base, span, declared, resolved, chain)?;
+            merge(&resolved[&base], &own)?
+        }
+        None => match own.stages.iter().find(|s| s.replaces.is_some()) {
+            Some(stage) => {
+                return Err(Diagnostic::at(
+                    stage.span,
+                    format!(
+                        "stage {} replaces a stage, but path {} extends no other",
+                        stage.name, name
+                    ),
+                ))
+            }
+            None => own,
+        },
+    };
+    chain.pop();
+    resolved.insert(name.to_string(), merged);
+    Ok(())
+}
+
+/// Resolves the path `target` that the last path of `chain` names at `at`
+/// (as its base or for its stages).
+fn refer(
+    target: &str,
+    at: Span,
+    declared: &HashMap<&str, &PathDecl>,
+    resolved: &mut HashMap<String, PathDecl>,
+    chain: &mut Vec<String>,
+) -> Result<()> {
+    if chain.iter().any(|n| n == target) {
+        chain.push(target.to_string());
         return Err(Diagnostic::at(
-            *base_span,
+            at,
             format!(
-                "path {} extends {}, which is no path or template",
-                name, base_name
+                "paths take from each other in a circle ({})",
+                chain.join(" -> ")
             ),
         ));
     }
-    resolve(base_name, declared, resolved, chain)?;
-    chain.pop();
-    let merged = merge(&resolved[base_name], own)?;
-    resolved.insert(name.to_string(), merged);
-    Ok(())
+    if !declared.contains_key(target) {
+        return Err(Diagnostic::at(
+            at,
+            format!("no path or template is named {}", target),
+        ));
+    }
+    resolve(target, declared, resolved, chain)
 }
 
 /// `own` with the settings and stages it takes from `base`.
