@@ -282,3 +282,30 @@ fn config_print_maps_on_exit_false_leaves_the_exit_dump_out() {
     assert_eq!(code, 1);
     assert!(err.contains("print_maps_on_exit is true or false"), "{err}");
 }
+
+#[test]
+fn consts_and_extended_paths_compile_as_written_out() {
+    if !netscript::testing::bpf_available() {
+        return;
+    }
+    let bpf = |program: &str| {
+        let (code, out, err) = netscript(&["-d", "bpf", "-e", program]);
+        assert_eq!(code, 0, "{}\n{}", program, err);
+        out
+    };
+    assert_eq!(
+        bpf(
+            "const LIMIT = 2 * SIZE; const SIZE = 700;\n\
+             tracepoint:net:netif_receive_skb /args->len > LIMIT/ { @big[IPPROTO_TCP] = count(); }"
+        ),
+        bpf("tracepoint:net:netif_receive_skb /args->len > 2 * 700/ { @big[6] = count(); }")
+    );
+    assert_eq!(
+        bpf("template t { key = pkt_key($skb); detail = 0; histogram = 1; stage Q = dev_queue_xmit; }\n\
+             template done { stage D = dev_xmit_done; }\n\
+             path p extends t { stages done; }\n\
+             path s extends p { stage S replaces Q = dev_start_xmit; }"),
+        bpf("path p { key = pkt_key($skb); detail = 0; histogram = 1; stage Q = dev_queue_xmit; stage D = dev_xmit_done; }\n\
+             path s { key = pkt_key($skb); detail = 0; histogram = 1; stage S = dev_start_xmit; stage D = dev_xmit_done; }")
+    );
+}

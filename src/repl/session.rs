@@ -131,6 +131,7 @@ impl Session {
             let (kind, name, span) = match item {
                 Item::Param(d) => ("param", &d.name, d.span),
                 Item::Config(d) => ("config", &d.name, d.span),
+                Item::Const(d) => ("const", &d.name, d.span),
                 Item::Fn(d) => ("fn", &d.name, d.span),
                 Item::Stage(d) => ("stage", &d.name, d.span),
                 Item::Probe(_) | Item::Path(_) => {

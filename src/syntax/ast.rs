@@ -19,6 +19,9 @@ pub enum Item {
     Param(ParamDecl),
     /// `config name = value;`
     Config(ConfigDecl),
+    /// `const NAME = expr;` (its uses are replaced by the value when the
+    /// program is parsed; the declaration stays for the REPL to keep).
+    Const(ConstDecl),
     /// `fn name($a, $b) { ... }`
     Fn(FnDecl),
     /// `path name { key = ...; stage A = ...; stage B = ...; }`
@@ -34,11 +37,32 @@ pub enum Item {
 pub struct PathDecl {
     /// Name.
     pub name: String,
+    /// `template NAME { ... }`: a path only other paths extend, not traced
+    /// itself. No template is left once the program is parsed.
+    pub template: bool,
+    /// `extends NAME`: the path or template whose settings and stages this
+    /// one takes. Resolved (and `None`) once the program is parsed.
+    pub base: Option<(String, Span)>,
     /// `name = expr;` settings (`key`, `filter`, `threshold`, ...), in order.
     pub options: Vec<(String, Expr)>,
     /// The stages in path order.
     pub stages: Vec<StageDecl>,
+    /// `stages NAME;`: the stages of template NAME go there. Resolved (and
+    /// empty) once the program is parsed.
+    pub includes: Vec<StageInclude>,
     /// Span of the declaration.
+    pub span: Span,
+}
+
+/// `stages NAME;` in a path: the stages of template (or path) NAME, put
+/// among the path's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageInclude {
+    /// The template.
+    pub name: String,
+    /// How many of the path's own stages come before these.
+    pub at: usize,
+    /// Span of the name.
     pub span: Span,
 }
 
@@ -56,6 +80,10 @@ pub struct StageDecl {
     pub name: String,
     /// `stage?`: the stage may legitimately not fire (e.g. an upcall).
     pub optional: bool,
+    /// `stage NEW replaces OLD = ...`: in a path that extends another, the
+    /// stage of the base this one takes the place of. Resolved (and
+    /// `None`) once the program is parsed.
+    pub replaces: Option<(String, Span)>,
     /// Probe points tried in order until one exists on this kernel.
     pub alternatives: Vec<StageAlt>,
     /// Span of the stage.
@@ -118,6 +146,17 @@ pub enum StageTarget {
         /// `(owner, start, length)`, evaluated with `$skb` at the next stage.
         span: Expr,
     },
+}
+
+/// `const NAME = expr;`: a value known at compile time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConstDecl {
+    /// Name.
+    pub name: String,
+    /// The value: literals, parameters, other consts and operators.
+    pub value: Expr,
+    /// Span of the declaration.
+    pub span: Span,
 }
 
 /// A function, inlined where it is called.

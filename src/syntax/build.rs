@@ -10,7 +10,7 @@ use pest::pratt_parser::{Assoc, Op, PrattParser};
 use std::sync::OnceLock;
 
 /// Identifiers that name bpftrace builtin variables rather than user names.
-const BUILTINS: &[&str] = &[
+pub(super) const BUILTINS: &[&str] = &[
     "pid", "tid", "uid", "gid", "comm", "nsecs", "elapsed", "cpu", "probe", "func", "retval",
     "args", "arg0", "arg1", "arg2", "arg3", "arg4", "arg5", "arg6", "arg7", "arg8", "arg9",
     "kstack", "curtask", "cgroup", "ctx", "pkt", "pkt_len",
@@ -47,6 +47,10 @@ fn children<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
                 | Rule::kw_alias
                 | Rule::kw_recall
                 | Rule::kw_in
+                | Rule::kw_const
+                | Rule::kw_extends
+                | Rule::kw_replaces
+                | Rule::kw_stages
         )
     })
 }
@@ -65,6 +69,7 @@ pub fn program(pair: Pair<Rule>) -> Result<Program> {
             Rule::probe => Some(probe(p).map(Item::Probe)),
             Rule::param_decl => Some(param_decl(p).map(Item::Param)),
             Rule::config_decl => Some(config_decl(p).map(Item::Config)),
+            Rule::const_decl => Some(const_decl(p).map(Item::Const)),
             Rule::fn_decl => Some(fn_decl(p).map(Item::Fn)),
             Rule::path_decl => Some(path_decl(p).map(Item::Path)),
             Rule::stage_decl => Some(catalogue_stage(p).map(Item::Stage)),
@@ -102,14 +107,52 @@ fn probe(pair: Pair<Rule>) -> Result<ProbeBlock> {
     })
 }
 
-fn path_decl(pair: Pair<Rule>) -> Result<PathDecl> {
+fn const_decl(pair: Pair<Rule>) -> Result<ConstDecl> {
     let span = span_of(&pair);
     let mut it = children(pair);
+    let name = next(&mut it, span)?;
+    if BUILTINS.contains(&name.as_str()) {
+        return Err(Diagnostic::at(
+            span_of(&name),
+            format!(
+                "{} is a builtin variable and cannot name a const",
+                name.as_str()
+            ),
+        ));
+    }
+    Ok(ConstDecl {
+        name: name.as_str().to_string(),
+        value: expr(next(&mut it, span)?)?,
+        span,
+    })
+}
+
+/// `NAME` after `extends` or `replaces`, with its span.
+fn named(pair: Pair<Rule>) -> Result<(String, Span)> {
+    let at = span_of(&pair);
+    let name = next(&mut children(pair), at)?;
+    Ok((name.as_str().to_string(), span_of(&name)))
+}
+
+fn path_decl(pair: Pair<Rule>) -> Result<PathDecl> {
+    let span = span_of(&pair);
+    let mut it = children(pair).peekable();
+    let template = it.next_if(|p| p.as_rule() == Rule::path_template).is_some();
     let name = next(&mut it, span)?.as_str().to_string();
-    let (mut options, mut stages) = (Vec::new(), Vec::new());
+    let (mut options, mut stages, mut base) = (Vec::new(), Vec::new(), None);
+    let mut includes = Vec::new();
     for p in it {
         let at = span_of(&p);
         match p.as_rule() {
+            Rule::path_base => base = Some(named(p)?),
+            Rule::stage_include => {
+                let (name, span) = named(p)?;
+                includes.push(StageInclude {
+                    name,
+                    at: stages.len(),
+                    span,
+                });
+            }
             Rule::path_opt => {
                 let mut parts = children(p);
                 let key = next(&mut parts, at)?.as_str().to_string();
@@ -120,8 +163,11 @@ fn path_decl(pair: Pair<Rule>) -> Result<PathDecl> {
     }
     Ok(PathDecl {
         name,
+        template,
+        base,
         options,
         stages,
+        includes,
         span,
     })
 }
@@ -133,6 +179,10 @@ fn stage_decl(pair: Pair<Rule>) -> Result<StageDecl> {
         .next_if(|p| p.as_rule() == Rule::stage_optional)
         .is_some();
     let name = next(&mut it, span)?.as_str().to_string();
+    let replaces = it
+        .next_if(|p| p.as_rule() == Rule::stage_replaces)
+        .map(named)
+        .transpose()?;
     let mut alternatives = Vec::new();
     for alt in it {
         let alt = next(&mut children(alt), span)?;
@@ -168,6 +218,7 @@ fn stage_decl(pair: Pair<Rule>) -> Result<StageDecl> {
     Ok(StageDecl {
         name,
         optional,
+        replaces,
         alternatives,
         span,
     })
@@ -181,6 +232,12 @@ fn catalogue_stage(pair: Pair<Rule>) -> Result<StageDecl> {
         return Err(Diagnostic::at(
             stage.span,
             "only a path's stage can be optional (`stage?` inside the path)",
+        ));
+    }
+    if let Some((_, at)) = stage.replaces {
+        return Err(Diagnostic::at(
+            at,
+            "only a stage of a path that extends another replaces a stage",
         ));
     }
     Ok(stage)

@@ -2,6 +2,7 @@
 
 pub mod ast;
 mod build;
+mod desugar;
 mod errors;
 mod lexical;
 mod limits;

@@ -3,6 +3,7 @@
 
 use super::ast::Program;
 use super::build;
+use super::desugar;
 use super::limits::check_nesting;
 use crate::diag::{Diagnostic, Source};
 use crate::stack::{on_stack, PARSE_STACK_BYTES};
@@ -17,7 +18,15 @@ pub struct NetscriptParser;
 /// Scripts nested deeper than [`super::MAX_NESTING`] or [`super::MAX_DEPTH`]
 /// are rejected. Runs on a stack of its own (see [`crate::stack`]).
 pub fn parse(source: &str) -> Result<Program, Diagnostic> {
-    on_stack(PARSE_STACK_BYTES, || parse_here(source))
+    parse_with_library(source, None)
+}
+
+/// [`parse`] of a text whose library starts at `library_start`, desugared
+/// (see [`super::desugar`]).
+fn parse_with_library(source: &str, library_start: Option<usize>) -> Result<Program, Diagnostic> {
+    on_stack(PARSE_STACK_BYTES, || {
+        desugar::program(parse_here(source)?, library_start)
+    })
 }
 
 /// Parses a script with the libraries appended to it. A syntax error the
@@ -26,7 +35,7 @@ pub fn parse(source: &str) -> Result<Program, Diagnostic> {
 /// fails past the script's end, the script alone is parsed for its error.
 pub fn parse_source(source: &Source) -> Result<Program, Diagnostic> {
     let end = source.script_end();
-    parse(&source.text).map_err(|whole| match whole.span {
+    parse_with_library(&source.text, Some(end)).map_err(|whole| match whole.span {
         Some(span) if span.start >= end && end < source.text.len() => {
             let Err(mut own) = parse(&source.text[..end]) else {
                 return whole;

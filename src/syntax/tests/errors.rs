@@ -133,14 +133,7 @@ fn rendered_errors_show_line_column_and_caret() {
         ),
         ("BEGIN { @x = 1;", "s.bt:1:16: error: unexpected end of input, expected `}` or a statement\nBEGIN { @x = 1;\n               ^\n"),
     ];
-    for (src, want) in cases {
-        let err = parse(src).expect_err(src);
-        assert_eq!(
-            err.render(Some(&Source::new("s.bt", src))),
-            want,
-            "source: {src:?}"
-        );
-    }
+    assert_rendered_errors("s.bt", &cases);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Parser tests. The AST is compared through a compact S-expression form
 //! (see [`sexpr`]) so that tables of `source -> expected shape` stay readable.
 
+mod desugar;
 mod errors;
 mod exprs;
 mod limits;
@@ -12,6 +13,16 @@ use super::parse;
 /// Parses `src`, panicking with the diagnostic on failure (tests only).
 fn parse_ok(src: &str) -> Program {
     parse(src).unwrap_or_else(|d| panic!("{src:?} failed to parse: {d:?}"))
+}
+
+/// Parses each source of `cases`, expecting its error rendered (the
+/// source named `name`) as given.
+fn assert_rendered_errors(name: &str, cases: &[(&str, &str)]) {
+    for (src, want) in cases {
+        let err = parse(src).expect_err(src);
+        let rendered = err.render(Some(&crate::diag::Source::new(name, *src)));
+        assert_eq!(rendered, *want, "source: {src:?}");
+    }
 }
 
 /// The only probe block of a program.

@@ -165,7 +165,12 @@ fn several_probe_blocks_in_order() {
         .iter()
         .filter_map(|item| match item {
             Item::Probe(p) => Some(p.specs[0].provider.as_str()),
-            Item::Param(_) | Item::Config(_) | Item::Fn(_) | Item::Path(_) | Item::Stage(_) => None,
+            Item::Param(_)
+            | Item::Config(_)
+            | Item::Const(_)
+            | Item::Fn(_)
+            | Item::Path(_)
+            | Item::Stage(_) => None,
         })
         .collect();
     assert_eq!(providers, ["BEGIN", "kprobe", "END"]);
