@@ -221,7 +221,8 @@ pub fn off_metrics<'a>(
 ) -> Vec<String> {
     let off = off
         .into_iter()
-        .filter(|(name, _)| !name.starts_with("@_") && !live(name));
+        .filter(|(name, _)| !name.starts_with("@_") && !live(name))
+        .map(|(name, why)| (name.as_str(), why.as_str()));
     grouped(off)
         .into_iter()
         .map(|(name, whys)| format!("metric {} off: {}", name, whys.join("; ")))
@@ -230,11 +231,11 @@ pub fn off_metrics<'a>(
 
 /// The second items of `pairs` grouped by the first, each once, in the
 /// order they first appear.
-fn grouped<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> Vec<(&'a str, Vec<&'a str>)> {
+fn grouped<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(&'a str, Vec<&'a str>)> {
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
     for (key, item) in pairs {
-        match groups.iter_mut().find(|(k, _)| k == key) {
-            Some((_, items)) if !items.contains(&item.as_str()) => items.push(item),
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, items)) if !items.contains(&item) => items.push(item),
             Some(_) => {}
             None => groups.push((key, vec![item])),
         }
@@ -257,11 +258,10 @@ fn point_module_without_btf(point: &providers::ProbePoint) -> Option<String> {
 /// on its functions that attaches as a kprobe/kretprobe instead, at the
 /// first of them.
 fn btf_less_warnings(btf_less: &[(String, String, Span)]) -> Vec<Diagnostic> {
-    let pairs: Vec<(String, String)> = btf_less
+    let pairs = btf_less
         .iter()
-        .map(|(module, probe, _)| (module.clone(), probe.clone()))
-        .collect();
-    grouped(pairs.iter())
+        .map(|(module, probe, _)| (module.as_str(), probe.as_str()));
+    grouped(pairs)
         .into_iter()
         .map(|(module, probes)| {
             let first = btf_less.iter().find(|(m, _, _)| m == module).map(|b| b.2);
