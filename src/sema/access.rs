@@ -235,8 +235,8 @@ impl Scope<'_, '_> {
         let b = self.expr(base)?;
         let (rid, space) = match b.ty {
             Ty::Tuple(ref items) => return tuple_element(b.clone(), items, field, span),
-            // Pass 1 may not know yet that a map holds tuples.
-            _ if self.checker.collecting && field.parse::<u32>().is_ok() => {
+            // An inference round may not know yet that a map holds tuples.
+            _ if self.checker.round == super::Round::Infer && field.parse::<u32>().is_ok() => {
                 return Ok(Expr {
                     ty: Ty::I64,
                     kind: K::Int(0),

@@ -31,8 +31,13 @@ impl<'a, 'o> Scope<'a, 'o> {
         let full = format!("@{}", name);
         match self.checker.map_ids.get(&full) {
             Some(&id) => Ok(id),
-            None if self.checker.collecting => self.checker.use_map(name, &[], None, span),
-            None => Err(Diagnostic::at(span, format!("unknown map {}", full))),
+            None if self.checker.round == super::Round::Infer => {
+                self.checker.use_map(name, &[], None, span)
+            }
+            None => {
+                self.checker.unknown_reads.push(full.clone());
+                Err(Diagnostic::at(span, format!("unknown map {}", full)))
+            }
         }
     }
 
@@ -139,7 +144,7 @@ impl<'a, 'o> Scope<'a, 'o> {
             ExprKind::Map(m) => {
                 let keys = self.keys(&m.keys)?;
                 let tys: Vec<Ty> = keys.iter().map(|k| k.ty.clone()).collect();
-                let map = self.checker.use_map(&m.name, &tys, None, m.span)?;
+                let map = self.checker.read_map(&m.name, &tys, m.span)?;
                 let ty = match &self.checker.maps[map.0 as usize].value {
                     tast::MapValue::Plain(t) => t.clone(),
                     tast::MapValue::Agg(_) => Ty::I64,

@@ -5,6 +5,7 @@
 
 mod access;
 mod expr;
+mod infer;
 mod inline;
 mod kernel_has;
 mod memo;
@@ -23,7 +24,8 @@ use crate::bpf::MapId;
 use crate::diag::{Diagnostic, Result, Span};
 use crate::providers::{self, ProbePoint};
 use crate::syntax::ast;
-use crate::types::{self, Ty};
+use crate::types::Ty;
+pub(crate) use infer::unify;
 use tast::{MapDecl, MapValue, PrintfDecl, Script};
 
 /// Options that change how probes are resolved.
@@ -58,6 +60,15 @@ pub struct Options {
     pub pcap: bool,
 }
 
+/// The two kinds of checker run: inference rounds, then the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Learns map types (see [`infer`]); its errors are dropped.
+    Infer,
+    /// Checks for real, with the inferred map types.
+    Check,
+}
+
 /// Which alternative of a path stage the checker picks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StageChoice {
@@ -71,41 +82,18 @@ pub enum StageChoice {
     Tracepoint,
 }
 
-/// Checks a parsed script against the running kernel.
+/// Checks a parsed script against the running kernel, in rounds that
+/// settle every map's type ([`infer`]); every definition, path and probe
+/// is checked, and all errors are reported together.
 pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
-    // Pass 1 learns every map's type from its assignments, so that a probe
-    // may read a map that a later probe writes; pass 2 checks for real.
-    let mut first = Checker::new(options, true);
-    for decl in &options.known_maps {
-        first
-            .map_ids
-            .insert(decl.name.clone(), MapId(first.maps.len() as u32));
-        first.maps.push(decl.clone());
-    }
-    first.run(program);
-    let mut second = Checker::new(options, false);
-    // Maps that pass 1 only saw read are not declared: pass 2 reports them.
-    for (i, decl) in first.maps.into_iter().enumerate() {
-        if !first.placeholders.contains(&MapId(i as u32)) {
-            second
-                .map_ids
-                .insert(decl.name.clone(), MapId(second.maps.len() as u32));
-            second.maps.push(decl);
-        }
-    }
-    second.off = first.off;
-    second.run(program);
-    // Pass 1 reports what it checks for real (definitions, paths); pass 2
-    // the same again (kept once) and every probe: all, in source order.
-    first.errors.append(&mut second.errors);
-    first
-        .errors
-        .sort_by_key(|e| e.span.map_or(usize::MAX, |s| s.start));
-    Diagnostic::collected(first.errors)?;
-    let live = |name: &str| second.map_ids.contains_key(name);
-    let mut warnings = second.warnings;
+    let mut checker = infer::check_to_fixed_point(program, options);
+    let mut errors = std::mem::take(&mut checker.errors);
+    errors.sort_by_key(|e| e.span.map_or(usize::MAX, |s| s.start));
+    Diagnostic::collected(errors)?;
+    let live = |name: &str| checker.map_ids.contains_key(name);
+    let mut warnings = checker.warnings;
     // A skipped probe is named unless the metrics it takes down say it.
-    for (maps, why, span) in &second.skipped {
+    for (maps, why, span) in &checker.skipped {
         if !maps.iter().any(|m| !m.starts_with("@_") && !live(m)) {
             warnings.push(Diagnostic::warning(
                 Some(*span),
@@ -114,12 +102,12 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         }
     }
     warnings.extend(
-        off_metrics(&second.off, live)
+        off_metrics(&checker.off, live)
             .into_iter()
             .map(|line| Diagnostic::warning(None, line)),
     );
-    warnings.extend(btf_less_warnings(&second.btf_less));
-    if options.pcap && !second.paths.iter().any(|p| p.capture) {
+    warnings.extend(btf_less_warnings(&checker.btf_less));
+    if options.pcap && !checker.paths.iter().any(|p| p.capture) {
         return Err(Diagnostic::plain(
             "--pcap writes the packets a path reports, and no path of this script reports packets (a `path` with `detail` on)",
         ));
@@ -127,14 +115,14 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
     Ok(Script {
         map_keys: map_keys(program, options)?,
         print_maps_on_exit: print_maps_on_exit(program)?,
-        programs: second.programs,
-        maps: second.maps,
-        printfs: second.printfs,
-        uses_kstack: second.uses_kstack,
-        rate_limits: second.rate_limits.len() as u32,
+        programs: checker.programs,
+        maps: checker.maps,
+        printfs: checker.printfs,
+        uses_kstack: checker.uses_kstack,
+        rate_limits: checker.rate_limits.len() as u32,
         plain_rate_limits: options.plain_rate_limits,
         warnings,
-        paths: second.paths,
+        paths: checker.paths,
     })
 }
 
@@ -302,16 +290,26 @@ fn define<T: Clone>(
 /// Script-wide state of the checker.
 struct Checker<'o> {
     options: &'o Options,
-    /// Pass 1: unknown maps read as u64 instead of failing.
-    collecting: bool,
+    /// Which round this is: an inference round types a map read before
+    /// any write with a placeholder, and its errors are dropped.
+    round: Round,
     maps: Vec<MapDecl>,
     map_ids: HashMap<String, MapId>,
     /// User functions by name (the script's and the stdlib's).
     functions: HashMap<String, ast::FnDecl>,
     /// Catalogue stages by name (the script's and the stdlib's).
     catalogue: HashMap<String, ast::StageDecl>,
-    /// Pass 1: maps seen only read so far (their type is a guess).
+    /// Maps seen only read so far in an inference round (their type is a
+    /// guess).
     placeholders: std::collections::HashSet<MapId>,
+    /// A check round: maps typed as the round before ended, until their
+    /// first write in this round (see [`infer`]).
+    provisional: std::collections::HashSet<MapId>,
+    /// A check round: the maps read before any code wrote them.
+    unknown_reads: Vec<String>,
+    /// Each map an expression has read in this round, with each value
+    /// type it was read as.
+    reads: Vec<(MapId, MapValue)>,
     printfs: Vec<PrintfDecl>,
     programs: Vec<tast::Program>,
     uses_kstack: bool,
@@ -326,10 +324,10 @@ struct Checker<'o> {
     writes: std::collections::BTreeSet<MapId>,
     /// (map, why) for each map assignment in switched-off code.
     off: Vec<(String, String)>,
-    /// Pass 2: the maps of each probe skipped as missing, why, and the
+    /// The maps of each probe skipped as missing, why, and the
     /// probe's place.
     skipped: Vec<(Vec<String>, String, Span)>,
-    /// Pass 2: (module, probe, place) for each fentry/fexit probe attached
+    /// (module, probe, place) for each fentry/fexit probe attached
     /// as a kprobe because its function's module has no BTF.
     btf_less: Vec<(String, String, Span)>,
     /// The errors found so far: each definition, path and probe is
@@ -338,15 +336,18 @@ struct Checker<'o> {
 }
 
 impl<'o> Checker<'o> {
-    fn new(options: &'o Options, collecting: bool) -> Self {
+    fn new(options: &'o Options, round: Round) -> Self {
         Checker {
             options,
-            collecting,
+            round,
             maps: Vec::new(),
             map_ids: HashMap::new(),
             functions: HashMap::new(),
             catalogue: HashMap::new(),
             placeholders: Default::default(),
+            provisional: Default::default(),
+            unknown_reads: Vec::new(),
+            reads: Vec::new(),
             printfs: Vec::new(),
             programs: Vec::new(),
             uses_kstack: false,
@@ -367,16 +368,16 @@ impl<'o> Checker<'o> {
         result.map_err(|e| self.errors.push(e)).ok()
     }
 
-    /// Records the maps `stmts` assign as switched off for `why` (pass 1
-    /// learns them all; pass 2 starts with the list).
+    /// Records the maps `stmts` assign as switched off for `why`, each
+    /// (map, why) once (the check round starts with the inference's list).
     fn switch_off(&mut self, stmts: &[ast::Stmt], why: &str) {
-        if !self.collecting {
-            return;
-        }
         let mut maps = Vec::new();
         kernel_has::assigned_maps(stmts, &self.functions, &mut maps);
-        self.off
-            .extend(maps.into_iter().map(|m| (m, why.to_string())));
+        for map in maps {
+            if !self.off.iter().any(|(m, w)| *m == map && w == why) {
+                self.off.push((map, why.to_string()));
+            }
+        }
     }
 
     /// `e` is `print`, `clear`, `zero` or `delete` of maps that only
@@ -396,21 +397,16 @@ impl<'o> Checker<'o> {
             })
     }
 
-    /// Whether map `@name` is written only by switched-off code (known in
-    /// pass 2).
+    /// Whether map `@name` is written only by switched-off code (sure in
+    /// the check round, which starts knowing every live map).
     fn is_off(&self, name: &str) -> bool {
         let full = format!("@{}", name);
-        !self.collecting
-            && !self.map_ids.contains_key(&full)
-            && self.off.iter().any(|(n, _)| *n == full)
+        !self.map_ids.contains_key(&full) && self.off.iter().any(|(n, _)| *n == full)
     }
 
     /// `table(@a, @b, ...)` prints one table: the maps have no key, or all
     /// the same key types, so that a row is a key.
     fn check_table(&self, maps: &[MapId], span: Span) -> Result<()> {
-        if self.collecting {
-            return Ok(());
-        }
         let decl = |m: &MapId| &self.maps[m.0 as usize];
         // Strings of any size print alike.
         let alike = |a: &[Ty], b: &[Ty]| {
@@ -473,7 +469,7 @@ impl<'o> Checker<'o> {
         }
         let staged = self.stage_programs(stages);
         self.keep_error(staged);
-        if self.programs.is_empty() && !self.collecting && self.errors.is_empty() {
+        if self.programs.is_empty() && self.errors.is_empty() {
             self.errors
                 .push(Diagnostic::plain("the script has no probes"));
         }
@@ -515,11 +511,9 @@ impl<'o> Checker<'o> {
                 if (self.options.skip_missing_probes || block.optional)
                     && providers::lookup(&spec.provider).is_some() =>
             {
-                if !self.collecting {
-                    let mut maps = Vec::new();
-                    kernel_has::assigned_maps(&block.body.stmts, &self.functions, &mut maps);
-                    self.skipped.push((maps, e.message.clone(), spec.span));
-                }
+                let mut maps = Vec::new();
+                kernel_has::assigned_maps(&block.body.stmts, &self.functions, &mut maps);
+                self.skipped.push((maps, e.message.clone(), spec.span));
                 self.switch_off(&block.body.stmts, &e.message);
                 return Ok(());
             }
@@ -530,9 +524,7 @@ impl<'o> Checker<'o> {
                 Some(k) if self.options.fentry_as_kprobe => k,
                 Some(k) => match point_module_without_btf(&point) {
                     Some(module) => {
-                        if !self.collecting {
-                            self.btf_less.push((module, point.display(), spec.span));
-                        }
+                        self.btf_less.push((module, point.display(), spec.span));
                         k
                     }
                     None => point,
@@ -542,162 +534,10 @@ impl<'o> Checker<'o> {
             match stmt::check_probe(self, block, spec, point) {
                 Ok(Some(checked)) => self.programs.push(checked),
                 Ok(None) => {}
-                Err(_) if self.collecting => {}
                 Err(e) => self.errors.push(e),
             }
         }
         Ok(())
-    }
-
-    /// Declares or refines a map from one of its uses (a write when
-    /// `value` is given).
-    fn use_map(
-        &mut self,
-        name: &str,
-        keys: &[Ty],
-        value: Option<MapValue>,
-        span: Span,
-    ) -> Result<MapId> {
-        let write = value.is_some();
-        let id = self.declare_map(name, keys, value, span)?;
-        if write {
-            self.writes.insert(id);
-        }
-        Ok(id)
-    }
-
-    fn declare_map(
-        &mut self,
-        name: &str,
-        keys: &[Ty],
-        value: Option<MapValue>,
-        span: Span,
-    ) -> Result<MapId> {
-        let full = format!("@{}", name);
-        if let Some(&id) = self.map_ids.get(&full) {
-            if let Some(v) = value.as_ref().filter(|_| self.placeholders.contains(&id)) {
-                self.placeholders.remove(&id);
-                self.maps[id.0 as usize] = MapDecl {
-                    name: full,
-                    keys: keys.to_vec(),
-                    value: v.clone(),
-                };
-                return Ok(id);
-            }
-            let decl = &mut self.maps[id.0 as usize];
-            if decl.keys.len() != keys.len() {
-                return Err(Diagnostic::at(
-                    span,
-                    format!(
-                        "map {} is used with {} key(s) here but {} elsewhere",
-                        full,
-                        keys.len(),
-                        decl.keys.len()
-                    ),
-                ));
-            }
-            for (have, new) in decl.keys.iter_mut().zip(keys) {
-                *have = unify(have, new).ok_or_else(|| {
-                    Diagnostic::at(
-                        span,
-                        format!(
-                            "map {} key has type {} here but {} elsewhere",
-                            full,
-                            new.describe(),
-                            have.describe()
-                        ),
-                    )
-                })?;
-            }
-            if let Some(value) = value {
-                decl.value = match (&decl.value, &value) {
-                    (MapValue::Plain(a), MapValue::Plain(b)) => {
-                        MapValue::Plain(unify(a, b).ok_or_else(|| {
-                            Diagnostic::at(
-                                span,
-                                format!(
-                                    "map {} holds {} here but {} elsewhere",
-                                    full,
-                                    b.describe(),
-                                    a.describe()
-                                ),
-                            )
-                        })?)
-                    }
-                    (a, b) if a == b => value,
-                    _ => {
-                        return Err(Diagnostic::at(
-                            span,
-                            format!("map {} is used with two different aggregations", full),
-                        ))
-                    }
-                };
-            }
-            return Ok(id);
-        }
-        let value = match value {
-            Some(v) => v,
-            None if self.collecting => {
-                self.placeholders.insert(MapId(self.maps.len() as u32));
-                MapValue::Plain(Ty::I64)
-            }
-            None => {
-                let mut off: Vec<&str> = Vec::new();
-                for (_, why) in self.off.iter().filter(|(n, _)| *n == full) {
-                    if !off.contains(&why.as_str()) {
-                        off.push(why);
-                    }
-                }
-                let message = if off.is_empty() {
-                    format!("map {} is read but never assigned", full)
-                } else {
-                    format!(
-                        "map {} is off on this kernel ({}) and cannot be read here",
-                        full,
-                        off.join("; ")
-                    )
-                };
-                return Err(Diagnostic::at(span, message));
-            }
-        };
-        let id = MapId(self.maps.len() as u32);
-        self.maps.push(MapDecl {
-            name: full.clone(),
-            keys: keys.to_vec(),
-            value,
-        });
-        self.map_ids.insert(full, id);
-        Ok(id)
-    }
-}
-
-/// The common type of two uses of a map key, map value or variable:
-/// integers widen to the larger size, strings to the longer buffer.
-pub(crate) fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
-    match (a, b) {
-        (Ty::Int { size: x, signed }, Ty::Int { size: y, .. }) => Some(Ty::Int {
-            size: *x.max(y),
-            signed: *signed,
-        }),
-        (Ty::Str(x), Ty::Str(y)) => Some(Ty::Str(*x.max(y))),
-        (Ty::Tuple(x), Ty::Tuple(y)) if x.len() == y.len() => x
-            .iter()
-            .zip(y)
-            .map(|(p, q)| unify(p, q))
-            .collect::<Option<Vec<_>>>()
-            .map(Ty::Tuple),
-        (Ty::Ptr(_), Ty::Ptr(_)) | (Ty::Ptr(_), Ty::Int { .. }) => Some(a.clone()),
-        (Ty::PacketPtr(_), Ty::PacketPtr(_)) => Some(a.clone()),
-        // A redacted integer stays redacted when it meets a plain one.
-        (Ty::Named(n), plain @ Ty::Int { .. }) | (plain @ Ty::Int { .. }, Ty::Named(n)) => {
-            match n.as_ref() {
-                types::Names::Redacted(inner) => unify(inner, plain)
-                    .map(|t| Ty::Named(std::sync::Arc::new(types::Names::Redacted(t)))),
-                _ => None,
-            }
-        }
-        _ if a == b => Some(a.clone()),
-        _ => None,
     }
 }
 

@@ -181,8 +181,9 @@ impl Checker<'_> {
                 recall,
             });
         }
-        if info.stages.iter().filter(|s| !s.recalled).count() < 2 && !self.collecting {
-            return Err(Diagnostic::at(
+        // Reported, and the stages are checked on (their maps still count).
+        if info.stages.iter().filter(|s| !s.recalled).count() < 2 {
+            self.errors.push(Diagnostic::at(
                 decl.span,
                 format!(
                     "path {} has fewer than two stages with a packet this kernel can attach",
@@ -434,11 +435,9 @@ impl Checker<'_> {
                 Err(e) => return Err(e),
             }
         }
-        if !self.collecting {
-            let why = reasons.join("; ");
-            self.skipped_stages
-                .push((why, stage.name.clone(), path.to_string(), stage.span));
-        }
+        let why = reasons.join("; ");
+        self.skipped_stages
+            .push((why, stage.name.clone(), path.to_string(), stage.span));
         Ok(None)
     }
 

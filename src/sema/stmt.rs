@@ -79,8 +79,8 @@ pub(super) fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Result<Vec<
     for s in stmts {
         let before = out.len();
         match check_stmt(scope, s, &mut out) {
-            // Pass 1 only learns map types; pass 2 reports every error.
-            Err(_) if scope.checker.collecting => {}
+            // An inference round only learns map types; the check reports.
+            Err(_) if scope.checker.round == super::Round::Infer => {}
             r => r?,
         }
         // What follows a possible `return` runs only sometimes.
