@@ -249,9 +249,9 @@ fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec
             !failed.iter().any(|(f, _)| f.name == p.name) && p.writes.iter().any(|m| name(m) == map)
         })
     };
-    let off: Vec<(String, String)> = failed
+    let off: Vec<(String, &str)> = failed
         .iter()
-        .flat_map(|(p, why)| p.writes.iter().map(move |m| (name(m), why.clone())))
+        .flat_map(|(p, why)| p.writes.iter().map(move |m| (name(m), why.as_str())))
         .collect();
     // A program that takes a metric down is said with the metric's line;
     // one that only keeps internal state (`@_` maps) goes silently with
@@ -265,7 +265,12 @@ fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec
         })
         .map(|(_, why)| format!("{}, probe skipped", why))
         .collect();
-    lines.extend(crate::sema::off_metrics(&off, live));
+    let off = off.iter().map(|(map, why)| (map.as_str(), *why));
+    lines.extend(
+        crate::sema::off_metrics(off, live)
+            .into_iter()
+            .map(|(_, line)| line),
+    );
     lines
 }
 

@@ -504,11 +504,11 @@ impl<'a, 'o> Scope<'a, 'o> {
                     },
                 )
             }
-            Func::KernelHas => {
-                let feature = super::kernel_has::feature_text(&args[0])?;
-                let value = super::kernel_has::kernel_has(feature, args[0].span)?;
-                mk(Ty::I64, K::Int(i64::from(value)))
-            }
+            // Every call with one argument is folded before checking.
+            Func::KernelHas => Err(Diagnostic::at(
+                span,
+                "kernel_has() is decided before checking and cannot be used here",
+            )),
             Func::Redact => {
                 let a = self.expr(&args[0])?;
                 match &a.ty {

@@ -12,11 +12,11 @@
 //! (`@z = @y; @y = @x;` before `@x = comm`): its errors are dropped and
 //! another round follows. Most scripts settle in the first check round.
 
+use super::kernel_has::Folded;
 use super::tast::{MapDecl, MapValue};
 use super::{Checker, Options, Round};
 use crate::bpf::MapId;
 use crate::diag::{Diagnostic, Result, Span};
-use crate::syntax::ast;
 use crate::types::{self, Ty};
 
 /// Rounds at most; the last one's errors are reported even if unsettled.
@@ -24,15 +24,14 @@ const MAX_ROUNDS: usize = 8;
 
 /// Runs checker rounds over `program` until one settles, and returns
 /// that round's checker (its programs, maps and errors are the result).
-pub(super) fn check_to_fixed_point<'o>(
-    program: &ast::Program,
-    options: &'o Options,
-) -> Checker<'o> {
-    let mut checker = Checker::new(options, Round::Infer);
+pub(super) fn check_to_fixed_point<'o>(folded: &'o Folded, options: &'o Options) -> Checker<'o> {
+    let program = &folded.program;
+    let mut checker = Checker::new(options, Round::Infer, folded);
     checker.declare_maps(options.known_maps.clone());
+    checker.note_off(folded.in_probes.iter().cloned());
     checker.run(program);
     for _ in 1..MAX_ROUNDS {
-        let mut next = Checker::new(options, Round::Check);
+        let mut next = Checker::new(options, Round::Check, folded);
         next.declare_maps(options.known_maps.clone());
         // What the round before learnt, provisionally (the session's
         // maps keep their types).
@@ -195,9 +194,9 @@ impl Checker<'_> {
             None => {
                 self.unknown_reads.push(full.clone());
                 let mut off: Vec<&str> = Vec::new();
-                for (_, why) in self.off.iter().filter(|(n, _)| *n == full) {
-                    if !off.contains(&why.as_str()) {
-                        off.push(why);
+                for o in self.off.iter().filter(|o| o.map == full) {
+                    if !off.contains(&o.why.as_str()) {
+                        off.push(&o.why);
                     }
                 }
                 let message = if off.is_empty() {

@@ -48,6 +48,7 @@ impl Scope<'_, '_> {
                 ),
             ));
         }
+        self.checker.calls_function(f.span);
         let values = args
             .iter()
             .map(|a| self.expr(a))

@@ -2,24 +2,225 @@
 //! time, and the code it switches off.
 //!
 //! A feature is `struct NAME.member[.member...]`, `enum NAME.ENUMERATOR`,
-//! a bare `ENUMERATOR` or `tracepoint:CATEGORY:NAME[.field]`. An `if` or a
-//! probe predicate made of such tests (with `!`, `&&`, `||`) is decided
-//! while checking: only the branch taken is checked and compiled, so the
-//! other may name fields this kernel lacks.
-//! The maps that only skipped code writes are the script's metrics that are
-//! off on this kernel; each is reported with one line saying why.
+//! a bare `ENUMERATOR` or `tracepoint:CATEGORY:NAME[.field]`.
+//!
+//! [`fold`] is a pass over the AST before type checking: an `if` or a
+//! probe predicate made of such tests (with `!`, `&&`, `||`) is decided,
+//! and only the branch taken is left (spliced in place of the `if`; a
+//! probe whose predicate fails is dropped), so the other may name fields
+//! this kernel lacks; any other `kernel_has()` becomes 0 or 1. The maps
+//! that only dropped code writes are the script's metrics that are off on
+//! this kernel; each is reported with one line saying why, at its write.
 
 use std::collections::{HashMap, HashSet};
+use std::mem;
 
 use crate::builtins::{self, Func};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::btf::{Btf, Type};
 use crate::kernel::tracefs;
 use crate::syntax::ast::{self, BinOp, ExprKind, LValue, StmtKind, UnOp};
+use crate::syntax::walk;
+
+/// A map assignment that folding dropped.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct SwitchedOff {
+    /// The map, with its `@`.
+    pub map: String,
+    /// Why the code is off on this kernel.
+    pub why: String,
+    /// The assignment's target.
+    pub at: Span,
+}
+
+/// A program with its `kernel_has()` tests decided.
+#[derive(Debug)]
+pub(super) struct Folded {
+    /// The program without the code this kernel switches off.
+    pub program: ast::Program,
+    /// What probes drop (always reported when the metric is not live).
+    pub in_probes: Vec<SwitchedOff>,
+    /// What each function drops, by the start of its declaration (counts
+    /// only where the function is called).
+    pub in_functions: HashMap<usize, Vec<SwitchedOff>>,
+    /// Malformed `kernel_has()` tests.
+    pub errors: Vec<Diagnostic>,
+}
+
+/// Decides every `kernel_has()` of `program` (see the module comment).
+pub(super) fn fold(program: &ast::Program) -> Folded {
+    let mut program = program.clone();
+    let mut fold = Fold {
+        functions: HashMap::new(),
+        off: Vec::new(),
+        errors: Vec::new(),
+    };
+    for item in &program.items {
+        if let ast::Item::Fn(f) = item {
+            fold.functions
+                .entry(f.name.clone())
+                .or_insert_with(|| f.clone());
+        }
+    }
+    let mut in_probes = Vec::new();
+    let mut in_functions = HashMap::new();
+    program.items.retain_mut(|item| match item {
+        ast::Item::Probe(probe) => {
+            let kept = fold.probe(probe);
+            in_probes.append(&mut fold.off);
+            kept
+        }
+        ast::Item::Fn(f) => {
+            fold.stmts(&mut f.body.stmts);
+            in_functions.insert(f.span.start, mem::take(&mut fold.off));
+            true
+        }
+        other => {
+            walk::program(std::slice::from_mut(other), &mut |e| fold.expr(e));
+            true
+        }
+    });
+    Folded {
+        program,
+        in_probes,
+        in_functions,
+        errors: fold.errors,
+    }
+}
+
+/// The state of [`fold`].
+struct Fold {
+    /// Every function as written (the maps dropped code writes through them).
+    functions: HashMap<String, ast::FnDecl>,
+    /// What the item being folded drops.
+    off: Vec<SwitchedOff>,
+    errors: Vec<Diagnostic>,
+}
+
+impl Fold {
+    /// Folds a probe block; false when its predicate fails on this kernel.
+    fn probe(&mut self, probe: &mut ast::ProbeBlock) -> bool {
+        if let Some(decided) = probe.predicate.as_ref().and_then(|p| self.decide(p)) {
+            if !decided.value {
+                self.switch_off(&probe.body.stmts, &decided.why);
+                return false;
+            }
+            probe.predicate = None;
+        }
+        if let Some(predicate) = &mut probe.predicate {
+            self.walk_expr(predicate);
+        }
+        self.stmts(&mut probe.body.stmts);
+        true
+    }
+
+    /// Folds statements, splicing the branch taken of each decided `if`.
+    fn stmts(&mut self, stmts: &mut Vec<ast::Stmt>) {
+        let mut folded = Vec::with_capacity(stmts.len());
+        for mut stmt in mem::take(stmts) {
+            if let StmtKind::If {
+                cond,
+                then_block,
+                else_block,
+            } = &mut stmt.kind
+            {
+                if let Some(decided) = self.decide(cond) {
+                    let (taken, dropped) = if decided.value {
+                        (Some(then_block), else_block.as_mut())
+                    } else {
+                        (else_block.as_mut(), Some(then_block))
+                    };
+                    if let Some(dropped) = dropped {
+                        self.switch_off(&dropped.stmts, &decided.why);
+                    }
+                    if let Some(taken) = taken {
+                        self.stmts(&mut taken.stmts);
+                        folded.append(&mut taken.stmts);
+                    }
+                    continue;
+                }
+            }
+            self.stmt(&mut stmt);
+            folded.push(stmt);
+        }
+        *stmts = folded;
+    }
+
+    /// Folds the expressions and blocks of one statement.
+    fn stmt(&mut self, stmt: &mut ast::Stmt) {
+        match &mut stmt.kind {
+            StmtKind::Expr(e) | StmtKind::Return(Some(e)) => self.walk_expr(e),
+            StmtKind::Return(None) => {}
+            StmtKind::Assign { target, value, .. } => {
+                self.lvalue(target);
+                self.walk_expr(value);
+            }
+            StmtKind::IncDec { target, .. } => self.lvalue(target),
+            StmtKind::If {
+                cond,
+                then_block,
+                else_block,
+            } => {
+                self.walk_expr(cond);
+                self.stmts(&mut then_block.stmts);
+                if let Some(b) = else_block {
+                    self.stmts(&mut b.stmts);
+                }
+            }
+            StmtKind::While { cond, body } => {
+                self.walk_expr(cond);
+                self.stmts(&mut body.stmts);
+            }
+            StmtKind::Unroll { body, .. } => self.stmts(&mut body.stmts),
+        }
+    }
+
+    fn lvalue(&mut self, target: &mut LValue) {
+        if let LValue::Map(m) = target {
+            m.keys.iter_mut().for_each(|k| self.walk_expr(k));
+        }
+    }
+
+    fn walk_expr(&mut self, e: &mut ast::Expr) {
+        walk::expr(e, &mut |e| self.expr(e));
+    }
+
+    /// A `kernel_has()` test becomes its value, 0 or 1 (0 when malformed:
+    /// its error is kept); false once replaced.
+    fn expr(&mut self, e: &mut ast::Expr) -> bool {
+        let is_test = matches!(&e.kind, ExprKind::Call { name, args }
+            if args.len() == 1 && builtins::function(name).is_some_and(|d| d.func == Func::KernelHas));
+        if is_test {
+            let value = self.decide(e).is_some_and(|d| d.value);
+            e.kind = ExprKind::Int(u64::from(value));
+        }
+        !is_test
+    }
+
+    /// `cond` decided, or `None` (its errors kept).
+    fn decide(&mut self, cond: &ast::Expr) -> Option<Decided> {
+        decide(cond).unwrap_or_else(|e| {
+            self.errors.push(e);
+            None
+        })
+    }
+
+    /// Records the maps `stmts` assign as switched off for `why`.
+    fn switch_off(&mut self, stmts: &[ast::Stmt], why: &str) {
+        let mut maps = Vec::new();
+        assigned_maps(stmts, &self.functions, &mut maps);
+        self.off
+            .extend(maps.into_iter().map(|(map, at)| SwitchedOff {
+                map,
+                why: why.to_string(),
+                at,
+            }));
+    }
+}
 
 /// A condition decided at compile time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Decided {
+struct Decided {
     /// Its value on this kernel.
     pub value: bool,
     /// Why the code it guards is off when `value` is false (for the
@@ -28,7 +229,7 @@ pub(super) struct Decided {
 }
 
 /// Whether this kernel has `feature` (see the module documentation).
-pub(super) fn kernel_has(feature: &str, span: Span) -> Result<bool> {
+fn kernel_has(feature: &str, span: Span) -> Result<bool> {
     let btf = Btf::vmlinux()?;
     let bad = || {
         Diagnostic::at(
@@ -90,7 +291,7 @@ pub(super) fn kernel_has(feature: &str, span: Span) -> Result<bool> {
 
 /// `cond` decided at compile time, if it is made only of `kernel_has()`
 /// tests, `!`, `&&` and `||`.
-pub(super) fn decide(cond: &ast::Expr) -> Result<Option<Decided>> {
+fn decide(cond: &ast::Expr) -> Result<Option<Decided>> {
     Ok(match &cond.kind {
         ExprKind::Call { name, args }
             if builtins::function(name).is_some_and(|d| d.func == Func::KernelHas) =>
@@ -149,7 +350,7 @@ fn missing_reason(feature: &str, value: bool) -> String {
 }
 
 /// The string literal naming a feature.
-pub(super) fn feature_text(arg: &ast::Expr) -> Result<&str> {
+fn feature_text(arg: &ast::Expr) -> Result<&str> {
     match &arg.kind {
         ExprKind::Str(s) => Ok(s),
         _ => Err(Diagnostic::at(
@@ -160,11 +361,11 @@ pub(super) fn feature_text(arg: &ast::Expr) -> Result<&str> {
 }
 
 /// The maps that `stmts` assign, directly or in the user functions they
-/// call (each function walked once).
+/// call (each function walked once), each with the assignment's target.
 pub(super) fn assigned_maps(
     stmts: &[ast::Stmt],
     functions: &HashMap<String, ast::FnDecl>,
-    out: &mut Vec<String>,
+    out: &mut Vec<(String, Span)>,
 ) {
     let mut walk = MapWalk {
         functions,
@@ -178,7 +379,7 @@ pub(super) fn assigned_maps(
 struct MapWalk<'a> {
     functions: &'a HashMap<String, ast::FnDecl>,
     seen: HashSet<&'a str>,
-    out: &'a mut Vec<String>,
+    out: &'a mut Vec<(String, Span)>,
 }
 
 impl<'a> MapWalk<'a> {
@@ -214,7 +415,7 @@ impl<'a> MapWalk<'a> {
 
     fn target(&mut self, target: &LValue) {
         if let LValue::Map(m) = target {
-            self.out.push(format!("@{}", m.name));
+            self.out.push((format!("@{}", m.name), m.span));
             m.keys.iter().for_each(|k| self.expr(k));
         }
     }
@@ -253,5 +454,54 @@ impl<'a> MapWalk<'a> {
             ExprKind::Tuple(items) => items.iter().for_each(|i| self.expr(i)),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{check, Options};
+    use crate::syntax::parse;
+
+    /// Each warning of `src` and the source text it points at.
+    fn warnings(src: &str) -> Vec<(String, String)> {
+        let ast = parse(src).unwrap_or_else(|e| panic!("parse: {}", e.message));
+        let script = check(&ast, &Options::default()).unwrap_or_else(|e| panic!("{}", e.message));
+        let at = |d: &crate::diag::Diagnostic| d.span.map(|s| src[s.start..s.end].to_string());
+        (script.warnings.iter())
+            .map(|w| (w.message.clone(), at(w).unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn a_metric_off_is_reported_at_its_write() {
+        let src = r#"fn rto($sk) { if (kernel_has("struct sock.nope")) { @rto = count(); } return 1; }
+BEGIN { $r = rto(0); }"#;
+        assert_eq!(
+            warnings(src),
+            [(
+                "metric @rto off: this kernel has no struct sock.nope".to_string(),
+                "@rto".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn what_a_function_switches_off_counts_only_where_it_is_called() {
+        let src = r#"fn rto($sk) { if (kernel_has("struct sock.nope")) { @rto = count(); } return 1; }
+BEGIN { @calls = count(); }"#;
+        assert_eq!(warnings(src), []);
+    }
+
+    #[test]
+    fn a_malformed_test_is_one_error_at_its_argument() {
+        let src = r#"BEGIN { $x = kernel_has(3); if (kernel_has($x)) { @a = 1; } }"#;
+        let ast = parse(src).unwrap_or_else(|e| panic!("parse: {}", e.message));
+        let e = check(&ast, &Options::default()).expect_err(src);
+        let places: Vec<&str> = std::iter::once(&e)
+            .chain(&e.also)
+            .map(|d| d.span.map_or("", |s| &src[s.start..s.end]))
+            .collect();
+        assert_eq!(places, ["3", "$x"], "{}", e.message);
+        assert!(e.message.starts_with("kernel_has() takes a string literal"));
     }
 }

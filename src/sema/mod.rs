@@ -86,8 +86,10 @@ pub enum StageChoice {
 /// settle every map's type ([`infer`]); every definition, path and probe
 /// is checked, and all errors are reported together.
 pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
-    let mut checker = infer::check_to_fixed_point(program, options);
+    let folded = kernel_has::fold(program);
+    let mut checker = infer::check_to_fixed_point(&folded, options);
     let mut errors = std::mem::take(&mut checker.errors);
+    errors.extend(folded.errors.iter().cloned());
     errors.sort_by_key(|e| e.span.map_or(usize::MAX, |s| s.start));
     Diagnostic::collected(errors)?;
     let live = |name: &str| checker.map_ids.contains_key(name);
@@ -101,11 +103,11 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
             ));
         }
     }
-    warnings.extend(
-        off_metrics(&checker.off, live)
-            .into_iter()
-            .map(|line| Diagnostic::warning(None, line)),
-    );
+    let off = (checker.off.iter()).map(|o| (o.map.as_str(), o.why.as_str()));
+    warnings.extend(off_metrics(off, live).into_iter().map(|(map, line)| {
+        let first = checker.off.iter().find(|o| o.map == map).map(|o| o.at);
+        Diagnostic::warning(first, line)
+    }));
     warnings.extend(btf_less_warnings(&checker.btf_less));
     if options.pcap && !checker.paths.iter().any(|p| p.capture) {
         return Err(Diagnostic::plain(
@@ -201,19 +203,17 @@ fn map_keys(program: &ast::Program, options: &Options) -> Result<u32> {
 const MAX_MAP_KEYS: u32 = 4 << 20;
 
 /// One line per metric (a map whose name does not start with `@_`) that
-/// only switched-off code writes: `metric @m off: why`. `live` says
-/// whether some running code writes the map after all.
+/// only switched-off code writes, from (map, why) pairs: the metric and
+/// `metric @m off: why`. `live` says whether some running code writes
+/// the map after all.
 pub fn off_metrics<'a>(
-    off: impl IntoIterator<Item = &'a (String, String)>,
+    off: impl IntoIterator<Item = (&'a str, &'a str)>,
     live: impl Fn(&str) -> bool,
-) -> Vec<String> {
-    let off = off
-        .into_iter()
-        .filter(|(name, _)| !name.starts_with("@_") && !live(name))
-        .map(|(name, why)| (name.as_str(), why.as_str()));
+) -> Vec<(&'a str, String)> {
+    let off = (off.into_iter()).filter(|(name, _)| !name.starts_with("@_") && !live(name));
     grouped(off)
         .into_iter()
-        .map(|(name, whys)| format!("metric {} off: {}", name, whys.join("; ")))
+        .map(|(name, whys)| (name, format!("metric {} off: {}", name, whys.join("; "))))
         .collect()
 }
 
@@ -322,8 +322,10 @@ struct Checker<'o> {
     paths: Vec<tast::PathInfo>,
     /// Maps written by the program being checked.
     writes: std::collections::BTreeSet<MapId>,
-    /// (map, why) for each map assignment in switched-off code.
-    off: Vec<(String, String)>,
+    /// Each map assignment in switched-off code (a (map, why) once).
+    off: Vec<kernel_has::SwitchedOff>,
+    /// The program with its `kernel_has()` tests decided.
+    folded: &'o kernel_has::Folded,
     /// The maps of each probe skipped as missing, why, and the
     /// probe's place.
     skipped: Vec<(Vec<String>, String, Span)>,
@@ -336,9 +338,10 @@ struct Checker<'o> {
 }
 
 impl<'o> Checker<'o> {
-    fn new(options: &'o Options, round: Round) -> Self {
+    fn new(options: &'o Options, round: Round, folded: &'o kernel_has::Folded) -> Self {
         Checker {
             options,
+            folded,
             round,
             maps: Vec::new(),
             map_ids: HashMap::new(),
@@ -368,15 +371,34 @@ impl<'o> Checker<'o> {
         result.map_err(|e| self.errors.push(e)).ok()
     }
 
-    /// Records the maps `stmts` assign as switched off for `why`, each
-    /// (map, why) once (the check round starts with the inference's list).
+    /// Records the maps `stmts` assign as switched off for `why`.
     fn switch_off(&mut self, stmts: &[ast::Stmt], why: &str) {
         let mut maps = Vec::new();
         kernel_has::assigned_maps(stmts, &self.functions, &mut maps);
-        for map in maps {
-            if !self.off.iter().any(|(m, w)| *m == map && w == why) {
-                self.off.push((map, why.to_string()));
+        let off = maps.into_iter().map(|(map, at)| kernel_has::SwitchedOff {
+            map,
+            why: why.to_string(),
+            at,
+        });
+        self.note_off(off);
+    }
+
+    /// Records switched-off assignments, each (map, why) once (a round
+    /// starts with the list of the round before).
+    fn note_off(&mut self, off: impl IntoIterator<Item = kernel_has::SwitchedOff>) {
+        for o in off {
+            if !self.off.iter().any(|k| k.map == o.map && k.why == o.why) {
+                self.off.push(o);
             }
+        }
+    }
+
+    /// A call of the function declared at `decl`: what folding dropped
+    /// from its body is off (what it drops is off only where it is called).
+    fn calls_function(&mut self, decl: Span) {
+        let folded = self.folded;
+        if let Some(off) = folded.in_functions.get(&decl.start) {
+            self.note_off(off.iter().cloned());
         }
     }
 
@@ -401,7 +423,7 @@ impl<'o> Checker<'o> {
     /// the check round, which starts knowing every live map).
     fn is_off(&self, name: &str) -> bool {
         let full = format!("@{}", name);
-        !self.map_ids.contains_key(&full) && self.off.iter().any(|(n, _)| *n == full)
+        !self.map_ids.contains_key(&full) && self.off.iter().any(|o| o.map == full)
     }
 
     /// `table(@a, @b, ...)` prints one table: the maps have no key, or all
@@ -513,6 +535,7 @@ impl<'o> Checker<'o> {
             {
                 let mut maps = Vec::new();
                 kernel_has::assigned_maps(&block.body.stmts, &self.functions, &mut maps);
+                let maps = maps.into_iter().map(|(map, _)| map).collect();
                 self.skipped.push((maps, e.message.clone(), spec.span));
                 self.switch_off(&block.body.stmts, &e.message);
                 return Ok(());

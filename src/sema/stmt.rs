@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::scope::Scope;
 use super::tast::{self, Agg, MapValue, Stmt};
-use super::{kernel_has, memo, program_name, unify, Checker};
+use super::{memo, program_name, unify, Checker};
 use crate::builtins::{self, Func, Role};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::providers::ProbePoint;
@@ -36,14 +36,7 @@ pub(super) fn check_probe(
     spec: &ast::ProbeSpec,
     point: ProbePoint,
 ) -> Result<Option<tast::Program>> {
-    let mut predicate = block.predicate.as_ref();
-    if let Some(decided) = predicate.map(kernel_has::decide).transpose()?.flatten() {
-        if !decided.value {
-            checker.switch_off(&block.body.stmts, &decided.why);
-            return Ok(None);
-        }
-        predicate = None;
-    }
+    let predicate = block.predicate.as_ref();
     let name = program_name(checker.programs.len(), &point);
     checker.writes.clear();
     let mut scope = Scope::new(checker, point.clone())?;
@@ -122,20 +115,6 @@ fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Resul
             then_block,
             else_block,
         } => {
-            if let Some(decided) = kernel_has::decide(cond)? {
-                let (taken, skipped) = if decided.value {
-                    (Some(then_block), else_block.as_ref())
-                } else {
-                    (else_block.as_ref(), Some(then_block))
-                };
-                if let Some(b) = skipped {
-                    scope.checker.switch_off(&b.stmts, &decided.why);
-                }
-                if let Some(b) = taken {
-                    out.extend(check_block(scope, &b.stmts)?);
-                }
-                return Ok(());
-            }
             let c = scope.expr(cond)?;
             scope.expect_scalar(&c, "an if condition")?;
             let t = scope.in_region(false, |s| check_block(s, &then_block.stmts))?;

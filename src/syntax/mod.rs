@@ -7,6 +7,7 @@ mod errors;
 mod lexical;
 mod limits;
 pub mod parser;
+pub mod walk;
 
 pub use limits::{MAX_DEPTH, MAX_NESTING};
 pub use parser::{parse, parse_source};

@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 
-use super::walk;
 use crate::diag::{Diagnostic, Result, Span};
 use crate::syntax::ast::{ConstDecl, Expr, ExprKind, Item, UnOp};
+use crate::syntax::walk;
 
 /// Replaces every use of a const in `items` by its value.
 pub(super) fn substitute(items: &mut [Item], library_start: Option<usize>) -> Result<()> {

@@ -5,7 +5,6 @@
 
 mod consts;
 mod paths;
-mod walk;
 
 use super::ast::Program;
 use crate::diag::Result;

@@ -1,11 +1,12 @@
-//! Every expression of a program, for a pass that rewrites expressions.
+//! Every expression of a program, for a pass that rewrites expressions
+//! (desugaring, and `kernel_has()` folding in semantic analysis).
 //! `visit` is called on an expression before its parts; when it returns
 //! false the parts are not visited (the expression was replaced).
 
 use crate::syntax::ast::*;
 
 /// Calls `visit` on every expression of the program's items.
-pub(super) fn program(items: &mut [Item], visit: &mut impl FnMut(&mut Expr) -> bool) {
+pub fn program(items: &mut [Item], visit: &mut impl FnMut(&mut Expr) -> bool) {
     for item in items {
         match item {
             Item::Probe(probe) => {
@@ -89,7 +90,7 @@ fn lvalue(target: &mut LValue, visit: &mut impl FnMut(&mut Expr) -> bool) {
 }
 
 /// Calls `visit` on `e` and, unless it returns false, on its parts.
-pub(super) fn expr(e: &mut Expr, visit: &mut impl FnMut(&mut Expr) -> bool) {
+pub fn expr(e: &mut Expr, visit: &mut impl FnMut(&mut Expr) -> bool) {
     if !visit(e) {
         return;
     }
