@@ -94,6 +94,7 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         }
     }
     second.off = first.off;
+    second.failed_writes = first.failed_writes;
     second.run(program);
     // Pass 1 reports what it checks for real (definitions, paths); pass 2
     // the same again (kept once) and every probe: all, in source order.
@@ -335,6 +336,9 @@ struct Checker<'o> {
     /// The errors found so far: each definition, path and probe is
     /// checked on after an error in another, and all are reported.
     errors: Vec<Diagnostic>,
+    /// Maps assigned by statements that failed (from pass 1 on): reading
+    /// one that is never assigned is a consequence of their errors.
+    failed_writes: std::collections::HashSet<String>,
 }
 
 impl<'o> Checker<'o> {
@@ -359,6 +363,7 @@ impl<'o> Checker<'o> {
             skipped: Vec::new(),
             btf_less: Vec::new(),
             errors: Vec::new(),
+            failed_writes: Default::default(),
         }
     }
 
@@ -648,7 +653,10 @@ impl<'o> Checker<'o> {
                         off.push(why);
                     }
                 }
-                let message = if off.is_empty() {
+                let message = if self.failed_writes.contains(&full) {
+                    let message = format!("map {} has no value: its assignments failed", full);
+                    return Err(Diagnostic::consequence(span, message));
+                } else if off.is_empty() {
                     format!("map {} is read but never assigned", full)
                 } else {
                     format!(
