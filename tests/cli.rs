@@ -51,8 +51,8 @@ fn script_file_errors_name_the_file_line_and_column() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Every definition, path and probe is checked, and each one's first
-/// error is reported, in source order, each once.
+/// Every definition, path and probe is checked, and each one's errors
+/// are reported, in source order, each once.
 #[test]
 fn every_probe_and_definition_reports_its_error() {
     let dir = std::env::temp_dir().join(format!("ns-cli-all-{}", std::process::id()));
@@ -82,6 +82,28 @@ fn every_probe_and_definition_reports_its_error() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A probe body is checked on after a failing statement: each mistake
+/// is reported at its place, and none that only follows from another.
+#[test]
+fn every_failing_statement_of_a_probe_is_reported() {
+    let program =
+        r#"BEGIN { $x = nosuch(); printf("%d\n", $x + 1); @a = 1 + "s"; if (pid) { bad(); } }"#;
+    let (code, _, err) = netscript(&["-e", program]);
+    assert_eq!(code, 1);
+    let caret = |col: usize, width: usize| format!("{}{}", " ".repeat(col - 1), "^".repeat(width));
+    assert_eq!(
+        err,
+        format!(
+            "-e:1:14: error: unknown function 'nosuch'\n{program}\n{}\n\
+             -e:1:57: error: an operand must be an integer, not string[2]\n{program}\n{}\n\
+             -e:1:73: error: unknown function 'bad'\n{program}\n{}\n",
+            caret(14, 8),
+            caret(57, 3),
+            caret(73, 5),
+        )
+    );
 }
 
 #[test]

@@ -123,6 +123,10 @@ pub struct Diagnostic {
     pub notes: Vec<String>,
     /// Further errors found in the same check, printed after this one.
     pub also: Vec<Diagnostic>,
+    /// An error that follows from another one found in the same check (a
+    /// read of a variable whose assignment failed): left out of a report
+    /// that has the other.
+    pub consequence: bool,
 }
 
 impl Diagnostic {
@@ -134,6 +138,16 @@ impl Diagnostic {
             span: Some(span),
             notes: Vec::new(),
             also: Vec::new(),
+            consequence: false,
+        }
+    }
+
+    /// An error at a place in the script caused by another error there,
+    /// already reported (see [`Diagnostic::consequence`]).
+    pub fn consequence(span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            consequence: true,
+            ..Diagnostic::at(span, message)
         }
     }
 
@@ -145,6 +159,7 @@ impl Diagnostic {
             span: None,
             notes: Vec::new(),
             also: Vec::new(),
+            consequence: false,
         }
     }
 
@@ -165,9 +180,13 @@ impl Diagnostic {
 
     /// Every error of `errors` as one result: `Ok` when there is none,
     /// else the first, carrying the others (in order, each once) in
-    /// [`Diagnostic::also`].
+    /// [`Diagnostic::also`]. Consequences are left out unless there is
+    /// nothing else to report.
     pub fn collected(errors: Vec<Diagnostic>) -> Result<()> {
-        let mut errors = errors.into_iter();
+        let only_consequences = errors.iter().all(|e| e.consequence);
+        let mut errors = errors
+            .into_iter()
+            .filter(|e| only_consequences || !e.consequence);
         let Some(mut first) = errors.next() else {
             return Ok(());
         };
@@ -288,5 +307,15 @@ mod tests {
             all.render(Some(&src)),
             "t.ns:1:1: error: first\na b\n^\nt.ns:1:3: error: second\na b\n  ^\n"
         );
+    }
+
+    #[test]
+    fn a_consequence_is_reported_only_without_its_cause() {
+        let cause = Diagnostic::at(Span::new(2, 3), "cause");
+        let follows = Diagnostic::consequence(Span::new(0, 1), "follows");
+        let both = Diagnostic::collected(vec![follows.clone(), cause.clone()]).unwrap_err();
+        assert_eq!((both.message.as_str(), both.also.len()), ("cause", 0));
+        let alone = Diagnostic::collected(vec![follows]).unwrap_err();
+        assert_eq!(alone.message, "follows");
     }
 }

@@ -31,7 +31,9 @@ impl<'a, 'o> Scope<'a, 'o> {
         let full = format!("@{}", name);
         match self.checker.map_ids.get(&full) {
             Some(&id) => Ok(id),
-            None if self.checker.round == super::Round::Infer => {
+            None if self.checker.round == super::Round::Infer
+                || self.checker.failed_writes.contains(&full) =>
+            {
                 self.checker.use_map(name, &[], None, span)
             }
             None => {
@@ -134,13 +136,10 @@ impl<'a, 'o> Scope<'a, 'o> {
         match &e.kind {
             ExprKind::Int(v) => mk(Ty::I64, K::Int(*v as i64)),
             ExprKind::Str(s) => mk(Ty::Str(s.len() as u32 + 1), K::Str(s.clone())),
-            ExprKind::Var(name) => match self.vars.get(name) {
-                Some(&id) => mk(self.var_types[id.0 as usize].clone(), K::Var(id)),
-                None => Err(Diagnostic::at(
-                    span,
-                    format!("variable ${} is used before it is assigned", name),
-                )),
-            },
+            ExprKind::Var(name) => {
+                let id = self.read_var(name, span)?;
+                mk(self.var_types[id.0 as usize].clone(), K::Var(id))
+            }
             ExprKind::Map(m) => {
                 let keys = self.keys(&m.keys)?;
                 let tys: Vec<Ty> = keys.iter().map(|k| k.ty.clone()).collect();

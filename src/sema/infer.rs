@@ -43,6 +43,7 @@ pub(super) fn check_to_fixed_point<'o>(folded: &'o Folded, options: &'o Options)
             }
         }
         next.off = checker.off;
+        next.failed_writes = checker.failed_writes;
         next.run(program);
         checker = next;
         if checker.settled() {
@@ -199,7 +200,10 @@ impl Checker<'_> {
                         off.push(&o.why);
                     }
                 }
-                let message = if off.is_empty() {
+                let message = if self.failed_writes.contains(&full) {
+                    let message = format!("map {} has no value: its assignments failed", full);
+                    return Err(Diagnostic::consequence(span, message));
+                } else if off.is_empty() {
                     format!("map {} is read but never assigned", full)
                 } else {
                     format!(

@@ -78,7 +78,7 @@ impl Scope<'_, '_> {
                 Ok(v) => (Ok(Vec::new()), InlineResult::Expr(Box::new(v))),
                 Err(e) => (Err(e), InlineResult::Nothing),
             },
-            stmts => (check_block(self, stmts), InlineResult::Nothing),
+            stmts => (self.inline_body(f, stmts, span), InlineResult::Nothing),
         };
         let frame = self.frames.pop().unwrap_or_default();
         self.vars = caller_vars;
@@ -107,6 +107,25 @@ impl Scope<'_, '_> {
             Some(key) => self.remember(f, key, call),
             None => call,
         })
+    }
+
+    /// The checked statements of `f`'s body; when some fail (their errors
+    /// kept), the call fails as their consequence.
+    fn inline_body(
+        &mut self,
+        f: &ast::FnDecl,
+        stmts: &[ast::Stmt],
+        call: Span,
+    ) -> Result<Vec<Stmt>> {
+        let failures = self.failures;
+        let body = check_block(self, stmts);
+        if self.failures > failures {
+            return Err(Diagnostic::consequence(
+                call,
+                format!("{}() has errors in its body", f.name),
+            ));
+        }
+        Ok(body)
     }
 
     /// `return` / `return e` inside a function.

@@ -335,6 +335,10 @@ struct Checker<'o> {
     /// The errors found so far: each definition, path and probe is
     /// checked on after an error in another, and all are reported.
     errors: Vec<Diagnostic>,
+    /// Maps assigned by statements that failed (in this round or the one
+    /// before): reading one that is never assigned is a consequence of
+    /// their errors.
+    failed_writes: std::collections::HashSet<String>,
 }
 
 impl<'o> Checker<'o> {
@@ -363,6 +367,7 @@ impl<'o> Checker<'o> {
             skipped: Vec::new(),
             btf_less: Vec::new(),
             errors: Vec::new(),
+            failed_writes: Default::default(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! what is known at the point being checked. Expressions (`expr.rs`) and
 //! statements (`stmt.rs`) are checked as methods of [`Scope`].
 
-use super::stmt::VarTable;
+use std::collections::{HashMap, HashSet};
+
 use super::tast::{Expr, VarId};
 use super::Checker;
 use crate::builtins::FunctionDef;
@@ -19,7 +20,7 @@ pub(super) struct Scope<'a, 'o> {
     /// The probe point the block is compiled for.
     pub point: ProbePoint,
     /// `$variables` by name.
-    pub vars: VarTable,
+    pub vars: Variables,
     /// `$variable` types by id.
     pub var_types: Vec<Ty>,
     /// The tracepoint record format, for tracepoint probes.
@@ -33,6 +34,30 @@ pub(super) struct Scope<'a, 'o> {
     /// How many expressions enclose the one being checked, inlined calls
     /// included.
     pub(super) depth: usize,
+    /// Errors kept from this probe's statements: a probe with any yields
+    /// no program.
+    pub failures: usize,
+}
+
+/// The `$variables` in reach, by name: those assigned so far and those
+/// whose assignment failed (poisoned).
+#[derive(Debug, Default)]
+pub(super) struct Variables {
+    ids: HashMap<String, VarId>,
+    poisoned: HashSet<String>,
+}
+
+impl Variables {
+    /// The variable `name`, once assigned.
+    pub fn get(&self, name: &str) -> Option<VarId> {
+        self.ids.get(name).copied()
+    }
+
+    /// Marks `name` as assigned by a statement that failed: a read of it
+    /// (before another assignment) fails as a consequence.
+    pub fn poison(&mut self, name: &str) {
+        self.poisoned.insert(name.to_string());
+    }
 }
 
 impl<'a, 'o> Scope<'a, 'o> {
@@ -47,13 +72,14 @@ impl<'a, 'o> Scope<'a, 'o> {
         Ok(Scope {
             checker,
             point,
-            vars: VarTable::new(),
+            vars: Variables::default(),
             var_types: Vec::new(),
             tracepoint,
             frames: Vec::new(),
             inline_vars: Default::default(),
             memo: Default::default(),
             depth: 0,
+            failures: 0,
         })
     }
 
@@ -68,8 +94,30 @@ impl<'a, 'o> Scope<'a, 'o> {
     pub fn declare_var(&mut self, name: &str, ty: Ty) -> VarId {
         let id = VarId(self.var_types.len() as u32);
         self.var_types.push(ty);
-        self.vars.insert(name.to_string(), id);
+        self.vars.ids.insert(name.to_string(), id);
         id
+    }
+
+    /// The variable `$name` read at `span`: an error unless it is assigned,
+    /// a consequence (not reported) when its assignment failed.
+    pub fn read_var(&self, name: &str, span: Span) -> Result<VarId> {
+        match self.vars.get(name) {
+            Some(id) => Ok(id),
+            None if self.vars.poisoned.contains(name) => Err(Diagnostic::consequence(
+                span,
+                format!("variable ${} has no value: its assignment failed", name),
+            )),
+            None => Err(Diagnostic::at(
+                span,
+                format!("variable ${} is used before it is assigned", name),
+            )),
+        }
+    }
+
+    /// Keeps the error of a statement of this probe for the report.
+    pub fn keep_error(&mut self, error: Diagnostic) {
+        self.failures += 1;
+        self.checker.errors.push(error);
     }
 
     /// Fails unless `e` is an integer or pointer.

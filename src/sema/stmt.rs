@@ -1,10 +1,8 @@
 //! Checking of probe blocks and statements.
 
-use std::collections::HashMap;
-
-use super::scope::Scope;
+use super::scope::{Scope, Variables};
 use super::tast::{self, Agg, MapValue, Stmt};
-use super::{memo, program_name, unify, Checker};
+use super::{kernel_has, memo, program_name, unify, Checker};
 use crate::builtins::{self, Func, Role};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::providers::ProbePoint;
@@ -29,7 +27,9 @@ pub(super) fn param_count(point: &ProbePoint) -> Result<u32> {
 
 /// Checks one probe block for one concrete probe point; `None` when its
 /// predicate is a `kernel_has()` test this kernel fails or a parameter
-/// test that is false.
+/// test that is false, and when a statement failed (each failed
+/// statement's error is kept in `Checker::errors`, and checking goes on
+/// with the next one).
 pub(super) fn check_probe(
     checker: &mut Checker,
     block: &ast::ProbeBlock,
@@ -40,17 +40,19 @@ pub(super) fn check_probe(
     let name = program_name(checker.programs.len(), &point);
     checker.writes.clear();
     let mut scope = Scope::new(checker, point.clone())?;
-    let mut body = check_block(&mut scope, &block.body.stmts)?;
+    let mut body = check_block(&mut scope, &block.body.stmts);
     if let Some(pred) = predicate {
         // The predicate runs before the body checked above.
         scope.memo.forget();
-        let cond = scope.expr(pred)?;
-        scope.expect_scalar(&cond, "a predicate")?;
+        let cond = condition(&mut scope, pred, "a predicate")?;
         // A predicate on parameters that is false: nothing to attach.
         if matches!(cond.kind, tast::ExprKind::Int(0)) {
             return Ok(None);
         }
         body = vec![Stmt::If(cond, body, Vec::new())];
+    }
+    if scope.failures > 0 {
+        return Ok(None);
     }
     let param_count = param_count(&point)?;
     Ok(Some(tast::Program {
@@ -66,15 +68,20 @@ pub(super) fn check_probe(
     }))
 }
 
-pub(super) fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Result<Vec<Stmt>> {
+/// Checks a block statement by statement: a statement that fails has its
+/// error kept (see [`Scope::keep_error`]) and leaves out its code and the
+/// variables it assigns, and checking goes on with the next.
+pub(super) fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Vec<Stmt> {
     let depth = scope.memo.depth();
     let mut out = Vec::new();
     for s in stmts {
         let before = out.len();
-        match check_stmt(scope, s, &mut out) {
-            // An inference round only learns map types; the check reports.
-            Err(_) if scope.checker.round == super::Round::Infer => {}
-            r => r?,
+        if let Err(e) = check_stmt(scope, s, &mut out) {
+            poison_assigned(&mut scope.vars, s);
+            let mut maps = Vec::new();
+            kernel_has::assigned_maps(std::slice::from_ref(s), &scope.checker.functions, &mut maps);
+            (scope.checker.failed_writes).extend(maps.into_iter().map(|(map, _)| map));
+            scope.keep_error(e);
         }
         // What follows a possible `return` runs only sometimes.
         if memo::may_leave(&out[before..]) {
@@ -82,7 +89,47 @@ pub(super) fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Result<Vec<
         }
     }
     scope.memo.close_to(depth);
-    Ok(out)
+    out
+}
+
+/// Poisons every `$variable` that `stmt` assigns, in its blocks too, so
+/// that a read of one that follows is not a second error. (A map whose
+/// every assignment failed is known from the round before on:
+/// `Checker::failed_writes`.)
+fn poison_assigned(vars: &mut Variables, stmt: &ast::Stmt) {
+    match &stmt.kind {
+        StmtKind::Assign {
+            target: LValue::Var(name, _),
+            ..
+        }
+        | StmtKind::IncDec {
+            target: LValue::Var(name, _),
+            ..
+        } => vars.poison(name),
+        StmtKind::If {
+            then_block,
+            else_block,
+            ..
+        } => {
+            let blocks = std::iter::once(then_block).chain(else_block);
+            for s in blocks.flat_map(|b| &b.stmts) {
+                poison_assigned(vars, s);
+            }
+        }
+        StmtKind::While { body, .. } | StmtKind::Unroll { body, .. } => {
+            for s in &body.stmts {
+                poison_assigned(vars, s);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A predicate or loop condition: an integer or a pointer.
+fn condition(scope: &mut Scope, cond: &ast::Expr, what: &str) -> Result<tast::Expr> {
+    let c = scope.expr(cond)?;
+    scope.expect_scalar(&c, what)?;
+    Ok(c)
 }
 
 fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Result<()> {
@@ -115,22 +162,22 @@ fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Resul
             then_block,
             else_block,
         } => {
-            let c = scope.expr(cond)?;
-            scope.expect_scalar(&c, "an if condition")?;
-            let t = scope.in_region(false, |s| check_block(s, &then_block.stmts))?;
+            // The blocks are checked even under a bad condition, whose
+            // error is the statement's.
+            let c = condition(scope, cond, "an if condition");
+            let t = scope.in_region(false, |s| check_block(s, &then_block.stmts));
             let e = match else_block {
-                Some(b) => scope.in_region(false, |s| check_block(s, &b.stmts))?,
+                Some(b) => scope.in_region(false, |s| check_block(s, &b.stmts)),
                 None => Vec::new(),
             };
-            out.push(Stmt::If(c, t, e));
+            out.push(Stmt::If(c?, t, e));
         }
         StmtKind::While { cond, body } => {
-            let (c, b) = scope.in_region(true, |s| -> Result<_> {
-                let c = s.expr(cond)?;
-                s.expect_scalar(&c, "a while condition")?;
-                Ok((c, check_block(s, &body.stmts)?))
-            })?;
-            out.push(Stmt::While(c, b));
+            let (c, b) = scope.in_region(true, |s| {
+                let c = condition(s, cond, "a while condition");
+                (c, check_block(s, &body.stmts))
+            });
+            out.push(Stmt::While(c?, b));
         }
         StmtKind::Unroll { count, body } => {
             let expanded = count.saturating_mul(unrolled_size(&body.stmts));
@@ -145,7 +192,7 @@ fn check_stmt(scope: &mut Scope, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Resul
                 ));
             }
             for _ in 0..*count {
-                out.extend(check_block(scope, &body.stmts)?);
+                out.extend(check_block(scope, &body.stmts));
             }
         }
         StmtKind::Return(value) if !scope.frames.is_empty() => {
@@ -216,7 +263,7 @@ fn assign(scope: &mut Scope, target: &LValue, value: &ast::Expr) -> Result<Stmt>
             let v = scope.expr(value)?;
             scope.expect_storable(&v)?;
             let id = match scope.vars.get(name) {
-                Some(&id) => {
+                Some(id) => {
                     let have = &scope.var_types[id.0 as usize];
                     match (have, &v.ty) {
                         (Ty::Str(a), Ty::Str(b)) if b > a => {
@@ -436,6 +483,3 @@ fn expr_stmt(scope: &mut Scope, e: &ast::Expr) -> Result<Stmt> {
         }
     }
 }
-
-/// Every variable name of a program with its id.
-pub(super) type VarTable = HashMap<String, tast::VarId>;

@@ -7,6 +7,8 @@ use crate::diag::Diagnostic;
 use crate::syntax::parse;
 use crate::types::Ty;
 
+mod recovery;
+
 fn checked(src: &str) -> super::tast::Script {
     let ast = parse(src).unwrap_or_else(|e| panic!("parse {}: {}", src, e.message));
     check(&ast, &Options::default()).unwrap_or_else(|e| panic!("check {}: {}", src, e.message))
