@@ -150,13 +150,6 @@ impl<'a, 'o> Scope<'a, 'o> {
                 };
                 mk(ty, K::MapRead { map, keys })
             }
-            // A parameter named like a built-in variable (`param pid: int`,
-            // for a `--pid` option) replaces it in the script.
-            ExprKind::Builtin(name) | ExprKind::Ident(name)
-                if self.checker.options.params.contains_key(name) =>
-            {
-                self.param_value(name, span)
-            }
             ExprKind::Builtin(name) => self.builtin(name, span),
             ExprKind::Ident(name) => match Btf::vmlinux().ok().and_then(|b| b.enum_value(name)) {
                 Some((_, v)) => mk(Ty::I64, K::Int(v)),

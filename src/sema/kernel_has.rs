@@ -48,8 +48,7 @@ pub(super) struct Folded {
 }
 
 /// Decides every `kernel_has()` of `program` (see the module comment).
-pub(super) fn fold(program: &ast::Program) -> Folded {
-    let mut program = program.clone();
+pub(super) fn fold(mut program: ast::Program) -> Folded {
     let mut fold = Fold {
         functions: HashMap::new(),
         off: Vec::new(),

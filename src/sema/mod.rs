@@ -86,10 +86,18 @@ pub enum StageChoice {
 /// settle every map's type ([`infer`]); every definition, path and probe
 /// is checked, and all errors are reported together.
 pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
+    // The AST passes before type checking: parameters become their
+    // values, then kernel tests are decided.
+    let mut program = program.clone();
+    let param_errors = params::substitute(&mut program.items, &options.params);
     let folded = kernel_has::fold(program);
     let mut checker = infer::check_to_fixed_point(&folded, options);
     let mut errors = std::mem::take(&mut checker.errors);
-    errors.extend(folded.errors.iter().cloned());
+    errors.extend(
+        param_errors
+            .into_iter()
+            .chain(folded.errors.iter().cloned()),
+    );
     errors.sort_by_key(|e| e.span.map_or(usize::MAX, |s| s.start));
     Diagnostic::collected(errors)?;
     let live = |name: &str| checker.map_ids.contains_key(name);
@@ -115,8 +123,8 @@ pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
         ));
     }
     Ok(Script {
-        map_keys: map_keys(program, options)?,
-        print_maps_on_exit: print_maps_on_exit(program)?,
+        map_keys: map_keys(&folded.program, options)?,
+        print_maps_on_exit: print_maps_on_exit(&folded.program)?,
         programs: checker.programs,
         maps: checker.maps,
         printfs: checker.printfs,

@@ -1,14 +1,18 @@
-//! Parameters inside expressions: their values as constants, and
-//! `matches(x, param)` built from ordinary comparisons, so that a filter on
-//! a parameter left at `any` folds away.
+//! Parameters inside expressions: a pass over the AST before type checking
+//! puts each one's value in its place ([`substitute`]), and
+//! `matches(x, param)` is built from ordinary comparisons, so that a filter
+//! on a parameter left at `any` folds away.
 
 use std::net::IpAddr;
 
-use super::scope::Scope;
+use std::collections::HashMap;
+
 use super::tast::{Expr, ExprKind as K};
+use crate::builtins::{self, Func};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::params::Value;
-use crate::syntax::ast::{BinOp, ProbeSpec};
+use crate::syntax::ast::{self, BinOp, ProbeSpec};
+use crate::syntax::walk;
 use crate::types::Ty;
 
 fn int(v: i64, span: Span) -> Expr {
@@ -154,29 +158,65 @@ pub(super) fn probe_parts(
         .collect()
 }
 
-impl Scope<'_, '_> {
-    /// A parameter used as a value.
-    pub(super) fn param_value(&mut self, name: &str, span: Span) -> Result<Expr> {
-        match &self.checker.options.params[name] {
-            Value::Int(v) => Ok(int(*v, span)),
-            Value::Word(w) => Ok(Expr {
-                ty: Ty::Str(w.len() as u32 + 1),
-                kind: K::Str(w.clone()),
-                span,
-            }),
-            Value::Any => Ok(int(0, span)),
-            Value::Ifaces(list) if list.len() == 1 => Ok(int(list[0].1 as i64, span)),
-            Value::Prefix(IpAddr::V4(a), 32) => {
-                Ok(int(u32::from_le_bytes(a.octets()) as i64, span))
-            }
-            _ => Err(Diagnostic::at(
-                span,
-                format!(
-                    "parameter {} holds several values; test it with matches(x, {})",
-                    name, name
-                ),
-            )),
+/// Puts each parameter used as a value in `items` in its place: a name
+/// (`latency_us`, or one named like a built-in variable, `pid`, which it
+/// replaces) becomes the literal of its value. The second argument of
+/// `matches()` stays a name. Returns the errors (a parameter holding
+/// several values used as one).
+pub(super) fn substitute(
+    items: &mut [ast::Item],
+    params: &HashMap<String, Value>,
+) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    if params.is_empty() {
+        return errors;
+    }
+    walk::program(items, &mut |e| put(e, params, &mut errors));
+    errors
+}
+
+/// [`substitute`] at one expression; false when the walk is done with it.
+fn put(e: &mut ast::Expr, params: &HashMap<String, Value>, errors: &mut Vec<Diagnostic>) -> bool {
+    match &mut e.kind {
+        ast::ExprKind::Builtin(name) | ast::ExprKind::Ident(name) => {
+            let Some(value) = params.get(name.as_str()) else {
+                return false;
+            };
+            // A bad use is reported here and checked on as 0.
+            e.kind = literal(name, value, e.span).unwrap_or_else(|error| {
+                errors.push(error);
+                ast::ExprKind::Int(0)
+            });
+            false
         }
+        ast::ExprKind::Call { name, args }
+            if builtins::function(name).is_some_and(|d| d.func == Func::Matches) =>
+        {
+            if let Some(x) = args.first_mut() {
+                walk::expr(x, &mut |e| put(e, params, errors));
+            }
+            false
+        }
+        _ => true,
+    }
+}
+
+/// The literal a parameter used as a value stands for.
+fn literal(name: &str, value: &Value, span: Span) -> Result<ast::ExprKind> {
+    let int = |v: i64| Ok(ast::ExprKind::Int(v as u64));
+    match value {
+        Value::Int(v) => int(*v),
+        Value::Word(w) => Ok(ast::ExprKind::Str(w.clone())),
+        Value::Any => int(0),
+        Value::Ifaces(list) if list.len() == 1 => int(list[0].1 as i64),
+        Value::Prefix(IpAddr::V4(a), 32) => int(u32::from_le_bytes(a.octets()) as i64),
+        _ => Err(Diagnostic::at(
+            span,
+            format!(
+                "parameter {} holds several values; test it with matches(x, {})",
+                name, name
+            ),
+        )),
     }
 }
 
@@ -197,5 +237,61 @@ mod tests {
         let w6 = prefix_words(&[0xfd; 16], 72);
         assert_eq!(w6[0].0, u64::MAX);
         assert_eq!(w6[1].0, 0xff);
+    }
+
+    /// `src` after substitution with `params`: its first probe's body,
+    /// printed back as the AST, and the errors' messages.
+    fn substituted(src: &str, params: &[(&str, Value)]) -> (String, Vec<String>) {
+        let mut program = crate::syntax::parse(src).unwrap_or_else(|e| panic!("{}", e.message));
+        let params = params
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect();
+        let errors = substitute(&mut program.items, &params);
+        let ast::Item::Probe(probe) = &program.items[0] else {
+            panic!("not a probe")
+        };
+        let kinds: Vec<String> = (probe.body.stmts.iter())
+            .map(|s| match &s.kind {
+                ast::StmtKind::Assign { value, .. } => format!("{:?}", value.kind),
+                other => format!("{:?}", other),
+            })
+            .collect();
+        (
+            kinds.join("; "),
+            errors.into_iter().map(|e| e.message).collect(),
+        )
+    }
+
+    #[test]
+    fn a_parameter_used_as_a_value_becomes_its_literal() {
+        let (body, errors) = substituted(
+            "BEGIN { $a = port; $b = mode; $c = pid; $d = matches(pid, pid); }",
+            &[
+                ("port", Value::Int(443)),
+                ("mode", Value::Word("detail".into())),
+                ("pid", Value::Any),
+            ],
+        );
+        assert!(errors.is_empty(), "{:?}", errors);
+        let kinds: Vec<&str> = body.split("; ").collect();
+        assert_eq!(kinds[..3], ["Int(443)", "Str(\"detail\")", "Int(0)"]);
+        // matches() keeps its parameter's name, and its value is substituted.
+        assert!(
+            kinds[3].contains("Int(0)") && kinds[3].contains("Builtin(\"pid\")"),
+            "{}",
+            kinds[3]
+        );
+    }
+
+    #[test]
+    fn a_parameter_of_several_values_used_as_one_is_an_error_checked_on_as_0() {
+        let prefix = Value::Prefix(IpAddr::V4([10, 0, 0, 0].into()), 24);
+        let (body, errors) = substituted("BEGIN { $a = src; }", &[("src", prefix)]);
+        assert_eq!(body, "Int(0)");
+        assert_eq!(
+            errors,
+            ["parameter src holds several values; test it with matches(x, src)"]
+        );
     }
 }
