@@ -4,7 +4,7 @@
 //! path is split into a request and a reply).
 
 use super::decode::{self, Symbolizer};
-use crate::ir::layout::{path_layout, PathLayout, STACK_ENTRIES};
+use crate::ir::layout::{PathLayout, STACK_ENTRIES};
 use crate::output::json::{quote, value_json};
 use crate::output::model::Value;
 use crate::output::Printer;
@@ -347,20 +347,21 @@ impl Packet<'_> {
     }
 }
 
-/// Prints one reported packet.
+/// Prints one reported packet: the event `record` of `path`, laid out
+/// as `layout`.
 pub fn print_event(
     path: &PathInfo,
+    layout: &PathLayout,
     record: &[u8],
     sym: &dyn Symbolizer,
     printer: &mut Printer,
 ) -> std::io::Result<()> {
-    let layout = path_layout(path);
     let at = |off: u32| record.get(off as usize..).unwrap_or(&[]);
     let key = decode::value(&path.key, at(layout.key_off), sym);
     let info = (path.report.info != Ty::Void)
         .then(|| decode::value(&path.report.info, at(layout.info_off), sym));
     let seen: Vec<StageSeen> = (0..path.stages.len() as u32)
-        .map(|i| stage_seen(record, &layout, i))
+        .map(|i| stage_seen(record, layout, i))
         .collect();
     let (fired, segments, total) = segments(&seen.iter().map(|s| s.ts).collect::<Vec<_>>());
     let span = |a: usize, b: usize| seen[b].ts.saturating_sub(seen[a].ts);
