@@ -7,6 +7,7 @@ use super::decode::{self, Symbolizer};
 use crate::ir::layout::{PathLayout, STACK_ENTRIES};
 use crate::output::json::{quote, value_json};
 use crate::output::model::Value;
+use crate::output::report::{Record, Segment};
 use crate::output::Printer;
 use crate::sema::tast::{PathInfo, ReportStyle};
 use crate::types::Ty;
@@ -81,14 +82,6 @@ fn wall_clock(ts: u64) -> (String, String) {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     crate::output::local_time(now.saturating_sub(mono.saturating_sub(ts)))
-}
-
-/// A segment between two stages that fired (their indexes; the optional
-/// stages between did not) and its latency.
-pub(super) struct Segment {
-    pub from: usize,
-    pub to: usize,
-    pub ns: u64,
 }
 
 /// The stages that fired (whose time `ts` is not 0), in order, the
@@ -477,7 +470,12 @@ pub fn print_event(
         total,
         halves_json
     );
-    printer.report(&text, &json)
+    let record = Record::Packet {
+        path: &path.name,
+        segments: &segments,
+        total_ns: total,
+    };
+    printer.report(&text, &json, Some(record))
 }
 
 /// A seen stage's kernel stack, symbolized, or why there is none.
