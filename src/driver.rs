@@ -43,26 +43,26 @@ pub struct Options {
 }
 
 /// A script parsed once, with its parameters.
-pub struct ParsedScript {
+pub struct ParsedScript<'a> {
     /// The text, for placing the warnings.
-    source: Source,
+    source: &'a Source,
     ast: ast::Program,
     params: Vec<Param>,
     library_start: usize,
 }
 
-impl ParsedScript {
+impl<'a> ParsedScript<'a> {
     /// Parses `source` (the stdlib attached: `stdlib::attach`)
     /// and reads the parameters it declares. Starts reading the kernel's
     /// symbols ahead when the script names kernel functions.
-    pub fn parse(source: &Source) -> Result<ParsedScript> {
+    pub fn parse(source: &'a Source) -> Result<ParsedScript<'a>> {
         let ast = syntax::parse_source(source)?;
         if providers::names_kernel_functions(&ast) {
             Kallsyms::prefetch();
         }
         let params = params::declared(&ast, &crate::cli::reserved_flags())?;
         Ok(ParsedScript {
-            source: source.clone(),
+            source,
             ast,
             params,
             library_start: source.script_end(),
@@ -119,7 +119,7 @@ impl ParsedScript {
             }
             let compiled = pipeline::generate(ast, script, lowered)?;
             for w in &compiled.script.warnings {
-                eprint!("{}", w.render(Some(&source)));
+                eprint!("{}", w.render(Some(source)));
             }
             Ok(compiled)
         })
