@@ -53,14 +53,16 @@ pub struct ParsedScript<'a> {
 
 impl<'a> ParsedScript<'a> {
     /// Parses `source` (the stdlib attached: `stdlib::attach`)
-    /// and reads the parameters it declares. Starts reading the kernel's
-    /// symbols ahead when the script names kernel functions.
-    pub fn parse(source: &'a Source) -> Result<ParsedScript<'a>> {
+    /// and reads the parameters it declares, none of which may take the
+    /// flags `reserved` (netscript's own: [`crate::cli::OwnOptions`]).
+    /// Starts reading the kernel's symbols ahead when the script names
+    /// kernel functions.
+    pub fn parse(source: &'a Source, reserved: &[String]) -> Result<ParsedScript<'a>> {
         let ast = syntax::parse_source(source)?;
         if providers::names_kernel_functions(&ast) {
             Kallsyms::prefetch();
         }
-        let params = params::declared(&ast, &crate::cli::reserved_flags())?;
+        let params = params::declared(&ast, reserved)?;
         Ok(ParsedScript {
             source,
             ast,
@@ -190,7 +192,8 @@ mod tests {
     fn parameters_come_from_the_parsed_script() {
         let mut source = Source::new("t", "param port: int = 80 \"a port\"\nBEGIN { exit(); }");
         crate::stdlib::attach(&mut source);
-        let script = ParsedScript::parse(&source).expect("parses");
+        let reserved = crate::cli::reserved_flags();
+        let script = ParsedScript::parse(&source, &reserved).expect("parses");
         let names: Vec<&str> = script.params().iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["port"]);
         assert!(matches!(
