@@ -43,26 +43,28 @@ pub struct Options {
 }
 
 /// A script parsed once, with its parameters.
-pub struct ParsedScript {
+pub struct ParsedScript<'a> {
     /// The text, for placing the warnings.
-    source: Source,
+    source: &'a Source,
     ast: ast::Program,
     params: Vec<Param>,
     library_start: usize,
 }
 
-impl ParsedScript {
+impl<'a> ParsedScript<'a> {
     /// Parses `source` (the stdlib attached: `stdlib::attach`)
-    /// and reads the parameters it declares. Starts reading the kernel's
-    /// symbols ahead when the script names kernel functions.
-    pub fn parse(source: &Source) -> Result<ParsedScript> {
+    /// and reads the parameters it declares, none of which may take the
+    /// flags `reserved` (netscript's own: [`crate::cli::OwnOptions`]).
+    /// Starts reading the kernel's symbols ahead when the script names
+    /// kernel functions.
+    pub fn parse(source: &'a Source, reserved: &[String]) -> Result<ParsedScript<'a>> {
         let ast = syntax::parse_source(source)?;
         if providers::names_kernel_functions(&ast) {
             Kallsyms::prefetch();
         }
-        let params = params::declared(&ast, &crate::cli::reserved_flags())?;
+        let params = params::declared(&ast, reserved)?;
         Ok(ParsedScript {
-            source: source.clone(),
+            source,
             ast,
             params,
             library_start: source.script_end(),
@@ -119,7 +121,7 @@ impl ParsedScript {
             }
             let compiled = pipeline::generate(ast, script, lowered)?;
             for w in &compiled.script.warnings {
-                eprint!("{}", w.render(Some(&source)));
+                eprint!("{}", w.render(Some(source)));
             }
             Ok(compiled)
         })
@@ -190,7 +192,8 @@ mod tests {
     fn parameters_come_from_the_parsed_script() {
         let mut source = Source::new("t", "param port: int = 80 \"a port\"\nBEGIN { exit(); }");
         crate::stdlib::attach(&mut source);
-        let script = ParsedScript::parse(&source).expect("parses");
+        let reserved = crate::cli::reserved_flags();
+        let script = ParsedScript::parse(&source, &reserved).expect("parses");
         let names: Vec<&str> = script.params().iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["port"]);
         assert!(matches!(

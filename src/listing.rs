@@ -52,13 +52,14 @@ fn list_scripts(glob: &str, verbose: bool) -> Result<Vec<String>> {
         .filter(|(name, _)| crate::glob::glob_match(glob, name))
         .collect();
     let width = scripts.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let reserved = crate::cli::reserved_flags();
     let mut out = Vec::new();
     for (name, text) in scripts {
         out.push(format!("{name:<width$}  {}", crate::bundled::summary(text)));
         if verbose {
             let program = crate::syntax::parse(text)
                 .map_err(|e| Diagnostic::plain(format!("{name}: {}", e.message)))?;
-            let params = crate::params::declared(&program, &crate::cli::reserved_flags())
+            let params = crate::params::declared(&program, &reserved)
                 .map_err(|e| Diagnostic::plain(format!("{name}: {}", e.message)))?;
             let help = crate::params::help(name, &params);
             out.extend(

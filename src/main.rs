@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use netscript::cli::{self, Cli, MissingProbes, OutFormat, Stage, Stages};
+use netscript::cli::{self, Cli, MissingProbes, OutFormat, OwnOptions, Stage, Stages};
 use netscript::diag::{Diagnostic, Failure, Source};
 use netscript::output::anonymize::{self, Anonymizer};
 use netscript::output::report::{PathOutline, Recorder};
@@ -13,8 +13,10 @@ use netscript::runtime::session::{self, RunOptions};
 use netscript::{bundled, codegen, driver, listing, params, runtime, sema};
 
 fn main() -> ExitCode {
-    let cli = cli::parse(std::env::args().collect());
-    match run(cli) {
+    // netscript's own options, built once for the whole run.
+    let mut own_options = OwnOptions::new();
+    let cli = own_options.parse(std::env::args().collect());
+    match run(cli, &own_options) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             let (diag, source) = *failure;
@@ -35,16 +37,17 @@ fn usage_error(d: Diagnostic) -> u8 {
 /// proportion to it, and far smaller programs already exceed the kernel's.
 const MAX_SCRIPT_BYTES: usize = 1 << 20;
 
-/// `netscript` without a script, or `netscript repl`: the REPL.
-fn repl() -> Result<u8, Diagnostic> {
+/// `netscript` without a script, or `netscript repl`: the REPL, whose
+/// inputs' parameters may not take the flags `reserved`.
+fn repl(reserved: Vec<String>) -> Result<u8, Diagnostic> {
     if let Some(why) = netscript::kernel::privilege::missing() {
         return Err(Diagnostic::plain(why));
     }
-    netscript::repl::Repl::new()?.run()?;
+    netscript::repl::Repl::new(reserved)?.run()?;
     Ok(0)
 }
 
-fn run(cli: Cli) -> Result<u8, Failure> {
+fn run(cli: Cli, own_options: &OwnOptions) -> Result<u8, Failure> {
     let plain = |d: Diagnostic| Failure::new((d, None));
     // Before anything prints a value, the REPL included.
     let anonymizer = match (&cli.anonymize_key, cli.anonymize) {
@@ -73,7 +76,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let source = match (&cli.program, &cli.file) {
         (Some(text), _) => Source::new("-e", text.clone()),
         (None, Some(path)) if path.as_os_str() == "repl" && !path.exists() => {
-            return repl().map_err(plain)
+            return repl(own_options.reserved_flags()).map_err(plain)
         }
         (None, Some(path)) if path.as_os_str() == "completions" && !path.exists() => {
             let [shell] = &cli.script_args[..] else {
@@ -116,7 +119,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 Source::new(path.display().to_string(), text)
             }
         },
-        (None, None) => return repl().map_err(plain),
+        (None, None) => return repl(own_options.reserved_flags()).map_err(plain),
     };
     if source.text.len() > MAX_SCRIPT_BYTES {
         return Err(plain(Diagnostic::plain(format!(
@@ -142,14 +145,15 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     netscript::stdlib::attach(&mut source);
     let fail = |d: Diagnostic| Failure::new((d, Some(source.clone())));
     let start_ns = runtime::monotonic_ns();
-    let script = driver::ParsedScript::parse(&source).map_err(fail)?;
+    let reserved = own_options.reserved_flags();
+    let script = driver::ParsedScript::parse(&source, &reserved).map_err(fail)?;
     let values = match script.bind(&cli.script_args) {
         Ok(params::Request::Run(values)) => values,
         Ok(params::Request::Help) => {
             print!(
                 "{}{}",
                 params::help(&invoked_as, script.params()),
-                cli::own_options_help()
+                own_options.help()
             );
             return Ok(0);
         }

@@ -1,22 +1,25 @@
 //! Shell completions (`netscript completions bash|zsh|fish`) and the man
 //! page (`netscript man`), generated from the same definitions as the
-//! command line: [`Cli`] with, as subcommands, the bundled scripts (each
+//! command line: [`Cli`](super::Cli) with, as subcommands, the bundled scripts (each
 //! with its own options) and the words `repl`, `completions` and `man`.
 
 use std::io::Write;
 
 use clap::builder::PossibleValuesParser;
-use clap::{Arg, ArgAction, Command, CommandFactory, ValueHint};
+use clap::{Arg, ArgAction, Command, ValueHint};
 use clap_complete::Shell;
 
-use super::{reserved_flags, Cli};
+use super::OwnOptions;
 use crate::diag::{Diagnostic, Result};
 use crate::params::{self, Kind, Param};
 use crate::{bundled, syntax};
 
 /// netscript's command line as the shells and the man page see it.
 pub fn command() -> Result<Command> {
-    let mut command = Cli::command()
+    let own_options = OwnOptions::new();
+    let reserved = own_options.reserved_flags();
+    let mut command = own_options
+        .command
         .subcommand(Command::new("repl").about("Attach probe points interactively"))
         .subcommand(
             Command::new("completions")
@@ -33,16 +36,17 @@ pub fn command() -> Result<Command> {
                 .arg(Arg::new("page").help("A bundled script, repl, completions or man")),
         );
     for (name, text) in bundled::SCRIPTS {
-        command = command.subcommand(script_command(name, text)?);
+        command = command.subcommand(script_command(name, text, &reserved)?);
     }
     Ok(command)
 }
 
-/// A bundled script as a subcommand: its summary and its options.
-fn script_command(name: &'static str, text: &str) -> Result<Command> {
+/// A bundled script as a subcommand: its summary and its options (none
+/// of which takes the flags `reserved`).
+fn script_command(name: &'static str, text: &str, reserved: &[String]) -> Result<Command> {
     let located = |d: Diagnostic| Diagnostic::plain(format!("bundled/{name}.ns: {}", d.message));
     let program = syntax::parse(text).map_err(located)?;
-    let params = params::declared(&program, &reserved_flags()).map_err(located)?;
+    let params = params::declared(&program, reserved).map_err(located)?;
     Ok(Command::new(name)
         .about(bundled::summary(text))
         .args(params.iter().map(param_arg)))

@@ -6,7 +6,7 @@ pub mod completion;
 
 use std::path::PathBuf;
 
-use clap::{Arg, CommandFactory, Parser, ValueEnum};
+use clap::{Arg, Command, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::sema;
 
@@ -134,130 +134,207 @@ pub enum Stage {
     Bpf,
 }
 
-/// The end of a script's `--help`: netscript's own options that apply to
-/// every script, from their definitions in [`Cli`] (not -e, -l or the
-/// script file), each with the first sentence of its help.
-pub fn own_options_help() -> String {
-    let command = Cli::command();
-    let rows: Vec<(String, String)> = command
-        .get_arguments()
-        .filter(|a| may_follow_the_script(a))
-        .map(|a| {
-            let flag = match (a.get_short(), a.get_long()) {
-                (Some(short), Some(long)) => format!("-{short}, --{long}"),
-                (Some(short), None) => format!("-{short}"),
-                (None, Some(long)) => format!("--{long}"),
-                (None, None) => a.get_id().to_string(),
-            };
-            let values: Vec<String> = a
-                .get_possible_values()
-                .iter()
-                .map(|v| v.get_name().to_string())
-                .collect();
-            let value = match (a.get_action().takes_values(), values.is_empty()) {
-                (false, _) => String::new(),
-                (true, false) => format!(" {}", values.join("|")),
-                (true, true) => {
-                    let names = a.get_value_names().unwrap_or_default();
-                    format!(
-                        " {}",
-                        names.first().map_or("VALUE".to_string(), |n| n.to_string())
-                    )
-                }
-            };
-            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
-            let first = help.split(". ").next().unwrap_or("").trim_end_matches('.');
-            (format!("  {flag}{value}"), first.to_string())
-        })
-        .collect();
-    let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
-    let lines: String = rows
-        .iter()
-        .map(|(l, r)| format!("{l:<width$}  {r}\n"))
-        .collect();
-    format!(
-        "\nnetscript's own options (for every script; they may stand among the script's):\n{lines}"
-    )
+/// netscript's own options as [`Cli`] defines them, in the clap command
+/// built once: the command line is parsed with it, and the flags no
+/// script parameter may take and the end of a script's `--help` are read
+/// from it.
+pub struct OwnOptions {
+    command: Command,
 }
 
-/// Whether an option of [`Cli`] may stand among a script's own options
-/// (all but -e, -l and the script file).
-fn may_follow_the_script(a: &Arg) -> bool {
-    !a.is_positional() && !["program", "list"].contains(&a.get_id().as_str())
-}
-
-/// The spellings (`-f`, `--duration`) of netscript's own options that may
-/// stand among a script's, each with whether it takes a value.
-fn own_spellings() -> Vec<(String, bool)> {
-    Cli::command()
-        .get_arguments()
-        .filter(|a| may_follow_the_script(a))
-        .flat_map(|a| {
-            let takes_value = a.get_action().takes_values();
-            let short = a.get_short().map(|c| format!("-{c}"));
-            let long = a.get_long().map(|l| format!("--{l}"));
-            short.into_iter().chain(long).map(move |s| (s, takes_value))
-        })
-        .collect()
-}
-
-/// The flags no script parameter may take: netscript's own options that
-/// may stand among a script's, and `-h`/`--help`.
-pub fn reserved_flags() -> Vec<String> {
-    own_spellings()
-        .into_iter()
-        .map(|(s, _)| s)
-        .chain(["-h".to_string(), "--help".to_string()])
-        .collect()
-}
-
-/// Parses the command line `argv` (the program name first). Everything
-/// after the script file (or the program of `-e`) belongs to the script
-/// (`netscript x.ns --src-ip 10.0.0.1 --help`), except netscript's own
-/// options, which may stand there too (`-f json`). Exits with clap's
-/// message and code 2 on a bad option.
-pub fn parse(argv: Vec<String>) -> Cli {
-    let own_options = own_spellings();
-    let takes_value = |a: &str| own_options.iter().find(|(s, _)| s == a).map(|(_, v)| *v);
-    let mut file_at = None;
-    let mut i = 1;
-    while i < argv.len() {
-        let a = argv[i].as_str();
-        // The program of -e stands where a script file would.
-        if a == "-e" {
-            file_at = Some(i + 1).filter(|&at| at < argv.len());
-            break;
-        }
-        if takes_value(a) == Some(true) {
-            i += 2;
-            continue;
-        }
-        if !a.starts_with('-') {
-            file_at = Some(i);
-            break;
-        }
-        i += 1;
+impl Default for OwnOptions {
+    fn default() -> Self {
+        OwnOptions::new()
     }
-    let Some(file_at) = file_at else {
-        return Cli::parse_from(&argv);
-    };
-    let mut own = argv[..=file_at].to_vec();
-    let mut script = Vec::new();
-    let mut it = argv[file_at + 1..].iter();
-    while let Some(a) = it.next() {
-        let name = a.split_once('=').map(|(n, _)| n).unwrap_or(a);
-        match takes_value(name) {
-            Some(true) if !a.contains('=') => {
-                own.insert(1, a.clone());
-                if let Some(v) = it.next() {
-                    own.insert(2, v.clone());
-                }
+}
+
+impl OwnOptions {
+    /// The options, their clap command built.
+    pub fn new() -> OwnOptions {
+        OwnOptions {
+            command: Cli::command(),
+        }
+    }
+
+    /// The options that may stand among a script's own (all but -e, -l,
+    /// the script file, and the `--help` and `--version` clap adds when
+    /// it parses).
+    fn among_the_script(&self) -> impl Iterator<Item = &Arg> {
+        self.command.get_arguments().filter(|a| {
+            !a.is_positional()
+                && !["program", "list", "help", "version"].contains(&a.get_id().as_str())
+        })
+    }
+
+    /// The spellings (`-f`, `--duration`) of the options that may stand
+    /// among a script's, each with whether it takes a value.
+    fn spellings(&self) -> Vec<(String, bool)> {
+        self.among_the_script()
+            .flat_map(|a| {
+                let takes_value = a.get_action().takes_values();
+                let short = a.get_short().map(|c| format!("-{c}"));
+                let long = a.get_long().map(|l| format!("--{l}"));
+                short.into_iter().chain(long).map(move |s| (s, takes_value))
+            })
+            .collect()
+    }
+
+    /// The flags no script parameter may take: the options that may
+    /// stand among a script's, and `-h`/`--help`.
+    pub fn reserved_flags(&self) -> Vec<String> {
+        self.spellings()
+            .into_iter()
+            .map(|(s, _)| s)
+            .chain(["-h".to_string(), "--help".to_string()])
+            .collect()
+    }
+
+    /// The end of a script's `--help`: the options that apply to every
+    /// script (not -e, -l or the script file), each with the first
+    /// sentence of its help.
+    pub fn help(&self) -> String {
+        let rows: Vec<(String, String)> = self
+            .among_the_script()
+            .map(|a| {
+                let flag = match (a.get_short(), a.get_long()) {
+                    (Some(short), Some(long)) => format!("-{short}, --{long}"),
+                    (Some(short), None) => format!("-{short}"),
+                    (None, Some(long)) => format!("--{long}"),
+                    (None, None) => a.get_id().to_string(),
+                };
+                let values: Vec<String> = a
+                    .get_possible_values()
+                    .iter()
+                    .map(|v| v.get_name().to_string())
+                    .collect();
+                let value = match (a.get_action().takes_values(), values.is_empty()) {
+                    (false, _) => String::new(),
+                    (true, false) => format!(" {}", values.join("|")),
+                    (true, true) => {
+                        let names = a.get_value_names().unwrap_or_default();
+                        format!(
+                            " {}",
+                            names.first().map_or("VALUE".to_string(), |n| n.to_string())
+                        )
+                    }
+                };
+                let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                let first = help.split(". ").next().unwrap_or("").trim_end_matches('.');
+                (format!("  {flag}{value}"), first.to_string())
+            })
+            .collect();
+        let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+        let lines: String = rows
+            .iter()
+            .map(|(l, r)| format!("{l:<width$}  {r}\n"))
+            .collect();
+        format!(
+            "\nnetscript's own options (for every script; they may stand among the script's):\n{lines}"
+        )
+    }
+
+    /// Parses the command line `argv` (the program name first). Everything
+    /// after the script file (or the program of `-e`) belongs to the script
+    /// (`netscript x.ns --src-ip 10.0.0.1 --help`), except netscript's own
+    /// options, which may stand there too (`-f json`). Exits with clap's
+    /// message and code 2 on a bad option.
+    pub fn parse(&mut self, argv: Vec<String>) -> Cli {
+        let own_options = self.spellings();
+        let takes_value = |a: &str| own_options.iter().find(|(s, _)| s == a).map(|(_, v)| *v);
+        let mut file_at = None;
+        let mut i = 1;
+        while i < argv.len() {
+            let a = argv[i].as_str();
+            // The program of -e stands where a script file would.
+            if a == "-e" {
+                file_at = Some(i + 1).filter(|&at| at < argv.len());
+                break;
             }
-            Some(_) => own.insert(1, a.clone()),
-            None => script.push(a.clone()),
+            if takes_value(a) == Some(true) {
+                i += 2;
+                continue;
+            }
+            if !a.starts_with('-') {
+                file_at = Some(i);
+                break;
+            }
+            i += 1;
         }
+        let Some(file_at) = file_at else {
+            return self.parsed(argv);
+        };
+        let mut own = argv[..=file_at].to_vec();
+        let mut script = Vec::new();
+        let mut it = argv[file_at + 1..].iter();
+        while let Some(a) = it.next() {
+            let name = a.split_once('=').map(|(n, _)| n).unwrap_or(a);
+            match takes_value(name) {
+                Some(true) if !a.contains('=') => {
+                    own.insert(1, a.clone());
+                    if let Some(v) = it.next() {
+                        own.insert(2, v.clone());
+                    }
+                }
+                Some(_) => own.insert(1, a.clone()),
+                None => script.push(a.clone()),
+            }
+        }
+        let mut cli = self.parsed(own);
+        cli.script_args = script;
+        cli
     }
-    let mut cli = Cli::parse_from(own);
-    cli.script_args = script;
-    cli
+
+    /// `argv` parsed with the command, as `Cli::parse_from` would.
+    fn parsed(&mut self, argv: Vec<String>) -> Cli {
+        let mut matches = (self.command)
+            .try_get_matches_from_mut(argv)
+            .unwrap_or_else(|e| e.exit());
+        Cli::from_arg_matches_mut(&mut matches)
+            .unwrap_or_else(|e| e.format(&mut self.command).exit())
+    }
+}
+
+/// The flags no script parameter may take ([`OwnOptions::reserved_flags`]),
+/// for a caller without the command line's [`OwnOptions`] at hand.
+pub fn reserved_flags() -> Vec<String> {
+    OwnOptions::new().reserved_flags()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn the_command_that_parsed_the_line_still_tells_the_scripts_flags_and_help() {
+        let mut own = OwnOptions::new();
+        let (reserved, help) = (own.reserved_flags(), own.help());
+        let cli = own.parse(argv(&[
+            "netscript",
+            "x.ns",
+            "--src-ip",
+            "10.0.0.1",
+            "-f",
+            "json",
+            "--help",
+        ]));
+        assert_eq!(cli.file, Some(PathBuf::from("x.ns")));
+        assert!(matches!(cli.format, OutFormat::Json));
+        // --help after the script is the script's, not netscript's.
+        assert_eq!(cli.script_args, ["--src-ip", "10.0.0.1", "--help"]);
+        // Parsing built the command (clap added --help and --version):
+        // what it says of the options is what it said before.
+        assert_eq!(own.reserved_flags(), reserved);
+        assert_eq!(own.help(), help);
+        assert!(reserved.contains(&"--duration".to_string()), "{reserved:?}");
+        assert!(!reserved.contains(&"--version".to_string()), "{reserved:?}");
+        assert!(help.contains("  -f text|json"), "{help}");
+        assert!(
+            !help.contains("--version") && !help.contains("-e "),
+            "{help}"
+        );
+    }
 }

@@ -63,7 +63,7 @@ impl Printer {
         }
     }
 
-    /// Gives what is printed from now on, as JSON, to `recorder` too.
+    /// Gives what is printed from now on, as data, to `recorder` too.
     pub fn record_to(&mut self, recorder: report::Recorder) {
         self.recorder = Some(recorder);
     }
@@ -86,24 +86,19 @@ impl Printer {
     /// Prints a map whose layout is given by the caller (for empty maps:
     /// bpftrace prints an empty avg/stats map as two newlines).
     pub fn map_shaped(&mut self, dump: &MapDump, shape: MapShape) -> io::Result<()> {
-        let rendered = match (self.format, self.map_json(dump)) {
-            (Format::Json, Some(json)) => json,
-            _ => text::map_text_shaped(dump, shape),
+        self.keep(report::Record::Map(dump));
+        let rendered = match self.format {
+            Format::Json => json::map_json(dump),
+            Format::Text => text::map_text_shaped(dump, shape),
         };
         self.out.write_all(rendered.as_bytes())
     }
 
-    /// The JSON of `dump`, made once when it is printed as JSON or kept
-    /// for `--report` (and then given to the recorder).
-    fn map_json(&mut self, dump: &MapDump) -> Option<String> {
-        if self.format != Format::Json && self.recorder.is_none() {
-            return None;
-        }
-        let json = json::map_json(dump);
+    /// Gives `record` to the recorder of `--report`, if there is one.
+    fn keep(&mut self, record: report::Record) {
         if let Some(recorder) = &mut self.recorder {
-            json.lines().for_each(|l| recorder.record(l));
+            recorder.record(record);
         }
-        Some(json)
     }
 
     /// Prints maps (each with its shape) as one table (`table(@a, @b)`;
@@ -113,7 +108,7 @@ impl Printer {
         match self.format {
             Format::Text => {
                 for (d, _) in maps {
-                    self.map_json(d);
+                    self.keep(report::Record::Map(d));
                 }
                 self.out
                     .write_all(table::table_text(maps, keyed).as_bytes())
@@ -123,12 +118,19 @@ impl Printer {
     }
 
     /// Prints a report that has a text form and a JSON form (one line,
-    /// without the newline), choosing by the output format. The line goes
-    /// out in one write with its newline, so output another process writes
-    /// to the same file (the command of `-c`) never lands inside it.
-    pub fn report(&mut self, text: &str, json: &str) -> io::Result<()> {
-        if let Some(recorder) = &mut self.recorder {
-            recorder.record(json);
+    /// without the newline), choosing by the output format, and gives
+    /// what `--report`'s page shows of it (`record`) to the recorder. The
+    /// line goes out in one write with its newline, so output another
+    /// process writes to the same file (the command of `-c`) never lands
+    /// inside it.
+    pub fn report(
+        &mut self,
+        text: &str,
+        json: &str,
+        record: Option<report::Record>,
+    ) -> io::Result<()> {
+        if let Some(record) = record {
+            self.keep(record);
         }
         match self.format {
             Format::Text => self.out.write_all(text.as_bytes()),
@@ -284,8 +286,47 @@ mod tests {
             Box::new(capture.clone()),
         );
         let line = format!("{{\"type\": \"path\", \"data\": \"{}\"}}", "x".repeat(3000));
-        printer.report("unused", &line).expect("write");
+        printer.report("unused", &line, None).expect("write");
         assert_eq!(*capture.0.borrow(), vec![format!("{line}\n").into_bytes()]);
+    }
+
+    #[test]
+    fn the_report_is_given_what_is_printed_in_text_too() {
+        let outline = report::PathOutline {
+            name: "p".into(),
+            title: "P".into(),
+            stages: vec!["A".into(), "B".into()],
+        };
+        let recorder = report::Recorder::new("x.ns", "now".into(), vec![outline]);
+        let mut printer = Printer::with_console(
+            Format::Text,
+            Box::new(Capture::default()),
+            Box::new(Capture::default()),
+        );
+        printer.record_to(recorder);
+        let mut buckets = vec![0; 8];
+        buckets[5] = 3;
+        let hist = MapDump::new("@lat", vec![(vec![], model::Aggregate::Hist(buckets))]);
+        printer.map(&hist).expect("write");
+        let segments = [report::Segment {
+            from: 0,
+            to: 1,
+            ns: 700,
+        }];
+        let packet = report::Record::Packet {
+            path: "p",
+            segments: &segments,
+            total_ns: 700,
+        };
+        printer.report("text", "{}", Some(packet)).expect("write");
+        let html = printer.take_recorder().expect("the recorder").html();
+        for needle in ["<h3>@lat</h3>", "A -&gt; B", "total</td><td>1</td>"] {
+            assert!(html.contains(needle), "{needle} in {html}");
+        }
+        assert!(
+            !html.contains("Nothing was printed for this path"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -107,15 +107,16 @@ fn report(diag: &Diagnostic, source: Option<&Source>) {
 }
 
 impl Repl {
-    /// A REPL with an empty session.
-    pub fn new() -> Result<Repl, Diagnostic> {
+    /// A REPL with an empty session, whose inputs' parameters may not
+    /// take the flags `reserved` (netscript's own options).
+    pub fn new(reserved: Vec<String>) -> Result<Repl, Diagnostic> {
         let interrupted = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register(sig, Arc::clone(&interrupted))
                 .map_err(|e| Diagnostic::plain(format!("cannot handle signals: {e}")))?;
         }
         Ok(Repl {
-            session: Session::new(),
+            session: Session::new(reserved),
             format: Format::Text,
             inputs: 0,
             interrupted,

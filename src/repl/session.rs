@@ -80,6 +80,8 @@ pub struct Session {
     probes: Vec<LiveProbe>,
     next_id: u32,
     start_ns: u64,
+    /// The flags no parameter may take: netscript's own options.
+    reserved_flags: Vec<String>,
     /// Keeps the kernel's BPF run statistics on while the session lives.
     _stats: Option<OwnedFd>,
 }
@@ -97,14 +99,16 @@ fn item_text(text: &str, start: usize, end: usize) -> String {
 }
 
 impl Session {
-    /// An empty session.
-    pub fn new() -> Session {
+    /// An empty session, whose inputs' parameters may not take the flags
+    /// `reserved_flags` (netscript's own options).
+    pub fn new(reserved_flags: Vec<String>) -> Session {
         Session {
             definitions: Vec::new(),
             maps: Vec::new(),
             probes: Vec::new(),
             next_id: 1,
             start_ns: runtime::monotonic_ns(),
+            reserved_flags,
             _stats: runtime::enable_run_stats().ok(),
         }
     }
@@ -157,7 +161,7 @@ impl Session {
         }
         crate::stdlib::attach(&mut source);
         let fail = |d: Diagnostic| Failure::new((d, Some(source.clone())));
-        let script = driver::ParsedScript::parse(&source).map_err(fail)?;
+        let script = driver::ParsedScript::parse(&source, &self.reserved_flags).map_err(fail)?;
         let values = match script.bind(args).map_err(|d| Failure::new((d, None)))? {
             params::Request::Run(values) => values,
             params::Request::Help => return Ok(Outcome::Help(params::help(name, script.params()))),
@@ -314,12 +318,6 @@ impl Session {
             ));
         }
         Ok(lines)
-    }
-}
-
-impl Default for Session {
-    fn default() -> Self {
-        Session::new()
     }
 }
 

@@ -42,7 +42,7 @@ pub fn report_too_short(
             crate::output::json::quote(&probe)
         );
         printer
-            .report(&text, &json)
+            .report(&text, &json, None)
             .map_err(|e| Diagnostic::plain(format!("cannot write output: {}", e)))?;
     }
     Ok(())

@@ -4,9 +4,10 @@
 //! path is split into a request and a reply).
 
 use super::decode::{self, Symbolizer};
-use crate::ir::layout::{path_layout, PathLayout, STACK_ENTRIES};
+use crate::ir::layout::{PathLayout, STACK_ENTRIES};
 use crate::output::json::{quote, value_json};
 use crate::output::model::Value;
+use crate::output::report::{Record, Segment};
 use crate::output::Printer;
 use crate::sema::tast::{PathInfo, ReportStyle};
 use crate::types::Ty;
@@ -81,14 +82,6 @@ fn wall_clock(ts: u64) -> (String, String) {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     crate::output::local_time(now.saturating_sub(mono.saturating_sub(ts)))
-}
-
-/// A segment between two stages that fired (their indexes; the optional
-/// stages between did not) and its latency.
-pub(super) struct Segment {
-    pub from: usize,
-    pub to: usize,
-    pub ns: u64,
 }
 
 /// The stages that fired (whose time `ts` is not 0), in order, the
@@ -347,20 +340,21 @@ impl Packet<'_> {
     }
 }
 
-/// Prints one reported packet.
+/// Prints one reported packet: the event `record` of `path`, laid out
+/// as `layout`.
 pub fn print_event(
     path: &PathInfo,
+    layout: &PathLayout,
     record: &[u8],
     sym: &dyn Symbolizer,
     printer: &mut Printer,
 ) -> std::io::Result<()> {
-    let layout = path_layout(path);
     let at = |off: u32| record.get(off as usize..).unwrap_or(&[]);
     let key = decode::value(&path.key, at(layout.key_off), sym);
     let info = (path.report.info != Ty::Void)
         .then(|| decode::value(&path.report.info, at(layout.info_off), sym));
     let seen: Vec<StageSeen> = (0..path.stages.len() as u32)
-        .map(|i| stage_seen(record, &layout, i))
+        .map(|i| stage_seen(record, layout, i))
         .collect();
     let (fired, segments, total) = segments(&seen.iter().map(|s| s.ts).collect::<Vec<_>>());
     let span = |a: usize, b: usize| seen[b].ts.saturating_sub(seen[a].ts);
@@ -476,7 +470,12 @@ pub fn print_event(
         total,
         halves_json
     );
-    printer.report(&text, &json)
+    let record = Record::Packet {
+        path: &path.name,
+        segments: &segments,
+        total_ns: total,
+    };
+    printer.report(&text, &json, Some(record))
 }
 
 /// A seen stage's kernel stack, symbolized, or why there is none.

@@ -11,6 +11,7 @@ use crate::ir::layout::{
 };
 use crate::output::json::quote;
 use crate::output::model::{Aggregate, MapDump, Value};
+use crate::output::report::Record;
 use crate::output::Printer;
 use crate::sema::tast::PathInfo;
 
@@ -96,9 +97,11 @@ impl<'a> PathReports<'a> {
                 let segments = self.histograms(object, path, spec(maps.hists))?;
                 let segments = self.since_printed(i, segments);
                 if !segments.is_empty() {
-                    let json = crate::output::json::map_json(&histogram_dump(path, &segments));
+                    let dump = histogram_dump(path, &segments);
+                    let json = crate::output::json::map_json(&dump);
+                    let text = latency_text(path, &segments);
                     printer
-                        .report(&latency_text(path, &segments), json.trim_end())
+                        .report(&text, json.trim_end(), Some(Record::Map(&dump)))
                         .map_err(io)?;
                 }
             }
@@ -147,6 +150,10 @@ impl<'a> PathReports<'a> {
                         quote(&path.name),
                         json.join(", ")
                     ),
+                    Some(Record::Counters {
+                        path: &path.name,
+                        values: &fields,
+                    }),
                 )
                 .map_err(io)?;
             if at_exit && evicted > 0 {

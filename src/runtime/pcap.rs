@@ -13,7 +13,7 @@ use std::path::Path;
 use super::path_report::{segments, u32_at, u64_at};
 use crate::bpf::PCAP_SNAP;
 use crate::diag::{Diagnostic, Result};
-use crate::ir::layout::{path_layout, PathLayout};
+use crate::ir::layout::PathLayout;
 use crate::sema::tast::PathInfo;
 
 /// pcapng block types.
@@ -38,8 +38,6 @@ pub struct Pcap {
     name: String,
     /// `CLOCK_REALTIME - CLOCK_MONOTONIC` (ns), taken when it was opened.
     wall_offset_ns: i64,
-    /// Each path's event layout, computed once.
-    layouts: Vec<PathLayout>,
 }
 
 impl Pcap {
@@ -52,7 +50,6 @@ impl Pcap {
             file: std::io::BufWriter::new(opened),
             name,
             wall_offset_ns: super::wall_offset_ns(),
-            layouts: paths.iter().map(path_layout).collect(),
         };
         let mut head = section_header();
         for path in paths {
@@ -63,10 +60,15 @@ impl Pcap {
         Ok(pcap)
     }
 
-    /// Writes the packet of path `index` (`path`) that the ring-buffer
-    /// event `record` reports.
-    pub fn packet(&mut self, index: usize, path: &PathInfo, record: &[u8]) -> Result<()> {
-        let layout = &self.layouts[index];
+    /// Writes the packet of path `index` (`path`, whose events are laid
+    /// out as `layout`) that the ring-buffer event `record` reports.
+    pub fn packet(
+        &mut self,
+        index: usize,
+        path: &PathInfo,
+        layout: &PathLayout,
+        record: &[u8],
+    ) -> Result<()> {
         let stages = path.stages.len() as u32;
         let ts: Vec<u64> = (0..stages)
             .map(|i| u64_at(record, layout.ts_off + 8 * i))

@@ -14,7 +14,7 @@ use super::paths::PathReports;
 use super::{LoadError, LoadedObject, SharedMap};
 use crate::bpf::AttachPoint;
 use crate::diag::{Diagnostic, Result};
-use crate::ir::layout::{event, PATH_EVENT_BASE};
+use crate::ir::layout::{event, path_layout, PathLayout, PATH_EVENT_BASE};
 use crate::output::text::MapShape;
 use crate::output::{self, Printer};
 use crate::pipeline::Compiled;
@@ -188,14 +188,7 @@ pub fn drain_events(
     let symbols = KernelSymbols::new(compiled, object);
     let (ring, records) = event_ring(compiled, object)?;
     ring.consume()?;
-    let mut events = Events {
-        compiled,
-        object,
-        symbols: &symbols,
-        formats: printf_formats(compiled)?,
-        exit: false,
-        pcap: None,
-    };
+    let mut events = Events::new(compiled, object, &symbols, None)?;
     for r in records.borrow_mut().drain(..) {
         events.handle(&r, printer)?;
     }
@@ -318,14 +311,7 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         .map_err(io)?;
     let symbols = KernelSymbols::new(compiled, &object);
     let (ring, records) = event_ring(compiled, &object)?;
-    let mut events = Events {
-        compiled,
-        object: &object,
-        symbols: &symbols,
-        formats: printf_formats(compiled)?,
-        exit: false,
-        pcap,
-    };
+    let mut events = Events::new(compiled, &object, &symbols, pcap)?;
 
     for p in programs.iter().filter(|p| p.probe.kind == Kind::Begin) {
         object.run_once(&p.name)?;
@@ -481,11 +467,31 @@ struct Events<'a> {
     /// Parsed printf formats, by printf id.
     formats: Vec<Vec<crate::format::printf::Piece>>,
     exit: bool,
+    /// Each path's event layout, by path id, computed once.
+    layouts: Vec<PathLayout>,
     /// Where reported packets go as well (`--pcap`).
     pcap: Option<super::pcap::Pcap>,
 }
 
-impl Events<'_> {
+impl<'a> Events<'a> {
+    /// The handler of the records of `compiled`, loaded as `object`.
+    fn new(
+        compiled: &'a Compiled,
+        object: &'a LoadedObject,
+        symbols: &'a KernelSymbols<'a>,
+        pcap: Option<super::pcap::Pcap>,
+    ) -> Result<Self> {
+        Ok(Events {
+            compiled,
+            object,
+            symbols,
+            formats: printf_formats(compiled)?,
+            exit: false,
+            layouts: compiled.script.paths.iter().map(path_layout).collect(),
+            pcap,
+        })
+    }
+
     /// Writes out the packets of the records handled so far (`--pcap`).
     fn flush_pcap(&mut self) -> Result<()> {
         self.pcap.as_mut().map_or(Ok(()), |p| p.flush())
@@ -509,11 +515,14 @@ impl Events<'_> {
             return Ok(());
         };
         let index = kind.checked_sub(PATH_EVENT_BASE).map(|i| i as usize);
-        if let Some((i, path)) = index.and_then(|i| Some((i, self.compiled.script.paths.get(i)?))) {
+        let paths = &self.compiled.script.paths;
+        if let Some((i, path, layout)) =
+            index.and_then(|i| Some((i, paths.get(i)?, self.layouts.get(i)?)))
+        {
             if let Some(pcap) = &mut self.pcap {
-                pcap.packet(i, path, record)?;
+                pcap.packet(i, path, layout, record)?;
             }
-            return super::path_report::print_event(path, record, self.symbols, printer)
+            return super::path_report::print_event(path, layout, record, self.symbols, printer)
                 .map_err(io);
         }
         let maps = &self.compiled.script.maps;

@@ -3,10 +3,11 @@
 //! path went: per-segment p50/p90/p99 as stacked bars, the latency
 //! histograms, total latency over time as a heat map, and the counters.
 //!
-//! The [`Recorder`] keeps every JSON object the run printed through
-//! [`super::Printer::report`] and the maps of the exit dump (whatever the
-//! output format), with the time it arrived; the page is drawn from them
-//! at the end of the run.
+//! The [`Recorder`] is given, as data, what the run printed through
+//! [`super::Printer`]: each packet a path reported, each path's
+//! histograms and counters, and the maps printed (the exit dump too,
+//! whatever the output format), with the time each arrived; the page is
+//! drawn from them at the end of the run.
 
 mod page;
 mod svg;
@@ -14,7 +15,10 @@ mod svg;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use serde_json::Value;
+use super::buckets::visible_buckets;
+use super::model::{Aggregate, MapDump};
+use super::order::ordered_entries;
+use super::text::{key_component_text, MapShape};
 
 /// A path of the script as the page names it.
 #[derive(Debug, Clone)]
@@ -27,14 +31,53 @@ pub struct PathOutline {
     pub stages: Vec<String>,
 }
 
+/// A segment of a reported packet: between two stages that fired (their
+/// indexes; the optional stages between did not), with its latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Index of the stage it starts at.
+    pub from: usize,
+    /// Index of the stage it ends at.
+    pub to: usize,
+    /// Nanoseconds from the one to the other.
+    pub ns: u64,
+}
+
+/// Something the run printed that the page shows, as the printer is
+/// given it.
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    /// One reported packet of a path.
+    Packet {
+        /// The path's name.
+        path: &'a str,
+        /// The segments between the stages that fired, in order.
+        segments: &'a [Segment],
+        /// Nanoseconds from the first stage that fired to the last.
+        total_ns: u64,
+    },
+    /// A path's counters line.
+    Counters {
+        /// The path's name.
+        path: &'a str,
+        /// Each counter (as [`super::PATH_COUNTERS`] names them) and its value.
+        values: &'a [(&'a str, u64)],
+    },
+    /// A map: one the script printed (or the exit dump did), or a path's
+    /// segment histograms (`@PATH`, keyed by segment).
+    Map(&'a MapDump),
+}
+
 /// Collects what a run printed, for the page.
 pub struct Recorder {
     script: String,
     started_at: String,
     start: Instant,
     paths: Vec<PathOutline>,
-    /// Each printed object with the seconds since the start it came at.
-    objects: Vec<(f64, Value)>,
+    /// What each path printed, by path name.
+    path_data: BTreeMap<String, PathData>,
+    /// The script's own histogram maps, as printed: (map and key, buckets).
+    hists: Vec<(String, Vec<Bucket>)>,
 }
 
 /// A histogram bucket `[min, max]` with its count.
@@ -114,121 +157,80 @@ impl Recorder {
             started_at,
             start: Instant::now(),
             paths,
-            objects: Vec::new(),
+            path_data: BTreeMap::new(),
+            hists: Vec::new(),
         }
     }
 
-    /// Keeps one printed JSON object (a line of `-f json` output).
-    pub fn record(&mut self, json: &str) {
-        if let Ok(value) = serde_json::from_str::<Value>(json) {
-            self.objects
-                .push((self.start.elapsed().as_secs_f64(), value));
+    /// Keeps what the page shows of `record`, printed now.
+    pub fn record(&mut self, record: Record) {
+        let at = self.start.elapsed().as_secs_f64();
+        match record {
+            Record::Packet {
+                path,
+                segments,
+                total_ns,
+            } => {
+                let Some(outline) = self.paths.iter().find(|p| p.name == path) else {
+                    return;
+                };
+                let stage = |i: usize| outline.stages.get(i).map_or("?", String::as_str);
+                let data = self.path_data.entry(path.to_string()).or_default();
+                for s in segments {
+                    let name = format!("{} -> {}", stage(s.from), stage(s.to));
+                    data.segment(&name).reported.push((at, s.ns, 1));
+                }
+                data.segment("total").reported.push((at, total_ns, 1));
+            }
+            Record::Counters { path, values } => {
+                let data = self.path_data.entry(path.to_string()).or_default();
+                data.counters = values.iter().map(|(c, v)| (c.to_string(), *v)).collect();
+            }
+            Record::Map(dump) => self.map(dump, at),
+        }
+    }
+
+    /// Keeps the histograms of `dump` (printed `at` seconds from the
+    /// start): a path's segment histograms with the path, the script's
+    /// own maps by map and key. Maps of other values are not drawn.
+    fn map(&mut self, dump: &MapDump, at: f64) {
+        let Some((_, first)) = dump.entries.first() else {
+            return;
+        };
+        if MapShape::of(first) != MapShape::Histogram {
+            return;
+        }
+        let name = dump.name.trim_start_matches('@');
+        let is_path = self.paths.iter().any(|p| p.name == name);
+        for (keys, aggregate) in ordered_entries(dump) {
+            let buckets = buckets_of(aggregate);
+            let key: Vec<String> = keys.iter().map(key_component_text).collect();
+            let key = key.join(",");
+            if is_path {
+                let data = self.path_data.entry(name.to_string()).or_default();
+                let segment = data.segment(&key);
+                (segment.counted).extend(buckets.iter().map(|b| (at, b.mid(), b.count)));
+                segment.buckets.extend(buckets);
+            } else if keys.is_empty() {
+                self.hists.push((dump.name.clone(), buckets));
+            } else {
+                self.hists.push((format!("{}[{key}]", dump.name), buckets));
+            }
         }
     }
 
     /// The page, as HTML.
     pub fn html(&self) -> String {
         let duration = self.start.elapsed().as_secs_f64();
-        let data = self.path_data();
-        let hists = self.map_histograms();
         page::render(&page::Run {
             script: &self.script,
             started_at: &self.started_at,
             duration,
-            paths: self.paths.iter().map(|p| (p, data.get(&p.name))).collect(),
-            hists,
+            paths: (self.paths.iter())
+                .map(|p| (p, self.path_data.get(&p.name)))
+                .collect(),
+            hists: &self.hists,
         })
-    }
-
-    /// Each path's reports, histograms and counters.
-    fn path_data(&self) -> BTreeMap<String, PathData> {
-        let mut out: BTreeMap<String, PathData> = BTreeMap::new();
-        let is_path = |name: &str| self.paths.iter().any(|p| p.name == name);
-        for (t, o) in &self.objects {
-            let data = &o["data"];
-            match o["type"].as_str() {
-                Some("path") => {
-                    let Some(name) = data["path"].as_str() else {
-                        continue;
-                    };
-                    let entry = out.entry(name.to_string()).or_default();
-                    for s in data["segments"].as_array().into_iter().flatten() {
-                        let (Some(from), Some(to), Some(ns)) =
-                            (s["from"].as_str(), s["to"].as_str(), s["ns"].as_u64())
-                        else {
-                            continue;
-                        };
-                        let segment = entry.segment(&format!("{from} -> {to}"));
-                        segment.reported.push((*t, ns, 1));
-                    }
-                    if let Some(total) = data["total_ns"].as_u64() {
-                        entry.segment("total").reported.push((*t, total, 1));
-                    }
-                }
-                Some("hist") => {
-                    for (map, segments) in data.as_object().into_iter().flatten() {
-                        let name = map.trim_start_matches('@');
-                        if !is_path(name) {
-                            continue;
-                        }
-                        let entry = out.entry(name.to_string()).or_default();
-                        for (segment, hist) in segments.as_object().into_iter().flatten() {
-                            let buckets = buckets_of(&hist["buckets"]);
-                            let seg = entry.segment(segment);
-                            seg.counted
-                                .extend(buckets.iter().map(|b| (*t, b.mid(), b.count)));
-                            seg.buckets.extend(buckets);
-                        }
-                    }
-                }
-                Some("stats") => {
-                    let Some(name) = data["path"].as_str() else {
-                        continue;
-                    };
-                    let entry = out.entry(name.to_string()).or_default();
-                    entry.counters = super::PATH_COUNTERS
-                        .iter()
-                        .filter_map(|c| Some((c.to_string(), data[c].as_u64()?)))
-                        .collect();
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    /// The script's own histogram maps of the exit dump: (map and key,
-    /// buckets).
-    fn map_histograms(&self) -> Vec<(String, Vec<Bucket>)> {
-        let mut out = Vec::new();
-        for (_, o) in self.objects.iter().filter(|(_, o)| o["type"] == "hist") {
-            for (map, value) in o["data"].as_object().into_iter().flatten() {
-                if self
-                    .paths
-                    .iter()
-                    .any(|p| map.trim_start_matches('@') == p.name)
-                {
-                    continue;
-                }
-                match value {
-                    Value::Array(_) => out.push((map.clone(), buckets_of(value))),
-                    Value::Object(keys) if keys.contains_key("buckets") => {
-                        out.push((map.clone(), buckets_of(&value["buckets"])))
-                    }
-                    Value::Object(keys) => {
-                        for (key, hist) in keys {
-                            let buckets = match hist.get("buckets") {
-                                Some(b) => buckets_of(b),
-                                None => buckets_of(hist),
-                            };
-                            out.push((format!("{map}[{key}]"), buckets));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        out
     }
 }
 
@@ -252,17 +254,16 @@ fn merged(buckets: &[Bucket]) -> Vec<Bucket> {
         .collect()
 }
 
-/// The buckets of a JSON histogram (`[{"min": .., "max": .., "count": ..}]`).
-fn buckets_of(value: &Value) -> Vec<Bucket> {
-    value
-        .as_array()
+/// The buckets of a histogram value with bounds on both sides, as printed
+/// (from the first bucket counted to the last).
+fn buckets_of(aggregate: &Aggregate) -> Vec<Bucket> {
+    visible_buckets(aggregate)
         .into_iter()
-        .flatten()
         .filter_map(|b| {
             Some(Bucket {
-                min: b["min"].as_u64()?,
-                max: b["max"].as_u64()?,
-                count: b["count"].as_u64()?,
+                min: u64::try_from(b.min?).ok()?,
+                max: u64::try_from(b.max?).ok()?,
+                count: b.count,
             })
         })
         .collect()
@@ -294,20 +295,56 @@ mod tests {
         assert_eq!(quantile(&[], 0.5), None);
     }
 
+    /// `hist()` buckets with `count` in the bucket of `value` (log2).
+    fn log2_hist(value: u64, count: u64) -> Aggregate {
+        let mut buckets = vec![0; 64];
+        buckets[2 + value.ilog2() as usize] = count;
+        Aggregate::Hist(buckets)
+    }
+
     #[test]
     fn reports_hists_and_counters_of_a_path_are_gathered() {
+        use crate::output::model::Value;
         let outline = PathOutline {
             name: "p".into(),
             title: "P".into(),
             stages: vec!["A".into(), "B".into()],
         };
         let mut r = Recorder::new("x.ns", "now".into(), vec![outline]);
-        r.record(r#"{"type": "path", "data": {"path": "p", "info": [], "segments": [{"from": "A", "to": "B", "ns": 1500}], "total_ns": 1500}}"#);
-        r.record(r#"{"type": "hist", "data": {"@p": {"A -> B": {"buckets": [{"min": 1024, "max": 2047, "count": 2}]}}}}"#);
-        r.record(r#"{"type": "stats", "data": {"path": "p", "started": 3, "completed": 3}}"#);
-        r.record(r#"{"type": "hist", "data": {"@len": [{"min": 8, "max": 15, "count": 4}]}}"#);
-        let data = r.path_data();
-        let p = &data["p"];
+        let segments = [Segment {
+            from: 0,
+            to: 1,
+            ns: 1500,
+        }];
+        r.record(Record::Packet {
+            path: "p",
+            segments: &segments,
+            total_ns: 1500,
+        });
+        let path_hists = MapDump::new(
+            "@p",
+            vec![(vec![Value::Str("A -> B".into())], log2_hist(1024, 2))],
+        );
+        r.record(Record::Map(&path_hists));
+        r.record(Record::Counters {
+            path: "p",
+            values: &[("started", 3), ("completed", 3)],
+        });
+        r.record(Record::Map(&MapDump::new(
+            "@len",
+            vec![(vec![], log2_hist(8, 4))],
+        )));
+        let by_comm = vec![
+            (vec![Value::Str("ping".into())], log2_hist(100, 1)),
+            (vec![Value::Str("curl".into())], log2_hist(9, 1)),
+        ];
+        r.record(Record::Map(&MapDump::new("@by_comm", by_comm)));
+        // Not a histogram: not on the page.
+        r.record(Record::Map(&MapDump::new(
+            "@n",
+            vec![(vec![], Aggregate::Count(5))],
+        )));
+        let p = &r.path_data["p"];
         assert_eq!(p.segments[0].name, "A -> B");
         let values = |s: &[Sample]| s.iter().map(|s| (s.1, s.2)).collect::<Vec<_>>();
         assert_eq!(values(&p.segments[0].reported), [(1500, 1)]);
@@ -320,11 +357,23 @@ mod tests {
             p.counters,
             [("started".to_string(), 3), ("completed".to_string(), 3)]
         );
-        let hists = r.map_histograms();
-        assert_eq!(hists.len(), 1);
-        assert_eq!(hists[0].0, "@len");
+        let names: Vec<&str> = r.hists.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["@len", "@by_comm[curl]", "@by_comm[ping]"]);
+        let (min, max, count) = (
+            r.hists[0].1[0].min,
+            r.hists[0].1[0].max,
+            r.hists[0].1[0].count,
+        );
+        assert_eq!((min, max, count), (8, 15, 4));
         let html = r.html();
-        for needle in ["<svg", "A -&gt; B", "x.ns", "started", "@len"] {
+        for needle in [
+            "<svg",
+            "A -&gt; B",
+            "x.ns",
+            "started",
+            "@len",
+            "@by_comm[ping]",
+        ] {
             assert!(html.contains(needle), "{needle}");
         }
     }

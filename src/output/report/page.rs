@@ -13,7 +13,7 @@ pub(super) struct Run<'a> {
     pub started_at: &'a str,
     pub duration: f64,
     pub paths: Vec<(&'a PathOutline, Option<&'a PathData>)>,
-    pub hists: Vec<(String, Vec<Bucket>)>,
+    pub hists: &'a [(String, Vec<Bucket>)],
 }
 
 /// The quantiles of the table and the bars.
