@@ -47,38 +47,45 @@ pub(super) struct Folded {
     pub errors: Vec<Diagnostic>,
 }
 
-/// Decides every `kernel_has()` of `program` (see the module comment).
-pub(super) fn fold(mut program: ast::Program) -> Folded {
+/// Decides every `kernel_has()` of `program` (see the module comment);
+/// `written` is the program as written (what dropped code writes is found
+/// through its functions).
+pub(super) fn fold(written: &ast::Program, mut program: ast::Program) -> Folded {
     let mut fold = Fold {
-        functions: HashMap::new(),
+        written,
+        functions: None,
         off: Vec::new(),
+        called: HashSet::new(),
+        pending: Vec::new(),
         errors: Vec::new(),
     };
-    for item in &program.items {
-        if let ast::Item::Fn(f) = item {
-            fold.functions
-                .entry(f.name.clone())
-                .or_insert_with(|| f.clone());
-        }
-    }
     let mut in_probes = Vec::new();
-    let mut in_functions = HashMap::new();
     program.items.retain_mut(|item| match item {
         ast::Item::Probe(probe) => {
             let kept = fold.probe(probe);
             in_probes.append(&mut fold.off);
             kept
         }
-        ast::Item::Fn(f) => {
-            fold.stmts(&mut f.body.stmts);
-            in_functions.insert(f.span.start, mem::take(&mut fold.off));
-            true
-        }
+        ast::Item::Fn(_) => true,
         other => {
             walk::program(std::slice::from_mut(other), &mut |e| fold.expr(e));
             true
         }
     });
+    // Only the functions called are folded: a kernel test in a library
+    // function the script does not use reads no BTF.
+    let mut in_functions = HashMap::new();
+    while let Some(name) = fold.pending.pop() {
+        for item in &mut program.items {
+            match item {
+                ast::Item::Fn(f) if f.name == name => {
+                    fold.stmts(&mut f.body.stmts);
+                    in_functions.insert(f.span.start, mem::take(&mut fold.off));
+                }
+                _ => {}
+            }
+        }
+    }
     Folded {
         program,
         in_probes,
@@ -88,15 +95,22 @@ pub(super) fn fold(mut program: ast::Program) -> Folded {
 }
 
 /// The state of [`fold`].
-struct Fold {
-    /// Every function as written (the maps dropped code writes through them).
-    functions: HashMap<String, ast::FnDecl>,
+struct Fold<'w> {
+    /// The program as written.
+    written: &'w ast::Program,
+    /// Its functions by name, once code is dropped (the maps that code
+    /// writes through them).
+    functions: Option<HashMap<String, ast::FnDecl>>,
     /// What the item being folded drops.
     off: Vec<SwitchedOff>,
+    /// The names called so far (each function is folded once).
+    called: HashSet<String>,
+    /// Called functions not folded yet.
+    pending: Vec<String>,
     errors: Vec<Diagnostic>,
 }
 
-impl Fold {
+impl Fold<'_> {
     /// Folds a probe block; false when its predicate fails on this kernel.
     fn probe(&mut self, probe: &mut ast::ProbeBlock) -> bool {
         if let Some(decided) = probe.predicate.as_ref().and_then(|p| self.decide(p)) {
@@ -185,8 +199,13 @@ impl Fold {
     }
 
     /// A `kernel_has()` test becomes its value, 0 or 1 (0 when malformed:
-    /// its error is kept); false once replaced.
+    /// its error is kept); false once replaced. Notes the functions called.
     fn expr(&mut self, e: &mut ast::Expr) -> bool {
+        if let ExprKind::Call { name, .. } = &e.kind {
+            if builtins::function(name).is_none() && self.called.insert(name.clone()) {
+                self.pending.push(name.clone());
+            }
+        }
         let is_test = matches!(&e.kind, ExprKind::Call { name, args }
             if args.len() == 1 && builtins::function(name).is_some_and(|d| d.func == Func::KernelHas));
         if is_test {
@@ -206,8 +225,19 @@ impl Fold {
 
     /// Records the maps `stmts` assign as switched off for `why`.
     fn switch_off(&mut self, stmts: &[ast::Stmt], why: &str) {
+        let written = self.written;
+        let functions = self.functions.get_or_insert_with(|| {
+            let mut functions = HashMap::new();
+            for item in &written.items {
+                if let ast::Item::Fn(f) = item {
+                    // The script's comes first and wins over the library's.
+                    functions.entry(f.name.clone()).or_insert_with(|| f.clone());
+                }
+            }
+            functions
+        });
         let mut maps = Vec::new();
-        assigned_maps(stmts, &self.functions, &mut maps);
+        assigned_maps(stmts, functions, &mut maps);
         self.off
             .extend(maps.into_iter().map(|(map, at)| SwitchedOff {
                 map,
@@ -489,6 +519,8 @@ BEGIN { $r = rto(0); }"#;
         let src = r#"fn rto($sk) { if (kernel_has("struct sock.nope")) { @rto = count(); } return 1; }
 BEGIN { @calls = count(); }"#;
         assert_eq!(warnings(src), []);
+        // A function nothing calls is not folded (nor checked) at all.
+        assert_eq!(warnings("fn unused() { if (kernel_has(3)) { } } BEGIN { }"), []);
     }
 
     #[test]

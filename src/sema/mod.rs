@@ -2,6 +2,14 @@
 //! every expression (kernel structs from BTF, tracepoint records from
 //! tracefs), infers map key and value types across probes, and produces the
 //! checked program in [`tast`].
+//!
+//! [`check`] runs, in order: two passes over the AST (parameters become
+//! their values, [`params`]; kernel tests are decided and the code they
+//! switch off dropped, [`kernel_has`]), then the checker in rounds until
+//! the map types settle ([`infer`]). User functions are inlined and paths
+//! expanded into stage programs by the checker itself, as both depend on
+//! types: a function's parameters take each call's argument types, and a
+//! path's key and stages are typed against each stage's probe.
 
 mod access;
 mod expr;
@@ -85,12 +93,12 @@ pub enum StageChoice {
 /// Checks a parsed script against the running kernel, in rounds that
 /// settle every map's type ([`infer`]); every definition, path and probe
 /// is checked, and all errors are reported together.
-pub fn check(program: &ast::Program, options: &Options) -> Result<Script> {
+pub fn check(written: &ast::Program, options: &Options) -> Result<Script> {
     // The AST passes before type checking: parameters become their
     // values, then kernel tests are decided.
-    let mut program = program.clone();
+    let mut program = written.clone();
     let param_errors = params::substitute(&mut program.items, &options.params);
-    let folded = kernel_has::fold(program);
+    let folded = kernel_has::fold(written, program);
     let mut checker = infer::check_to_fixed_point(&folded, options);
     let mut errors = std::mem::take(&mut checker.errors);
     errors.extend(

@@ -26,8 +26,9 @@ pub(super) fn param_count(point: &ProbePoint) -> Result<u32> {
 }
 
 /// Checks one probe block for one concrete probe point; `None` when its
-/// predicate is a `kernel_has()` test this kernel fails or a parameter
-/// test that is false, and when a statement failed (each failed
+/// predicate is a parameter test that is false (one of kernel tests that
+/// fails dropped the probe before: `kernel_has::fold`), and when a
+/// statement failed (each failed
 /// statement's error is kept in `Checker::errors`, and checking goes on
 /// with the next one).
 pub(super) fn check_probe(
