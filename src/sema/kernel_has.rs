@@ -520,7 +520,10 @@ BEGIN { $r = rto(0); }"#;
 BEGIN { @calls = count(); }"#;
         assert_eq!(warnings(src), []);
         // A function nothing calls is not folded (nor checked) at all.
-        assert_eq!(warnings("fn unused() { if (kernel_has(3)) { } } BEGIN { }"), []);
+        assert_eq!(
+            warnings("fn unused() { if (kernel_has(3)) { } } BEGIN { }"),
+            []
+        );
     }
 
     #[test]
