@@ -77,8 +77,8 @@ fn on_path(program: &str) -> bool {
 }
 
 /// Runs guest script `tests/lab/<script>` in a fresh lab VM of `kernel`
-/// (building that lab first if it is not cached; `lab.sh` runs one VM at
-/// a time on the host) and returns its output; `None` when the lab cannot
+/// (building that lab first if it is not cached; `lab.sh` runs two VMs
+/// at a time on the host) and returns its output; `None` when the lab cannot
 /// run here and the test is skipped. Panics when the script fails.
 pub fn run(kernel: Kernel, script: &str) -> Option<String> {
     if !netscript::testing::bpf_available() {

@@ -10,9 +10,11 @@
 #   lab.sh shell [-w DIR]                    interactive root shell on the serial console (Ctrl-a x quits)
 # -w DIR: host DIR read-only at /mnt/work, first in the guest's PATH (e.g. cargo's target/release).
 # The lab is cached in $NETSCRIPT_LAB, default /var/tmp/netscript-lab-<release>-<hash of build.sh and
-# guest-init>: editing either builds a new one; delete the directory to rebuild. One VM runs at a time on
-# this host (a TCG guest keeps two cores busy): concurrent runs wait for each other. Env: LAB_MEM (MiB, default 1024),
-# LAB_SMP (default 2), LAB_KEEP=1 keeps the job directory (console.log) of every run.
+# guest-init>: editing either builds a new one; delete the directory to rebuild. At most LAB_VMS (default 2)
+# VMs run at a time on this host, further runs wait for a slot. qemu runs a guest's CPUs on one host thread
+# (LAB_TCG_THREAD=single; multi gives each its own): a guest keeps about one core busy on average, so two
+# guests share two cores without slowing each other, which they do with a thread per guest CPU.
+# Env: LAB_MEM (MiB, default 1024), LAB_SMP (default 2), LAB_KEEP=1 keeps the job directory (console.log).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SUITE=${NETSCRIPT_LAB_KERNEL:-bookworm}
@@ -31,7 +33,7 @@ fi
 
 qemu() { # $1 = job directory, $2 = extra kernel command line
   local append="console=ttyS0 panic=-1 quiet $2" q
-  q=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "${LAB_MEM:-1024}" -smp "${LAB_SMP:-2}"
+  q=(qemu-system-x86_64 -accel "tcg,thread=${LAB_TCG_THREAD:-single}" -cpu max -m "${LAB_MEM:-1024}" -smp "${LAB_SMP:-2}"
      -nographic -no-reboot -nic none -kernel "$LAB/vmlinux" -initrd "$LAB/initramfs.cpio.gz"
      -virtfs "local,path=$LAB/rootfs,mount_tag=rootfs,security_model=none,readonly=on,id=rootfs"
      -virtfs "local,path=$LAB/lib/modules,mount_tag=modules,security_model=none,readonly=on,id=modules"
@@ -46,7 +48,13 @@ dir) echo "$LAB" ;;
 run)
   [ $# -ge 1 ] || { echo "lab.sh run: no script" >&2; exit 2; }
   newjob; cp "$1" "$J/cmd.sh"
-  exec 8>/var/tmp/netscript-lab-vm.lock; flock 8
+  # take one of LAB_VMS slots (a lock file each), waiting while all are taken
+  for ((;;)); do
+    for ((slot = 0; slot < ${LAB_VMS:-2}; slot++)); do
+      exec 8>"/var/tmp/netscript-lab-vm.$slot.lock"; flock -n 8 && break 2
+    done
+    exec 8>&-; sleep 0.2
+  done
   # qemu must not hold the lock (fd 8): killed with lab.sh, it would keep every other run waiting
   qemu "$J" "" > "$J/console.log" 2>&1 < /dev/null 8>&- & QPID=$!
   # wait for power-off; kill qemu at the timeout, or 10 s after the exit code appeared (guest stuck at shutdown)
