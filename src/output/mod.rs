@@ -118,23 +118,27 @@ impl Printer {
     }
 
     /// Prints a report that has a text form and a JSON form (one line,
-    /// without the newline), choosing by the output format, and gives
-    /// what `--report`'s page shows of it (`record`) to the recorder. The
-    /// line goes out in one write with its newline, so output another
-    /// process writes to the same file (the command of `-c`) never lands
-    /// inside it.
+    /// without the newline), building only the form the output format
+    /// prints, and gives what `--report`'s page shows of it (`record`) to
+    /// the recorder. The line goes out in one write with its newline, so
+    /// output another process writes to the same file (the command of
+    /// `-c`) never lands inside it.
     pub fn report(
         &mut self,
-        text: &str,
-        json: &str,
+        text: impl FnOnce() -> String,
+        json: impl FnOnce() -> String,
         record: Option<report::Record>,
     ) -> io::Result<()> {
         if let Some(record) = record {
             self.keep(record);
         }
         match self.format {
-            Format::Text => self.out.write_all(text.as_bytes()),
-            Format::Json => self.out.write_all(format!("{json}\n").as_bytes()),
+            Format::Text => self.out.write_all(text().as_bytes()),
+            Format::Json => {
+                let mut line = json();
+                line.push('\n');
+                self.out.write_all(line.as_bytes())
+            }
         }
     }
 
@@ -286,7 +290,9 @@ mod tests {
             Box::new(capture.clone()),
         );
         let line = format!("{{\"type\": \"path\", \"data\": \"{}\"}}", "x".repeat(3000));
-        printer.report("unused", &line, None).expect("write");
+        printer
+            .report(|| "unused".into(), || line.clone(), None)
+            .expect("write");
         assert_eq!(*capture.0.borrow(), vec![format!("{line}\n").into_bytes()]);
     }
 
@@ -318,7 +324,9 @@ mod tests {
             segments: &segments,
             total_ns: 700,
         };
-        printer.report("text", "{}", Some(packet)).expect("write");
+        printer
+            .report(|| "text".into(), || "{}".into(), Some(packet))
+            .expect("write");
         let html = printer.take_recorder().expect("the recorder").html();
         for needle in ["<h3>@lat</h3>", "A -&gt; B", "total</td><td>1</td>"] {
             assert!(html.contains(needle), "{needle} in {html}");

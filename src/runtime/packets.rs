@@ -36,13 +36,15 @@ pub fn report_too_short(
     printer: &mut Printer,
 ) -> Result<()> {
     for (probe, n) in too_short_counts(compiled, object)? {
-        let text = format!("{probe}: {n} packets too short for a read\n");
-        let json = format!(
-            "{{\"type\": \"packets_too_short\", \"data\": {{\"probe\": {}, \"packets\": {n}}}}}",
-            crate::output::json::quote(&probe)
-        );
+        let text = || format!("{probe}: {n} packets too short for a read\n");
+        let json = || {
+            format!(
+                "{{\"type\": \"packets_too_short\", \"data\": {{\"probe\": {}, \"packets\": {n}}}}}",
+                crate::output::json::quote(&probe)
+            )
+        };
         printer
-            .report(&text, &json, None)
+            .report(text, json, None)
             .map_err(|e| Diagnostic::plain(format!("cannot write output: {}", e)))?;
     }
     Ok(())

@@ -373,29 +373,6 @@ pub fn print_event(
         (within(&first), within(&second), between)
     });
 
-    let title = match path.report.subtitle.as_str() {
-        "" => path.title().to_string(),
-        subtitle => format!("{} ({})", path.title(), subtitle),
-    };
-    let mut segments_json = Vec::new();
-    for seg in &segments {
-        let skipped: Vec<String> = (seg.from + 1..seg.to)
-            .map(|k| quote(&path.stages[k].name))
-            .collect();
-        segments_json.push(format!(
-            "{{\"from\": {}, \"to\": {}, \"ns\": {}, \"skipped\": [{}]}}",
-            quote(&path.stages[seg.from].name),
-            quote(&path.stages[seg.to].name),
-            seg.ns,
-            skipped.join(", ")
-        ));
-    }
-    let halves_json = halves.map_or(String::new(), |(first, second, between)| {
-        format!(
-            ", \"path1_ns\": {}, \"path2_ns\": {}, \"inter_path_ns\": {}",
-            first, second, between
-        )
-    });
     let symbolized = |s: &StageSeen| -> Result<Vec<String>, String> {
         if !path.stacks {
             return Ok(Vec::new());
@@ -409,7 +386,7 @@ pub fn print_event(
             false => Ok(ips.into_iter().map(|ip| sym.symbol(ip, true)).collect()),
         }
     };
-    // Each seen stage's stack, symbolized once for the text and the JSON.
+    // Each seen stage's stack, symbolized once (both forms show it).
     let stacks: Vec<Stack> = seen
         .iter()
         .map(|s| match s.ts {
@@ -417,65 +394,93 @@ pub fn print_event(
             _ => symbolized(s),
         })
         .collect();
-    let mut stages_json = Vec::new();
-    for ((stage, s), stack) in path.stages.iter().zip(&seen).zip(&stacks) {
-        if s.ts == 0 {
-            stages_json.push(format!(
-                "{{\"name\": {}, \"seen\": false}}",
-                quote(&stage.name)
-            ));
-            continue;
-        }
-        let (stack_json, stack_error) = match stack {
-            Ok(frames) => (frames.iter().map(|f| quote(f)).collect(), String::new()),
-            Err(why) => (Vec::new(), format!(", \"stack_error\": {}", quote(why))),
+    // Only the form the output format prints is built (per packet).
+    let text = || {
+        let packet = Packet {
+            path,
+            key: &key,
+            info: printf_values(info.clone().unwrap_or_else(|| key.clone())),
+            seen: &seen,
+            fired: &fired,
+            segments: &segments,
+            total,
+            halves,
         };
-        stages_json.push(format!(
-            "{{\"name\": {}, \"probe\": {}, \"seen\": true, \"ts_ns\": {}, \"pid\": {}, \"comm\": {}, \"ifindex\": {}, \"interface\": {}, \"skb\": {}, \"stack\": [{}]{}}}",
-            quote(&stage.name),
-            quote(&stage.probe),
-            s.ts,
-            s.pid,
-            quote(&s.comm),
-            s.ifindex,
-            quote(&s.interface()),
-            s.skb,
-            stack_json.join(", "),
-            stack_error
-        ));
-    }
-    let packet = Packet {
-        path,
-        key: &key,
-        info: printf_values(info.clone().unwrap_or_else(|| key.clone())),
-        seen: &seen,
-        fired: &fired,
-        segments: &segments,
-        total,
-        halves,
+        match path.report.style {
+            ReportStyle::Trace => packet.trace_text(&stacks),
+            ReportStyle::Compact => packet.compact_text(),
+        }
     };
-    let text = match path.report.style {
-        ReportStyle::Trace => packet.trace_text(&stacks),
-        ReportStyle::Compact => packet.compact_text(),
+    let json = || {
+        let title = match path.report.subtitle.as_str() {
+            "" => path.title().to_string(),
+            subtitle => format!("{} ({})", path.title(), subtitle),
+        };
+        let mut segments_json = Vec::new();
+        for seg in &segments {
+            let skipped: Vec<String> = (seg.from + 1..seg.to)
+                .map(|k| quote(&path.stages[k].name))
+                .collect();
+            segments_json.push(format!(
+                "{{\"from\": {}, \"to\": {}, \"ns\": {}, \"skipped\": [{}]}}",
+                quote(&path.stages[seg.from].name),
+                quote(&path.stages[seg.to].name),
+                seg.ns,
+                skipped.join(", ")
+            ));
+        }
+        let halves_json = halves.map_or(String::new(), |(first, second, between)| {
+            format!(
+                ", \"path1_ns\": {}, \"path2_ns\": {}, \"inter_path_ns\": {}",
+                first, second, between
+            )
+        });
+        let mut stages_json = Vec::new();
+        for ((stage, s), stack) in path.stages.iter().zip(&seen).zip(&stacks) {
+            if s.ts == 0 {
+                stages_json.push(format!(
+                    "{{\"name\": {}, \"seen\": false}}",
+                    quote(&stage.name)
+                ));
+                continue;
+            }
+            let (stack_json, stack_error) = match stack {
+                Ok(frames) => (frames.iter().map(|f| quote(f)).collect(), String::new()),
+                Err(why) => (Vec::new(), format!(", \"stack_error\": {}", quote(why))),
+            };
+            stages_json.push(format!(
+                "{{\"name\": {}, \"probe\": {}, \"seen\": true, \"ts_ns\": {}, \"pid\": {}, \"comm\": {}, \"ifindex\": {}, \"interface\": {}, \"skb\": {}, \"stack\": [{}]{}}}",
+                quote(&stage.name),
+                quote(&stage.probe),
+                s.ts,
+                s.pid,
+                quote(&s.comm),
+                s.ifindex,
+                quote(&s.interface()),
+                s.skb,
+                stack_json.join(", "),
+                stack_error
+            ));
+        }
+        format!(
+            "{{\"type\": \"path\", \"data\": {{\"version\": {}, \"path\": {}, \"title\": {}, \"key\": {}, \"info\": {}, \"stages\": [{}], \"segments\": [{}], \"total_ns\": {}{}}}}}",
+            PATH_JSON_VERSION,
+            quote(&path.name),
+            quote(&title),
+            value_json(&key),
+            info.as_ref().map_or("null".to_string(), value_json),
+            stages_json.join(", "),
+            segments_json.join(", "),
+            total,
+            halves_json
+        )
     };
-    let json = format!(
-        "{{\"type\": \"path\", \"data\": {{\"version\": {}, \"path\": {}, \"title\": {}, \"key\": {}, \"info\": {}, \"stages\": [{}], \"segments\": [{}], \"total_ns\": {}{}}}}}",
-        PATH_JSON_VERSION,
-        quote(&path.name),
-        quote(&title),
-        value_json(&key),
-        info.as_ref().map_or("null".to_string(), value_json),
-        stages_json.join(", "),
-        segments_json.join(", "),
-        total,
-        halves_json
-    );
     let record = Record::Packet {
         path: &path.name,
         segments: &segments,
         total_ns: total,
     };
-    printer.report(&text, &json, Some(record))
+    printer.report(text, json, Some(record))
 }
 
 /// A seen stage's kernel stack, symbolized, or why there is none.

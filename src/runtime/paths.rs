@@ -98,10 +98,14 @@ impl<'a> PathReports<'a> {
                 let segments = self.since_printed(i, segments);
                 if !segments.is_empty() {
                     let dump = histogram_dump(path, &segments);
-                    let json = crate::output::json::map_json(&dump);
-                    let text = latency_text(path, &segments);
+                    let json = || {
+                        let mut json = crate::output::json::map_json(&dump);
+                        json.truncate(json.trim_end().len());
+                        json
+                    };
+                    let text = || latency_text(path, &segments);
                     printer
-                        .report(&text, json.trim_end(), Some(Record::Map(&dump)))
+                        .report(text, json, Some(Record::Map(&dump)))
                         .map_err(io)?;
                 }
             }
@@ -137,19 +141,26 @@ impl<'a> PathReports<'a> {
                 .into_iter()
                 .zip(values)
                 .collect();
-            let text: Vec<String> = fields.iter().map(|(n, v)| format!("{} {}", n, v)).collect();
-            let json: Vec<String> = fields
-                .iter()
-                .map(|(n, v)| format!("\"{}\": {}", n, v))
-                .collect();
+            let text = || {
+                let fields: Vec<String> =
+                    fields.iter().map(|(n, v)| format!("{} {}", n, v)).collect();
+                format!("{}: {}\n", path.name, fields.join(", "))
+            };
+            let json = || {
+                let fields: Vec<String> = fields
+                    .iter()
+                    .map(|(n, v)| format!("\"{}\": {}", n, v))
+                    .collect();
+                format!(
+                    "{{\"type\": \"stats\", \"data\": {{\"path\": {}, {}}}}}",
+                    quote(&path.name),
+                    fields.join(", ")
+                )
+            };
             printer
                 .report(
-                    &format!("{}: {}\n", path.name, text.join(", ")),
-                    &format!(
-                        "{{\"type\": \"stats\", \"data\": {{\"path\": {}, {}}}}}",
-                        quote(&path.name),
-                        json.join(", ")
-                    ),
+                    text,
+                    json,
                     Some(Record::Counters {
                         path: &path.name,
                         values: &fields,
