@@ -265,6 +265,7 @@ fn run(cli: Cli, own_options: &OwnOptions) -> Result<u8, Failure> {
         .transpose()
         .map_err(plain)?;
     let options = RunOptions {
+        source: &source,
         prometheus,
         duration: cli.duration.map(Duration::from_secs_f64),
         command: cli.command,

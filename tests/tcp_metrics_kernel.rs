@@ -72,6 +72,28 @@ fn rto_expiries_equal_the_kernels_tcp_timeouts_and_missing_probes_switch_metrics
         "{}",
         err
     );
+    // Each line is placed at the probe that did not attach (a metric's at
+    // the first probe writing it).
+    for (line, probe) in [
+        (
+            "kprobe:tcp_conn_request: this kernel has no kprobes, probe skipped",
+            "optional kprobe:tcp_conn_request {",
+        ),
+        (
+            "metric @tlp off: kretprobe:tcp_send_loss_probe: this kernel has no kprobes",
+            "optional kretprobe:tcp_send_loss_probe {",
+        ),
+    ] {
+        let place = format!("{line}\n  --> {SCRIPT}:{}:10\n", line_of(probe));
+        assert!(err.contains(&place), "{place} in:\n{err}");
+    }
+}
+
+/// The line of scripts/tcp_metrics.ns that starts with `text`.
+fn line_of(text: &str) -> usize {
+    let lines = std::fs::read_to_string(SCRIPT).expect("the script");
+    let index = lines.lines().position(|l| l.starts_with(text));
+    index.expect("the probe is in the script") + 1
 }
 
 #[test]

@@ -193,7 +193,7 @@ impl Session {
         }
         let reuse: Vec<&SharedMap> = self.maps.iter().map(|(_, m)| m).collect();
         let mut object = load_checked_reusing(&compiled, &reuse).map_err(fail)?;
-        let attached = attach(&compiled, &mut object, false, || false).map_err(fail)?;
+        let attached = attach(&compiled, &mut object, false, &source, || false).map_err(fail)?;
         let points = (compiled.script.programs.iter())
             .filter_map(|p| match p.probe.attach_point() {
                 AttachPoint::Manual => Some(p.probe.display()),

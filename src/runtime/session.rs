@@ -13,7 +13,7 @@ use super::decode::{self, Symbolizer};
 use super::paths::PathReports;
 use super::{LoadError, LoadedObject, SharedMap};
 use crate::bpf::AttachPoint;
-use crate::diag::{Diagnostic, Result};
+use crate::diag::{Diagnostic, Result, Source};
 use crate::ir::layout::{event, path_layout, PathLayout, PATH_EVENT_BASE};
 use crate::output::text::MapShape;
 use crate::output::{self, Printer};
@@ -23,8 +23,11 @@ use crate::sema::tast::{Agg, MapDecl, MapValue, Program};
 use crate::types::Ty;
 
 /// How to run a script.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
+#[derive(Debug, Clone)]
+pub struct RunOptions<'s> {
+    /// The script's text, for placing the warnings about probes that
+    /// cannot be attached.
+    pub source: &'s Source,
     /// Stop after this long.
     pub duration: Option<Duration>,
     /// Run this command and stop when it exits.
@@ -97,11 +100,12 @@ fn load_diagnostic(compiled: &Compiled, e: LoadError) -> Diagnostic {
 /// run, not attached), until `stop()` says to go no further; returns those
 /// attached. A program that cannot be attached is an error pointing at its
 /// probe, unless it is `optional` or `skip_missing` holds: then it is left
-/// out and a warning says which metrics go with it.
+/// out and a warning, placed in `source`, says which metrics go with it.
 pub fn attach<'a>(
     compiled: &'a Compiled,
     object: &mut LoadedObject,
     skip_missing: bool,
+    source: &Source,
     stop: impl Fn() -> bool,
 ) -> Result<Vec<&'a Program>> {
     let mut attached = Vec::new();
@@ -124,8 +128,8 @@ pub fn attach<'a>(
             Err(e) => return Err(attach_diagnostic(p, e)),
         }
     }
-    for line in unattached_metrics(compiled, &failed) {
-        eprintln!("netscript: warning: {}", line);
+    for warning in unattached_metrics(compiled, &failed) {
+        eprint!("{}", warning.render(Some(source)));
     }
     Ok(attached)
 }
@@ -232,10 +236,11 @@ impl Symbolizer for KernelSymbols<'_> {
     }
 }
 
-/// The lines saying what is lost with the programs that could not attach
-/// (each with why): one per metric that no attached program writes, and
-/// one per program whose loss takes no metric down.
-fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec<String> {
+/// The warnings saying what is lost with the programs that could not
+/// attach (each with why): one per metric that no attached program writes,
+/// at the first such program's probe, and one per program whose loss takes
+/// no metric down, at its probe.
+fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec<Diagnostic> {
     let name = |m: &crate::bpf::MapId| compiled.script.maps[m.0 as usize].name.clone();
     let live = |map: &str| {
         compiled.script.programs.iter().any(|p| {
@@ -249,20 +254,26 @@ fn unattached_metrics(compiled: &Compiled, failed: &[(&Program, String)]) -> Vec
     // A program that takes a metric down is said with the metric's line;
     // one that only keeps internal state (`@_` maps) goes silently with
     // the metrics it feeds; any other is named itself.
-    let mut lines: Vec<String> = failed
+    let mut lines: Vec<Diagnostic> = failed
         .iter()
         .filter(|(p, _)| {
             let internal = |m: &crate::bpf::MapId| name(m).starts_with("@_");
             let takes_down = p.writes.iter().any(|m| !internal(m) && !live(&name(m)));
             !takes_down && (p.writes.is_empty() || !p.writes.iter().all(internal))
         })
-        .map(|(_, why)| format!("{}, probe skipped", why))
+        .map(|(p, why)| Diagnostic::warning(Some(p.span), format!("{}, probe skipped", why)))
         .collect();
+    let first_writer = |map: &str| {
+        failed
+            .iter()
+            .find(|(p, _)| p.writes.iter().any(|m| name(m) == map))
+            .map(|(p, _)| p.span)
+    };
     let off = off.iter().map(|(map, why)| (map.as_str(), *why));
     lines.extend(
         crate::sema::off_metrics(off, live)
             .into_iter()
-            .map(|(_, line)| line),
+            .map(|(map, line)| Diagnostic::warning(first_writer(map), line)),
     );
     lines
 }
@@ -294,9 +305,13 @@ pub fn run(compiled: &Compiled, printer: &mut Printer, options: &RunOptions) -> 
         Some(Ok(fd)) => Some(fd),
         None => None,
     };
-    let attached = attach(compiled, &mut object, options.skip_missing_probes, || {
-        stop.load(Ordering::Relaxed)
-    })?;
+    let attached = attach(
+        compiled,
+        &mut object,
+        options.skip_missing_probes,
+        options.source,
+        || stop.load(Ordering::Relaxed),
+    )?;
     if options.verbose {
         for line in super::verbose::attached(compiled, &attached) {
             eprintln!("netscript: {}", line);
