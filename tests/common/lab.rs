@@ -135,20 +135,30 @@ pub fn run(kernel: Kernel, script: &str) -> Option<String> {
 
 /// Runs `script` on every kernel of [`kernels`] and checks each output
 /// with `check`; every kernel is tried, then the test fails naming each
-/// kernel whose run or check failed.
-pub fn on_each_kernel(script: &str, check: impl Fn(Kernel, &str)) {
-    let failed: Vec<&str> = kernels()
-        .into_iter()
-        .filter(|&kernel| {
-            catch_unwind(AssertUnwindSafe(|| {
-                if let Some(out) = run(kernel, script) {
-                    check(kernel, &out);
-                }
-            }))
-            .is_err()
-        })
-        .map(|k| k.release)
-        .collect();
+/// kernel whose run or check failed. The kernels' runs start together
+/// and take `lab.sh`'s VM slots as they free up, so the slots stay busy
+/// to the last run of the last test.
+pub fn on_each_kernel(script: &str, check: impl Fn(Kernel, &str) + Sync) {
+    let check = &check;
+    let failed: Vec<&str> = std::thread::scope(|scope| {
+        let runs: Vec<_> = kernels()
+            .into_iter()
+            .map(|kernel| {
+                let failed = move || {
+                    catch_unwind(AssertUnwindSafe(|| {
+                        if let Some(out) = run(kernel, script) {
+                            check(kernel, &out);
+                        }
+                    }))
+                    .is_err()
+                };
+                (kernel, scope.spawn(failed))
+            })
+            .collect();
+        runs.into_iter()
+            .filter_map(|(k, run)| (!matches!(run.join(), Ok(false))).then_some(k.release))
+            .collect()
+    });
     assert!(
         failed.is_empty(),
         "{script} failed on {} (see the panics above)",
