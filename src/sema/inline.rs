@@ -12,10 +12,13 @@
 //! more than [`MAX_DEPTH`] deep) holds its error, reported when the
 //! checker reaches the call: code it never checks (a skipped probe, the
 //! rest of an expression after an error) reports nothing, and a function
-//! that is never called is never checked.
+//! that is never called is never checked. The calls of a recursive
+//! function at one depth share one body, so that a function calling
+//! itself twice makes no exponentially many copies before its error.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::{define, memo};
 use crate::diag::{Diagnostic, Result, Span};
@@ -45,7 +48,17 @@ pub(super) struct Functions {
     pub errors: Vec<Diagnostic>,
     /// Calls inlined so far: each call's variables take its number.
     calls: Cell<usize>,
+    /// Whether a call refused for nesting too deep was made since the
+    /// call being inlined started.
+    too_deep: Cell<bool>,
+    /// By function and depth, the body of a call in which a call nests too
+    /// deep (recursion), with its number: later calls share it, so a
+    /// function calling itself twice makes no exponentially many copies.
+    recursive: RefCell<HashMap<(String, usize), NumberedBody>>,
 }
+
+/// An inlined body and the number its variables are renamed with.
+type NumberedBody = (usize, Arc<Vec<ast::Stmt>>);
 
 impl Functions {
     /// The functions `items` define, each checked: not a built-in's name,
@@ -73,6 +86,8 @@ impl Functions {
             pure,
             errors,
             calls: Cell::new(0),
+            too_deep: Cell::new(false),
+            recursive: RefCell::new(HashMap::new()),
         }
     }
 
@@ -119,15 +134,38 @@ impl Functions {
             name: f.name.clone(),
             decl: f.span,
             params: Vec::new(),
-            body: Ok(Vec::new()),
+            body: Ok(Arc::default()),
         };
         if let Err(e) = inlinable(f, args.len(), span, depth) {
+            self.too_deep
+                .set(self.too_deep.get() || args.len() == f.params.len());
             call.body = Err(e);
             return call;
         }
         for arg in &mut args {
             walk::expr(arg, &mut |e| self.replace(e, depth));
         }
+        let shared = (self.recursive.borrow())
+            .get(&(f.name.clone(), depth))
+            .cloned();
+        let (number, body) = match shared {
+            Some((number, body)) => {
+                self.too_deep.set(true);
+                (number, body)
+            }
+            None => self.inline_body(f, depth),
+        };
+        call.params = (f.params.iter())
+            .map(|p| format!("{p}{RENAMED}{number}"))
+            .zip(args)
+            .collect();
+        call.body = Ok(body);
+        call
+    }
+
+    /// A copy of `f`'s body for a call inside `depth` inlined bodies, its
+    /// variables renamed with the call's number, and its calls inlined.
+    fn inline_body(&self, f: &ast::FnDecl, depth: usize) -> NumberedBody {
         let number = self.calls.get();
         self.calls.set(number + 1);
         let rename = |name: &mut String| *name = format!("{name}{RENAMED}{number}");
@@ -139,17 +177,15 @@ impl Functions {
             true
         };
         walk::stmts(&mut body, &mut rename_read, &mut { rename });
+        let too_deep_before = self.too_deep.replace(false);
         walk::stmts(&mut body, &mut |e| self.replace(e, depth + 1), &mut |_| {});
-        call.params = (f.params.iter())
-            .map(|p| {
-                let mut p = p.clone();
-                rename(&mut p);
-                p
-            })
-            .zip(args)
-            .collect();
-        call.body = Ok(body);
-        call
+        let body = Arc::new(body);
+        if self.too_deep.get() {
+            let shared = (number, Arc::clone(&body));
+            (self.recursive.borrow_mut()).insert((f.name.clone(), depth), shared);
+        }
+        self.too_deep.set(too_deep_before || self.too_deep.get());
+        (number, body)
     }
 }
 
@@ -333,6 +369,34 @@ mod tests {
             "calls nest more than 16 deep (is f() recursive?)"
         );
         assert_eq!(error.span.map(|s| &src[s.start..s.end]), Some("f($a)"));
+    }
+
+    #[test]
+    fn the_calls_of_a_recursive_function_share_their_bodies() {
+        // 3^16 copies otherwise.
+        let src = "fn f($a) { return f($a) + f($a) + f($a); } BEGIN { @r = f(1); }";
+        let values = inlined(src);
+        let body = call(&values[0]).body.as_ref().expect("inlined");
+        let StmtKind::Return(Some(sum)) = &body[0].kind else {
+            panic!("{body:?}");
+        };
+        let ExprKind::Binary { lhs, rhs, .. } = &sum.kind else {
+            panic!("{sum:?}");
+        };
+        let ExprKind::Binary { lhs: first, .. } = &lhs.kind else {
+            panic!("{lhs:?}");
+        };
+        let (first, last) = (call(first), call(rhs));
+        let shared = |a: &ast::InlinedCall, b: &ast::InlinedCall| match (&a.body, &b.body) {
+            (Ok(a), Ok(b)) => std::sync::Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        assert!(shared(first, last));
+        let e = check(&parse(src).expect("parses"), &Options::default()).expect_err(src);
+        assert_eq!(
+            e.message,
+            "calls nest more than 16 deep (is f() recursive?)"
+        );
     }
 
     #[test]

@@ -443,8 +443,10 @@ pub struct InlinedCall {
     pub params: Vec<(String, Expr)>,
     /// The body, its variables renamed; or why the call cannot be inlined
     /// (a wrong argument count, calls nested too deep), reported where
-    /// the call is checked.
-    pub body: Result<Vec<Stmt>, crate::diag::Diagnostic>,
+    /// the call is checked. (Shared by the calls of a recursive function
+    /// at one depth, which never compile: their copies would be
+    /// exponentially many.)
+    pub body: Result<std::sync::Arc<Vec<Stmt>>, crate::diag::Diagnostic>,
 }
 
 /// The argument of `sizeof`.

@@ -162,7 +162,11 @@ fn expr_and_vars(
                 expr(arg, visit);
             }
             if let Ok(body) = &mut call.body {
-                stmts(body, visit, assigned);
+                stmts(
+                    std::sync::Arc::make_mut(body).as_mut_slice(),
+                    visit,
+                    assigned,
+                );
             }
         }
     }
