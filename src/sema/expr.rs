@@ -182,6 +182,7 @@ impl<'a, 'o> Scope<'a, 'o> {
                 mk(ty, K::Ternary(Box::new(c), Box::new(a), Box::new(b)))
             }
             ExprKind::Call { name, args } => self.call(name, args, span),
+            ExprKind::Inlined(call) => self.inlined_call(call, span),
             ExprKind::Field { expr, field, .. } => self.field(expr, field, span),
             ExprKind::Index { expr, index } => self.index(expr, index, span),
             ExprKind::Cast { ty, expr } => self.cast(ty, expr, span),
@@ -357,9 +358,6 @@ impl<'a, 'o> Scope<'a, 'o> {
     }
 
     fn call(&mut self, name: &str, args: &[ast::Expr], span: Span) -> Result<Expr> {
-        if let Some(f) = self.checker.functions.get(name).cloned() {
-            return self.inline_call(&f, args, span);
-        }
         let def = builtins::function(name).ok_or_else(|| {
             let why =
                 builtins::acting(name).unwrap_or_else(|| format!("unknown function '{name}'"));

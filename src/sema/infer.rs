@@ -12,6 +12,7 @@
 //! (`@z = @y; @y = @x;` before `@x = comm`): its errors are dropped and
 //! another round follows. Most scripts settle in the first check round.
 
+use super::inline::Functions;
 use super::kernel_has::Folded;
 use super::tast::{MapDecl, MapValue};
 use super::{Checker, Options, Round};
@@ -24,14 +25,18 @@ const MAX_ROUNDS: usize = 8;
 
 /// Runs checker rounds over `program` until one settles, and returns
 /// that round's checker (its programs, maps and errors are the result).
-pub(super) fn check_to_fixed_point<'o>(folded: &'o Folded, options: &'o Options) -> Checker<'o> {
+pub(super) fn check_to_fixed_point<'o>(
+    folded: &'o Folded,
+    functions: &'o Functions,
+    options: &'o Options,
+) -> Checker<'o> {
     let program = &folded.program;
-    let mut checker = Checker::new(options, Round::Infer, folded);
+    let mut checker = Checker::new(options, Round::Infer, folded, functions);
     checker.declare_maps(options.known_maps.clone());
     checker.note_off(folded.in_probes.iter().cloned());
     checker.run(program);
     for _ in 1..MAX_ROUNDS {
-        let mut next = Checker::new(options, Round::Check, folded);
+        let mut next = Checker::new(options, Round::Check, folded, functions);
         next.declare_maps(options.known_maps.clone());
         // What the round before learnt, provisionally (the session's
         // maps keep their types).

@@ -391,10 +391,12 @@ fn feature_text(arg: &ast::Expr) -> Result<&str> {
 
 /// The maps that `stmts` assign, directly or in the user functions they
 /// call (each function walked once), each with the assignment's target.
-pub(super) fn assigned_maps(
-    stmts: &[ast::Stmt],
-    functions: &HashMap<String, ast::FnDecl>,
-    out: &mut Vec<(String, Span)>,
+/// `functions` are those calls name before inlining (none after it: the
+/// walk goes through the inlined calls' bodies).
+pub(super) fn assigned_maps<'a>(
+    stmts: &'a [ast::Stmt],
+    functions: &'a HashMap<String, ast::FnDecl>,
+    out: &'a mut Vec<(String, Span)>,
 ) {
     let mut walk = MapWalk {
         functions,
@@ -412,7 +414,7 @@ struct MapWalk<'a> {
 }
 
 impl<'a> MapWalk<'a> {
-    fn stmts(&mut self, stmts: &[ast::Stmt]) {
+    fn stmts(&mut self, stmts: &'a [ast::Stmt]) {
         for stmt in stmts {
             match &stmt.kind {
                 StmtKind::Expr(e) | StmtKind::Return(Some(e)) => self.expr(e),
@@ -442,20 +444,28 @@ impl<'a> MapWalk<'a> {
         }
     }
 
-    fn target(&mut self, target: &LValue) {
+    fn target(&mut self, target: &'a LValue) {
         if let LValue::Map(m) = target {
             self.out.push((format!("@{}", m.name), m.span));
             m.keys.iter().for_each(|k| self.expr(k));
         }
     }
 
-    fn expr(&mut self, e: &ast::Expr) {
+    fn expr(&mut self, e: &'a ast::Expr) {
         match &e.kind {
             ExprKind::Call { name, args } => {
                 args.iter().for_each(|a| self.expr(a));
                 if let Some((name, f)) = self.functions.get_key_value(name.as_str()) {
                     if self.seen.insert(name.as_str()) {
                         self.stmts(&f.body.stmts);
+                    }
+                }
+            }
+            ExprKind::Inlined(call) => {
+                call.params.iter().for_each(|(_, a)| self.expr(a));
+                if let Ok(body) = &call.body {
+                    if self.seen.insert(call.name.as_str()) {
+                        self.stmts(body);
                     }
                 }
             }

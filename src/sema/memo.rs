@@ -57,8 +57,6 @@ pub(super) struct Memo {
     results: Vec<(String, Vec<Arg>, VarId, Vec<u32>)>,
     /// The variables holding results (started by the program, not by a call).
     pub vars: HashSet<usize>,
-    /// Purity of user functions, by name.
-    pure: HashMap<String, bool>,
 }
 
 impl Memo {
@@ -164,18 +162,11 @@ impl Scope<'_, '_> {
         }
     }
 
-    /// The key of a call of `f` with arguments `values`, when `f` is pure
-    /// and every argument is a variable, a remembered call or a constant.
-    pub(super) fn memo_key(&mut self, f: &ast::FnDecl, values: &[Expr]) -> Option<Vec<Arg>> {
-        let pure = match self.memo.pure.get(&f.name) {
-            Some(&p) => p,
-            None => {
-                let p = pure_function(&self.checker.functions, &f.name, &mut Vec::new());
-                self.memo.pure.insert(f.name.clone(), p);
-                p
-            }
-        };
-        if !pure {
+    /// The key of a call of user function `name` with arguments `values`,
+    /// when the function is pure and every argument is a variable, a
+    /// remembered call or a constant.
+    pub(super) fn memo_key(&self, name: &str, values: &[Expr]) -> Option<Vec<Arg>> {
+        if self.checker.functions.pure.get(name) != Some(&true) {
             return None;
         }
         values
@@ -187,23 +178,23 @@ impl Scope<'_, '_> {
             .collect()
     }
 
-    /// The variable holding the result of an earlier call of `f` with the
-    /// arguments `key`, if it is known here.
-    pub(super) fn remembered(&self, f: &ast::FnDecl, key: &[Arg]) -> Option<Expr> {
+    /// The variable holding the result of an earlier call of the function
+    /// `call` calls with the arguments `key`, if it is known here.
+    pub(super) fn remembered(&self, call: &ast::InlinedCall, key: &[Arg]) -> Option<Expr> {
         let (_, _, v, _) = self.memo.results.iter().find(|(name, args, _, path)| {
-            *name == f.name && args.as_slice() == key && self.memo.visible(path)
+            *name == call.name && args.as_slice() == key && self.memo.visible(path)
         })?;
         Some(Expr {
             ty: self.var_types[v.0 as usize].clone(),
             kind: K::Var(*v),
-            span: f.span,
+            span: call.decl,
         })
     }
 
-    /// Keeps the value of `call`, a call of `f` with arguments `key`, in a
-    /// variable of its own for later calls (scalar values only); returns
-    /// the expression that computes and stores it.
-    pub(super) fn remember(&mut self, f: &ast::FnDecl, key: Vec<Arg>, call: Expr) -> Expr {
+    /// Keeps the value of `call`, a call of function `name` with arguments
+    /// `key`, in a variable of its own for later calls (scalar values
+    /// only); returns the expression that computes and stores it.
+    pub(super) fn remember(&mut self, name: &str, key: Vec<Arg>, call: Expr) -> Expr {
         if !call.ty.is_scalar() || matches!(call.ty, Ty::PacketPtr(_)) {
             return call;
         }
@@ -212,7 +203,7 @@ impl Scope<'_, '_> {
         self.memo.vars.insert(v.0 as usize);
         self.memo.versions.insert(v, 1);
         let path = self.memo.path();
-        self.memo.results.push((f.name.clone(), key, v, path));
+        self.memo.results.push((name.to_string(), key, v, path));
         Expr {
             ty: call.ty.clone(),
             span: call.span,
@@ -227,7 +218,7 @@ impl Scope<'_, '_> {
 
 /// True when user function `name` (and every function it calls) only
 /// computes a value: no map, no action, nothing that changes in an event.
-fn pure_function(
+pub(super) fn pure_function(
     functions: &HashMap<String, ast::FnDecl>,
     name: &str,
     visiting: &mut Vec<String>,
@@ -291,6 +282,13 @@ fn pure_expr(
         ExprKind::Call { name, args } => {
             pure_function(functions, name, visiting)
                 && all(&args.iter().collect::<Vec<_>>(), visiting)
+        }
+        ExprKind::Inlined(call) => {
+            pure_function(functions, &call.name, visiting)
+                && all(
+                    &call.params.iter().map(|(_, a)| a).collect::<Vec<_>>(),
+                    visiting,
+                )
         }
         ExprKind::Unary { expr, .. } => all(&[expr], visiting),
         ExprKind::Binary { lhs, rhs, .. } => all(&[lhs, rhs], visiting),

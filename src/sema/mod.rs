@@ -3,18 +3,22 @@
 //! tracefs), infers map key and value types across probes, and produces the
 //! checked program in [`tast`].
 //!
-//! [`check`] runs, in order: two passes over the AST (parameters become
+//! [`check`] runs, in order: three passes over the AST (parameters become
 //! their values, [`params`]; kernel tests are decided and the code they
-//! switch off dropped, [`kernel_has`]), then the checker in rounds until
-//! the map types settle ([`infer`]). User functions are inlined and paths
-//! expanded into stage programs by the checker itself, as both depend on
-//! types: a function's parameters take each call's argument types, and a
+//! switch off dropped, [`kernel_has`]; user function calls become
+//! `Inlined` nodes holding the function's body with its variables renamed
+//! for the call, [`inline`], as bpftrace expands macros), then the checker
+//! in rounds until the map types settle ([`infer`]). The checker types an
+//! inlined call where it is ([`inlined`]: a function's parameters take
+//! each call's argument types, and a pure call may reuse an earlier
+//! result, [`memo`]), and expands paths into stage programs itself, as a
 //! path's key and stages are typed against each stage's probe.
 
 mod access;
 mod expr;
 mod infer;
 mod inline;
+mod inlined;
 mod kernel_has;
 mod memo;
 mod packet;
@@ -95,11 +99,13 @@ pub enum StageChoice {
 /// is checked, and all errors are reported together.
 pub fn check(written: &ast::Program, options: &Options) -> Result<Script> {
     // The AST passes before type checking: parameters become their
-    // values, then kernel tests are decided.
+    // values, kernel tests are decided, then user functions are inlined.
     let mut program = written.clone();
     let param_errors = params::substitute(&mut program.items, &options.params);
-    let folded = kernel_has::fold(written, program);
-    let mut checker = infer::check_to_fixed_point(&folded, options);
+    let mut folded = kernel_has::fold(written, program);
+    let functions = inline::Functions::collect(&folded.program.items, options.library_start);
+    functions.inline_program(&mut folded.program.items);
+    let mut checker = infer::check_to_fixed_point(&folded, &functions, options);
     let mut errors = std::mem::take(&mut checker.errors);
     errors.extend(
         param_errors
@@ -311,8 +317,9 @@ struct Checker<'o> {
     round: Round,
     maps: Vec<MapDecl>,
     map_ids: HashMap<String, MapId>,
-    /// User functions by name (the script's and the stdlib's).
-    functions: HashMap<String, ast::FnDecl>,
+    /// User functions (the script's and the stdlib's), as the inlining
+    /// pass found them.
+    functions: &'o inline::Functions,
     /// Catalogue stages by name (the script's and the stdlib's).
     catalogue: HashMap<String, ast::StageDecl>,
     /// Maps seen only read so far in an inference round (their type is a
@@ -358,14 +365,19 @@ struct Checker<'o> {
 }
 
 impl<'o> Checker<'o> {
-    fn new(options: &'o Options, round: Round, folded: &'o kernel_has::Folded) -> Self {
+    fn new(
+        options: &'o Options,
+        round: Round,
+        folded: &'o kernel_has::Folded,
+        functions: &'o inline::Functions,
+    ) -> Self {
         Checker {
             options,
             folded,
+            functions,
             round,
             maps: Vec::new(),
             map_ids: HashMap::new(),
-            functions: HashMap::new(),
             catalogue: HashMap::new(),
             placeholders: Default::default(),
             provisional: Default::default(),
@@ -395,7 +407,7 @@ impl<'o> Checker<'o> {
     /// Records the maps `stmts` assign as switched off for `why`.
     fn switch_off(&mut self, stmts: &[ast::Stmt], why: &str) {
         let mut maps = Vec::new();
-        kernel_has::assigned_maps(stmts, &self.functions, &mut maps);
+        kernel_has::assigned_maps(stmts, &HashMap::new(), &mut maps);
         let off = maps.into_iter().map(|(map, at)| kernel_has::SwitchedOff {
             map,
             why: why.to_string(),
@@ -483,16 +495,13 @@ impl<'o> Checker<'o> {
     /// Checks every definition, path and probe of the program, on after
     /// errors, which it keeps in `errors`.
     fn run(&mut self, program: &ast::Program) {
+        self.errors.extend(self.functions.errors.iter().cloned());
         for item in &program.items {
-            let defined = match item {
-                ast::Item::Fn(f) => self.define_function(f),
-                ast::Item::Stage(s) => {
-                    let library = self.in_library(s.span);
-                    define(&mut self.catalogue, &s.name, s, s.span, library, "stage")
-                }
-                _ => Ok(()),
-            };
-            self.keep_error(defined);
+            if let ast::Item::Stage(s) = item {
+                let library = self.in_library(s.span);
+                let defined = define(&mut self.catalogue, &s.name, s, s.span, library, "stage");
+                self.keep_error(defined);
+            }
         }
         let mut stages = Vec::new();
         for item in &program.items {
@@ -518,32 +527,6 @@ impl<'o> Checker<'o> {
         }
     }
 
-    /// Defines a user function: not a built-in's name, each parameter once.
-    fn define_function(&mut self, f: &ast::FnDecl) -> Result<()> {
-        if crate::builtins::function(&f.name).is_some() {
-            return Err(Diagnostic::at(
-                f.span,
-                format!("{} is a built-in function and cannot be redefined", f.name),
-            ));
-        }
-        if let Some(twice) = f
-            .params
-            .iter()
-            .enumerate()
-            .find_map(|(i, a)| f.params[..i].contains(a).then_some(a))
-        {
-            return Err(Diagnostic::at(
-                f.span,
-                format!(
-                    "function {}: parameter ${} is declared twice",
-                    f.name, twice
-                ),
-            ));
-        }
-        let library = self.in_library(f.span);
-        define(&mut self.functions, &f.name, f, f.span, library, "function")
-    }
-
     /// Checks one probe spec of a block: a program per concrete probe
     /// point it expands to (errors of every point kept, the first returned).
     fn check_spec(&mut self, block: &ast::ProbeBlock, spec: &ast::ProbeSpec) -> Result<()> {
@@ -555,7 +538,7 @@ impl<'o> Checker<'o> {
                     && providers::lookup(&spec.provider).is_some() =>
             {
                 let mut maps = Vec::new();
-                kernel_has::assigned_maps(&block.body.stmts, &self.functions, &mut maps);
+                kernel_has::assigned_maps(&block.body.stmts, &HashMap::new(), &mut maps);
                 let maps = maps.into_iter().map(|(map, _)| map).collect();
                 self.skipped.push((maps, e.message.clone(), spec.span));
                 self.switch_off(&block.body.stmts, &e.message);

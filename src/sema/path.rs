@@ -615,7 +615,7 @@ impl Checker<'_> {
 /// `--pcap` keeps of the packet (the call is written at the key).
 fn pkt_capture(scope: &mut Scope, key: &Expr) -> Result<Expr> {
     let span = key.span;
-    let call = ast::Expr {
+    let mut call = ast::Expr {
         kind: ast::ExprKind::Call {
             name: "pkt_capture".to_string(),
             args: vec![ast::Expr {
@@ -625,6 +625,7 @@ fn pkt_capture(scope: &mut Scope, key: &Expr) -> Result<Expr> {
         },
         span,
     };
+    scope.checker.functions.inline_expr(&mut call);
     let capture = scope.expr(&call)?;
     expect_integers(
         &capture,

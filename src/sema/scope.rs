@@ -26,7 +26,7 @@ pub(super) struct Scope<'a, 'o> {
     /// The tracepoint record format, for tracepoint probes.
     pub tracepoint: Option<TracepointFormat>,
     /// The user functions being inlined, innermost last.
-    pub frames: Vec<super::inline::Frame>,
+    pub frames: Vec<super::inlined::Frame>,
     /// Variables that belong to an inlined call (started by the call).
     pub inline_vars: std::collections::HashSet<usize>,
     /// Call results and copies known at the point being checked.
@@ -101,15 +101,16 @@ impl<'a, 'o> Scope<'a, 'o> {
     /// The variable `$name` read at `span`: an error unless it is assigned,
     /// a consequence (not reported) when its assignment failed.
     pub fn read_var(&self, name: &str, span: Span) -> Result<VarId> {
+        let written = super::inline::as_written(name);
         match self.vars.get(name) {
             Some(id) => Ok(id),
             None if self.vars.poisoned.contains(name) => Err(Diagnostic::consequence(
                 span,
-                format!("variable ${} has no value: its assignment failed", name),
+                format!("variable ${} has no value: its assignment failed", written),
             )),
             None => Err(Diagnostic::at(
                 span,
-                format!("variable ${} is used before it is assigned", name),
+                format!("variable ${} is used before it is assigned", written),
             )),
         }
     }

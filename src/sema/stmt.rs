@@ -2,7 +2,7 @@
 
 use super::scope::{Scope, Variables};
 use super::tast::{self, Agg, MapValue, Stmt};
-use super::{kernel_has, memo, program_name, unify, Checker};
+use super::{inline, kernel_has, memo, program_name, unify, Checker};
 use crate::builtins::{self, Func, Role};
 use crate::diag::{Diagnostic, Result, Span};
 use crate::providers::ProbePoint;
@@ -80,7 +80,7 @@ pub(super) fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Vec<Stmt> {
         if let Err(e) = check_stmt(scope, s, &mut out) {
             poison_assigned(&mut scope.vars, s);
             let mut maps = Vec::new();
-            kernel_has::assigned_maps(std::slice::from_ref(s), &scope.checker.functions, &mut maps);
+            kernel_has::assigned_maps(std::slice::from_ref(s), &Default::default(), &mut maps);
             (scope.checker.failed_writes).extend(maps.into_iter().map(|(map, _)| map));
             scope.keep_error(e);
         }
@@ -270,7 +270,12 @@ fn assign(scope: &mut Scope, target: &LValue, value: &ast::Expr) -> Result<Stmt>
                         (Ty::Str(a), Ty::Str(b)) if b > a => {
                             return Err(Diagnostic::at(
                                 value.span,
-                                format!("${} holds {} bytes; this string needs {}", name, a, b),
+                                format!(
+                                    "${} holds {} bytes; this string needs {}",
+                                    inline::as_written(name),
+                                    a,
+                                    b
+                                ),
                             ))
                         }
                         _ => {}
@@ -280,7 +285,7 @@ fn assign(scope: &mut Scope, target: &LValue, value: &ast::Expr) -> Result<Stmt>
                             *span,
                             format!(
                                 "${} was {} and is assigned {} here",
-                                name,
+                                inline::as_written(name),
                                 have.describe(),
                                 v.ty.describe()
                             ),

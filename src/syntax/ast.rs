@@ -426,6 +426,27 @@ pub enum ExprKind {
     },
     /// `(a, b, ...)` tuple.
     Tuple(Vec<Expr>),
+    /// A call of a user function, inlined before type checking (semantic
+    /// analysis makes these; the parser never does).
+    Inlined(Box<InlinedCall>),
+}
+
+/// A user function call with the function's body in its place: its
+/// `$variables` renamed for this call alone (see `sema::inline`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InlinedCall {
+    /// The function's name.
+    pub name: String,
+    /// Span of the function's declaration.
+    pub decl: Span,
+    /// Each parameter variable (renamed) with the argument it is bound to.
+    pub params: Vec<(String, Expr)>,
+    /// The body, its variables renamed; or why the call cannot be inlined
+    /// (a wrong argument count, calls nested too deep), reported where
+    /// the call is checked. (Shared by the calls of a recursive function
+    /// at one depth, which never compile: their copies would be
+    /// exponentially many.)
+    pub body: Result<std::sync::Arc<Vec<Stmt>>, crate::diag::Diagnostic>,
 }
 
 /// The argument of `sizeof`.

@@ -1,7 +1,8 @@
 //! Every expression of a program, for a pass that rewrites expressions
-//! (desugaring, and `kernel_has()` folding in semantic analysis).
-//! `visit` is called on an expression before its parts; when it returns
-//! false the parts are not visited (the expression was replaced).
+//! (desugaring, and `kernel_has()` folding and inlining in semantic
+//! analysis). `visit` is called on an expression before its parts; when it
+//! returns false the parts are not visited (the expression was replaced).
+//! [`stmts`] also shows each assigned `$variable`'s name to `assigned`.
 
 use crate::syntax::ast::*;
 
@@ -13,9 +14,9 @@ pub fn program(items: &mut [Item], visit: &mut impl FnMut(&mut Expr) -> bool) {
                 if let Some(predicate) = &mut probe.predicate {
                     expr(predicate, visit);
                 }
-                block(&mut probe.body, visit);
+                stmts(&mut probe.body.stmts, visit, &mut |_| {});
             }
-            Item::Fn(f) => block(&mut f.body, visit),
+            Item::Fn(f) => stmts(&mut f.body.stmts, visit, &mut |_| {}),
             Item::Const(c) => expr(&mut c.value, visit),
             Item::Path(path) => {
                 for (_, value) in &mut path.options {
@@ -51,49 +52,72 @@ fn stage(stage: &mut StageDecl, visit: &mut impl FnMut(&mut Expr) -> bool) {
     }
 }
 
-fn block(block: &mut Block, visit: &mut impl FnMut(&mut Expr) -> bool) {
-    for stmt in &mut block.stmts {
+/// Calls `visit` on every expression of `stmts` and `assigned` on the
+/// name of every `$variable` they assign (inlined calls' bodies included).
+pub fn stmts(
+    stmts: &mut [Stmt],
+    visit: &mut impl FnMut(&mut Expr) -> bool,
+    assigned: &mut impl FnMut(&mut String),
+) {
+    for stmt in stmts {
         match &mut stmt.kind {
-            StmtKind::Expr(e) | StmtKind::Return(Some(e)) => expr(e, visit),
+            StmtKind::Expr(e) | StmtKind::Return(Some(e)) => expr_and_vars(e, visit, assigned),
             StmtKind::Return(None) => {}
             StmtKind::Assign { target, value, .. } => {
-                lvalue(target, visit);
-                expr(value, visit);
+                lvalue(target, visit, assigned);
+                expr_and_vars(value, visit, assigned);
             }
-            StmtKind::IncDec { target, .. } => lvalue(target, visit),
+            StmtKind::IncDec { target, .. } => lvalue(target, visit, assigned),
             StmtKind::If {
                 cond,
                 then_block,
                 else_block,
             } => {
-                expr(cond, visit);
-                self::block(then_block, visit);
+                expr_and_vars(cond, visit, assigned);
+                self::stmts(&mut then_block.stmts, visit, assigned);
                 if let Some(else_block) = else_block {
-                    self::block(else_block, visit);
+                    self::stmts(&mut else_block.stmts, visit, assigned);
                 }
             }
             StmtKind::While { cond, body } => {
-                expr(cond, visit);
-                self::block(body, visit);
+                expr_and_vars(cond, visit, assigned);
+                self::stmts(&mut body.stmts, visit, assigned);
             }
-            StmtKind::Unroll { body, .. } => self::block(body, visit),
+            StmtKind::Unroll { body, .. } => self::stmts(&mut body.stmts, visit, assigned),
         }
     }
 }
 
-fn lvalue(target: &mut LValue, visit: &mut impl FnMut(&mut Expr) -> bool) {
-    if let LValue::Map(map) = target {
-        for key in &mut map.keys {
-            expr(key, visit);
+fn lvalue(
+    target: &mut LValue,
+    visit: &mut impl FnMut(&mut Expr) -> bool,
+    assigned: &mut impl FnMut(&mut String),
+) {
+    match target {
+        LValue::Map(map) => {
+            for key in &mut map.keys {
+                expr_and_vars(key, visit, assigned);
+            }
         }
+        LValue::Var(name, _) => assigned(name),
     }
 }
 
 /// Calls `visit` on `e` and, unless it returns false, on its parts.
 pub fn expr(e: &mut Expr, visit: &mut impl FnMut(&mut Expr) -> bool) {
+    expr_and_vars(e, visit, &mut |_| {});
+}
+
+/// [`expr`], showing `assigned` the variables that inlined bodies assign.
+fn expr_and_vars(
+    e: &mut Expr,
+    visit: &mut impl FnMut(&mut Expr) -> bool,
+    assigned: &mut impl FnMut(&mut String),
+) {
     if !visit(e) {
         return;
     }
+    let mut expr = |e: &mut Expr, visit: &mut _| expr_and_vars(e, visit, assigned);
     match &mut e.kind {
         ExprKind::Map(map) => {
             for key in &mut map.keys {
@@ -133,5 +157,17 @@ pub fn expr(e: &mut Expr, visit: &mut impl FnMut(&mut Expr) -> bool) {
         | ExprKind::Ident(_)
         | ExprKind::Sizeof(SizeofArg::Type(_))
         | ExprKind::Offsetof { .. } => {}
+        ExprKind::Inlined(call) => {
+            for (_, arg) in &mut call.params {
+                expr(arg, visit);
+            }
+            if let Ok(body) = &mut call.body {
+                stmts(
+                    std::sync::Arc::make_mut(body).as_mut_slice(),
+                    visit,
+                    assigned,
+                );
+            }
+        }
     }
 }

@@ -129,6 +129,7 @@ fn sexpr(e: &Expr) -> String {
             format!("(offsetof {} {})", type_text(ty), field.join("."))
         }
         ExprKind::Tuple(items) => format!("(tuple {})", list(items)),
+        ExprKind::Inlined(call) => format!("(inlined {})", call.name),
     }
 }
 
