@@ -66,15 +66,6 @@ impl<'a, 'o> Scope<'a, 'o> {
         }
     }
 
-    /// A constant string (a literal, or a ternary of literals on parameters).
-    pub fn constant_str(&mut self, e: &ast::Expr) -> Result<String> {
-        let c = self.expr(e)?.folded();
-        match c.kind {
-            K::Str(s) => Ok(s),
-            _ => Err(Diagnostic::at(e.span, "expected a constant string")),
-        }
-    }
-
     /// `printf(fmt, args...)`
     pub fn printf(&mut self, args: &[ast::Expr], span: Span) -> Result<Stmt> {
         let ExprKind::Str(format) = &args[0].kind else {

@@ -13,6 +13,7 @@
 //! another round follows. Most scripts settle in the first check round.
 
 use super::kernel_has::Folded;
+use super::path::Expanded;
 use super::tast::{MapDecl, MapValue};
 use super::{Checker, Options, Round};
 use crate::bpf::MapId;
@@ -22,16 +23,21 @@ use crate::types::{self, Ty};
 /// Rounds at most; the last one's errors are reported even if unsettled.
 const MAX_ROUNDS: usize = 8;
 
-/// Runs checker rounds over `program` until one settles, and returns
-/// that round's checker (its programs, maps and errors are the result).
-pub(super) fn check_to_fixed_point<'o>(folded: &'o Folded, options: &'o Options) -> Checker<'o> {
+/// Runs checker rounds over `program` (its paths `expanded`) until one
+/// settles, and returns that round's checker (its programs, maps and
+/// errors are the result).
+pub(super) fn check_to_fixed_point<'o>(
+    folded: &'o Folded,
+    expanded: &'o Expanded,
+    options: &'o Options,
+) -> Checker<'o> {
     let program = &folded.program;
-    let mut checker = Checker::new(options, Round::Infer, folded);
+    let mut checker = Checker::new(options, Round::Infer, folded, expanded);
     checker.declare_maps(options.known_maps.clone());
     checker.note_off(folded.in_probes.iter().cloned());
     checker.run(program);
     for _ in 1..MAX_ROUNDS {
-        let mut next = Checker::new(options, Round::Check, folded);
+        let mut next = Checker::new(options, Round::Check, folded, expanded);
         next.declare_maps(options.known_maps.clone());
         // What the round before learnt, provisionally (the session's
         // maps keep their types).

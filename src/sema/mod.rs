@@ -3,13 +3,15 @@
 //! tracefs), infers map key and value types across probes, and produces the
 //! checked program in [`tast`].
 //!
-//! [`check`] runs, in order: two passes over the AST (parameters become
+//! [`check`] runs, in order: three passes over the AST (parameters become
 //! their values, [`params`]; kernel tests are decided and the code they
-//! switch off dropped, [`kernel_has`]), then the checker in rounds until
-//! the map types settle ([`infer`]). User functions are inlined and paths
-//! expanded into stage programs by the checker itself, as both depend on
-//! types: a function's parameters take each call's argument types, and a
-//! path's key and stages are typed against each stage's probe.
+//! switch off dropped, [`kernel_has`]; paths are expanded into stage
+//! programs, each stage on the alternative this kernel attaches, with
+//! their settings evaluated, [`path::expand`]), then the checker in
+//! rounds until the map types settle ([`infer`]). The checker types the
+//! stage programs (a path's key is typed against each stage's probe) and
+//! inlines user functions, as a function's parameters take each call's
+//! argument types.
 
 mod access;
 mod expr;
@@ -95,12 +97,14 @@ pub enum StageChoice {
 /// is checked, and all errors are reported together.
 pub fn check(written: &ast::Program, options: &Options) -> Result<Script> {
     // The AST passes before type checking: parameters become their
-    // values, then kernel tests are decided.
+    // values, kernel tests are decided, then paths are expanded.
     let mut program = written.clone();
     let param_errors = params::substitute(&mut program.items, &options.params);
-    let folded = kernel_has::fold(written, program);
-    let mut checker = infer::check_to_fixed_point(&folded, options);
-    let mut errors = std::mem::take(&mut checker.errors);
+    let mut folded = kernel_has::fold(written, program);
+    let expanded = path::expand(&mut folded.program.items, options);
+    let mut checker = infer::check_to_fixed_point(&folded, &expanded, options);
+    let mut errors = expanded.errors.clone();
+    errors.append(&mut checker.errors);
     errors.extend(
         param_errors
             .into_iter()
@@ -109,7 +113,7 @@ pub fn check(written: &ast::Program, options: &Options) -> Result<Script> {
     errors.sort_by_key(|e| e.span.map_or(usize::MAX, |s| s.start));
     Diagnostic::collected(errors)?;
     let live = |name: &str| checker.map_ids.contains_key(name);
-    let mut warnings = checker.warnings;
+    let mut warnings = expanded.warnings.clone();
     // A skipped probe is named unless the metrics it takes down say it.
     for (maps, why, span) in &checker.skipped {
         if !maps.iter().any(|m| !m.starts_with("@_") && !live(m)) {
@@ -313,8 +317,6 @@ struct Checker<'o> {
     map_ids: HashMap<String, MapId>,
     /// User functions by name (the script's and the stdlib's).
     functions: HashMap<String, ast::FnDecl>,
-    /// Catalogue stages by name (the script's and the stdlib's).
-    catalogue: HashMap<String, ast::StageDecl>,
     /// Maps seen only read so far in an inference round (their type is a
     /// guess).
     placeholders: std::collections::HashSet<MapId>,
@@ -331,10 +333,8 @@ struct Checker<'o> {
     uses_kstack: bool,
     /// The `ratelimit()` calls of the source, by limiter slot.
     rate_limits: Vec<Span>,
-    warnings: Vec<Diagnostic>,
-    /// Path stages this kernel cannot attach: (why, stage, path, where
-    /// the stage is declared).
-    skipped_stages: Vec<(String, String, String, Span)>,
+    /// The paths, with the types of their keys and `info` once their
+    /// stage programs are checked.
     paths: Vec<tast::PathInfo>,
     /// Maps written by the program being checked.
     writes: std::collections::BTreeSet<MapId>,
@@ -342,6 +342,8 @@ struct Checker<'o> {
     off: Vec<kernel_has::SwitchedOff>,
     /// The program with its `kernel_has()` tests decided.
     folded: &'o kernel_has::Folded,
+    /// Its paths expanded (their stage programs are among its items).
+    expanded: &'o path::Expanded,
     /// The maps of each probe skipped as missing, why, and the
     /// probe's place.
     skipped: Vec<(Vec<String>, String, Span)>,
@@ -358,26 +360,29 @@ struct Checker<'o> {
 }
 
 impl<'o> Checker<'o> {
-    fn new(options: &'o Options, round: Round, folded: &'o kernel_has::Folded) -> Self {
+    fn new(
+        options: &'o Options,
+        round: Round,
+        folded: &'o kernel_has::Folded,
+        expanded: &'o path::Expanded,
+    ) -> Self {
         Checker {
             options,
             folded,
+            expanded,
             round,
             maps: Vec::new(),
             map_ids: HashMap::new(),
             functions: HashMap::new(),
-            catalogue: HashMap::new(),
             placeholders: Default::default(),
             provisional: Default::default(),
             unknown_reads: Vec::new(),
             reads: Vec::new(),
             printfs: Vec::new(),
             programs: Vec::new(),
-            uses_kstack: false,
+            uses_kstack: expanded.paths.iter().any(|p| p.info.stacks),
             rate_limits: Vec::new(),
-            warnings: Vec::new(),
-            skipped_stages: Vec::new(),
-            paths: Vec::new(),
+            paths: expanded.paths.iter().map(|p| p.info.clone()).collect(),
             writes: Default::default(),
             off: Vec::new(),
             skipped: Vec::new(),
@@ -480,21 +485,16 @@ impl<'o> Checker<'o> {
             .is_some_and(|start| span.start >= start)
     }
 
-    /// Checks every definition, path and probe of the program, on after
-    /// errors, which it keeps in `errors`.
+    /// Checks every definition, probe and stage program of the program,
+    /// on after errors, which it keeps in `errors`.
     fn run(&mut self, program: &ast::Program) {
         for item in &program.items {
-            let defined = match item {
-                ast::Item::Fn(f) => self.define_function(f),
-                ast::Item::Stage(s) => {
-                    let library = self.in_library(s.span);
-                    define(&mut self.catalogue, &s.name, s, s.span, library, "stage")
-                }
-                _ => Ok(()),
-            };
-            self.keep_error(defined);
+            if let ast::Item::Fn(f) = item {
+                let defined = self.define_function(f);
+                self.keep_error(defined);
+            }
         }
-        let mut stages = Vec::new();
+        let mut stage_programs = Vec::new();
         for item in &program.items {
             match item {
                 ast::Item::Probe(block) => {
@@ -503,16 +503,14 @@ impl<'o> Checker<'o> {
                         self.keep_error(checked);
                     }
                 }
-                ast::Item::Path(path) => {
-                    let plans = self.check_path(path);
-                    stages.extend(self.keep_error(plans).into_iter().flatten());
-                }
+                ast::Item::StageProgram(stage_program) => stage_programs.push(stage_program),
                 _ => {}
             }
         }
-        let staged = self.stage_programs(stages);
+        let staged = self.stage_programs(&stage_programs);
         self.keep_error(staged);
-        if self.programs.is_empty() && self.errors.is_empty() {
+        let failed = !self.errors.is_empty() || !self.expanded.errors.is_empty();
+        if self.programs.is_empty() && !failed {
             self.errors
                 .push(Diagnostic::plain("the script has no probes"));
         }
