@@ -4,9 +4,10 @@
 
 use crate::diag::{Diagnostic, Result, Span};
 use crate::kernel::btf::Btf;
+use crate::sema::access::{offsetof, type_size};
 use crate::sema::tast::{self, fold_binary, PathInfo};
 use crate::sema::{unify, Options};
-use crate::syntax::ast::{self, BinOp, ExprKind, UnOp};
+use crate::syntax::ast::{self, BinOp, ExprKind, SizeofArg, UnOp};
 use crate::types::Ty;
 
 /// Packets in flight a path's record table holds unless `records` says
@@ -167,7 +168,7 @@ fn setting_str(e: Option<&ast::Expr>) -> Result<Option<String>> {
 /// A constant integer setting (`enabled`, `threshold`, ...).
 pub(super) fn constant(e: &ast::Expr) -> Result<i64> {
     match value(e)? {
-        Some(Value::Int(v)) => Ok(v),
+        Some(Value::Int(v, _)) => Ok(v),
         _ => Err(Diagnostic::at(e.span, "expected a constant integer")),
     }
 }
@@ -175,9 +176,10 @@ pub(super) fn constant(e: &ast::Expr) -> Result<i64> {
 /// The value of a constant expression.
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
-    /// An integer (an `int64`: the checker gives every folded constant
-    /// that type).
-    Int(i64),
+    /// An integer, and whether it is signed: an `int64` (literals, enum
+    /// constants, and the checker gives every folded operation that
+    /// type) or a `uint64` (`sizeof`, `offsetof`).
+    Int(i64, bool),
     /// A string.
     Str(String),
 }
@@ -186,16 +188,17 @@ impl Value {
     /// The type the checker gives the expression.
     fn ty(&self) -> Ty {
         match self {
-            Value::Int(_) => Ty::I64,
+            Value::Int(_, true) => Ty::I64,
+            Value::Int(_, false) => Ty::U64,
             Value::Str(s) => Ty::Str(s.len() as u32 + 1),
         }
     }
 
-    /// The integer, or the checker's error for a string where `what`
-    /// needs an integer.
-    fn integer(self, what: &str, span: Span) -> Result<i64> {
+    /// The integer and whether it is signed, or the checker's error for a
+    /// string where `what` needs an integer.
+    fn integer(self, what: &str, span: Span) -> Result<(i64, bool)> {
         match self {
-            Value::Int(v) => Ok(v),
+            Value::Int(v, signed) => Ok((v, signed)),
             other => Err(Diagnostic::at(
                 span,
                 format!("{} must be an integer, not {}", what, other.ty().describe()),
@@ -205,14 +208,23 @@ impl Value {
 }
 
 /// The value of `e`, folded as the checker folds constants (literals,
-/// kernel enum constants, and operators and ternaries on them), with the
+/// kernel enum constants, `sizeof`, `offsetof`, and operators and
+/// ternaries on them), with the
 /// checker's errors for what it would reject; `None` when `e` is not a
 /// constant.
 fn value(e: &ast::Expr) -> Result<Option<Value>> {
     let span = e.span;
-    let int = |v: i64| Ok(Some(Value::Int(v)));
+    let int = |v: i64| Ok(Some(Value::Int(v, true)));
+    let size = |v: u64| Ok(Some(Value::Int(v as i64, false)));
     match &e.kind {
         ExprKind::Int(v) => int(*v as i64),
+        ExprKind::Sizeof(SizeofArg::Type(ty)) => size(type_size(ty)?),
+        ExprKind::Sizeof(SizeofArg::Expr(x)) => match value(x)?.map(|v| v.ty()) {
+            Some(Ty::Int { size: bytes, .. }) => size(bytes.into()),
+            Some(ty) => size(ty.storage_size().into()),
+            None => Ok(None),
+        },
+        ExprKind::Offsetof { ty, field } => size(offsetof(ty, field)?),
         ExprKind::Str(s) => Ok(Some(Value::Str(s.clone()))),
         ExprKind::Ident(name) => match Btf::vmlinux().ok().and_then(|b| b.enum_value(name)) {
             Some((_, v)) => int(v),
@@ -225,7 +237,7 @@ fn value(e: &ast::Expr) -> Result<Option<Value>> {
             let Some(x) = value(expr)? else {
                 return Ok(None);
             };
-            let v = x.integer("an operand", expr.span)?;
+            let (v, _) = x.integer("an operand", expr.span)?;
             match op {
                 UnOp::Neg => int(v.wrapping_neg()),
                 UnOp::Not => int((v == 0) as i64),
@@ -242,7 +254,7 @@ fn value(e: &ast::Expr) -> Result<Option<Value>> {
             let Some(c) = value(cond)? else {
                 return Ok(None);
             };
-            let c = c.integer("a condition", cond.span)?;
+            let (c, _) = c.integer("a condition", cond.span)?;
             let (a, b) = (value(then_expr)?, value(else_expr)?);
             if let (Some(a), Some(b)) = (&a, &b) {
                 if unify(&a.ty(), &b.ty()).is_none() {
@@ -268,17 +280,22 @@ fn binary(op: BinOp, lhs: &ast::Expr, rhs: &ast::Expr) -> Result<Option<Value>> 
         return Ok(None);
     };
     if let (Value::Str(a), Value::Str(b), BinOp::Eq | BinOp::Ne) = (&l, &r, op) {
-        return Ok(Some(Value::Int(((a == b) == (op == BinOp::Eq)) as i64)));
+        return Ok(Some(Value::Int(
+            ((a == b) == (op == BinOp::Eq)) as i64,
+            true,
+        )));
     }
-    let a = l.integer("an operand", lhs.span)?;
-    let b = r.integer("an operand", rhs.span)?;
+    let (a, signed_a) = l.integer("an operand", lhs.span)?;
+    let (b, signed_b) = r.integer("an operand", rhs.span)?;
     if matches!(op, BinOp::Shl | BinOp::Shr) && !(0..64).contains(&b) {
         return Err(Diagnostic::at(
             rhs.span,
             format!("cannot shift by {b}: a shift count is 0 to 63"),
         ));
     }
-    Ok(fold_binary(op, a, b, true).map(Value::Int))
+    // Folded, the operation is an `int64` whatever its operands were.
+    let folded = fold_binary(op, a, b, signed_a && signed_b);
+    Ok(folded.map(|v| Value::Int(v, true)))
 }
 
 /// Offsets of `sk_buff.dev` and `net_device.ifindex`, to record the

@@ -123,12 +123,14 @@ fn constant_settings_are_evaluated_and_others_rejected_at_their_place() {
     };
     let src = path(
         "threshold = 2 * 1000 + 1; detail = \"a\" != \"b\"; title = 0 ? \"x\" : \"y\"; \
-         halves = (\"%d\", \"%d\");",
+         halves = (\"%d\", \"%d\"); rate_limit = (0 - 1) / sizeof(uint16);",
     );
     let (_, expanded) = expand_paths(&src, &Options::default());
     assert!(expanded.errors.is_empty(), "{:?}", expanded.errors);
     let info = &expanded.paths[0].info;
     assert_eq!(info.threshold_ns, 2001);
+    // `sizeof` is unsigned, as the checker types it: so is the division.
+    assert_eq!(info.rate_limit, i64::MAX as u64);
     assert!(info.detail);
     assert_eq!(info.report.title, "y");
     assert_eq!(info.report.halves, ["%d", "%d"]);
