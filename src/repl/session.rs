@@ -138,7 +138,7 @@ impl Session {
                 Item::Const(d) => ("const", &d.name, d.span),
                 Item::Fn(d) => ("fn", &d.name, d.span),
                 Item::Stage(d) => ("stage", &d.name, d.span),
-                Item::Probe(_) | Item::Path(_) => {
+                Item::Probe(_) | Item::Path(_) | Item::StageProgram(_) => {
                     attaches = true;
                     continue;
                 }

@@ -540,36 +540,36 @@ impl Scope<'_, '_> {
         };
         Ok(Expr { ty, ..x })
     }
+}
 
-    /// `sizeof(type)`
-    pub(super) fn type_size(&mut self, ty: &TypeName) -> Result<u64> {
-        if ty.pointer_depth > 0 {
-            return Ok(8);
-        }
-        if let Some((size, _)) = int_type(&ty.base) {
-            return Ok(size as u64);
-        }
-        let btf = Btf::vmlinux()?;
-        let id = btf_type(btf, &ty.base, ty.span)?;
-        btf.size_of(id)
-            .ok_or_else(|| Diagnostic::at(ty.span, format!("'{}' has no size", ty.base)))
+/// `sizeof(type)`
+pub(super) fn type_size(ty: &TypeName) -> Result<u64> {
+    if ty.pointer_depth > 0 {
+        return Ok(8);
     }
+    if let Some((size, _)) = int_type(&ty.base) {
+        return Ok(size as u64);
+    }
+    let btf = Btf::vmlinux()?;
+    let id = btf_type(btf, &ty.base, ty.span)?;
+    btf.size_of(id)
+        .ok_or_else(|| Diagnostic::at(ty.span, format!("'{}' has no size", ty.base)))
+}
 
-    /// `offsetof(type, a.b)`
-    pub(super) fn offsetof(&mut self, ty: &TypeName, path: &[String]) -> Result<u64> {
-        let btf = Btf::vmlinux()?;
-        let mut id = btf_type(btf, &ty.base, ty.span)?;
-        let mut off = 0u64;
-        for f in path {
-            let m = btf.member(id, f).ok_or_else(|| {
-                Diagnostic::at(
-                    ty.span,
-                    format!("{} has no field named '{}'", btf.type_name(id), f),
-                )
-            })?;
-            off += (m.bit_offset / 8) as u64;
-            id = btf.skip_modifiers(m.ty);
-        }
-        Ok(off)
+/// `offsetof(type, a.b)`
+pub(super) fn offsetof(ty: &TypeName, path: &[String]) -> Result<u64> {
+    let btf = Btf::vmlinux()?;
+    let mut id = btf_type(btf, &ty.base, ty.span)?;
+    let mut off = 0u64;
+    for f in path {
+        let m = btf.member(id, f).ok_or_else(|| {
+            Diagnostic::at(
+                ty.span,
+                format!("{} has no field named '{}'", btf.type_name(id), f),
+            )
+        })?;
+        off += (m.bit_offset / 8) as u64;
+        id = btf.skip_modifiers(m.ty);
     }
+    Ok(off)
 }

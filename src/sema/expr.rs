@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::access::{offsetof, type_size};
 use super::scope::Scope;
 use super::tast::{self, Expr, ExprKind as K, PrintfDecl, Stmt};
 use crate::bpf::MapId;
@@ -63,15 +64,6 @@ impl<'a, 'o> Scope<'a, 'o> {
         match c.kind {
             K::Int(v) => Ok(v),
             _ => Err(Diagnostic::at(e.span, "expected a constant integer")),
-        }
-    }
-
-    /// A constant string (a literal, or a ternary of literals on parameters).
-    pub fn constant_str(&mut self, e: &ast::Expr) -> Result<String> {
-        let c = self.expr(e)?.folded();
-        match c.kind {
-            K::Str(s) => Ok(s),
-            _ => Err(Diagnostic::at(e.span, "expected a constant string")),
         }
     }
 
@@ -188,7 +180,7 @@ impl<'a, 'o> Scope<'a, 'o> {
             ExprKind::Cast { ty, expr } => self.cast(ty, expr, span),
             ExprKind::Sizeof(arg) => {
                 let size = match arg {
-                    ast::SizeofArg::Type(t) => self.type_size(t)?,
+                    ast::SizeofArg::Type(t) => type_size(t)?,
                     ast::SizeofArg::Expr(x) => {
                         let x = self.expr(x)?;
                         match x.ty {
@@ -201,7 +193,7 @@ impl<'a, 'o> Scope<'a, 'o> {
                 mk(Ty::U64, K::Int(size as i64))
             }
             ExprKind::Offsetof { ty, field } => {
-                let off = self.offsetof(ty, field)?;
+                let off = offsetof(ty, field)?;
                 mk(Ty::U64, K::Int(off as i64))
             }
             ExprKind::Tuple(items) => {

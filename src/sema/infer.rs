@@ -12,10 +12,8 @@
 //! (`@z = @y; @y = @x;` before `@x = comm`): its errors are dropped and
 //! another round follows. Most scripts settle in the first check round.
 
-use super::inline::Functions;
-use super::kernel_has::Folded;
 use super::tast::{MapDecl, MapValue};
-use super::{Checker, Options, Round};
+use super::{Checker, Options, Passes, Round};
 use crate::bpf::MapId;
 use crate::diag::{Diagnostic, Result, Span};
 use crate::types::{self, Ty};
@@ -23,20 +21,18 @@ use crate::types::{self, Ty};
 /// Rounds at most; the last one's errors are reported even if unsettled.
 const MAX_ROUNDS: usize = 8;
 
-/// Runs checker rounds over `program` until one settles, and returns
-/// that round's checker (its programs, maps and errors are the result).
-pub(super) fn check_to_fixed_point<'o>(
-    folded: &'o Folded,
-    functions: &'o Functions,
-    options: &'o Options,
-) -> Checker<'o> {
+/// Runs checker rounds over the program the AST passes left until one
+/// settles, and returns that round's checker (its programs, maps and
+/// errors are the result).
+pub(super) fn check_to_fixed_point<'o>(passes: &'o Passes, options: &'o Options) -> Checker<'o> {
+    let folded = &passes.folded;
     let program = &folded.program;
-    let mut checker = Checker::new(options, Round::Infer, folded, functions);
+    let mut checker = Checker::new(options, Round::Infer, passes);
     checker.declare_maps(options.known_maps.clone());
     checker.note_off(folded.in_probes.iter().cloned());
     checker.run(program);
     for _ in 1..MAX_ROUNDS {
-        let mut next = Checker::new(options, Round::Check, folded, functions);
+        let mut next = Checker::new(options, Round::Check, passes);
         next.declare_maps(options.known_maps.clone());
         // What the round before learnt, provisionally (the session's
         // maps keep their types).

@@ -91,20 +91,14 @@ impl Functions {
         }
     }
 
-    /// Inlines every user function call of `items` (in probes, paths,
-    /// stages: all but the functions' own declarations).
+    /// Inlines every user function call of `items` (in probes and stage
+    /// programs: all but the functions' own declarations).
     pub(super) fn inline_program(&self, items: &mut [ast::Item]) {
         for item in items {
             if !matches!(item, ast::Item::Fn(_)) {
                 walk::program(std::slice::from_mut(item), &mut |e| self.replace(e, 0));
             }
         }
-    }
-
-    /// Inlines the user function calls of `e`, an expression the checker
-    /// makes itself.
-    pub(super) fn inline_expr(&self, e: &mut ast::Expr) {
-        walk::expr(e, &mut |e| self.replace(e, 0));
     }
 
     /// Replaces `e` when it calls a user function, inside `depth` inlined

@@ -3,16 +3,18 @@
 //! tracefs), infers map key and value types across probes, and produces the
 //! checked program in [`tast`].
 //!
-//! [`check`] runs, in order: three passes over the AST (parameters become
+//! [`check`] runs, in order: four passes over the AST (parameters become
 //! their values, [`params`]; kernel tests are decided and the code they
-//! switch off dropped, [`kernel_has`]; user function calls become
+//! switch off dropped, [`kernel_has`]; paths are expanded into stage
+//! programs, each stage on the alternative this kernel attaches, with
+//! their settings evaluated, [`path::expand`]; user function calls become
 //! `Inlined` nodes holding the function's body with its variables renamed
 //! for the call, [`inline`], as bpftrace expands macros), then the checker
-//! in rounds until the map types settle ([`infer`]). The checker types an
-//! inlined call where it is ([`inlined`]: a function's parameters take
-//! each call's argument types, and a pure call may reuse an earlier
-//! result, [`memo`]), and expands paths into stage programs itself, as a
-//! path's key and stages are typed against each stage's probe.
+//! in rounds until the map types settle ([`infer`]). The checker types
+//! the stage programs (a path's key is typed against each stage's probe)
+//! and each inlined call where it is ([`inlined`]: a function's parameters
+//! take each call's argument types, and a pure call may reuse an earlier
+//! result, [`memo`]).
 
 mod access;
 mod expr;
@@ -99,23 +101,31 @@ pub enum StageChoice {
 /// is checked, and all errors are reported together.
 pub fn check(written: &ast::Program, options: &Options) -> Result<Script> {
     // The AST passes before type checking: parameters become their
-    // values, kernel tests are decided, then user functions are inlined.
+    // values, kernel tests are decided, paths are expanded, then user
+    // functions are inlined.
     let mut program = written.clone();
     let param_errors = params::substitute(&mut program.items, &options.params);
     let mut folded = kernel_has::fold(written, program);
+    let expanded = path::expand(&mut folded.program.items, options);
     let functions = inline::Functions::collect(&folded.program.items, options.library_start);
     functions.inline_program(&mut folded.program.items);
-    let mut checker = infer::check_to_fixed_point(&folded, &functions, options);
-    let mut errors = std::mem::take(&mut checker.errors);
+    let passes = Passes {
+        folded,
+        expanded,
+        functions,
+    };
+    let mut checker = infer::check_to_fixed_point(&passes, options);
+    let mut errors = passes.expanded.errors.clone();
+    errors.append(&mut checker.errors);
     errors.extend(
         param_errors
             .into_iter()
-            .chain(folded.errors.iter().cloned()),
+            .chain(passes.folded.errors.iter().cloned()),
     );
     errors.sort_by_key(|e| e.span.map_or(usize::MAX, |s| s.start));
     Diagnostic::collected(errors)?;
     let live = |name: &str| checker.map_ids.contains_key(name);
-    let mut warnings = checker.warnings;
+    let mut warnings = passes.expanded.warnings.clone();
     // A skipped probe is named unless the metrics it takes down say it.
     for (maps, why, span) in &checker.skipped {
         if !maps.iter().any(|m| !m.starts_with("@_") && !live(m)) {
@@ -137,8 +147,8 @@ pub fn check(written: &ast::Program, options: &Options) -> Result<Script> {
         ));
     }
     Ok(Script {
-        map_keys: map_keys(&folded.program, options)?,
-        print_maps_on_exit: print_maps_on_exit(&folded.program)?,
+        map_keys: map_keys(&passes.folded.program, options)?,
+        print_maps_on_exit: print_maps_on_exit(&passes.folded.program)?,
         programs: checker.programs,
         maps: checker.maps,
         printfs: checker.printfs,
@@ -148,6 +158,17 @@ pub fn check(written: &ast::Program, options: &Options) -> Result<Script> {
         warnings,
         paths: checker.paths,
     })
+}
+
+/// The program as the AST passes left it, with what each found.
+struct Passes {
+    /// Parameters substituted and kernel tests decided ([`kernel_has`]);
+    /// then paths expanded and calls inlined in place.
+    folded: kernel_has::Folded,
+    /// The paths and their stage programs ([`path::expand`]).
+    expanded: path::Expanded,
+    /// The user functions ([`inline`]).
+    functions: inline::Functions,
 }
 
 /// `config print_maps_on_exit = false;` (bpftrace's setting): the maps
@@ -320,8 +341,6 @@ struct Checker<'o> {
     /// User functions (the script's and the stdlib's), as the inlining
     /// pass found them.
     functions: &'o inline::Functions,
-    /// Catalogue stages by name (the script's and the stdlib's).
-    catalogue: HashMap<String, ast::StageDecl>,
     /// Maps seen only read so far in an inference round (their type is a
     /// guess).
     placeholders: std::collections::HashSet<MapId>,
@@ -338,10 +357,8 @@ struct Checker<'o> {
     uses_kstack: bool,
     /// The `ratelimit()` calls of the source, by limiter slot.
     rate_limits: Vec<Span>,
-    warnings: Vec<Diagnostic>,
-    /// Path stages this kernel cannot attach: (why, stage, path, where
-    /// the stage is declared).
-    skipped_stages: Vec<(String, String, String, Span)>,
+    /// The paths, with the types of their keys and `info` once their
+    /// stage programs are checked.
     paths: Vec<tast::PathInfo>,
     /// Maps written by the program being checked.
     writes: std::collections::BTreeSet<MapId>,
@@ -349,6 +366,8 @@ struct Checker<'o> {
     off: Vec<kernel_has::SwitchedOff>,
     /// The program with its `kernel_has()` tests decided.
     folded: &'o kernel_has::Folded,
+    /// Its paths expanded (their stage programs are among its items).
+    expanded: &'o path::Expanded,
     /// The maps of each probe skipped as missing, why, and the
     /// probe's place.
     skipped: Vec<(Vec<String>, String, Span)>,
@@ -365,31 +384,25 @@ struct Checker<'o> {
 }
 
 impl<'o> Checker<'o> {
-    fn new(
-        options: &'o Options,
-        round: Round,
-        folded: &'o kernel_has::Folded,
-        functions: &'o inline::Functions,
-    ) -> Self {
+    fn new(options: &'o Options, round: Round, passes: &'o Passes) -> Self {
+        let expanded = &passes.expanded;
         Checker {
             options,
-            folded,
-            functions,
+            folded: &passes.folded,
+            expanded,
+            functions: &passes.functions,
             round,
             maps: Vec::new(),
             map_ids: HashMap::new(),
-            catalogue: HashMap::new(),
             placeholders: Default::default(),
             provisional: Default::default(),
             unknown_reads: Vec::new(),
             reads: Vec::new(),
             printfs: Vec::new(),
             programs: Vec::new(),
-            uses_kstack: false,
+            uses_kstack: expanded.paths.iter().any(|p| p.info.stacks),
             rate_limits: Vec::new(),
-            warnings: Vec::new(),
-            skipped_stages: Vec::new(),
-            paths: Vec::new(),
+            paths: expanded.paths.iter().map(|p| p.info.clone()).collect(),
             writes: Default::default(),
             off: Vec::new(),
             skipped: Vec::new(),
@@ -485,25 +498,12 @@ impl<'o> Checker<'o> {
         }
     }
 
-    /// True for a span in the appended standard library.
-    fn in_library(&self, span: Span) -> bool {
-        self.options
-            .library_start
-            .is_some_and(|start| span.start >= start)
-    }
-
-    /// Checks every definition, path and probe of the program, on after
-    /// errors, which it keeps in `errors`.
+    /// Checks every probe and stage program of the program, on after
+    /// errors, which it keeps in `errors` (with the functions' definition
+    /// errors).
     fn run(&mut self, program: &ast::Program) {
         self.errors.extend(self.functions.errors.iter().cloned());
-        for item in &program.items {
-            if let ast::Item::Stage(s) = item {
-                let library = self.in_library(s.span);
-                let defined = define(&mut self.catalogue, &s.name, s, s.span, library, "stage");
-                self.keep_error(defined);
-            }
-        }
-        let mut stages = Vec::new();
+        let mut stage_programs = Vec::new();
         for item in &program.items {
             match item {
                 ast::Item::Probe(block) => {
@@ -512,16 +512,14 @@ impl<'o> Checker<'o> {
                         self.keep_error(checked);
                     }
                 }
-                ast::Item::Path(path) => {
-                    let plans = self.check_path(path);
-                    stages.extend(self.keep_error(plans).into_iter().flatten());
-                }
+                ast::Item::StageProgram(stage_program) => stage_programs.push(stage_program),
                 _ => {}
             }
         }
-        let staged = self.stage_programs(stages);
+        let staged = self.stage_programs(&stage_programs);
         self.keep_error(staged);
-        if self.programs.is_empty() && self.errors.is_empty() {
+        let failed = !self.errors.is_empty() || !self.expanded.errors.is_empty();
+        if self.programs.is_empty() && !failed {
             self.errors
                 .push(Diagnostic::plain("the script has no probes"));
         }

@@ -1,31 +1,32 @@
 //! Recalled first stages of a path (`stage? NAME = PROBE -> recall MARK in
-//! SPAN`): checked where they are declared, and their statements, a mark
-//! under the guard (`Stmt::PathMark`) where the stage has no packet.
+//! SPAN`): checked where they are declared (path expansion), and their
+//! statements, a mark under the guard (`Stmt::PathMark`) where the stage
+//! has no packet (the checker).
 
-use super::path::{int, StagePlan};
+use super::path::int;
 use super::scope::Scope;
 use super::tast::{Expr, Stmt};
 use crate::diag::{Diagnostic, Result};
 use crate::syntax::ast;
 use crate::types::Ty;
 
-/// The statement of recalled stage `plan`: its guard around its mark.
-pub(super) fn mark_stage(scope: &mut Scope, plan: &StagePlan) -> Result<Stmt> {
-    let ast::StageTarget::Recall { mark, .. } = &plan.alt.target else {
+/// The statement of recalled stage `stage`: its guard around its mark.
+pub(super) fn mark_stage(scope: &mut Scope, stage: &ast::ProgramStage) -> Result<Stmt> {
+    let ast::StageRecord::Mark(mark) = &stage.record else {
         return Err(Diagnostic::at(
-            plan.decl.span,
+            stage.span,
             "internal error: a stage with a packet among recalled stages",
         ));
     };
-    let guard = match &plan.alt.guard {
+    let guard = match &stage.guard {
         Some(g) => scope.expr(g)?,
-        None => int(1, plan.alt.spec.span),
+        None => int(1, stage.probe_span),
     };
     scope.expect_scalar(&guard, "a stage guard")?;
     let mark = scope.in_region(false, |scope| scope.expr(mark))?;
     expect_integers(&mark, "a recalled stage's mark", "(owner, position)")?;
     let record = Stmt::PathMark {
-        path: plan.path,
+        path: stage.path,
         mark,
     };
     Ok(Stmt::If(guard, vec![record], Vec::new()))

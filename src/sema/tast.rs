@@ -564,7 +564,7 @@ impl Expr {
 }
 
 /// `a op b` on constants, as the program would compute it.
-fn fold_binary(op: BinOp, a: i64, b: i64, signed: bool) -> Option<i64> {
+pub(super) fn fold_binary(op: BinOp, a: i64, b: i64, signed: bool) -> Option<i64> {
     let (ua, ub) = (a as u64, b as u64);
     let bool = |c: bool| c as i64;
     Some(match op {

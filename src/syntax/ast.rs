@@ -29,6 +29,10 @@ pub enum Item {
     /// `stage name = probe -> packet or ...;` outside a path: a catalogue
     /// entry that path stages refer to by name.
     Stage(StageDecl),
+    /// The stages of the paths that share one probe point and one packet:
+    /// never parsed, made by semantic analysis when it expands the paths
+    /// (`sema::path::expand`), in place of the paths and catalogue stages.
+    StageProgram(StageProgram),
 }
 
 /// A packet path: ordered stages where one packet, recognised by its key,
@@ -146,6 +150,67 @@ pub enum StageTarget {
         /// `(owner, start, length)`, evaluated with `$skb` at the next stage.
         span: Expr,
     },
+}
+
+/// One program of path stages (see [`Item::StageProgram`]): `$skb` bound
+/// to the packet once, then each stage's guard around its record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageProgram {
+    /// Where its probe point is among the points the path expansion
+    /// chose (`sema::path::Expanded::points`).
+    pub point: usize,
+    /// The packet, bound to `$skb`; `None` for recalled stages (no packet).
+    pub packet: Option<Expr>,
+    /// The stages, in the order the paths declare them.
+    pub stages: Vec<ProgramStage>,
+    /// Span of the first stage.
+    pub span: Span,
+}
+
+/// One stage in a [`StageProgram`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgramStage {
+    /// Its path, by index among the paths expanded.
+    pub path: u32,
+    /// Its index among its path's stages this kernel attaches.
+    pub index: u32,
+    /// The guard of the alternative chosen (a catalogue stage's with the
+    /// reference's added).
+    pub guard: Option<Expr>,
+    /// What the stage records.
+    pub record: StageRecord,
+    /// Span of the stage.
+    pub span: Span,
+    /// Span of the probe of the alternative chosen.
+    pub probe_span: Span,
+}
+
+/// What a stage records under its guard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageRecord {
+    /// The packet's time, under its key.
+    Packet(Box<PacketRecord>),
+    /// A recalled stage's mark, `(owner, position)`.
+    Mark(Expr),
+}
+
+/// The expressions of a stage with a packet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PacketRecord {
+    /// The path's key.
+    pub key: Expr,
+    /// The path's filter.
+    pub filter: Option<Expr>,
+    /// The path's `info`, at a stage that may start a record.
+    pub info: Option<Expr>,
+    /// The path's `hist_by`, at its last stage.
+    pub group: Option<Expr>,
+    /// The recalled stage's span, `(owner, start, length)`, at the first
+    /// stage with a packet after a recalled stage.
+    pub recall: Option<Expr>,
+    /// `pkt_capture($skb)`, written at the key, at a stage that starts
+    /// records of a path whose packets `--pcap` captures.
+    pub capture: Option<Expr>,
 }
 
 /// `const NAME = expr;`: a value known at compile time.

@@ -27,6 +27,7 @@ pub fn program(items: &mut [Item], visit: &mut impl FnMut(&mut Expr) -> bool) {
                 }
             }
             Item::Stage(s) => stage(s, visit),
+            Item::StageProgram(program) => stage_program(program, visit),
             Item::Param(_) | Item::Config(_) => {}
         }
     }
@@ -48,6 +49,33 @@ fn stage(stage: &mut StageDecl, visit: &mut impl FnMut(&mut Expr) -> bool) {
         }
         if let Some(guard) = guard {
             expr(guard, visit);
+        }
+    }
+}
+
+fn stage_program(program: &mut StageProgram, visit: &mut impl FnMut(&mut Expr) -> bool) {
+    if let Some(packet) = &mut program.packet {
+        expr(packet, visit);
+    }
+    for stage in &mut program.stages {
+        if let Some(guard) = &mut stage.guard {
+            expr(guard, visit);
+        }
+        match &mut stage.record {
+            StageRecord::Mark(mark) => expr(mark, visit),
+            StageRecord::Packet(record) => {
+                expr(&mut record.key, visit);
+                let optional = [
+                    &mut record.filter,
+                    &mut record.info,
+                    &mut record.group,
+                    &mut record.recall,
+                    &mut record.capture,
+                ];
+                for e in optional.into_iter().flatten() {
+                    expr(e, visit);
+                }
+            }
         }
     }
 }

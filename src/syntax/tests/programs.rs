@@ -170,7 +170,8 @@ fn several_probe_blocks_in_order() {
             | Item::Const(_)
             | Item::Fn(_)
             | Item::Path(_)
-            | Item::Stage(_) => None,
+            | Item::Stage(_)
+            | Item::StageProgram(_) => None,
         })
         .collect();
     assert_eq!(providers, ["BEGIN", "kprobe", "END"]);
