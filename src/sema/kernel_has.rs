@@ -389,6 +389,12 @@ fn feature_text(arg: &ast::Expr) -> Result<&str> {
     }
 }
 
+/// The maps that code the checker sees (its calls inlined) assigns, each
+/// with the assignment's target: [`assigned_maps`] after inlining.
+pub(super) fn maps_assigned_when_inlined(stmts: &[ast::Stmt], out: &mut Vec<(String, Span)>) {
+    assigned_maps(stmts, &HashMap::new(), out);
+}
+
 /// The maps that `stmts` assign, directly or in the user functions they
 /// call (each function walked once), each with the assignment's target.
 /// `functions` are those calls name before inlining (none after it: the

@@ -420,7 +420,7 @@ impl<'o> Checker<'o> {
     /// Records the maps `stmts` assign as switched off for `why`.
     fn switch_off(&mut self, stmts: &[ast::Stmt], why: &str) {
         let mut maps = Vec::new();
-        kernel_has::assigned_maps(stmts, &HashMap::new(), &mut maps);
+        kernel_has::maps_assigned_when_inlined(stmts, &mut maps);
         let off = maps.into_iter().map(|(map, at)| kernel_has::SwitchedOff {
             map,
             why: why.to_string(),
@@ -536,7 +536,7 @@ impl<'o> Checker<'o> {
                     && providers::lookup(&spec.provider).is_some() =>
             {
                 let mut maps = Vec::new();
-                kernel_has::assigned_maps(&block.body.stmts, &HashMap::new(), &mut maps);
+                kernel_has::maps_assigned_when_inlined(&block.body.stmts, &mut maps);
                 let maps = maps.into_iter().map(|(map, _)| map).collect();
                 self.skipped.push((maps, e.message.clone(), spec.span));
                 self.switch_off(&block.body.stmts, &e.message);

@@ -80,7 +80,7 @@ pub(super) fn check_block(scope: &mut Scope, stmts: &[ast::Stmt]) -> Vec<Stmt> {
         if let Err(e) = check_stmt(scope, s, &mut out) {
             poison_assigned(&mut scope.vars, s);
             let mut maps = Vec::new();
-            kernel_has::assigned_maps(std::slice::from_ref(s), &Default::default(), &mut maps);
+            kernel_has::maps_assigned_when_inlined(std::slice::from_ref(s), &mut maps);
             (scope.checker.failed_writes).extend(maps.into_iter().map(|(map, _)| map));
             scope.keep_error(e);
         }
