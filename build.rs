@@ -5,7 +5,10 @@
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    // Read at run time: a build script binary reused by another checkout
+    // sharing the target directory must not read the first one's scripts.
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let dir = Path::new(&root).join("scripts");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut scripts: Vec<(String, String)> = std::fs::read_dir(&dir)
         .expect("the scripts/ directory")

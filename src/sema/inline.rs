@@ -42,8 +42,9 @@ pub(super) fn as_written(name: &str) -> &str {
 pub(super) struct Functions {
     /// By name: the script's replaces the stdlib's of the same name.
     table: HashMap<String, ast::FnDecl>,
-    /// Whether each function only computes a value (see `memo`), by name.
-    pub pure: HashMap<String, bool>,
+    /// Whether each function asked about only computes a value (see
+    /// `memo`), by name: found on first asking, for the functions called.
+    pure: RefCell<HashMap<String, bool>>,
     /// The errors of the definitions.
     pub errors: Vec<Diagnostic>,
     /// Calls inlined so far: each call's variables take its number.
@@ -69,26 +70,29 @@ impl Functions {
         let mut errors = Vec::new();
         for item in items {
             if let ast::Item::Fn(f) = item {
-                let from_library = library_start.is_some_and(|start| f.span.start >= start);
-                if let Err(e) = define_function(&mut table, f, from_library) {
+                if let Err(e) = define_function(&mut table, f, library_start) {
                     errors.push(e);
                 }
             }
         }
-        let pure = (table.keys())
-            .map(|name| {
-                let pure = memo::pure_function(&table, name, &mut Vec::new());
-                (name.clone(), pure)
-            })
-            .collect();
         Functions {
             table,
-            pure,
+            pure: RefCell::new(HashMap::new()),
             errors,
             calls: Cell::new(0),
             too_deep: Cell::new(false),
             recursive: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Whether user function `name` only computes a value (see `memo`).
+    pub(super) fn is_pure(&self, name: &str) -> bool {
+        if let Some(&pure) = self.pure.borrow().get(name) {
+            return pure;
+        }
+        let pure = memo::pure_function(&self.table, name, &mut Vec::new());
+        self.pure.borrow_mut().insert(name.to_string(), pure);
+        pure
     }
 
     /// Inlines every user function call of `items` (in probes and stage
@@ -213,7 +217,7 @@ fn inlinable(f: &ast::FnDecl, args: usize, span: Span, depth: usize) -> Result<(
 fn define_function(
     table: &mut HashMap<String, ast::FnDecl>,
     f: &ast::FnDecl,
-    from_library: bool,
+    library_start: Option<usize>,
 ) -> Result<()> {
     if crate::builtins::function(&f.name).is_some() {
         return Err(Diagnostic::at(
@@ -235,7 +239,7 @@ fn define_function(
             ),
         ));
     }
-    define(table, &f.name, f, f.span, from_library, "function")
+    define(table, &f.name, f, f.span, library_start, "function")
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ impl Scope<'_, '_> {
         }
         let first_local = self.var_types.len();
         // The call's variables are out of reach once it ends: the same
-        // call may be checked again in this scope (a path's settings are
+        // call may be checked again in this scope (a path's key and filter are
         // checked at each stage of a shared program) and starts afresh.
         let caller_vars = std::mem::take(&mut self.vars);
         let mut body = Vec::new();

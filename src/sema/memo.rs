@@ -166,7 +166,7 @@ impl Scope<'_, '_> {
     /// when the function is pure and every argument is a variable, a
     /// remembered call or a constant.
     pub(super) fn memo_key(&self, name: &str, values: &[Expr]) -> Option<Vec<Arg>> {
-        if self.checker.functions.pure.get(name) != Some(&true) {
+        if !self.checker.functions.is_pure(name) {
             return None;
         }
         values

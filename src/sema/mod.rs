@@ -309,15 +309,17 @@ fn btf_less_warnings(btf_less: &[(String, String, Span)]) -> Vec<Diagnostic> {
 }
 
 /// Adds a named definition; the script's own replaces the library's (which
-/// come after the script in the source), a name defined twice is an error.
+/// starts at `library_start` in the source, after the script), a name
+/// defined twice is an error.
 fn define<T: Clone>(
     table: &mut HashMap<String, T>,
     name: &str,
     item: &T,
     span: Span,
-    from_library: bool,
+    library_start: Option<usize>,
     what: &str,
 ) -> Result<()> {
+    let from_library = library_start.is_some_and(|start| span.start >= start);
     if from_library && table.contains_key(name) {
         return Ok(());
     }
@@ -415,18 +417,6 @@ impl<'o> Checker<'o> {
     /// The value of `result`, or `None` with its error kept for the report.
     fn keep_error<T>(&mut self, result: Result<T>) -> Option<T> {
         result.map_err(|e| self.errors.push(e)).ok()
-    }
-
-    /// Records the maps `stmts` assign as switched off for `why`.
-    fn switch_off(&mut self, stmts: &[ast::Stmt], why: &str) {
-        let mut maps = Vec::new();
-        kernel_has::maps_assigned_when_inlined(stmts, &mut maps);
-        let off = maps.into_iter().map(|(map, at)| kernel_has::SwitchedOff {
-            map,
-            why: why.to_string(),
-            at,
-        });
-        self.note_off(off);
     }
 
     /// Records switched-off assignments, each (map, why) once (a round
@@ -535,11 +525,17 @@ impl<'o> Checker<'o> {
                 if (self.options.skip_missing_probes || block.optional)
                     && providers::lookup(&spec.provider).is_some() =>
             {
+                // Its maps are switched off (each write's place kept).
                 let mut maps = Vec::new();
                 kernel_has::maps_assigned_when_inlined(&block.body.stmts, &mut maps);
-                let maps = maps.into_iter().map(|(map, _)| map).collect();
-                self.skipped.push((maps, e.message.clone(), spec.span));
-                self.switch_off(&block.body.stmts, &e.message);
+                let names = maps.iter().map(|(map, _)| map.clone()).collect();
+                self.skipped.push((names, e.message.clone(), spec.span));
+                let off = maps.into_iter().map(|(map, at)| kernel_has::SwitchedOff {
+                    map,
+                    why: e.message.clone(),
+                    at,
+                });
+                self.note_off(off);
                 return Ok(());
             }
             Err(e) => return Err(e),

@@ -37,9 +37,7 @@ pub(in crate::sema) fn expand(items: &mut Vec<ast::Item>, options: &Options) -> 
     *items = kept;
     for item in &taken {
         if let ast::Item::Stage(s) = item {
-            let library = options
-                .library_start
-                .is_some_and(|start| s.span.start >= start);
+            let library = options.library_start;
             let defined = define(&mut pass.catalogue, &s.name, s, s.span, library, "stage");
             pass.keep_error(defined);
         }
