@@ -79,6 +79,17 @@ fn check_icmp(out: &str, name: &str, requester: &str, responder: &str, types: (u
     }
 }
 
+/// When path event `e` was first seen: its earliest stage time (ns).
+fn first_seen_ns(e: &Value) -> u64 {
+    e["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["ts_ns"].as_u64())
+        .min()
+        .unwrap_or(0)
+}
+
 /// An ovs_tcp_latency run whose client sent `sends` bytes, one send()
 /// each, over a path of MSS `mss`: every byte of the stream reported
 /// exactly once, in segments in sequence order from the SYN's ISN + 1;
@@ -87,6 +98,13 @@ fn check_icmp(out: &str, name: &str, requester: &str, responder: &str, types: (u
 /// send's first byte), the segments adding up to the total, and its GSO segment
 /// count that of its payload: a send larger than the MSS is one GSO packet
 /// of ceil(payload / MSS) segments, at least one of them.
+///
+/// A retransmitted segment travels the path again, so its bytes are
+/// reported twice: a report of bytes reported before it is a
+/// retransmission (without the send stage), no report mixes new and old
+/// bytes, and there are no more retransmitted segments than the client's
+/// namespace counted (the section's `retransmitted segments:` line; none
+/// on a quick guest).
 fn check_tcp(out: &str, name: &str, sends: &[u64], mss: u64) {
     let events = path_events(section(out, name));
     let info = |e: &Value, i: usize| e["info"][i].as_u64().unwrap_or(0);
@@ -99,8 +117,42 @@ fn check_tcp(out: &str, name: &str, sends: &[u64], mss: u64) {
     assert!(stage_seen(syn, stage_named(syn, upcall)), "{syn:#}");
     // Each data segment's offset in the stream, from ISN + 1.
     let offset = |e: &Value| info(e, 4).wrapping_sub(info(syn, 4) + 1) & 0xffff_ffff;
+    let range = |e: &Value| offset(e)..offset(e) + info(e, 7);
+    // In the order they were sent, each data report carries only new bytes,
+    // or only bytes reported before: a retransmission.
     let mut data: Vec<&Value> = events.iter().filter(|e| info(e, 7) > 0).collect();
-    data.sort_by_key(|e| offset(e));
+    data.sort_by_key(|e| first_seen_ns(e));
+    let mut fresh: Vec<&Value> = Vec::new();
+    let mut repeated = 0;
+    let retransmitted = lab::value(section(out, name), "retransmitted segments");
+    for e in &data {
+        let bytes = range(e);
+        let known: u64 = fresh
+            .iter()
+            .map(|f| range(f))
+            .map(|f| {
+                bytes
+                    .end
+                    .min(f.end)
+                    .saturating_sub(bytes.start.max(f.start))
+            })
+            .sum();
+        if known == 0 {
+            fresh.push(e);
+            continue;
+        }
+        assert_eq!(known, info(e, 7), "{name}: new and old bytes in one: {e:#}");
+        repeated += info(e, 8).max(1);
+        assert!(
+            repeated <= retransmitted,
+            "{name}: more bytes again than the {retransmitted} retransmitted segments: {e:#}"
+        );
+        assert!(
+            !tx || !stage_seen(e, stage_named(e, "S0_")),
+            "{name}: {e:#}"
+        );
+    }
+    fresh.sort_by_key(|e| offset(e));
     // Where each send's first byte is in the stream.
     let first_bytes: Vec<u64> = sends
         .iter()
@@ -110,21 +162,28 @@ fn check_tcp(out: &str, name: &str, sends: &[u64], mss: u64) {
         })
         .collect();
     let mut next = 0;
-    for (i, e) in data.iter().enumerate() {
+    for (i, e) in fresh.iter().enumerate() {
         let (at, len) = (offset(e), info(e, 7));
-        assert_eq!(at, next, "{name}: each byte once, in order: {data:#?}");
+        assert_eq!(at, next, "{name}: each byte once, in order: {fresh:#?}");
         next = at + len;
         // The leading small sends are a segment each.
         if let Some(&size) = sends.get(i).filter(|&&n| n <= mss) {
             assert_eq!(len, size, "{name}: send {i} in one segment: {e:#}");
         }
         // tx: the send stage fires for exactly the segments that carry a
-        // send's first byte (no retransmissions here).
-        let send = tx.then(|| stage_named(e, "S0_"));
-        if let Some(send) = send {
-            let carries = first_bytes.iter().any(|b| (at..at + len).contains(b));
-            assert_eq!(stage_seen(e, send), carries, "{name}: {e:#}");
+        // send's first byte.
+        if tx {
+            let carries = first_bytes.iter().any(|b| (at..next).contains(b));
+            assert_eq!(
+                stage_seen(e, stage_named(e, "S0_")),
+                carries,
+                "{name}: {e:#}"
+            );
         }
+    }
+    for e in &data {
+        let len = info(e, 7);
+        let send = tx.then(|| stage_named(e, "S0_"));
         let unchecked: Vec<&str> = send.into_iter().collect();
         lab::check_fast_or_upcalled(
             e,

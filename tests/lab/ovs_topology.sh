@@ -30,6 +30,8 @@ neigh ns1 2 02 a1; neigh ns1 254 fe a1; neigh ns2 1 01 a2; neigh ns2 254 fe a2; 
 # resolve a2p) without ip netns exec's fresh /sys, which would hide tracefs; the datapath's flows are
 # purged before each run (revalidator/purge), so the first packets go through the upcall.
 NS_SW="nsenter --net=/run/netns/sw"
+# retransmitted_segments NS: the TCP segments namespace NS has retransmitted since it was made.
+retransmitted_segments() { ip netns exec "$1" nstat -asz TcpRetransSegs | awk '$1 == "TcpRetransSegs" { print $2 }'; }
 # ovs_icmp SECTION DIRECTION PINGER TARGET LOCAL REMOTE [netscript options]: scripts/ovs_icmp_rtt.ns
 # (this host LOCAL, the remote REMOTE, the NIC a2p) over 5 pings from namespace PINGER to TARGET.
 ovs_icmp() {
@@ -39,14 +41,18 @@ ovs_icmp() {
     "${@:7}" -c "ip netns exec $3 ping -q -c 5 -i 0.3 $4 >/dev/null" 2>&1
 }
 # ovs_tcp SECTION DIRECTION SRC DST PORT SERVER_NS CLIENT_NS [SIZE...]: scripts/ovs_tcp_latency.ns (JSON)
-# on a tcp_transfer.py client in CLIENT_NS sending SIZE bytes per send to SRC -> DST:PORT.
+# on a tcp_transfer.py client in CLIENT_NS sending SIZE bytes per send to SRC -> DST:PORT, then the
+# segments the client's namespace retransmitted meanwhile (a slow guest's late ACK can draw a tail
+# loss probe or a timeout, and a retransmitted segment travels the path again).
 ovs_tcp() {
   ip netns exec sw ovs-appctl revalidator/purge
   local bind=0.0.0.0; case "$4" in *:*) bind=::;; esac
   ip netns exec "$6" python3 tcp_transfer.py server "$5" $bind & local server=$!; wait_port "$6" "$5"
+  local retransmitted; retransmitted=$(retransmitted_segments "$7")
   section "$1"
   $NS_SW netscript scripts/ovs_tcp_latency.ns --direction "$2" --src-ip "$3" --dst-ip "$4" --dst-port "$5" \
     --phy-iface a2p -f json -c "ip netns exec $7 python3 tcp_transfer.py client $4 $5 ${*:8}" 2>&1
+  echo "retransmitted segments: $(( $(retransmitted_segments "$7") - retransmitted ))"
   # The server ends when the client closes; if netscript failed, no client came: stop it.
   for _ in $(seq 50); do kill -0 $server 2>/dev/null || break; sleep 0.1; done
   kill $server 2>/dev/null; wait $server
