@@ -1,27 +1,29 @@
 //! A compact, allocation-light name index shared by the BTF reader and the
-//! kallsyms table: a vector of `(hash of name, entry)` pairs sorted by hash.
-//! A lookup returns the candidate entries whose name hashes alike; the caller
-//! confirms each candidate by comparing the real name, so collisions are
-//! harmless.
+//! kallsyms table: one sorted `u64` per entry, the hash of its name in the
+//! high half and the entry in the low half. A lookup returns the candidate
+//! entries whose name hashes alike; the caller confirms each candidate by
+//! comparing the real name, so collisions (a few among the 100,000-odd
+//! names of a kernel) are harmless.
 
-/// Sorted `(name hash, entry)` pairs; see the module documentation.
+/// Sorted `hash << 32 | entry` words; see the module documentation.
 #[derive(Debug, Default)]
 pub struct NameIndex {
-    entries: Vec<(u64, u32)>,
+    entries: Vec<u64>,
 }
 
-/// FNV-1a: fast on the short identifiers of kernel symbols and types.
-pub fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+/// 32-bit FNV-1a: fast on the short identifiers of kernel symbols and types.
+fn name_hash(name: &str) -> u64 {
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    u64::from(hash) << 32
 }
 
 impl NameIndex {
     /// Builds the index from `(name, entry)` pairs.
     pub fn build<'a>(pairs: impl Iterator<Item = (&'a str, u32)>) -> NameIndex {
-        let mut entries: Vec<(u64, u32)> = pairs
-            .map(|(name, entry)| (name_hash(name), entry))
+        let mut entries: Vec<u64> = pairs
+            .map(|(name, entry)| name_hash(name) | u64::from(entry))
             .collect();
         entries.sort_unstable();
         NameIndex { entries }
@@ -31,11 +33,11 @@ impl NameIndex {
     /// entry order); callers must check the actual name.
     pub fn candidates(&self, name: &str) -> impl Iterator<Item = u32> + '_ {
         let hash = name_hash(name);
-        let start = self.entries.partition_point(|&(h, _)| h < hash);
+        let start = self.entries.partition_point(|&e| e < hash);
         self.entries[start..]
             .iter()
-            .take_while(move |&&(h, _)| h == hash)
-            .map(|&(_, entry)| entry)
+            .take_while(move |&&e| e & !0xffff_ffff == hash)
+            .map(|&e| e as u32)
     }
 }
 

@@ -79,6 +79,13 @@ fn resolves_address_of_known_symbol() {
         kallsyms.symbols.len(),
         start.elapsed()
     );
+    // Loaded BPF programs come and go in kallsyms: count one reading.
+    let lines = text.lines().count();
+    assert_eq!(
+        Kallsyms::parse(text).symbols.len(),
+        lines,
+        "every line read"
+    );
     assert_eq!(kallsyms.resolve(addr), Some(("tcp_sendmsg", 0)));
     assert_eq!(
         kallsyms.resolve(addr + 3).map(|(_, offset)| offset),
@@ -111,4 +118,18 @@ fn features_of_this_kernel() {
         Path::new("/sys/bus/event_source/devices/kprobe").exists()
     );
     assert!(kernel_version().is_some_and(|v| v >= (5, 8)));
+}
+
+#[test]
+fn skips_malformed_lines_and_reads_modules() {
+    let text = "ffffffff81000000 T\nzz T bad_address\nffffffff81000010 T\tnot_spaced\n\
+                ffffffff81000020 t short\n12345678901234567 T too_long\n\
+                ffffffffc0002000 T vport_cmd\t[openvswitch]\nffffffffc0002100 t no_module\t[]";
+    let syms = Kallsyms::parse(text.to_string());
+    let names: Vec<&str> = syms.symbols.iter().map(|s| syms.name(s)).collect();
+    assert_eq!(names, ["short", "vport_cmd", "no_module"]);
+    assert_eq!(syms.module_of("vport_cmd"), Some("openvswitch"));
+    assert_eq!(syms.module_of("short"), None);
+    assert_eq!(syms.module_of("no_module"), None);
+    assert_eq!(syms.resolve(0xffffffffc0002005), Some(("vport_cmd", 5)));
 }
