@@ -7,88 +7,119 @@
 
 use crate::diag::Diagnostic;
 use crate::ir::{Addr, Function, Inst, Label, Operand, VReg};
-use std::collections::HashMap;
 
-/// Calls `f` on every virtual register `inst` reads.
-pub fn visit_uses_mut(inst: &mut Inst, mut f: impl FnMut(&mut VReg)) {
-    let operand = |o: &mut Operand, f: &mut dyn FnMut(&mut VReg)| {
-        if let Operand::Reg(r) = o {
-            f(r)
+/// The one description of which registers an instruction reads and
+/// writes, for both a shared and a mutable instruction: match ergonomics
+/// bind `&VReg` or `&mut VReg` as `inst` is.
+macro_rules! each_use {
+    ($inst:expr, $f:expr) => {{
+        let f = $f;
+        // A register operand, not an immediate.
+        macro_rules! operand {
+            ($o:expr) => {
+                if let Operand::Reg(r) = $o {
+                    f(r)
+                }
+            };
         }
-    };
-    let addr = |a: &mut Addr, f: &mut dyn FnMut(&mut VReg)| {
-        if let Addr::Reg(r, _) = a {
-            f(r)
+        match $inst {
+            Inst::Mov { src, .. } => operand!(src),
+            Inst::Alu { lhs, rhs, .. } => {
+                operand!(lhs);
+                operand!(rhs);
+            }
+            Inst::Neg { src: r, .. }
+            | Inst::ReadKernel { base: r, .. }
+            | Inst::Load {
+                addr: Addr::Reg(r, _),
+                ..
+            } => f(r),
+            Inst::Store { addr, src, .. } => {
+                if let Addr::Reg(r, _) = addr {
+                    f(r)
+                }
+                operand!(src);
+            }
+            Inst::Call { args, .. } => {
+                for arg in args {
+                    operand!(arg);
+                }
+            }
+            Inst::Branch { lhs, rhs, .. } => {
+                f(lhs);
+                operand!(rhs);
+            }
+            Inst::Exit(v) => operand!(v),
+            Inst::CmpXchg {
+                base,
+                expected,
+                new,
+                ..
+            } => {
+                f(base);
+                f(expected);
+                f(new);
+            }
+            Inst::Load { .. }
+            | Inst::StackAddr { .. }
+            | Inst::MapPtr { .. }
+            | Inst::Jump(_)
+            | Inst::Label(_)
+            | Inst::Loc(_) => {}
         }
-    };
-    match inst {
-        Inst::Mov { src, .. } => operand(src, &mut f),
-        Inst::Alu { lhs, rhs, .. } => {
-            operand(lhs, &mut f);
-            operand(rhs, &mut f);
-        }
-        Inst::Neg { src, .. } => f(src),
-        Inst::Load { addr: a, .. } => addr(a, &mut f),
-        Inst::ReadKernel { base, .. } => f(base),
-        Inst::Store { addr: a, src, .. } => {
-            addr(a, &mut f);
-            operand(src, &mut f);
-        }
-        Inst::Call { args, .. } => args.iter_mut().for_each(|a| operand(a, &mut f)),
-        Inst::Branch { lhs, rhs, .. } => {
-            f(lhs);
-            operand(rhs, &mut f);
-        }
-        Inst::Exit(v) => operand(v, &mut f),
-        Inst::CmpXchg {
-            base,
-            expected,
-            new,
-            ..
-        } => {
-            f(base);
-            f(expected);
-            f(new);
-        }
-        Inst::StackAddr { .. }
-        | Inst::MapPtr { .. }
-        | Inst::Jump(_)
-        | Inst::Label(_)
-        | Inst::Loc(_) => {}
-    }
+    }};
 }
 
-/// The virtual registers `inst` reads (in operand order, possibly repeated).
-pub fn uses(inst: &Inst) -> Vec<VReg> {
-    let mut out = Vec::new();
-    visit_uses_mut(&mut inst.clone(), |r| out.push(*r));
-    out
+/// See [`each_use`]: the register `inst` writes, if any.
+macro_rules! the_def {
+    ($inst:expr) => {
+        match $inst {
+            Inst::Mov { dst, .. }
+            | Inst::Alu { dst, .. }
+            | Inst::Neg { dst, .. }
+            | Inst::Load { dst, .. }
+            | Inst::ReadKernel { dst, .. }
+            | Inst::StackAddr { dst, .. }
+            | Inst::MapPtr { dst, .. }
+            | Inst::CmpXchg { old: dst, .. }
+            | Inst::Call { dst: Some(dst), .. } => Some(dst),
+            Inst::Call { dst: None, .. }
+            | Inst::Store { .. }
+            | Inst::Jump(_)
+            | Inst::Branch { .. }
+            | Inst::Label(_)
+            | Inst::Loc(_)
+            | Inst::Exit(_) => None,
+        }
+    };
+}
+
+/// Calls `f` on every virtual register `inst` reads (in operand order,
+/// possibly repeated).
+pub fn visit_uses(inst: &Inst, mut f: impl FnMut(VReg)) {
+    each_use!(inst, &mut |r: &VReg| f(*r))
+}
+
+/// Calls `f` on every virtual register `inst` reads, to rewrite it.
+pub fn visit_uses_mut(inst: &mut Inst, mut f: impl FnMut(&mut VReg)) {
+    each_use!(inst, &mut |r: &mut VReg| f(r))
+}
+
+/// True if `inst` reads `r`.
+pub fn reads(inst: &Inst, r: VReg) -> bool {
+    let mut found = false;
+    visit_uses(inst, |u| found |= u == r);
+    found
 }
 
 /// The virtual register `inst` writes, if any.
 pub fn def_mut(inst: &mut Inst) -> Option<&mut VReg> {
-    match inst {
-        Inst::Mov { dst, .. }
-        | Inst::Alu { dst, .. }
-        | Inst::Neg { dst, .. }
-        | Inst::Load { dst, .. }
-        | Inst::ReadKernel { dst, .. }
-        | Inst::StackAddr { dst, .. }
-        | Inst::MapPtr { dst, .. }
-        | Inst::CmpXchg { old: dst, .. } => Some(dst),
-        Inst::Call { dst, .. } => dst.as_mut(),
-        Inst::Store { .. }
-        | Inst::Jump(_)
-        | Inst::Branch { .. }
-        | Inst::Label(_)
-        | Inst::Loc(_)
-        | Inst::Exit(_) => None,
-    }
+    the_def!(inst)
 }
 
 /// The virtual register `inst` writes, if any.
 pub fn def(inst: &Inst) -> Option<VReg> {
-    def_mut(&mut inst.clone()).copied()
+    the_def!(inst).copied()
 }
 
 /// A fixed-size set of virtual registers.
@@ -122,29 +153,55 @@ impl VRegSet {
             .is_some_and(|w| w & (1 << (r.0 % 64)) != 0)
     }
 
-    /// Adds every member of `other`; true if the set grew.
-    pub fn union_with(&mut self, other: &VRegSet) -> bool {
-        let mut grew = false;
-        for (w, o) in self.words.iter_mut().zip(&other.words) {
-            let new = *w | o;
-            grew |= new != *w;
-            *w = new;
-        }
-        grew
-    }
-
     /// The members in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = VReg> + '_ {
-        self.words.iter().enumerate().flat_map(|(i, &w)| {
-            let mut rest = w;
-            std::iter::from_fn(move || {
-                let bit = rest.trailing_zeros();
-                (rest != 0).then(|| {
-                    rest &= rest - 1;
-                    VReg(i as u32 * 64 + bit)
-                })
+        bits(&self.words).map(VReg)
+    }
+}
+
+/// The indices of the set bits of `words`, in increasing order.
+fn bits(words: &[u64]) -> impl Iterator<Item = u32> + '_ {
+    words.iter().enumerate().flat_map(|(i, &w)| {
+        let mut rest = w;
+        std::iter::from_fn(move || {
+            let bit = rest.trailing_zeros();
+            (rest != 0).then(|| {
+                rest &= rest - 1;
+                i as u32 * 64 + bit
             })
         })
+    })
+}
+
+/// One bit set per block, stored row after row in one vector.
+#[derive(Debug, Clone)]
+struct BlockSets {
+    /// Words per row.
+    width: usize,
+    words: Vec<u64>,
+}
+
+impl BlockSets {
+    /// `rows` empty sets able to hold members `< capacity`.
+    fn new(rows: usize, capacity: usize) -> Self {
+        let width = capacity.div_ceil(64);
+        BlockSets {
+            width,
+            words: vec![0; rows * width],
+        }
+    }
+
+    fn row(&self, b: usize) -> &[u64] {
+        &self.words[b * self.width..(b + 1) * self.width]
+    }
+
+    fn row_mut(&mut self, b: usize) -> &mut [u64] {
+        &mut self.words[b * self.width..(b + 1) * self.width]
+    }
+
+    /// Adds member `i` to row `b`.
+    fn insert(&mut self, b: usize, i: u32) {
+        self.words[b * self.width + i as usize / 64] |= 1 << (i % 64);
     }
 }
 
@@ -172,47 +229,56 @@ pub struct Liveness {
     /// Capacity of the function's register sets (`vreg_count`).
     capacity: u32,
     /// Registers live on entry of each block (over `globals`).
-    live_in: Vec<VRegSet>,
+    live_in: BlockSets,
     /// Registers live on exit of each block (over `globals`).
-    live_out: Vec<VRegSet>,
+    live_out: BlockSets,
 }
 
 impl Liveness {
     /// The registers live on entry of block `b`.
     pub fn live_in(&self, b: usize) -> VRegSet {
-        self.expand(&self.live_in[b])
+        self.expand(self.live_in.row(b))
     }
 
     /// The members of `live_in(b)` (or with `exit`, of `live_out(b)`).
     pub fn live_at(&self, b: usize, exit: bool) -> impl Iterator<Item = VReg> + '_ {
-        let set = if exit {
-            &self.live_out[b]
-        } else {
-            &self.live_in[b]
-        };
-        set.iter().map(|i| self.globals[i.0 as usize])
+        let sets = if exit { &self.live_out } else { &self.live_in };
+        bits(sets.row(b)).map(|i| self.globals[i as usize])
     }
 
     /// The registers live on exit of block `b`.
     pub fn live_out(&self, b: usize) -> VRegSet {
-        self.expand(&self.live_out[b])
+        self.expand(self.live_out.row(b))
     }
 
-    /// A set over `globals` as a set of the function's registers.
-    fn expand(&self, set: &VRegSet) -> VRegSet {
+    /// A row over `globals` as a set of the function's registers.
+    fn expand(&self, row: &[u64]) -> VRegSet {
         let mut out = VRegSet::new(self.capacity);
-        set.iter()
-            .for_each(|i| out.insert(self.globals[i.0 as usize]));
+        bits(row).for_each(|i| out.insert(self.globals[i as usize]));
         out
     }
 }
 
+/// The instruction index of every label of a function, by label number.
+#[derive(Debug, Default)]
+pub struct LabelPositions(Vec<Option<usize>>);
+
+impl LabelPositions {
+    /// Where label `l` is defined.
+    pub fn get(&self, l: &Label) -> Option<&usize> {
+        self.0.get(l.0 as usize)?.as_ref()
+    }
+}
+
 /// The instruction index of every label; an error for a label defined twice.
-pub fn label_positions(func: &Function) -> Result<HashMap<Label, usize>, Diagnostic> {
-    let mut at = HashMap::new();
+pub fn label_positions(func: &Function) -> Result<LabelPositions, Diagnostic> {
+    let mut at = vec![None; func.label_count as usize];
     for (i, inst) in func.insts.iter().enumerate() {
         if let Inst::Label(l) = inst {
-            if at.insert(*l, i).is_some() {
+            if at.len() <= l.0 as usize {
+                at.resize(l.0 as usize + 1, None);
+            }
+            if at[l.0 as usize].replace(i).is_some() {
                 return Err(Diagnostic::plain(format!(
                     "internal error: label L{} defined twice",
                     l.0
@@ -220,7 +286,7 @@ pub fn label_positions(func: &Function) -> Result<HashMap<Label, usize>, Diagnos
             }
         }
     }
-    Ok(at)
+    Ok(LabelPositions(at))
 }
 
 /// Splits the function into basic blocks with their successors.
@@ -278,59 +344,76 @@ pub fn analyze(func: &Function) -> Result<Liveness, Diagnostic> {
     // Per block, gen (read before written in the block) and kill (written
     // in it) as lists, with one scratch set of the function's registers.
     let mut written = VRegSet::new(capacity);
-    let mut gens: Vec<Vec<VReg>> = Vec::with_capacity(blocks.len());
-    let mut kills: Vec<Vec<VReg>> = Vec::with_capacity(blocks.len());
+    // Per block, gen (read before written in the block) and kill (written
+    // in it), as runs of two flat lists: block `b`'s end at `ends[b]`.
+    let (mut gens, mut kills) = (Vec::new(), Vec::new());
+    let mut ends = Vec::with_capacity(blocks.len());
     for b in &blocks {
-        let (mut g, mut k) = (Vec::new(), Vec::new());
+        let first_kill = kills.len();
         for inst in &func.insts[b.start..=b.end] {
-            g.extend(uses(inst).into_iter().filter(|&u| !written.contains(u)));
+            visit_uses(inst, |u| {
+                if !written.contains(u) {
+                    gens.push(u)
+                }
+            });
             if let Some(d) = def(inst) {
                 if !written.contains(d) {
                     written.insert(d);
-                    k.push(d);
+                    kills.push(d);
                 }
             }
         }
-        k.iter().for_each(|&d| written.remove(d));
-        gens.push(g);
-        kills.push(k);
+        kills[first_kill..].iter().for_each(|&d| written.remove(d));
+        ends.push((gens.len(), kills.len()));
     }
     // The registers some block reads before writing: the only ones that can
     // be live at a block boundary, numbered densely.
     let mut index = vec![u32::MAX; capacity as usize];
     let mut globals = Vec::new();
-    for &r in gens.iter().flatten() {
+    for &r in &gens {
         if index[r.0 as usize] == u32::MAX {
             index[r.0 as usize] = globals.len() as u32;
             globals.push(r);
         }
     }
-    let dense = |regs: &[VReg]| {
-        let mut set = VRegSet::new(globals.len() as u32);
-        regs.iter()
-            .filter(|r| index[r.0 as usize] != u32::MAX)
-            .for_each(|r| set.insert(VReg(index[r.0 as usize])));
-        set
-    };
-    let gen: Vec<VRegSet> = gens.iter().map(|g| dense(g)).collect();
-    let kill: Vec<VRegSet> = kills.iter().map(|k| dense(k)).collect();
-    let cap = globals.len() as u32;
-    let mut live_in = vec![VRegSet::new(cap); blocks.len()];
-    let mut live_out = vec![VRegSet::new(cap); blocks.len()];
+    let (mut gen, mut kill) = (
+        BlockSets::new(blocks.len(), globals.len()),
+        BlockSets::new(blocks.len(), globals.len()),
+    );
+    let mut starts = (0, 0);
+    for (b, &(gen_end, kill_end)) in ends.iter().enumerate() {
+        let dense = |r: &VReg| Some(index[r.0 as usize]).filter(|&i| i != u32::MAX);
+        gens[starts.0..gen_end]
+            .iter()
+            .filter_map(dense)
+            .for_each(|i| gen.insert(b, i));
+        kills[starts.1..kill_end]
+            .iter()
+            .filter_map(dense)
+            .for_each(|i| kill.insert(b, i));
+        starts = (gen_end, kill_end);
+    }
+    // live_out(b) = union of live_in(successors);
+    // live_in(b) = (live_out(b) - kill(b)) + gen(b).
+    let mut live_in = BlockSets::new(blocks.len(), globals.len());
+    let mut live_out = BlockSets::new(blocks.len(), globals.len());
     let mut changed = true;
     while changed {
         changed = false;
         for b in (0..blocks.len()).rev() {
+            let out = live_out.row_mut(b);
             for &s in &blocks[b].succs {
-                let succ_in = live_in[s].clone();
-                changed |= live_out[b].union_with(&succ_in);
+                for (w, &o) in out.iter_mut().zip(live_in.row(s)) {
+                    changed |= *w | o != *w;
+                    *w |= o;
+                }
             }
-            let mut inn = live_out[b].clone();
-            for k in kill[b].iter() {
-                inn.remove(k);
+            let words = out.iter().zip(kill.row(b)).zip(gen.row(b));
+            for (w, ((&o, &k), &g)) in live_in.row_mut(b).iter_mut().zip(words) {
+                let new = *w | (o & !k) | g;
+                changed |= new != *w;
+                *w = new;
             }
-            inn.union_with(&gen[b]);
-            changed |= live_in[b].union_with(&inn);
         }
     }
     Ok(Liveness {
@@ -346,10 +429,11 @@ pub fn analyze(func: &Function) -> Result<Liveness, Diagnostic> {
 fn check_vregs(func: &Function) -> Result<(), Diagnostic> {
     let in_range = |r: VReg| r.0 < func.vreg_count;
     let ok = in_range(func.ctx)
-        && func
-            .insts
-            .iter()
-            .all(|i| uses(i).into_iter().chain(def(i)).all(in_range));
+        && func.insts.iter().all(|i| {
+            let mut ok = def(i).is_none_or(in_range);
+            visit_uses(i, |u| ok &= in_range(u));
+            ok
+        });
     if ok {
         Ok(())
     } else {
@@ -389,7 +473,7 @@ pub fn intervals(func: &Function) -> Result<Vec<Interval>, Diagnostic> {
     };
     for (i, inst) in func.insts.iter().enumerate() {
         let pos = 2 * i as u32;
-        uses(inst).into_iter().for_each(|u| extend(u, pos));
+        visit_uses(inst, |u| extend(u, pos));
         if let Some(d) = def(inst) {
             extend(d, pos + 1);
         }

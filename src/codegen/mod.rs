@@ -236,7 +236,7 @@ fn drop_dead_defs(func: &mut Function) -> Result<(), Diagnostic> {
                     Some(d) => now.remove(d),
                     None => {}
                 }
-                liveness::uses(inst).into_iter().for_each(|u| now.insert(u));
+                liveness::visit_uses(inst, |u| now.insert(u));
             }
         }
         if !dead.contains(&true) {

@@ -52,37 +52,43 @@ impl Facts {
 
     /// Rewrites `inst` with what is known (uses of copies read the
     /// original; a kernel word already held is moved, not read), then
-    /// updates the facts past it. Returns the rewritten instruction.
-    fn step(&mut self, inst: &Inst, defined_once: &HashSet<VReg>) -> Inst {
-        let mut inst = inst.clone();
+    /// updates the facts past it. Returns the rewritten instruction, if
+    /// it changed.
+    fn step(&mut self, inst: &Inst, defined_once: &HashSet<VReg>) -> Option<Inst> {
         // Kernel reads go through the original pointer, so that reads
         // through copies of it (or through it plus a constant, a header
         // at a known offset) are recognised (other uses keep their copy:
         // moves are cheap, and a copy updated in place would keep both alive).
-        if let Inst::ReadKernel { base, off, .. } = &mut inst {
-            let (origin, k) = self.origin(*base);
-            if let Some(moved) = off.checked_add(k) {
-                (*base, *off) = (origin, moved);
+        let rewritten = match *inst {
+            Inst::ReadKernel {
+                dst,
+                base,
+                off,
+                width,
+            } => {
+                let (origin, k) = self.origin(base);
+                let (base, off) = off.checked_add(k).map_or((base, off), |o| (origin, o));
+                match self.words.get(&(base, off, width)) {
+                    Some(&held) => Some(Inst::Mov {
+                        dst,
+                        src: Operand::Reg(held),
+                    }),
+                    None => Some(Inst::ReadKernel {
+                        dst,
+                        base,
+                        off,
+                        width,
+                    })
+                    .filter(|read| read != inst),
+                }
             }
-        }
-        if let Inst::ReadKernel {
-            dst,
-            base,
-            off,
-            width,
-        } = inst
-        {
-            if let Some(&held) = self.words.get(&(base, off, width)) {
-                inst = Inst::Mov {
-                    dst,
-                    src: Operand::Reg(held),
-                };
-            }
-        }
-        if let Some(d) = liveness::def(&inst) {
+            _ => None,
+        };
+        let inst = rewritten.as_ref().unwrap_or(inst);
+        if let Some(d) = liveness::def(inst) {
             self.kill(d);
         }
-        let offset_copy = match inst {
+        let offset_copy = match *inst {
             Inst::Mov {
                 dst,
                 src: Operand::Reg(s),
@@ -105,7 +111,7 @@ impl Facts {
                 self.copies.insert(dst, (origin, k));
             }
         }
-        match inst {
+        match *inst {
             Inst::ReadKernel {
                 dst,
                 base,
@@ -116,7 +122,7 @@ impl Facts {
             }
             _ => {}
         }
-        inst
+        rewritten
     }
 }
 
@@ -152,10 +158,15 @@ pub fn drop_repeated_reads(func: &mut Function) -> Result<(), Diagnostic> {
         known.for_each(|o| facts.meet(o));
         Some(facts)
     };
-    let mut changed = true;
-    while changed {
-        changed = false;
+    // Sweeps in block order, visiting only the blocks whose predecessors'
+    // facts changed since the block's last visit (the others would find
+    // what they found before).
+    let mut stale = vec![true; blocks.len()];
+    while stale.contains(&true) {
         for (b, block) in blocks.iter().enumerate() {
+            if !std::mem::take(&mut stale[b]) {
+                continue;
+            }
             let Some(mut facts) = entry_facts(b, &out) else {
                 continue;
             };
@@ -164,7 +175,7 @@ pub fn drop_repeated_reads(func: &mut Function) -> Result<(), Diagnostic> {
             }
             if out[b].as_ref() != Some(&facts) {
                 out[b] = Some(facts);
-                changed = true;
+                block.succs.iter().for_each(|&s| stale[s] = true);
             }
         }
     }
@@ -173,7 +184,9 @@ pub fn drop_repeated_reads(func: &mut Function) -> Result<(), Diagnostic> {
             continue;
         };
         for i in block.start..=block.end {
-            func.insts[i] = facts.step(&func.insts[i], &defined_once);
+            if let Some(rewritten) = facts.step(&func.insts[i], &defined_once) {
+                func.insts[i] = rewritten;
+            }
         }
     }
     Ok(())

@@ -41,7 +41,7 @@ pub fn allocate(func: &mut Function) -> Result<Allocation, Diagnostic> {
             .collect();
         match linear_scan(&intervals, &calls, func.vreg_count, |r| r.0 < first_temp)? {
             Ok(alloc) => return Ok(alloc),
-            Err(spilled) => spilled.into_iter().for_each(|r| spill(func, r)),
+            Err(spilled) => spill(func, &spilled),
         }
     }
     Err(Diagnostic::plain(
@@ -113,46 +113,88 @@ fn linear_scan(
     })
 }
 
-/// Rewrites `func` so that `victim` lives in a new 8-byte stack slot.
-fn spill(func: &mut Function, victim: VReg) {
-    let slot = func.slot(8, 8);
-    let at = Addr::Stack(slot, 0);
-    let mut out = Vec::with_capacity(func.insts.len() + 4);
-    if func.ctx == victim {
-        let entry = func.vreg();
-        func.ctx = entry;
+/// Rewrites `func` so that each of `victims` lives in a new 8-byte stack
+/// slot, in one pass over the instructions. The result is the one spilling
+/// them one after another would give (each victim's temporaries numbered
+/// after the previous victim's, its loads after theirs), so a spill does
+/// not change the allocation's tie-breaks.
+fn spill(func: &mut Function, victims: &[VReg]) {
+    let mut victim_of = vec![None; func.vreg_count as usize];
+    for (k, v) in victims.iter().enumerate() {
+        victim_of[v.0 as usize] = Some(k);
+    }
+    let victim = |r: VReg| victim_of.get(r.0 as usize).copied().flatten();
+    // Temporaries per victim: the context's entry copy, one per reading
+    // and one per writing instruction.
+    let mut temps = vec![0u32; victims.len()];
+    if let Some(k) = victim(func.ctx) {
+        temps[k] += 1;
+    }
+    let mut read = Vec::new();
+    for inst in &func.insts {
+        read.clear();
+        liveness::visit_uses(inst, |r| read.extend(victim(r)));
+        read.sort_unstable();
+        read.dedup();
+        read.iter().for_each(|&k| temps[k] += 1);
+        if let Some(k) = liveness::def(inst).and_then(victim) {
+            temps[k] += 1;
+        }
+    }
+    let mut next: Vec<u32> = temps
+        .iter()
+        .scan(func.vreg_count, |first, n| {
+            *first += n;
+            Some(*first - n)
+        })
+        .collect();
+    func.vreg_count += temps.iter().sum::<u32>();
+    let slots: Vec<Addr> = victims
+        .iter()
+        .map(|_| Addr::Stack(func.slot(8, 8), 0))
+        .collect();
+    let mut temp = |k: usize| {
+        next[k] += 1;
+        VReg(next[k] - 1)
+    };
+    let mut out = Vec::with_capacity(func.insts.len() + temps.iter().sum::<u32>() as usize);
+    if let Some(k) = victim(func.ctx) {
+        func.ctx = temp(k);
         out.push(Inst::Store {
-            addr: at,
+            addr: slots[k],
             width: Width::B8,
-            src: Operand::Reg(entry),
+            src: Operand::Reg(func.ctx),
         });
     }
     for mut inst in std::mem::take(&mut func.insts) {
-        if liveness::uses(&inst).contains(&victim) {
-            let loaded = func.vreg();
+        read.clear();
+        liveness::visit_uses(&inst, |r| read.extend(victim(r)));
+        read.sort_unstable();
+        read.dedup();
+        for &k in &read {
+            let loaded = temp(k);
             out.push(Inst::Load {
                 dst: loaded,
-                addr: at,
+                addr: slots[k],
                 width: Width::B8,
             });
             liveness::visit_uses_mut(&mut inst, |r| {
-                if *r == victim {
+                if *r == victims[k] {
                     *r = loaded
                 }
             });
         }
         let stored = match liveness::def_mut(&mut inst) {
-            Some(d) if *d == victim => {
-                let t = func.vreg();
-                *d = t;
-                Some(t)
-            }
-            _ => None,
+            Some(d) => victim(*d).map(|k| {
+                *d = temp(k);
+                (k, *d)
+            }),
+            None => None,
         };
         out.push(inst);
-        if let Some(t) = stored {
+        if let Some((k, t)) = stored {
             out.push(Inst::Store {
-                addr: at,
+                addr: slots[k],
                 width: Width::B8,
                 src: Operand::Reg(t),
             });
@@ -300,10 +342,30 @@ mod tests {
     }
 
     #[test]
+    fn spilling_several_at_once_is_spilling_them_in_turn() {
+        let (f, vals) = many_live(6);
+        let sum = VReg(f.vreg_count - 1);
+        // Out of register order, with the context and an instruction
+        // (`sum += v`) that reads two of them.
+        let victims = [vals[4], sum, f.ctx, vals[1]];
+        let mut at_once = f.clone();
+        spill(&mut at_once, &victims);
+        let mut in_turn = f;
+        for v in victims {
+            spill(&mut in_turn, &[v]);
+        }
+        assert_eq!(at_once.insts, in_turn.insts);
+        assert_eq!(
+            (at_once.vreg_count, at_once.ctx, at_once.slots.len()),
+            (in_turn.vreg_count, in_turn.ctx, in_turn.slots.len())
+        );
+    }
+
+    #[test]
     fn spilled_context_is_stored_at_entry() {
         let mut f = Function::new("t");
         let ctx = f.ctx;
-        spill(&mut f, ctx);
+        spill(&mut f, &[ctx]);
         assert_ne!(f.ctx, ctx);
         assert_eq!(
             f.insts[0],
