@@ -145,7 +145,7 @@ fn check_tcp(out: &str, name: &str, sends: &[u64], mss: u64) {
         repeated += info(e, 8).max(1);
         assert!(
             repeated <= retransmitted,
-            "{name}: more bytes again than the {retransmitted} retransmitted segments: {e:#}"
+            "{name}: more segments again than the {retransmitted} retransmitted: {e:#}"
         );
         assert!(
             !tx || !stage_seen(e, stage_named(e, "S0_")),

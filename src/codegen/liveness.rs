@@ -8,9 +8,9 @@
 use crate::diag::Diagnostic;
 use crate::ir::{Addr, Function, Inst, Label, Operand, VReg};
 
-/// The one description of which registers an instruction reads and
-/// writes, for both a shared and a mutable instruction: match ergonomics
-/// bind `&VReg` or `&mut VReg` as `inst` is.
+/// The one description of which registers an instruction reads (its
+/// writes: [`the_def`]), for both a shared and a mutable instruction:
+/// match ergonomics bind `&VReg` or `&mut VReg` as `inst` is.
 macro_rules! each_use {
     ($inst:expr, $f:expr) => {{
         let f = $f;
@@ -105,13 +105,6 @@ pub fn visit_uses_mut(inst: &mut Inst, mut f: impl FnMut(&mut VReg)) {
     each_use!(inst, &mut |r: &mut VReg| f(r))
 }
 
-/// True if `inst` reads `r`.
-pub fn reads(inst: &Inst, r: VReg) -> bool {
-    let mut found = false;
-    visit_uses(inst, |u| found |= u == r);
-    found
-}
-
 /// The virtual register `inst` writes, if any.
 pub fn def_mut(inst: &mut Inst) -> Option<&mut VReg> {
     the_def!(inst)
@@ -151,11 +144,6 @@ impl VRegSet {
         self.words
             .get(r.0 as usize / 64)
             .is_some_and(|w| w & (1 << (r.0 % 64)) != 0)
-    }
-
-    /// The members in increasing order.
-    pub fn iter(&self) -> impl Iterator<Item = VReg> + '_ {
-        bits(&self.words).map(VReg)
     }
 }
 
@@ -342,10 +330,9 @@ pub fn analyze(func: &Function) -> Result<Liveness, Diagnostic> {
     let blocks = blocks(func)?;
     let capacity = func.vreg_count;
     // Per block, gen (read before written in the block) and kill (written
-    // in it) as lists, with one scratch set of the function's registers.
+    // in it), as runs of two flat lists (block `b`'s ends at `ends[b]`),
+    // with one scratch set of the function's registers.
     let mut written = VRegSet::new(capacity);
-    // Per block, gen (read before written in the block) and kill (written
-    // in it), as runs of two flat lists: block `b`'s end at `ends[b]`.
     let (mut gens, mut kills) = (Vec::new(), Vec::new());
     let mut ends = Vec::with_capacity(blocks.len());
     for b in &blocks {

@@ -124,6 +124,13 @@ fn spill(func: &mut Function, victims: &[VReg]) {
         victim_of[v.0 as usize] = Some(k);
     }
     let victim = |r: VReg| victim_of.get(r.0 as usize).copied().flatten();
+    // The victims `inst` reads, in victim order, into `read`.
+    let victims_read = |inst: &Inst, read: &mut Vec<usize>| {
+        read.clear();
+        liveness::visit_uses(inst, |r| read.extend(victim(r)));
+        read.sort_unstable();
+        read.dedup();
+    };
     // Temporaries per victim: the context's entry copy, one per reading
     // and one per writing instruction.
     let mut temps = vec![0u32; victims.len()];
@@ -132,10 +139,7 @@ fn spill(func: &mut Function, victims: &[VReg]) {
     }
     let mut read = Vec::new();
     for inst in &func.insts {
-        read.clear();
-        liveness::visit_uses(inst, |r| read.extend(victim(r)));
-        read.sort_unstable();
-        read.dedup();
+        victims_read(inst, &mut read);
         read.iter().for_each(|&k| temps[k] += 1);
         if let Some(k) = liveness::def(inst).and_then(victim) {
             temps[k] += 1;
@@ -167,10 +171,7 @@ fn spill(func: &mut Function, victims: &[VReg]) {
         });
     }
     for mut inst in std::mem::take(&mut func.insts) {
-        read.clear();
-        liveness::visit_uses(&inst, |r| read.extend(victim(r)));
-        read.sort_unstable();
-        read.dedup();
+        victims_read(&inst, &mut read);
         for &k in &read {
             let loaded = temp(k);
             out.push(Inst::Load {

@@ -386,14 +386,15 @@ pub fn print_event(
             false => Ok(ips.into_iter().map(|ip| sym.symbol(ip, true)).collect()),
         }
     };
-    // Each seen stage's stack, symbolized once (both forms show it).
-    let stacks: Vec<Stack> = seen
-        .iter()
-        .map(|s| match s.ts {
-            0 => Ok(Vec::new()),
-            _ => symbolized(s),
-        })
-        .collect();
+    // Each seen stage's stack, looked up only by the forms that show it.
+    let stacks = || -> Vec<Stack> {
+        seen.iter()
+            .map(|s| match s.ts {
+                0 => Ok(Vec::new()),
+                _ => symbolized(s),
+            })
+            .collect()
+    };
     // Only the form the output format prints is built (per packet).
     let text = || {
         let packet = Packet {
@@ -407,7 +408,7 @@ pub fn print_event(
             halves,
         };
         match path.report.style {
-            ReportStyle::Trace => packet.trace_text(&stacks),
+            ReportStyle::Trace => packet.trace_text(&stacks()),
             ReportStyle::Compact => packet.compact_text(),
         }
     };
@@ -436,7 +437,7 @@ pub fn print_event(
             )
         });
         let mut stages_json = Vec::new();
-        for ((stage, s), stack) in path.stages.iter().zip(&seen).zip(&stacks) {
+        for ((stage, s), stack) in path.stages.iter().zip(&seen).zip(&stacks()) {
             if s.ts == 0 {
                 stages_json.push(format!(
                     "{{\"name\": {}, \"seen\": false}}",

@@ -104,8 +104,9 @@ impl<'a, 'o> Scope<'a, 'o> {
 
     /// Types an expression, folding constant sub-expressions (parameters
     /// are constants, so filters on unused parameters cost nothing).
-    /// Inlined calls make the checked script deeper than its AST: it is
-    /// held to [`MAX_DEPTH`] too, which bounds every later stage.
+    /// Inlined calls make the checked script deeper than the parsed
+    /// source: it is held to [`MAX_DEPTH`] too, which bounds every later
+    /// stage.
     pub fn expr(&mut self, e: &ast::Expr) -> Result<Expr> {
         if self.depth >= MAX_DEPTH {
             return Err(Diagnostic::at(

@@ -1,7 +1,7 @@
 //! Calls computed once per event: a call of a pure user function whose
 //! arguments hold the same values as an earlier call's, at a point the
 //! earlier call always runs before, reads the earlier result instead of
-//! inlining the function again. A path stage's guard, filter and key each
+//! typing and emitting the inlined body again. A path stage's guard, filter and key each
 //! find the packet's IP header (`pkt_l3`), its upper-layer header
 //! (`ip_upper`) and its version; with this they are found once.
 //!

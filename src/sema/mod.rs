@@ -366,7 +366,8 @@ struct Checker<'o> {
     writes: std::collections::BTreeSet<MapId>,
     /// Each map assignment in switched-off code (a (map, why) once).
     off: Vec<kernel_has::SwitchedOff>,
-    /// The program with its `kernel_has()` tests decided.
+    /// The program with its `kernel_has()` tests decided, its paths
+    /// expanded and its calls inlined (`Passes::folded`).
     folded: &'o kernel_has::Folded,
     /// Its paths expanded (their stage programs are among its items).
     expanded: &'o path::Expanded,

@@ -1,5 +1,5 @@
 //! The state of checking one probe block for one concrete probe point:
-//! its variables, the tracepoint format, the functions being inlined and
+//! its variables, the tracepoint format, the inlined calls being typed and
 //! what is known at the point being checked. Expressions (`expr.rs`) and
 //! statements (`stmt.rs`) are checked as methods of [`Scope`].
 
@@ -25,7 +25,7 @@ pub(super) struct Scope<'a, 'o> {
     pub var_types: Vec<Ty>,
     /// The tracepoint record format, for tracepoint probes.
     pub tracepoint: Option<TracepointFormat>,
-    /// The user functions being inlined, innermost last.
+    /// The inlined calls being typed, innermost last.
     pub frames: Vec<super::inlined::Frame>,
     /// Variables that belong to an inlined call (started by the call).
     pub inline_vars: std::collections::HashSet<usize>,

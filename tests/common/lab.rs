@@ -3,7 +3,6 @@
 //! 6.12: `tests/lab/lab.sh`), and read what netscript printed there.
 //! See docs/testing.md.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::process::Command;
 
@@ -77,8 +76,8 @@ fn on_path(program: &str) -> bool {
 }
 
 /// Runs guest script `tests/lab/<script>` in a fresh lab VM of `kernel`
-/// (building that lab first if it is not cached; `lab.sh` runs two VMs
-/// at a time on the host) and returns its output; `None` when the lab cannot
+/// (building that lab first if it is not cached; `lab.sh` runs `LAB_VMS`
+/// VMs at a time on the host, 2 by default) and returns its output; `None` when the lab cannot
 /// run here and the test is skipped. Panics when the script fails.
 pub fn run(kernel: Kernel, script: &str) -> Option<String> {
     if !netscript::testing::bpf_available() {
@@ -144,19 +143,17 @@ pub fn on_each_kernel(script: &str, check: impl Fn(Kernel, &str) + Sync) {
         let runs: Vec<_> = kernels()
             .into_iter()
             .map(|kernel| {
-                let failed = move || {
-                    catch_unwind(AssertUnwindSafe(|| {
-                        if let Some(out) = run(kernel, script) {
-                            check(kernel, &out);
-                        }
-                    }))
-                    .is_err()
+                let checked = move || {
+                    if let Some(out) = run(kernel, script) {
+                        check(kernel, &out);
+                    }
                 };
-                (kernel, scope.spawn(failed))
+                (kernel, scope.spawn(checked))
             })
             .collect();
+        // A run that panicked is a failed kernel.
         runs.into_iter()
-            .filter_map(|(k, run)| (!matches!(run.join(), Ok(false))).then_some(k.release))
+            .filter_map(|(k, run)| run.join().is_err().then_some(k.release))
             .collect()
     });
     assert!(

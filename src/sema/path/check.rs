@@ -27,14 +27,22 @@ impl Checker<'_> {
                 let Stmt::If(_, inner, _) = stmt else {
                     continue;
                 };
-                let Some(Stmt::PathStage { path, stage, .. }) = inner.first() else {
+                let Some(Stmt::PathStage {
+                    path,
+                    stage,
+                    key,
+                    info: recorded,
+                    ..
+                }) = inner.first()
+                else {
                     continue;
                 };
                 let span = (stage_program.stages.iter())
                     .find(|s| s.path == *path && s.index == *stage)
                     .expect("a stage of the program")
                     .span;
-                let (key_ty, info_ty) = recorded_types(inner).unwrap_or((Ty::Void, Ty::Void));
+                let key_ty = key.ty.clone();
+                let info_ty = recorded.as_ref().map_or(Ty::Void, |i| i.ty.clone());
                 let info = &mut self.paths[*path as usize];
                 if *stage == info.leader() {
                     info.report.info = info_ty;
@@ -227,17 +235,6 @@ fn and(a: Expr, b: Expr) -> Expr {
         span,
     }
     .folded()
-}
-
-/// The types of the key and of the `info` values a stage records.
-fn recorded_types(stmts: &[Stmt]) -> Option<(Ty, Ty)> {
-    stmts.iter().find_map(|s| match s {
-        Stmt::PathStage { key, info, .. } => Some((
-            key.ty.clone(),
-            info.as_ref().map_or(Ty::Void, |i| i.ty.clone()),
-        )),
-        _ => None,
-    })
 }
 
 /// An error unless a report format (`describe`, `halves`, `half_fields`)
